@@ -1,0 +1,276 @@
+"""Driving work and time: consumer runs, exact settling, and stepping a virtual clock.
+
+Settling is exact (DESIGN section 6): every consumer runs until nothing is runnable; with
+``advance_time`` the clock jumps to the next due timer (a delayed message, a retry, a lease, a
+schedule) and settling goes on. A step limit turns a runaway loop into an error that prints the
+last journal records, never a wall-clock timeout.
+"""
+
+from __future__ import annotations
+
+import resource
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from conveyor.clock import VirtualClock
+from conveyor.errors import ConfigurationError, SettleError
+from conveyor.journal import Record, RecordKind
+from conveyor.message import Message
+from conveyor.registry import HandlerSpec
+from conveyor.transport import InspectableTransport
+
+if TYPE_CHECKING:
+    from conveyor.messaging import Messaging
+
+__all__ = ["Driver", "RunResult", "ScheduledEndpoint", "format_records"]
+
+_POLL_INTERVAL = timedelta(milliseconds=200)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """How a consumer run ended: what it processed and why it stopped."""
+
+    name: str
+    processed: int
+    stopped_because: str  # "limit", "empty", "time limit", "memory limit", "signal"
+
+
+class ScheduledEndpoint:
+    """A ``@scheduled`` handler with its next planned tick."""
+
+    __slots__ = ("due", "spec")
+
+    def __init__(self, spec: HandlerSpec, started: datetime) -> None:
+        assert spec.schedule is not None
+        self.spec = spec
+        self.due = spec.schedule.first_due(started)
+
+
+class Driver:
+    """Runs the consumers of one ``Messaging``."""
+
+    __slots__ = ("_m", "_stop_requested", "scheduled")
+
+    def __init__(self, messaging: Messaging, scheduled: list[HandlerSpec]) -> None:
+        self._m = messaging
+        now = messaging.clock.now()
+        self.scheduled = {s.endpoint_id: ScheduledEndpoint(s, now) for s in scheduled}
+        self._stop_requested = False
+
+    def names(self) -> list[str]:
+        return [*self._m.channels, *self.scheduled]
+
+    # ------------------------------------------------------------------ one step
+
+    def step(self, name: str, *, stop_on_failure: bool = False) -> bool:
+        """Process one message (or tick) of consumer ``name``; False when nothing was due."""
+        runtime = self._m.channels.get(name)
+        if runtime is not None:
+            delivery = runtime.transport.receive(name, lease=runtime.definition.lease)
+            if delivery is None:
+                return False
+            self._m.consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
+            return True
+        endpoint = self.scheduled[name]
+        now = self._m.clock.now()
+        if endpoint.due > now:
+            return False
+        self._tick(endpoint, now, stop_on_failure=stop_on_failure)
+        return True
+
+    def _tick(self, endpoint: ScheduledEndpoint, now: datetime, *, stop_on_failure: bool) -> None:
+        m = self._m
+        spec = endpoint.spec
+        schedule = spec.schedule
+        assert schedule is not None
+        planned = endpoint.due
+        endpoint.due = schedule.next_due(planned, now)
+        if schedule.is_missed(planned, now):
+            return
+        tick = Message(planned, m._new_message(None, None, None).headers, spec.endpoint_id)
+        m._record(RecordKind.TICKED, tick, endpoint_id=spec.endpoint_id,
+                  detail=f"planned {planned.isoformat()}")
+        try:
+            with m._transaction(), m.collecting(tick, spec.endpoint_id, None) as scope:
+                result = m.call_handler(spec, tick, None)
+                if result is not None:
+                    if m.router.has_command(type(result)):
+                        m.send(result)
+                    else:
+                        m.publish(result)
+                m.flush(scope)
+        except Exception:
+            # The failure is in the journal (FAILED); the next tick runs as planned.
+            if stop_on_failure:
+                raise
+
+    # ------------------------------------------------------------------ settling
+
+    def settle(self, *, names: list[str] | None = None, advance_time: bool = False,
+               max_steps: int | None = None) -> int:
+        """Run consumers until idle; with ``advance_time`` jump to each next due time."""
+        consumers = names if names is not None else self.names()
+        steps = 0
+        while True:
+            progressed = False
+            for name in consumers:
+                if self.step(name):
+                    progressed = True
+                    steps += 1
+                    if max_steps is not None and steps > max_steps:
+                        raise self._runaway(max_steps)
+            if progressed:
+                continue
+            if not advance_time:
+                return steps
+            due = self.next_due(consumers)
+            if due is None:
+                return steps
+            clock = self._virtual_clock("run_until_idle(advance_time=True)")
+            if due <= clock.now():
+                return steps  # something is due but not receivable (a lease held elsewhere)
+            clock.advance_to(due)
+
+    def advance_to(self, target: datetime, *, max_steps: int | None = None) -> int:
+        """Step the virtual clock to ``target``, settling at every due instant on the way."""
+        clock = self._virtual_clock("advance")
+        limit = max_steps if max_steps is not None else self._m.max_steps
+        steps = self.settle(max_steps=limit)
+        while True:
+            due = self.next_due(self.names())
+            if due is None or due > target or due <= clock.now():
+                break
+            clock.advance_to(due)
+            steps += self.settle(max_steps=None if limit is None else max(limit - steps, 0))
+        clock.advance_to(target)
+        steps += self.settle(max_steps=None if limit is None else max(limit - steps, 0))
+        return steps
+
+    def next_due(self, names: list[str]) -> datetime | None:
+        """The earliest instant any of these consumers has work."""
+        earliest: datetime | None = None
+        for name in names:
+            runtime = self._m.channels.get(name)
+            if runtime is not None:
+                if not isinstance(runtime.transport, InspectableTransport):
+                    continue
+                due = runtime.transport.next_due(name)
+            else:
+                due = self.scheduled[name].due
+            if due is not None and (earliest is None or due < earliest):
+                earliest = due
+        return earliest
+
+    def _virtual_clock(self, what: str) -> VirtualClock:
+        clock = self._m.clock
+        if not isinstance(clock, VirtualClock):
+            raise ConfigurationError(
+                f"{what} moves time, so it needs Messaging(clock=VirtualClock(...)); this "
+                f"Messaging runs on {clock!r}."
+            )
+        return clock
+
+    def _runaway(self, max_steps: int) -> SettleError:
+        last = self._m.journal.last(12)
+        return SettleError(
+            f"settling did not finish within {max_steps} steps: a handler keeps producing work "
+            f"(a runaway loop?). Last journal records:\n{format_records(last)}\n"
+            f"Raise max_steps if this much work is expected."
+        )
+
+    # ------------------------------------------------------------------ consumer runs
+
+    def run(self, name: str, *, limit: int | None, time_limit: timedelta | None,
+            memory_limit: int | None, stop_on_failure: bool,
+            finish_when_empty: bool | None) -> RunResult:
+        m = self._m
+        if name not in m.channels and name not in self.scheduled:
+            known = ", ".join(self.names()) or "none"
+            raise ConfigurationError(
+                f"no consumer named {name!r}; consumers: {known}. A consumer is a declared "
+                f"channel or a @scheduled endpoint."
+            )
+        if limit is not None and limit < 1:
+            raise ConfigurationError(f"run(limit={limit}) must be at least 1")
+        if finish_when_empty is None:
+            finish_when_empty = isinstance(m.clock, VirtualClock)
+        started = m.clock.now()
+        processed = 0
+        self._stop_requested = False
+        with self._signals():
+            while True:
+                if limit is not None and processed >= limit:
+                    return RunResult(name, processed, "limit")
+                if time_limit is not None and m.clock.now() - started >= time_limit:
+                    return RunResult(name, processed, "time limit")
+                if memory_limit is not None and _resident_mib() >= memory_limit:
+                    return RunResult(name, processed, "memory limit")
+                if self._stop_requested:
+                    return RunResult(name, processed, "signal")
+                if self.step(name, stop_on_failure=stop_on_failure):
+                    processed += 1
+                    continue
+                if finish_when_empty:
+                    return RunResult(name, processed, "empty")
+                m.clock.sleep(self._idle_wait(name, started, time_limit).total_seconds())
+
+    def _idle_wait(self, name: str, started: datetime, time_limit: timedelta | None) -> timedelta:
+        now = self._m.clock.now()
+        wait = _POLL_INTERVAL
+        due = self.next_due([name])
+        if due is not None and due > now:
+            wait = min(wait, due - now) if name in self._m.channels else due - now
+        if time_limit is not None:
+            wait = min(wait, max(started + time_limit - now, timedelta(0)))
+        return max(wait, timedelta(milliseconds=1))
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        """SIGTERM and SIGINT finish the current message, then stop the run."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def request_stop(signum: int, frame: FrameType | None) -> None:
+            self._stop_requested = True
+
+        previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def request_stop(self) -> None:
+        """Ask a running consumer to stop after the current message."""
+        self._stop_requested = True
+
+
+def _resident_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def format_records(records: list[Record]) -> str:
+    """One readable line per record: time, kind, type, id, channel, endpoint, outcome."""
+    lines = []
+    for r in records:
+        where = " ".join(
+            part for part in (
+                f"channel={r.channel}" if r.channel else "",
+                f"endpoint={r.endpoint_id}" if r.endpoint_id else "",
+                f"attempt={r.attempt}" if r.attempt > 1 else "",
+                f"delay={r.delay}" if r.delay else "",
+            ) if part
+        )
+        failure = f" !! {r.exception}" if r.exception else ""
+        detail = f" ({r.detail})" if r.detail else ""
+        lines.append(f"  {r.at.isoformat()} #{r.seq} {r.kind.value:<13} {r.message_type} "
+                     f"[{r.message_id}] {where}{detail}{failure}".rstrip())
+    return "\n".join(lines)

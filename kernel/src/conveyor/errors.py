@@ -1,0 +1,79 @@
+"""The ``ConveyorError`` tree.
+
+Every error says what happened, what exists instead, and how to fix it. User exceptions raised
+by handlers are never wrapped: they keep their type, message and traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConveyorError",
+    "ConfigurationError",
+    "RoutingError",
+    "NoHandlerError",
+    "SerializationError",
+    "TransportError",
+    "ConnectionFailed",
+    "ChannelNotFound",
+    "MessageTooLarge",
+    "TransportClosed",
+    "ClockError",
+    "SettleError",
+    "DeadLetterNotFound",
+]
+
+
+class ConveyorError(Exception):
+    """The root of every error Conveyor raises itself."""
+
+
+class ConfigurationError(ConveyorError):
+    """Raised when a ``Messaging`` is built from handlers, channels or options that cannot work."""
+
+
+class RoutingError(ConveyorError):
+    """A message cannot be routed as asked (for example an unmapped header value)."""
+
+
+class NoHandlerError(RoutingError):
+    """A command or query was sent and no handler is registered for it."""
+
+
+class SerializationError(ConveyorError):
+    """A payload could not be encoded or decoded. Keeps the raw bytes when decoding failed."""
+
+    def __init__(self, message: str, *, raw: bytes | None = None) -> None:
+        super().__init__(message)
+        self.raw = raw
+
+
+class TransportError(ConveyorError):
+    """A transport could not do what was asked."""
+
+
+class ConnectionFailed(TransportError):
+    """The broker could not be reached, or the connection was lost."""
+
+
+class ChannelNotFound(TransportError):
+    """A channel was used that the transport does not know and could not declare."""
+
+
+class MessageTooLarge(TransportError):
+    """A message is larger than the transport's declared maximum size."""
+
+
+class TransportClosed(TransportError):
+    """The transport was used after ``close()``."""
+
+
+class ClockError(ConveyorError):
+    """A clock was asked to do what clocks in Conveyor refuse (go backwards, naive times)."""
+
+
+class SettleError(ConveyorError):
+    """Settling did not reach a quiet state within its step limit (a runaway loop)."""
+
+
+class DeadLetterNotFound(ConveyorError):
+    """A dead letter was asked for by an id the store does not hold."""

@@ -1,0 +1,575 @@
+"""``Messaging``: the sync kernel facade — buses, channels, consumers and time, in one object.
+
+It is built from an explicit list of handlers and channels (no global registry) and validates
+everything at construction. Dispatch lives here; consuming a delivery lives in
+``conveyor.consumption``; running consumers and settling in ``conveyor.driving``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime, timedelta
+from typing import Any
+
+from conveyor.channels import Channel, Mode, QueueChannel
+from conveyor.clock import Clock, SystemClock, VirtualClock, ensure_aware
+from conveyor.collector import PendingSend, Scope
+from conveyor.consumption import Consumption
+from conveyor.context import Context
+from conveyor.deadletter import DeadLetterStore, InMemoryDeadLetterStore
+from conveyor.deduplication import Deduplication
+from conveyor.delivery import NO_OPTIONS, DeliveryOptions
+from conveyor.driving import Driver, RunResult
+from conveyor.errors import ConfigurationError, RoutingError
+from conveyor.headers import Headers, check_user_headers
+from conveyor.ids import IdGenerator, UuidV7Ids, seeded_random
+from conveyor.interceptors import Interceptor, interceptor_mark, wrap_with
+from conveyor.journal import ExceptionInfo, Journal, RecordKind
+from conveyor.message import Message
+from conveyor.registry import HandlerSpec, read_handlers
+from conveyor.replay import DeadLetters
+from conveyor.retry import RetryPolicy
+from conveyor.routing import Router
+from conveyor.serialization import Codec, JsonCodec, TypeRegistry
+from conveyor.transport import Transport, WireMessage
+from conveyor.wire import BUS_COMMAND, BUS_EVENT, to_wire_headers
+
+__all__ = ["Messaging", "ChannelRuntime"]
+
+Invoke = Callable[[Message, object], object]
+_EMPTY_HEADERS: Mapping[str, str] = {}
+
+
+class ChannelRuntime:
+    """A channel definition with its open transport."""
+
+    __slots__ = ("definition", "inline", "name", "transport")
+
+    def __init__(self, definition: Channel, transport: Transport, inline: bool) -> None:
+        self.definition = definition
+        self.name = definition.name
+        self.transport = transport
+        self.inline = inline
+
+
+class Messaging:
+    """Command, event and query buses over handlers and channels, with injected time.
+
+    Args:
+        handlers: functions and objects whose methods are marked with handler decorators, and
+            interceptors.
+        channels: channel definitions (``QueueChannel("orders")``; a plain string is shorthand
+            for an in-memory ``QueueChannel``).
+        clock: where time comes from; ``SystemClock()`` by default, ``VirtualClock`` in tests.
+        ids: message id generator; uuid v7 by default, ``SequentialIds()`` in tests.
+        codec: how payloads become bytes; JSON by default.
+        types: extra payload types the codec must know by name (handler types are known).
+        interceptors: extra interceptors (they may also be passed in ``handlers``).
+        dead_letters: the dead-letter store; in memory by default.
+        deduplication: deduplicate asynchronous endpoints (None: off).
+        retry: the default retry policy of every channel (None: no retries).
+        error_handler: the default error handler (a handler or its endpoint id).
+        dead_letter: whether failures that nothing else took go to the dead-letter store.
+        mode: "queued" (async handlers wait for a consumer) or "inline" (handled at send).
+        transaction: a factory of context managers wrapped around each handling attempt.
+        seed: seeds retry jitter, so tests repeat exactly.
+        journal: where records go; a bounded journal is used by default with a SystemClock.
+        max_steps: the settling step limit that detects runaway loops.
+    """
+
+    def __init__(
+        self,
+        handlers: Iterable[object] = (),
+        channels: Iterable[Channel | str] = (),
+        *,
+        clock: Clock | None = None,
+        ids: IdGenerator | None = None,
+        codec: Codec | None = None,
+        types: Iterable[type] = (),
+        interceptors: Iterable[object] = (),
+        dead_letters: DeadLetterStore | None = None,
+        deduplication: Deduplication | None = None,
+        retry: RetryPolicy | None = None,
+        error_handler: object | None = None,
+        dead_letter: bool = True,
+        mode: Mode = "queued",
+        transaction: Callable[[], AbstractContextManager[object]] | None = None,
+        seed: int | None = None,
+        journal: Journal | None = None,
+        max_steps: int | None = 100_000,
+    ) -> None:
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.ids: IdGenerator = ids if ids is not None else UuidV7Ids(self.clock)
+        self.journal = journal if journal is not None else Journal(
+            max_records=None if isinstance(self.clock, VirtualClock) else 10_000
+        )
+        self.random: random.Random = seeded_random(seed)
+        self.mode: Mode = mode
+        self.retry = retry
+        self.dead_letter = dead_letter
+        self.transaction = transaction
+        self.deduplication = deduplication
+        self.max_steps = max_steps
+        self.dead_letter_store: DeadLetterStore = (
+            dead_letters if dead_letters is not None else InMemoryDeadLetterStore()
+        )
+        specs, found_interceptors = read_handlers([*handlers, *_checked(interceptors)])
+        self.handlers: tuple[HandlerSpec, ...] = tuple(specs)
+        self.interceptors: tuple[Interceptor, ...] = tuple(found_interceptors)
+        self.router = Router(specs)
+        self.endpoints: dict[str, HandlerSpec] = {s.endpoint_id: s for s in specs}
+        registry = TypeRegistry(types)
+        for spec in specs:
+            for message_type in spec.message_types:
+                registry.register(message_type)
+        self.types = registry
+        self.codec: Codec = codec if codec is not None else JsonCodec(registry)
+        self.channels: dict[str, ChannelRuntime] = {}
+        for definition in channels:
+            self._open_channel(QueueChannel(definition) if isinstance(definition, str) else definition)
+        self._invokers: dict[str, Invoke] = {s.endpoint_id: self._invoker(s) for s in specs}
+        self._validate_async(specs)
+        self.error_handler = self._resolve_error_handler(error_handler, "Messaging")
+        self._channel_error_handlers = {
+            name: self._resolve_error_handler(rt.definition.error_handler, f"channel {name!r}")
+            for name, rt in self.channels.items()
+        }
+        self._endpoint_error_handlers = {
+            s.endpoint_id: self._resolve_error_handler(s.error_handler, s.name) for s in specs
+        }
+        self._scopes: list[Scope] = []
+        self._draining = False
+        self.consumption = Consumption(self)
+        self.driver = Driver(self, [s for s in specs if s.kind == "scheduled"])
+        self.dead_letters = DeadLetters(self)
+
+    # ------------------------------------------------------------------ bootstrap
+
+    def _open_channel(self, definition: Channel) -> None:
+        if not isinstance(definition, Channel):
+            raise ConfigurationError(
+                f"channels=[...] takes channel definitions such as QueueChannel(\"orders\"), "
+                f"got {definition!r}"
+            )
+        if definition.name in self.channels:
+            raise ConfigurationError(
+                f"channel {definition.name!r} is declared twice; declare each channel once."
+            )
+        if definition.name in self.endpoints:
+            raise ConfigurationError(
+                f"channel {definition.name!r} has the same name as the endpoint of "
+                f"{self.endpoints[definition.name].name}; consumer names must be unique. "
+                f"Rename the channel or give the handler endpoint_id=\"...\"."
+            )
+        transport = definition.open(self.clock)
+        transport.declare(definition.name)
+        inline = (definition.mode or self.mode) == "inline"
+        self.channels[definition.name] = ChannelRuntime(definition, transport, inline)
+
+    def _validate_async(self, specs: list[HandlerSpec]) -> None:
+        for spec in specs:
+            for channel in spec.channels:
+                runtime = self.channels.get(channel)
+                if runtime is None:
+                    declared = ", ".join(repr(c) for c in self.channels) or "none"
+                    raise ConfigurationError(
+                        f"handler {spec.name} is asynchronous on channel {channel!r}, but no "
+                        f"channel {channel!r} was given (declared channels: {declared}). Add "
+                        f"QueueChannel({channel!r}) (or a broker channel) to "
+                        f"Messaging(channels=[...])."
+                    )
+            if not spec.channels:
+                if spec.delay or spec.priority is not None or spec.ttl:
+                    raise ConfigurationError(
+                        f"handler {spec.name} has @delayed, @priority or @time_to_live but "
+                        f"runs synchronously, where they cannot apply. Add @asynchronous(...)."
+                    )
+                continue
+            final = self.channels[spec.channels[-1]]
+            capabilities = final.transport.capabilities
+            if spec.delay and not capabilities.delay:
+                raise ConfigurationError(
+                    f"handler {spec.name} is @delayed, but channel {final.name!r} cannot hold "
+                    f"delayed messages ({type(final.transport).__qualname__}). Use a channel "
+                    f"whose transport supports delay."
+                )
+            if spec.priority is not None and not capabilities.priority:
+                raise ConfigurationError(
+                    f"handler {spec.name} has @priority, but channel {final.name!r} "
+                    f"({type(final.transport).__qualname__}) does not honour priority; "
+                    f"remove @priority or use a channel that declares it."
+                )
+
+    def _resolve_error_handler(self, target: object, owner: str) -> HandlerSpec | None:
+        if target is None:
+            return None
+        if isinstance(target, str):
+            spec = self.endpoints.get(target)
+        else:
+            spec = next((s for s in self.handlers if _same_function(s.function, target)), None)
+        if spec is None:
+            known = ", ".join(sorted(self.endpoints)) or "none"
+            raise ConfigurationError(
+                f"{owner} names error handler {target!r}, which is not a registered handler "
+                f"(endpoint ids: {known}). Pass the handler in Messaging(handlers=[...]) and "
+                f"refer to it by function or endpoint id."
+            )
+        return spec
+
+    def _invoker(self, spec: HandlerSpec) -> Invoke:
+        function = spec.function
+        if spec.kind == "scheduled":
+            if spec.context_param:
+                base: Invoke = lambda message, ctx: function(ctx)  # noqa: E731
+            else:
+                base = lambda message, ctx: function()  # noqa: E731
+        elif spec.message_param:
+            base = (lambda m, c: function(m, c)) if spec.arity == 2 else (lambda m, c: function(m))
+        elif spec.arity == 2:
+            base = lambda message, ctx: function(message.payload, ctx)  # noqa: E731
+        else:
+            base = lambda message, ctx: function(message.payload)  # noqa: E731
+        selected = [i for i in self.interceptors if i.selects(spec.message_types, spec.markers)]
+        return wrap_with(selected, base) if selected else base
+
+    # ------------------------------------------------------------------ buses
+
+    def send(
+        self,
+        command: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        delay: timedelta | None = None,
+        at: datetime | None = None,
+        priority: int | None = None,
+        ttl: timedelta | None = None,
+        routing_key: str | None = None,
+    ) -> object:
+        """Send a command to its one handler; returns what a synchronous handler returns."""
+        spec = self.router.command(None if routing_key and _is_json(command) else type(command),
+                                   routing_key)
+        message = self._new_message(command, headers, routing_key)
+        self._record(RecordKind.SENT, message)
+        options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
+        if not spec.is_async:
+            if options.any:
+                raise RoutingError(
+                    f"send({message.type_name}, delay/at/priority/ttl=...) asks for delivery "
+                    f"options, but its handler {spec.name} runs synchronously. Make the handler "
+                    f"@asynchronous(...) or send without delivery options."
+                )
+            return self._top_level(lambda: self.call_handler(spec, message, None))
+        self._top_level(lambda: self._queue_copy(spec, message, options))
+        return None
+
+    def publish(
+        self,
+        event: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        delay: timedelta | None = None,
+        at: datetime | None = None,
+        priority: int | None = None,
+        ttl: timedelta | None = None,
+        routing_key: str | None = None,
+    ) -> None:
+        """Publish an event to every handler of it, in registration order (none is fine)."""
+        message = self._new_message(event, headers, routing_key)
+        self._record(RecordKind.PUBLISHED, message)
+        options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
+        specs = self.router.events(
+            None if routing_key and _is_json(event) else type(event), routing_key
+        )
+        self._top_level(lambda: self._publish_to(specs, message, options))
+
+    def _publish_to(self, specs: tuple[HandlerSpec, ...], message: Message,
+                    options: DeliveryOptions) -> None:
+        for spec in specs:
+            if spec.is_async:
+                self._queue_copy(spec, message, options)
+            else:
+                self.call_handler(spec, message, None)
+
+    def ask(
+        self,
+        query: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+    ) -> Any:
+        """Ask a query of its one handler and return the answer."""
+        spec = self.router.query(None if routing_key and _is_json(query) else type(query),
+                                 routing_key)
+        message = self._new_message(query, headers, routing_key)
+        self._record(RecordKind.ASKED, message)
+        return self._top_level(lambda: self.call_handler(spec, message, None))
+
+    def command_bus(self, channel: str | None = None) -> BusView:
+        """A command bus; with ``channel``, every command goes through that channel first."""
+        return BusView(self, channel, BUS_COMMAND)
+
+    def event_bus(self, channel: str | None = None) -> BusView:
+        """An event bus; with ``channel``, every event goes through that channel first."""
+        return BusView(self, channel, BUS_EVENT)
+
+    def query_bus(self) -> BusView:
+        return BusView(self, None, "query")
+
+    def send_through(self, channel: str, payload: object, *, bus: str,
+                     headers: Mapping[str, str] | None = None,
+                     routing_key: str | None = None) -> None:
+        """Queue a message on ``channel`` so its consumer routes it on the bus (async bus)."""
+        if channel not in self.channels:
+            raise ConfigurationError(
+                f"asynchronous bus channel {channel!r} is not declared; declared: "
+                f"{', '.join(self.channels) or 'none'}."
+            )
+        message = self._new_message(payload, headers, routing_key)
+        self._record(RecordKind.SENT if bus == BUS_COMMAND else RecordKind.PUBLISHED, message,
+                     channel=channel)
+        self._top_level(lambda: self._enqueue(channel, bus, message, (), NO_OPTIONS))
+
+    # ------------------------------------------------------------------ handling
+
+    def _new_message(
+        self, payload: object, headers: Mapping[str, str] | None, routing_key: str | None
+    ) -> Message:
+        user = check_user_headers(headers)
+        parent = self._current_message()
+        message_id = self.ids.new()
+        now = self.clock.now()
+        if parent is None:
+            built = Headers(message_id, message_id, None, now, 1, user)
+        else:
+            parent_headers = parent.headers
+            inherited = {**parent_headers.user, **user} if user else parent_headers.user
+            built = Headers(message_id, parent_headers.correlation_id, parent_headers.id, now, 1,
+                            inherited)
+        return Message(payload, built, routing_key)
+
+    def _current_message(self) -> Message | None:
+        for scope in reversed(self._scopes):
+            if scope.message is not None:
+                return scope.message
+        return None
+
+    def _top_level(self, work: Callable[[], object]) -> object:
+        """Run bus work in a collecting scope unless one is already open; then drain inline."""
+        if self._scopes:
+            return work()
+        scope = Scope(None)
+        self._scopes.append(scope)
+        try:
+            with self._transaction():
+                result = work()
+                self.flush(scope)
+        finally:
+            self._scopes.pop()
+        self.drain_inline()
+        return result
+
+    def _transaction(self) -> AbstractContextManager[object]:
+        return self.transaction() if self.transaction is not None else nullcontext()
+
+    def call_handler(self, spec: HandlerSpec, message: Message, channel: str | None) -> object:
+        """Run one handler with its interceptors, recording the outcome in the journal."""
+        scope = Scope(message, spec.endpoint_id, channel, collecting=False)
+        self._scopes.append(scope)
+        try:
+            result = self._invokers[spec.endpoint_id](
+                message, Context(self, message, spec.endpoint_id, channel)
+            )
+        except Exception as error:
+            self._record(RecordKind.FAILED, message, endpoint_id=spec.endpoint_id,
+                         channel=channel, exception=ExceptionInfo.capture(error),
+                         attempt=message.headers.attempt)
+            raise
+        finally:
+            self._scopes.pop()
+        self._record(RecordKind.HANDLED, message, endpoint_id=spec.endpoint_id, channel=channel,
+                     attempt=message.headers.attempt)
+        return result
+
+    @contextmanager
+    def collecting(self, message: Message | None, endpoint_id: str | None,
+                   channel: str | None) -> Iterator[Scope]:
+        """Open a collecting scope; the caller flushes it on success."""
+        scope = Scope(message, endpoint_id, channel)
+        self._scopes.append(scope)
+        try:
+            yield scope
+        finally:
+            self._scopes.pop()
+
+    def _queue_copy(self, spec: HandlerSpec, message: Message, options: DeliveryOptions) -> None:
+        self._enqueue(spec.channels[0], spec.endpoint_id, message, spec.channels[1:],
+                      options.for_handler(spec, self.clock))
+
+    def _enqueue(self, channel: str, endpoint: str, message: Message, slip: tuple[str, ...],
+                 options: DeliveryOptions) -> None:
+        body, type_name = self.codec.encode(message.payload)
+        wire = WireMessage(body, to_wire_headers(
+            message.headers, type_name=type_name, content_type=self.codec.content_type,
+            endpoint=endpoint, slip=slip, routing_key=message.routing_key,
+            expires_at=options.expires_at,
+        ))
+        self.put(PendingSend(channel, wire, message, endpoint, options.available_at,
+                             options.priority, options.expires_at))
+
+    def put(self, pending: PendingSend) -> None:
+        """Hand a message copy to the innermost collecting scope, or to its channel."""
+        for scope in reversed(self._scopes):
+            if scope.collecting:
+                scope.buffer.append(pending)
+                return
+        self.transmit(pending)
+
+    def flush(self, scope: Scope) -> None:
+        """Send what a succeeded scope held, in order."""
+        buffer, scope.buffer = scope.buffer, []
+        for pending in buffer:
+            self.transmit(pending)
+
+    def transmit(self, pending: PendingSend) -> None:
+        runtime = self.channels[pending.channel]
+        runtime.transport.send(
+            pending.channel, pending.wire, available_at=pending.available_at,
+            priority=pending.priority, expires_at=pending.expires_at,
+        )
+        delay = (pending.available_at - self.clock.now()) if pending.available_at else None
+        self._record(RecordKind.QUEUED, pending.message, endpoint_id=pending.endpoint_id,
+                     channel=pending.channel, delay=delay if delay and delay > timedelta(0) else None,
+                     attempt=pending.message.headers.attempt)
+
+    def drain_inline(self) -> None:
+        """Run inline channels' consumers until they are idle (inline mode)."""
+        if self._draining or self._scopes:
+            return
+        inline = [name for name, rt in self.channels.items() if rt.inline]
+        if not inline:
+            return
+        self._draining = True
+        try:
+            self.driver.settle(names=inline, advance_time=False)
+        finally:
+            self._draining = False
+
+    def _record(self, kind: RecordKind, message: Message, **fields: Any) -> None:
+        self.journal.append(self.clock.now(), kind, message.headers.id, message.type_name,
+                            payload=message.payload, causation_id=message.headers.causation_id,
+                            **fields)
+
+    # ------------------------------------------------------------------ consumers and time
+
+    def consumers(self) -> list[str]:
+        """Names of the runnable consumers: channels, then scheduled endpoints."""
+        return self.driver.names()
+
+    def run(
+        self,
+        name: str,
+        *,
+        limit: int | None = None,
+        time_limit: timedelta | None = None,
+        memory_limit: int | None = None,
+        stop_on_failure: bool = False,
+        finish_when_empty: bool | None = None,
+    ) -> RunResult:
+        """Run one consumer until a limit is reached (whichever comes first).
+
+        Args:
+            name: a channel or scheduled endpoint (see ``consumers()``).
+            limit: stop after this many messages (or ticks).
+            time_limit: stop after this much time on the clock.
+            memory_limit: stop once the process's resident memory reaches this many MiB.
+            stop_on_failure: re-raise the first handler failure (the message is released).
+            finish_when_empty: stop when nothing is due. Defaults to True on a VirtualClock;
+                with a SystemClock and no limit, run until SIGTERM or SIGINT.
+        """
+        return self.driver.run(name, limit=limit, time_limit=time_limit,
+                               memory_limit=memory_limit, stop_on_failure=stop_on_failure,
+                               finish_when_empty=finish_when_empty)
+
+    def run_until_idle(self, advance_time: bool = False, max_steps: int | None = None) -> int:
+        """Run every consumer until nothing is runnable; returns the number of steps taken.
+
+        With ``advance_time``, jump the VirtualClock to the next due timer and go on until no
+        timer is left. More than ``max_steps`` steps raises ``SettleError`` (a runaway loop).
+        """
+        return self.driver.settle(advance_time=advance_time,
+                                  max_steps=max_steps if max_steps is not None else self.max_steps)
+
+    def advance(self, duration: timedelta, *, max_steps: int | None = None) -> int:
+        """Move the VirtualClock forward, handling everything due on the way at its due time."""
+        return self.driver.advance_to(self.clock.now() + duration, max_steps=max_steps)
+
+    def advance_to(self, instant: datetime, *, max_steps: int | None = None) -> int:
+        """Move the VirtualClock to ``instant``, handling everything due on the way."""
+        return self.driver.advance_to(ensure_aware(instant), max_steps=max_steps)
+
+    def close(self) -> None:
+        """Close every channel's transport."""
+        for runtime in self.channels.values():
+            runtime.transport.close()
+
+    def __enter__(self) -> Messaging:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"Messaging(handlers={len(self.handlers)}, channels={list(self.channels)}, "
+                f"clock={self.clock!r})")
+
+
+class BusView:
+    """A narrow bus for application code (``CommandBus``, ``EventBus``, ``QueryBus``).
+
+    With a channel, it is an asynchronous bus: every message goes through the channel first,
+    and its consumer routes it as the plain bus would.
+    """
+
+    __slots__ = ("_bus", "_channel", "_messaging")
+
+    def __init__(self, messaging: Messaging, channel: str | None, bus: str) -> None:
+        self._messaging = messaging
+        self._channel = channel
+        self._bus = bus
+
+    def send(self, command: object, **options: Any) -> object:
+        if self._channel is None:
+            return self._messaging.send(command, **options)
+        self._messaging.send_through(self._channel, command, bus=BUS_COMMAND, **options)
+        return None
+
+    def publish(self, event: object, **options: Any) -> None:
+        if self._channel is None:
+            self._messaging.publish(event, **options)
+        else:
+            self._messaging.send_through(self._channel, event, bus=BUS_EVENT, **options)
+
+    def ask(self, query: object, **options: Any) -> Any:
+        return self._messaging.ask(query, **options)
+
+
+
+
+def _is_json(payload: object) -> bool:
+    return isinstance(payload, dict | list | str | int | float | bool) or payload is None
+
+
+def _same_function(a: object, b: object) -> bool:
+    return a == b or getattr(a, "__func__", a) is getattr(b, "__func__", b)
+
+
+def _checked(interceptors: Iterable[object]) -> list[object]:
+    found = list(interceptors)
+    for item in found:
+        if callable(item) and not isinstance(item, type) and interceptor_mark(item) is None \
+                and not hasattr(item, "__dict__"):
+            raise ConfigurationError(f"{item!r} is not an interceptor; mark it @before/@around/@after")
+    return found
+
