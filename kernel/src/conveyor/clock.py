@@ -35,8 +35,8 @@ def ensure_aware(instant: datetime, *, what: str = "instant") -> datetime:
     """Return ``instant`` in UTC, refusing naive datetimes that would be read in local time."""
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ClockError(
-            f"{what} {instant.isoformat()} has no timezone. Conveyor keeps every time in aware UTC; "
-            f"pass datetime(..., tzinfo=UTC) or instant.replace(tzinfo=UTC)."
+            f"{what} {instant.isoformat()} has no timezone. Conveyor keeps every time in "
+            f"aware UTC; pass datetime(..., tzinfo=UTC) or instant.replace(tzinfo=UTC)."
         )
     return instant.astimezone(UTC)
 

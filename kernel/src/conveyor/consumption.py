@@ -28,7 +28,7 @@ from conveyor.message import Message
 from conveyor.registry import HandlerSpec
 from conveyor.serialization import UnknownMessageType
 from conveyor.transport import Delivery, WireMessage
-from conveyor.wire import BUS_COMMAND, BUS_EVENT, H, Envelope, read_envelope
+from conveyor.wire import BUS_COMMAND, BUS_EVENT, Envelope, H, read_envelope
 
 if TYPE_CHECKING:
     from conveyor.messaging import ChannelRuntime, Messaging
@@ -59,8 +59,9 @@ class Consumption:
     def __init__(self, messaging: Messaging) -> None:
         self._messaging = messaging
 
-    def consume(self, runtime: ChannelRuntime, delivery: Delivery, *,
-                stop_on_failure: bool = False) -> Outcome:
+    def consume(
+        self, runtime: ChannelRuntime, delivery: Delivery, *, stop_on_failure: bool = False
+    ) -> Outcome:
         m = self._messaging
         try:
             envelope = read_envelope(delivery.message.headers)
@@ -87,37 +88,49 @@ class Consumption:
         if envelope.expires_at is not None and envelope.expires_at <= now:
             return self._expire(runtime, delivery, envelope, spec, message)
         dedup_key = self._dedup_key(spec, message)
-        if dedup_key is not None and m.deduplication is not None and \
-                m.deduplication.store.contains(spec.endpoint_id, dedup_key, now=now):
-            m._record(RecordKind.DUPLICATE, message, endpoint_id=spec.endpoint_id,
-                      channel=runtime.name, attempt=headers.attempt)
+        if (
+            dedup_key is not None
+            and m.deduplication is not None
+            and m.deduplication.store.contains(spec.endpoint_id, dedup_key, now=now)
+        ):
+            m._record(
+                RecordKind.DUPLICATE,
+                message,
+                endpoint_id=spec.endpoint_id,
+                channel=runtime.name,
+                attempt=headers.attempt,
+            )
             runtime.transport.ack(delivery)
             return Outcome.DUPLICATE
-        error = self._attempt(runtime, spec, message, dedup_key)
-        if error is None:
+        failure = self._attempt(runtime, spec, message, dedup_key)
+        if failure is None:
             runtime.transport.ack(delivery)
             return Outcome.HANDLED
         if stop_on_failure:
             runtime.transport.release(delivery)
-            raise error
-        return self._resolve_failure(runtime, delivery, envelope, spec, message, error)
+            raise failure
+        return self._resolve_failure(runtime, delivery, envelope, spec, message, failure)
 
     # ---------------------------------------------------------------- the stack
 
-    def _attempt(self, runtime: ChannelRuntime, spec: HandlerSpec, message: Message,
-                 dedup_key: str | None) -> Exception | None:
+    def _attempt(
+        self, runtime: ChannelRuntime, spec: HandlerSpec, message: Message, dedup_key: str | None
+    ) -> Exception | None:
         """Instant retries around transaction, collector, deduplication and the handler."""
         m = self._messaging
         policy = spec.retry or runtime.definition.retry or m.retry
         instant_left = policy.instant if policy is not None else 0
         while True:
             try:
-                with m._transaction(), m.collecting(message, spec.endpoint_id,
-                                                    runtime.name) as scope:
+                with (
+                    m._transaction(),
+                    m.collecting(message, spec.endpoint_id, runtime.name) as scope,
+                ):
                     m.call_handler(spec, message, runtime.name)
                     if dedup_key is not None and m.deduplication is not None:
                         m.deduplication.store.add(
-                            spec.endpoint_id, dedup_key,
+                            spec.endpoint_id,
+                            dedup_key,
                             expires_at=m.clock.now() + m.deduplication.expiry,
                         )
                     m.flush(scope)
@@ -128,8 +141,15 @@ class Consumption:
                     continue
                 return error
 
-    def _resolve_failure(self, runtime: ChannelRuntime, delivery: Delivery, envelope: Envelope,
-                         spec: HandlerSpec, message: Message, error: Exception) -> Outcome:
+    def _resolve_failure(
+        self,
+        runtime: ChannelRuntime,
+        delivery: Delivery,
+        envelope: Envelope,
+        spec: HandlerSpec,
+        message: Message,
+        error: Exception,
+    ) -> Outcome:
         """Delayed retry, then error handler, then dead letter, then the final strategy."""
         m = self._messaging
         now = m.clock.now()
@@ -138,28 +158,51 @@ class Consumption:
         delay = policy.next_delay(error, attempt, m.random) if policy is not None else None
         if delay is not None:
             self._resend(runtime, delivery, envelope, attempt + 1, now + delay, now)
-            m._record(RecordKind.RETRIED, message, endpoint_id=spec.endpoint_id,
-                      channel=runtime.name, attempt=attempt, delay=delay,
-                      exception=ExceptionInfo.capture(error))
+            m._record(
+                RecordKind.RETRIED,
+                message,
+                endpoint_id=spec.endpoint_id,
+                channel=runtime.name,
+                attempt=attempt,
+                delay=delay,
+                exception=ExceptionInfo.capture(error),
+            )
             runtime.transport.ack(delivery)
             return Outcome.RETRIED
-        handler = (m._endpoint_error_handlers.get(spec.endpoint_id)
-                   or m._channel_error_handlers.get(runtime.name) or m.error_handler)
+        handler = (
+            m._endpoint_error_handlers.get(spec.endpoint_id)
+            or m._channel_error_handlers.get(runtime.name)
+            or m.error_handler
+        )
         if handler is not None and handler.endpoint_id != spec.endpoint_id:
-            handler_error = self._give_to_error_handler(handler, runtime, delivery, envelope,
-                                                        spec, message, error)
+            handler_error = self._give_to_error_handler(
+                handler, runtime, delivery, envelope, spec, message, error
+            )
             if handler_error is None:
-                m._record(RecordKind.ERROR_HANDLED, message, endpoint_id=spec.endpoint_id,
-                          channel=runtime.name, attempt=attempt,
-                          exception=ExceptionInfo.capture(error), detail=handler.endpoint_id)
+                m._record(
+                    RecordKind.ERROR_HANDLED,
+                    message,
+                    endpoint_id=spec.endpoint_id,
+                    channel=runtime.name,
+                    attempt=attempt,
+                    exception=ExceptionInfo.capture(error),
+                    detail=handler.endpoint_id,
+                )
                 runtime.transport.ack(delivery)
                 return Outcome.ERROR_HANDLED
             error = handler_error
-        dead_letter = _first_set(spec.dead_letter, runtime.definition.dead_letter,
-                                 m.dead_letter)
+        dead_letter = _first_set(spec.dead_letter, runtime.definition.dead_letter, m.dead_letter)
         if dead_letter:
-            self._store_letter(runtime, delivery, envelope, spec.endpoint_id, "failed",
-                               ExceptionInfo.capture(error), attempt, message)
+            self._store_letter(
+                runtime,
+                delivery,
+                envelope,
+                spec.endpoint_id,
+                "failed",
+                ExceptionInfo.capture(error),
+                attempt,
+                message,
+            )
             runtime.transport.ack(delivery)
             return Outcome.DEAD_LETTERED
         final = runtime.definition.final_failure
@@ -167,32 +210,57 @@ class Consumption:
             runtime.transport.release(delivery)
             raise error
         if final == "ignore":
-            m._record(RecordKind.DISCARDED, message, endpoint_id=spec.endpoint_id,
-                      channel=runtime.name, attempt=attempt, exception=ExceptionInfo.capture(error),
-                      detail="final_failure='ignore'")
+            m._record(
+                RecordKind.DISCARDED,
+                message,
+                endpoint_id=spec.endpoint_id,
+                channel=runtime.name,
+                attempt=attempt,
+                exception=ExceptionInfo.capture(error),
+                detail="final_failure='ignore'",
+            )
             runtime.transport.ack(delivery)
             return Outcome.DISCARDED
         self._resend(runtime, delivery, envelope, attempt + 1, None, now)
-        m._record(RecordKind.REQUEUED, message, endpoint_id=spec.endpoint_id,
-                  channel=runtime.name, attempt=attempt, exception=ExceptionInfo.capture(error))
+        m._record(
+            RecordKind.REQUEUED,
+            message,
+            endpoint_id=spec.endpoint_id,
+            channel=runtime.name,
+            attempt=attempt,
+            exception=ExceptionInfo.capture(error),
+        )
         runtime.transport.ack(delivery)
         return Outcome.REQUEUED
 
-    def _give_to_error_handler(self, handler: HandlerSpec, runtime: ChannelRuntime,
-                               delivery: Delivery, envelope: Envelope, spec: HandlerSpec,
-                               message: Message, error: Exception) -> Exception | None:
+    def _give_to_error_handler(
+        self,
+        handler: HandlerSpec,
+        runtime: ChannelRuntime,
+        delivery: Delivery,
+        envelope: Envelope,
+        spec: HandlerSpec,
+        message: Message,
+        error: Exception,
+    ) -> Exception | None:
         m = self._messaging
         info = ExceptionInfo.capture(error)
         failure = Failure(
-            message_id=message.headers.id, channel=runtime.name, endpoint_id=spec.endpoint_id,
-            message_type=envelope.type_name, payload=message.payload,
-            headers=dict(delivery.message.headers), exception_type=info.qualified_name,
-            exception_message=info.message, traceback=info.traceback,
-            attempt=message.headers.attempt, failed_at=m.clock.now(), error=error,
+            message_id=message.headers.id,
+            channel=runtime.name,
+            endpoint_id=spec.endpoint_id,
+            message_type=envelope.type_name,
+            payload=message.payload,
+            headers=dict(delivery.message.headers),
+            exception_type=info.qualified_name,
+            exception_message=info.message,
+            traceback=info.traceback,
+            attempt=message.headers.attempt,
+            failed_at=m.clock.now(),
+            error=error,
         )
         try:
-            with m._transaction(), m.collecting(message, spec.endpoint_id,
-                                                runtime.name) as scope:
+            with m._transaction(), m.collecting(message, spec.endpoint_id, runtime.name) as scope:
                 failure_message = m._new_message(failure, None, None)
                 if handler.is_async:
                     m._queue_copy(handler, failure_message, NO_OPTIONS)
@@ -205,8 +273,7 @@ class Consumption:
 
     # ---------------------------------------------------------------- other outcomes
 
-    def _forward(self, runtime: ChannelRuntime, delivery: Delivery,
-                 envelope: Envelope) -> Outcome:
+    def _forward(self, runtime: ChannelRuntime, delivery: Delivery, envelope: Envelope) -> Outcome:
         """A channel sequence: move the message on to the next channel, unchanged otherwise."""
         m = self._messaging
         next_channel, rest = envelope.slip[0], envelope.slip[1:]
@@ -218,17 +285,27 @@ class Consumption:
         target = m.channels.get(next_channel)
         if target is None:
             return self._reject(runtime, delivery, envelope, "unknown channel", None)
-        target.transport.send(next_channel, WireMessage(delivery.message.body, headers),
-                              expires_at=envelope.expires_at)
-        m.journal.append(m.clock.now(), RecordKind.FORWARDED, envelope.headers.id,
-                         envelope.type_name, channel=next_channel,
-                         endpoint_id=envelope.endpoint, detail=f"from {runtime.name}",
-                         causation_id=envelope.headers.causation_id)
+        target.transport.send(
+            next_channel,
+            WireMessage(delivery.message.body, headers),
+            expires_at=envelope.expires_at,
+        )
+        m.journal.append(
+            m.clock.now(),
+            RecordKind.FORWARDED,
+            envelope.headers.id,
+            envelope.type_name,
+            channel=next_channel,
+            endpoint_id=envelope.endpoint,
+            detail=f"from {runtime.name}",
+            causation_id=envelope.headers.causation_id,
+        )
         runtime.transport.ack(delivery)
         return Outcome.FORWARDED
 
-    def _route_on_bus(self, runtime: ChannelRuntime, delivery: Delivery,
-                      envelope: Envelope) -> Outcome:
+    def _route_on_bus(
+        self, runtime: ChannelRuntime, delivery: Delivery, envelope: Envelope
+    ) -> Outcome:
         """An asynchronous bus message: decode, then route it as the plain bus would."""
         m = self._messaging
         try:
@@ -239,8 +316,7 @@ class Consumption:
             return self._reject(runtime, delivery, envelope, "undecodable", error)
         message = Message(payload, envelope.headers, envelope.routing_key)
         try:
-            with m._transaction(), m.collecting(message, envelope.endpoint,
-                                                runtime.name) as scope:
+            with m._transaction(), m.collecting(message, envelope.endpoint, runtime.name) as scope:
                 if envelope.endpoint == BUS_COMMAND:
                     spec = m.router.command(type(payload), envelope.routing_key)
                     if spec.is_async:
@@ -248,31 +324,65 @@ class Consumption:
                     else:
                         m.call_handler(spec, message, runtime.name)
                 else:
-                    m._publish_to(m.router.events(type(payload), envelope.routing_key),
-                                  message, NO_OPTIONS)
+                    m._publish_to(
+                        m.router.events(type(payload), envelope.routing_key), message, NO_OPTIONS
+                    )
                 m.flush(scope)
         except Exception as error:
-            self._store_letter(runtime, delivery, envelope, envelope.endpoint, "failed",
-                               ExceptionInfo.capture(error), envelope.headers.attempt, message)
+            self._store_letter(
+                runtime,
+                delivery,
+                envelope,
+                envelope.endpoint,
+                "failed",
+                ExceptionInfo.capture(error),
+                envelope.headers.attempt,
+                message,
+            )
             runtime.transport.ack(delivery)
             return Outcome.DEAD_LETTERED
         runtime.transport.ack(delivery)
         return Outcome.HANDLED
 
-    def _expire(self, runtime: ChannelRuntime, delivery: Delivery, envelope: Envelope,
-                spec: HandlerSpec, message: Message) -> Outcome:
+    def _expire(
+        self,
+        runtime: ChannelRuntime,
+        delivery: Delivery,
+        envelope: Envelope,
+        spec: HandlerSpec,
+        message: Message,
+    ) -> Outcome:
         m = self._messaging
-        m._record(RecordKind.EXPIRED, message, endpoint_id=spec.endpoint_id,
-                  channel=runtime.name, attempt=message.headers.attempt,
-                  detail=f"expired at {envelope.expires_at.isoformat() if envelope.expires_at else ''}")
+        m._record(
+            RecordKind.EXPIRED,
+            message,
+            endpoint_id=spec.endpoint_id,
+            channel=runtime.name,
+            attempt=message.headers.attempt,
+            detail=f"expired at {envelope.expires_at.isoformat() if envelope.expires_at else ''}",
+        )
         if runtime.definition.dead_letter_expired:
-            self._store_letter(runtime, delivery, envelope, spec.endpoint_id, "expired", None,
-                               message.headers.attempt, message)
+            self._store_letter(
+                runtime,
+                delivery,
+                envelope,
+                spec.endpoint_id,
+                "expired",
+                None,
+                message.headers.attempt,
+                message,
+            )
         runtime.transport.ack(delivery)
         return Outcome.EXPIRED
 
-    def _reject(self, runtime: ChannelRuntime, delivery: Delivery, envelope: Envelope | None,
-                reason: str, error: Exception | None) -> Outcome:
+    def _reject(
+        self,
+        runtime: ChannelRuntime,
+        delivery: Delivery,
+        envelope: Envelope | None,
+        reason: str,
+        error: Exception | None,
+    ) -> Outcome:
         """Set aside a message that cannot be handled here, with why; never drop it."""
         m = self._messaging
         wire = delivery.message.headers
@@ -282,34 +392,72 @@ class Consumption:
         detail = reason
         if reason == "no endpoint":
             known = [s.endpoint_id for s in m.handlers if runtime.name in s.channels]
-            detail = (f"no endpoint {endpoint!r} on channel {runtime.name!r}; endpoints here: "
-                      f"{', '.join(known) or 'none'}")
+            detail = (
+                f"no endpoint {endpoint!r} on channel {runtime.name!r}; endpoints here: "
+                f"{', '.join(known) or 'none'}"
+            )
         info = ExceptionInfo.capture(error) if error is not None else None
-        m.journal.append(m.clock.now(), RecordKind.REJECTED, message_id, type_name,
-                         channel=runtime.name, endpoint_id=endpoint, exception=info, detail=detail)
-        self._store_letter(runtime, delivery, envelope, endpoint, reason, info,
-                           envelope.headers.attempt if envelope else delivery.delivery_count,
-                           None, detail=detail, message_id=message_id, type_name=type_name)
+        m.journal.append(
+            m.clock.now(),
+            RecordKind.REJECTED,
+            message_id,
+            type_name,
+            channel=runtime.name,
+            endpoint_id=endpoint,
+            exception=info,
+            detail=detail,
+        )
+        self._store_letter(
+            runtime,
+            delivery,
+            envelope,
+            endpoint,
+            reason,
+            info,
+            envelope.headers.attempt if envelope else delivery.delivery_count,
+            None,
+            detail=detail,
+            message_id=message_id,
+            type_name=type_name,
+        )
         runtime.transport.ack(delivery)
         return Outcome.REJECTED
 
     # ---------------------------------------------------------------- helpers
 
-    def _resend(self, runtime: ChannelRuntime, delivery: Delivery, envelope: Envelope,
-                attempt: int, available_at: datetime | None, now: datetime) -> None:
+    def _resend(
+        self,
+        runtime: ChannelRuntime,
+        delivery: Delivery,
+        envelope: Envelope,
+        attempt: int,
+        available_at: datetime | None,
+        now: datetime,
+    ) -> None:
         """Put a copy back on the channel it came from, for the same endpoint only."""
         headers = dict(delivery.message.headers)
         headers[H.ATTEMPT] = str(attempt)
         headers.setdefault(H.FIRST_FAILED_AT, now.isoformat())
         headers.pop(H.EXPIRES_AT, None)  # a retried message cannot expire by its original TTL
-        runtime.transport.send(runtime.name, WireMessage(delivery.message.body, headers),
-                               available_at=available_at)
+        runtime.transport.send(
+            runtime.name, WireMessage(delivery.message.body, headers), available_at=available_at
+        )
 
-    def _store_letter(self, runtime: ChannelRuntime, delivery: Delivery,
-                      envelope: Envelope | None, endpoint: str | None, reason: str,
-                      info: ExceptionInfo | None, attempts: int, message: Message | None, *,
-                      detail: str = "", message_id: str | None = None,
-                      type_name: str | None = None) -> None:
+    def _store_letter(
+        self,
+        runtime: ChannelRuntime,
+        delivery: Delivery,
+        envelope: Envelope | None,
+        endpoint: str | None,
+        reason: str,
+        info: ExceptionInfo | None,
+        attempts: int,
+        message: Message | None,
+        *,
+        detail: str = "",
+        message_id: str | None = None,
+        type_name: str | None = None,
+    ) -> None:
         m = self._messaging
         now = m.clock.now()
         letter_id = m.dead_letters.new_id(
@@ -331,20 +479,34 @@ class Consumption:
             exception_message=info.message if info else None,
             traceback=info.traceback if info else None,
             attempts=attempts,
-            first_failed_at=(envelope.first_failed_at if envelope and envelope.first_failed_at
-                             else now),
+            first_failed_at=(
+                envelope.first_failed_at if envelope and envelope.first_failed_at else now
+            ),
             last_failed_at=now,
         )
         m.dead_letter_store.add(letter)
         if message is not None:
-            m._record(RecordKind.DEAD_LETTERED, message, endpoint_id=endpoint,
-                      channel=runtime.name, attempt=attempts, exception=info,
-                      detail=f"{reason}; dead letter {letter_id}")
+            m._record(
+                RecordKind.DEAD_LETTERED,
+                message,
+                endpoint_id=endpoint,
+                channel=runtime.name,
+                attempt=attempts,
+                exception=info,
+                detail=f"{reason}; dead letter {letter_id}",
+            )
         else:
-            m.journal.append(now, RecordKind.DEAD_LETTERED, letter.message_id,
-                             letter.message_type, channel=runtime.name, endpoint_id=endpoint,
-                             attempt=attempts, exception=info,
-                             detail=f"{letter.reason}; dead letter {letter_id}")
+            m.journal.append(
+                now,
+                RecordKind.DEAD_LETTERED,
+                letter.message_id,
+                letter.message_type,
+                channel=runtime.name,
+                endpoint_id=endpoint,
+                attempt=attempts,
+                exception=info,
+                detail=f"{letter.reason}; dead letter {letter_id}",
+            )
 
     def _dedup_key(self, spec: HandlerSpec, message: Message) -> str | None:
         if self._messaging.deduplication is None:
@@ -365,5 +527,3 @@ def _first_set(*values: bool | None) -> bool:
         if value is not None:
             return value
     return False
-
-

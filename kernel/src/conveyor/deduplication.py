@@ -74,7 +74,7 @@ class DeduplicationKey:
 def deduplicated(
     *, header: str | None = None, key: Callable[[object], str] | None = None
 ) -> Callable[[Callable[..., object]], Callable[..., object]]:
-    """Deduplicate a handler by a header's value or by ``key(payload)`` instead of the message id."""
+    """Deduplicate a handler by a header's value or ``key(payload)`` instead of the message id."""
     from conveyor.handlers import set_option
 
     if header is not None and key is not None:

@@ -102,8 +102,10 @@ class Messaging:
     ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.ids: IdGenerator = ids if ids is not None else UuidV7Ids(self.clock)
-        self.journal = journal if journal is not None else Journal(
-            max_records=None if isinstance(self.clock, VirtualClock) else 10_000
+        self.journal = (
+            journal
+            if journal is not None
+            else Journal(max_records=None if isinstance(self.clock, VirtualClock) else 10_000)
         )
         self.random: random.Random = seeded_random(seed)
         self.mode: Mode = mode
@@ -128,7 +130,9 @@ class Messaging:
         self.codec: Codec = codec if codec is not None else JsonCodec(registry)
         self.channels: dict[str, ChannelRuntime] = {}
         for definition in channels:
-            self._open_channel(QueueChannel(definition) if isinstance(definition, str) else definition)
+            self._open_channel(
+                QueueChannel(definition) if isinstance(definition, str) else definition
+            )
         self._invokers: dict[str, Invoke] = {s.endpoint_id: self._invoker(s) for s in specs}
         self._validate_async(specs)
         self.error_handler = self._resolve_error_handler(error_handler, "Messaging")
@@ -150,7 +154,7 @@ class Messaging:
     def _open_channel(self, definition: Channel) -> None:
         if not isinstance(definition, Channel):
             raise ConfigurationError(
-                f"channels=[...] takes channel definitions such as QueueChannel(\"orders\"), "
+                f'channels=[...] takes channel definitions such as QueueChannel("orders"), '
                 f"got {definition!r}"
             )
         if definition.name in self.channels:
@@ -161,7 +165,7 @@ class Messaging:
             raise ConfigurationError(
                 f"channel {definition.name!r} has the same name as the endpoint of "
                 f"{self.endpoints[definition.name].name}; consumer names must be unique. "
-                f"Rename the channel or give the handler endpoint_id=\"...\"."
+                f'Rename the channel or give the handler endpoint_id="...".'
             )
         transport = definition.open(self.clock)
         transport.declare(definition.name)
@@ -226,7 +230,7 @@ class Messaging:
             else:
                 base = lambda message, ctx: function()  # noqa: E731
         elif spec.message_param:
-            base = (lambda m, c: function(m, c)) if spec.arity == 2 else (lambda m, c: function(m))
+            base = function if spec.arity == 2 else (lambda m, c: function(m))
         elif spec.arity == 2:
             base = lambda message, ctx: function(message.payload, ctx)  # noqa: E731
         else:
@@ -248,8 +252,9 @@ class Messaging:
         routing_key: str | None = None,
     ) -> object:
         """Send a command to its one handler; returns what a synchronous handler returns."""
-        spec = self.router.command(None if routing_key and _is_json(command) else type(command),
-                                   routing_key)
+        spec = self.router.command(
+            None if routing_key and _is_json(command) else type(command), routing_key
+        )
         message = self._new_message(command, headers, routing_key)
         self._record(RecordKind.SENT, message)
         options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
@@ -284,8 +289,9 @@ class Messaging:
         )
         self._top_level(lambda: self._publish_to(specs, message, options))
 
-    def _publish_to(self, specs: tuple[HandlerSpec, ...], message: Message,
-                    options: DeliveryOptions) -> None:
+    def _publish_to(
+        self, specs: tuple[HandlerSpec, ...], message: Message, options: DeliveryOptions
+    ) -> None:
         for spec in specs:
             if spec.is_async:
                 self._queue_copy(spec, message, options)
@@ -300,8 +306,9 @@ class Messaging:
         routing_key: str | None = None,
     ) -> Any:
         """Ask a query of its one handler and return the answer."""
-        spec = self.router.query(None if routing_key and _is_json(query) else type(query),
-                                 routing_key)
+        spec = self.router.query(
+            None if routing_key and _is_json(query) else type(query), routing_key
+        )
         message = self._new_message(query, headers, routing_key)
         self._record(RecordKind.ASKED, message)
         return self._top_level(lambda: self.call_handler(spec, message, None))
@@ -317,9 +324,15 @@ class Messaging:
     def query_bus(self) -> BusView:
         return BusView(self, None, "query")
 
-    def send_through(self, channel: str, payload: object, *, bus: str,
-                     headers: Mapping[str, str] | None = None,
-                     routing_key: str | None = None) -> None:
+    def send_through(
+        self,
+        channel: str,
+        payload: object,
+        *,
+        bus: str,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+    ) -> None:
         """Queue a message on ``channel`` so its consumer routes it on the bus (async bus)."""
         if channel not in self.channels:
             raise ConfigurationError(
@@ -327,8 +340,11 @@ class Messaging:
                 f"{', '.join(self.channels) or 'none'}."
             )
         message = self._new_message(payload, headers, routing_key)
-        self._record(RecordKind.SENT if bus == BUS_COMMAND else RecordKind.PUBLISHED, message,
-                     channel=channel)
+        self._record(
+            RecordKind.SENT if bus == BUS_COMMAND else RecordKind.PUBLISHED,
+            message,
+            channel=channel,
+        )
         self._top_level(lambda: self._enqueue(channel, bus, message, (), NO_OPTIONS))
 
     # ------------------------------------------------------------------ handling
@@ -345,8 +361,9 @@ class Messaging:
         else:
             parent_headers = parent.headers
             inherited = {**parent_headers.user, **user} if user else parent_headers.user
-            built = Headers(message_id, parent_headers.correlation_id, parent_headers.id, now, 1,
-                            inherited)
+            built = Headers(
+                message_id, parent_headers.correlation_id, parent_headers.id, now, 1, inherited
+            )
         return Message(payload, built, routing_key)
 
     def _current_message(self) -> Message | None:
@@ -382,19 +399,30 @@ class Messaging:
                 message, Context(self, message, spec.endpoint_id, channel)
             )
         except Exception as error:
-            self._record(RecordKind.FAILED, message, endpoint_id=spec.endpoint_id,
-                         channel=channel, exception=ExceptionInfo.capture(error),
-                         attempt=message.headers.attempt)
+            self._record(
+                RecordKind.FAILED,
+                message,
+                endpoint_id=spec.endpoint_id,
+                channel=channel,
+                exception=ExceptionInfo.capture(error),
+                attempt=message.headers.attempt,
+            )
             raise
         finally:
             self._scopes.pop()
-        self._record(RecordKind.HANDLED, message, endpoint_id=spec.endpoint_id, channel=channel,
-                     attempt=message.headers.attempt)
+        self._record(
+            RecordKind.HANDLED,
+            message,
+            endpoint_id=spec.endpoint_id,
+            channel=channel,
+            attempt=message.headers.attempt,
+        )
         return result
 
     @contextmanager
-    def collecting(self, message: Message | None, endpoint_id: str | None,
-                   channel: str | None) -> Iterator[Scope]:
+    def collecting(
+        self, message: Message | None, endpoint_id: str | None, channel: str | None
+    ) -> Iterator[Scope]:
         """Open a collecting scope; the caller flushes it on success."""
         scope = Scope(message, endpoint_id, channel)
         self._scopes.append(scope)
@@ -404,19 +432,46 @@ class Messaging:
             self._scopes.pop()
 
     def _queue_copy(self, spec: HandlerSpec, message: Message, options: DeliveryOptions) -> None:
-        self._enqueue(spec.channels[0], spec.endpoint_id, message, spec.channels[1:],
-                      options.for_handler(spec, self.clock))
+        self._enqueue(
+            spec.channels[0],
+            spec.endpoint_id,
+            message,
+            spec.channels[1:],
+            options.for_handler(spec, self.clock),
+        )
 
-    def _enqueue(self, channel: str, endpoint: str, message: Message, slip: tuple[str, ...],
-                 options: DeliveryOptions) -> None:
+    def _enqueue(
+        self,
+        channel: str,
+        endpoint: str,
+        message: Message,
+        slip: tuple[str, ...],
+        options: DeliveryOptions,
+    ) -> None:
         body, type_name = self.codec.encode(message.payload)
-        wire = WireMessage(body, to_wire_headers(
-            message.headers, type_name=type_name, content_type=self.codec.content_type,
-            endpoint=endpoint, slip=slip, routing_key=message.routing_key,
-            expires_at=options.expires_at,
-        ))
-        self.put(PendingSend(channel, wire, message, endpoint, options.available_at,
-                             options.priority, options.expires_at))
+        wire = WireMessage(
+            body,
+            to_wire_headers(
+                message.headers,
+                type_name=type_name,
+                content_type=self.codec.content_type,
+                endpoint=endpoint,
+                slip=slip,
+                routing_key=message.routing_key,
+                expires_at=options.expires_at,
+            ),
+        )
+        self.put(
+            PendingSend(
+                channel,
+                wire,
+                message,
+                endpoint,
+                options.available_at,
+                options.priority,
+                options.expires_at,
+            )
+        )
 
     def put(self, pending: PendingSend) -> None:
         """Hand a message copy to the innermost collecting scope, or to its channel."""
@@ -435,13 +490,21 @@ class Messaging:
     def transmit(self, pending: PendingSend) -> None:
         runtime = self.channels[pending.channel]
         runtime.transport.send(
-            pending.channel, pending.wire, available_at=pending.available_at,
-            priority=pending.priority, expires_at=pending.expires_at,
+            pending.channel,
+            pending.wire,
+            available_at=pending.available_at,
+            priority=pending.priority,
+            expires_at=pending.expires_at,
         )
         delay = (pending.available_at - self.clock.now()) if pending.available_at else None
-        self._record(RecordKind.QUEUED, pending.message, endpoint_id=pending.endpoint_id,
-                     channel=pending.channel, delay=delay if delay and delay > timedelta(0) else None,
-                     attempt=pending.message.headers.attempt)
+        self._record(
+            RecordKind.QUEUED,
+            pending.message,
+            endpoint_id=pending.endpoint_id,
+            channel=pending.channel,
+            delay=delay if delay and delay > timedelta(0) else None,
+            attempt=pending.message.headers.attempt,
+        )
 
     def drain_inline(self) -> None:
         """Run inline channels' consumers until they are idle (inline mode)."""
@@ -457,9 +520,15 @@ class Messaging:
             self._draining = False
 
     def _record(self, kind: RecordKind, message: Message, **fields: Any) -> None:
-        self.journal.append(self.clock.now(), kind, message.headers.id, message.type_name,
-                            payload=message.payload, causation_id=message.headers.causation_id,
-                            **fields)
+        self.journal.append(
+            self.clock.now(),
+            kind,
+            message.headers.id,
+            message.type_name,
+            payload=message.payload,
+            causation_id=message.headers.causation_id,
+            **fields,
+        )
 
     # ------------------------------------------------------------------ consumers and time
 
@@ -488,9 +557,14 @@ class Messaging:
             finish_when_empty: stop when nothing is due. Defaults to True on a VirtualClock;
                 with a SystemClock and no limit, run until SIGTERM or SIGINT.
         """
-        return self.driver.run(name, limit=limit, time_limit=time_limit,
-                               memory_limit=memory_limit, stop_on_failure=stop_on_failure,
-                               finish_when_empty=finish_when_empty)
+        return self.driver.run(
+            name,
+            limit=limit,
+            time_limit=time_limit,
+            memory_limit=memory_limit,
+            stop_on_failure=stop_on_failure,
+            finish_when_empty=finish_when_empty,
+        )
 
     def run_until_idle(self, advance_time: bool = False, max_steps: int | None = None) -> int:
         """Run every consumer until nothing is runnable; returns the number of steps taken.
@@ -498,8 +572,10 @@ class Messaging:
         With ``advance_time``, jump the VirtualClock to the next due timer and go on until no
         timer is left. More than ``max_steps`` steps raises ``SettleError`` (a runaway loop).
         """
-        return self.driver.settle(advance_time=advance_time,
-                                  max_steps=max_steps if max_steps is not None else self.max_steps)
+        return self.driver.settle(
+            advance_time=advance_time,
+            max_steps=max_steps if max_steps is not None else self.max_steps,
+        )
 
     def advance(self, duration: timedelta, *, max_steps: int | None = None) -> int:
         """Move the VirtualClock forward, handling everything due on the way at its due time."""
@@ -521,8 +597,10 @@ class Messaging:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"Messaging(handlers={len(self.handlers)}, channels={list(self.channels)}, "
-                f"clock={self.clock!r})")
+        return (
+            f"Messaging(handlers={len(self.handlers)}, channels={list(self.channels)}, "
+            f"clock={self.clock!r})"
+        )
 
 
 class BusView:
@@ -555,8 +633,6 @@ class BusView:
         return self._messaging.ask(query, **options)
 
 
-
-
 def _is_json(payload: object) -> bool:
     return isinstance(payload, dict | list | str | int | float | bool) or payload is None
 
@@ -568,8 +644,13 @@ def _same_function(a: object, b: object) -> bool:
 def _checked(interceptors: Iterable[object]) -> list[object]:
     found = list(interceptors)
     for item in found:
-        if callable(item) and not isinstance(item, type) and interceptor_mark(item) is None \
-                and not hasattr(item, "__dict__"):
-            raise ConfigurationError(f"{item!r} is not an interceptor; mark it @before/@around/@after")
+        if (
+            callable(item)
+            and not isinstance(item, type)
+            and interceptor_mark(item) is None
+            and not hasattr(item, "__dict__")
+        ):
+            raise ConfigurationError(
+                f"{item!r} is not an interceptor; mark it @before/@around/@after"
+            )
     return found
-

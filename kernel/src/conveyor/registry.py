@@ -177,11 +177,7 @@ def _read_one(
             f"the caller at once; remove @asynchronous or make it a command."
         )
     assert async_options is None or isinstance(async_options, AsyncOptions)
-    endpoint_id = (
-        mark.endpoint_id
-        or (async_options.endpoint_id if async_options else None)
-        or name
-    )
+    endpoint_id = mark.endpoint_id or (async_options.endpoint_id if async_options else None) or name
     retry = async_options.retry if async_options else None
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise ConfigurationError(f"@asynchronous(retry=...) on {name} takes a RetryPolicy")
@@ -233,7 +229,7 @@ def _message_types(
         raise ConfigurationError(
             f"the message type of handler {name} cannot be read: its first parameter "
             f"{param.name!r} has no annotation. Annotate it (for example "
-            f"{param.name}: PlaceOrder), or route by name with routing_key=\"...\"."
+            f'{param.name}: PlaceOrder), or route by name with routing_key="...".'
         )
     if annotation is typing.Any or annotation is object:
         if routing_key is not None:
@@ -243,6 +239,11 @@ def _message_types(
             f"{annotation!r}, which matches every message. Use a concrete type or routing_key=."
         )
     origin = typing.get_origin(annotation)
+    if routing_key is not None and not isinstance(annotation, type) and origin not in (
+        Union,
+        types.UnionType,
+    ):
+        return ()  # routed by name; the annotation (dict[str, str], ...) only documents it
     members = typing.get_args(annotation) if origin in (Union, types.UnionType) else (annotation,)
     found: list[type] = []
     for member in members:
@@ -265,6 +266,6 @@ def _check_unique_endpoints(specs: list[HandlerSpec]) -> None:
             raise ConfigurationError(
                 f"two handlers have endpoint id {spec.endpoint_id!r}: {other.describe()} and "
                 f"{spec.describe()}. Endpoint ids name handlers on the wire and in dead "
-                f"letters; give one of them endpoint_id=\"...\"."
+                f'letters; give one of them endpoint_id="...".'
             )
         seen[spec.endpoint_id] = spec

@@ -83,12 +83,14 @@ class RetryPolicy:
     instant: int = 0
     delays: Backoff | Sequence[timedelta] | None = None
     attempts: int = 3
-    on: tuple[type[BaseException], ...] = (Exception,)
-    ignore: tuple[type[BaseException], ...] = field(default=())
+    on: tuple[type[BaseException], ...] | type[BaseException] = (Exception,)
+    ignore: tuple[type[BaseException], ...] | type[BaseException] = field(default=())
 
     def __post_init__(self) -> None:
         if self.instant < 0:
-            raise ConfigurationError(f"RetryPolicy instant retries cannot be negative: {self.instant}")
+            raise ConfigurationError(
+                f"RetryPolicy instant retries cannot be negative: {self.instant}"
+            )
         if self.attempts < 1:
             raise ConfigurationError(
                 f"RetryPolicy attempts counts deliveries, the first included, so it is at least "
@@ -101,7 +103,9 @@ class RetryPolicy:
         if not isinstance(self.delays, Backoff | None):
             delays = tuple(self.delays)
             if not delays:
-                raise ConfigurationError("RetryPolicy delays, when a list, needs at least one delay")
+                raise ConfigurationError(
+                    "RetryPolicy delays, when a list, needs at least one delay"
+                )
             object.__setattr__(self, "delays", delays)
 
     def retries(self, error: BaseException) -> bool:
@@ -116,5 +120,5 @@ class RetryPolicy:
             return None
         if isinstance(self.delays, Backoff):
             return self.delays.delay(attempt, rng)
-        assert isinstance(self.delays, tuple)
-        return self.delays[min(attempt, len(self.delays)) - 1]
+        delays = tuple(self.delays)
+        return delays[min(attempt, len(delays)) - 1]

@@ -8,6 +8,7 @@ containing it, and every handler whose routing-key pattern matches, in registrat
 from __future__ import annotations
 
 import re
+from typing import TypeVar
 
 from conveyor.errors import ConfigurationError, NoHandlerError
 from conveyor.registry import HandlerSpec
@@ -40,21 +41,10 @@ class Router:
         by_key: dict[str, HandlerSpec],
         kind: str,
     ) -> None:
-        targets: list[tuple[dict[type, HandlerSpec] | dict[str, HandlerSpec], type | str]] = [
-            (by_type, t) for t in spec.message_types
-        ]
+        for message_type in spec.message_types:
+            _claim(by_type, message_type, spec, kind)
         if spec.routing_key is not None:
-            targets.append((by_key, spec.routing_key))
-        for table, key in targets:
-            other = table.get(key)  # type: ignore[call-overload]
-            if other is not None:
-                shown = key.__qualname__ if isinstance(key, type) else repr(key)
-                raise ConfigurationError(
-                    f"two {kind} handlers for {shown}: {other.name} and {spec.name}. A {kind} "
-                    f"has exactly one handler; remove one, or publish an event instead if both "
-                    f"should react."
-                )
-            table[key] = spec  # type: ignore[index]
+            _claim(by_key, spec.routing_key, spec, kind)
 
     def command(self, payload_type: type | None, routing_key: str | None) -> HandlerSpec:
         return self._single(
@@ -116,6 +106,21 @@ class Router:
             )
             self._cache[cache_key] = found
         return found
+
+
+K = TypeVar("K", type, str)
+
+
+def _claim(table: dict[K, HandlerSpec], key: K, spec: HandlerSpec, kind: str) -> None:
+    other = table.get(key)
+    if other is not None:
+        shown = key.__qualname__ if isinstance(key, type) else repr(key)
+        raise ConfigurationError(
+            f"two {kind} handlers for {shown}: {other.name} and {spec.name}. A {kind} "
+            f"has exactly one handler; remove one, or publish an event instead if both "
+            f"should react."
+        )
+    table[key] = spec
 
 
 def _name(payload_type: type | None) -> str:
