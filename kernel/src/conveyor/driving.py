@@ -95,8 +95,12 @@ class Driver:
         if schedule.is_missed(planned, now):
             return
         tick = Message(planned, m._new_message(None, None, None).headers, spec.endpoint_id)
-        m._record(RecordKind.TICKED, tick, endpoint_id=spec.endpoint_id,
-                  detail=f"planned {planned.isoformat()}")
+        m._record(
+            RecordKind.TICKED,
+            tick,
+            endpoint_id=spec.endpoint_id,
+            detail=f"planned {planned.isoformat()}",
+        )
         try:
             with m._transaction(), m.collecting(tick, spec.endpoint_id, None) as scope:
                 result = m.call_handler(spec, tick, None)
@@ -113,8 +117,13 @@ class Driver:
 
     # ------------------------------------------------------------------ settling
 
-    def settle(self, *, names: list[str] | None = None, advance_time: bool = False,
-               max_steps: int | None = None) -> int:
+    def settle(
+        self,
+        *,
+        names: list[str] | None = None,
+        advance_time: bool = False,
+        max_steps: int | None = None,
+    ) -> int:
         """Run consumers until idle; with ``advance_time`` jump to each next due time."""
         consumers = names if names is not None else self.names()
         steps = 0
@@ -187,9 +196,16 @@ class Driver:
 
     # ------------------------------------------------------------------ consumer runs
 
-    def run(self, name: str, *, limit: int | None, time_limit: timedelta | None,
-            memory_limit: int | None, stop_on_failure: bool,
-            finish_when_empty: bool | None) -> RunResult:
+    def run(
+        self,
+        name: str,
+        *,
+        limit: int | None,
+        time_limit: timedelta | None,
+        memory_limit: int | None,
+        stop_on_failure: bool,
+        finish_when_empty: bool | None,
+    ) -> RunResult:
         m = self._m
         if name not in m.channels and name not in self.scheduled:
             known = ", ".join(self.names()) or "none"
@@ -199,8 +215,9 @@ class Driver:
             )
         if limit is not None and limit < 1:
             raise ConfigurationError(f"run(limit={limit}) must be at least 1")
+        virtual = isinstance(m.clock, VirtualClock)
         if finish_when_empty is None:
-            finish_when_empty = isinstance(m.clock, VirtualClock)
+            finish_when_empty = virtual and limit is None and time_limit is None
         started = m.clock.now()
         processed = 0
         self._stop_requested = False
@@ -219,14 +236,19 @@ class Driver:
                     continue
                 if finish_when_empty:
                     return RunResult(name, processed, "empty")
+                if virtual and time_limit is None and self.next_due([name]) is None:
+                    return RunResult(name, processed, "empty")  # on virtual time, none will come
                 m.clock.sleep(self._idle_wait(name, started, time_limit).total_seconds())
 
     def _idle_wait(self, name: str, started: datetime, time_limit: timedelta | None) -> timedelta:
         now = self._m.clock.now()
-        wait = _POLL_INTERVAL
         due = self.next_due([name])
-        if due is not None and due > now:
-            wait = min(wait, due - now) if name in self._m.channels else due - now
+        if isinstance(self._m.clock, VirtualClock):
+            wait = due - now if due is not None and due > now else timedelta(days=365)
+        else:
+            wait = _POLL_INTERVAL
+            if due is not None and due > now:
+                wait = min(wait, due - now) if name in self._m.channels else due - now
         if time_limit is not None:
             wait = min(wait, max(started + time_limit - now, timedelta(0)))
         return max(wait, timedelta(milliseconds=1))
@@ -262,15 +284,19 @@ def format_records(records: list[Record]) -> str:
     lines = []
     for r in records:
         where = " ".join(
-            part for part in (
+            part
+            for part in (
                 f"channel={r.channel}" if r.channel else "",
                 f"endpoint={r.endpoint_id}" if r.endpoint_id else "",
                 f"attempt={r.attempt}" if r.attempt > 1 else "",
                 f"delay={r.delay}" if r.delay else "",
-            ) if part
+            )
+            if part
         )
         failure = f" !! {r.exception}" if r.exception else ""
         detail = f" ({r.detail})" if r.detail else ""
-        lines.append(f"  {r.at.isoformat()} #{r.seq} {r.kind.value:<13} {r.message_type} "
-                     f"[{r.message_id}] {where}{detail}{failure}".rstrip())
+        lines.append(
+            f"  {r.at.isoformat()} #{r.seq} {r.kind.value:<13} {r.message_type} "
+            f"[{r.message_id}] {where}{detail}{failure}".rstrip()
+        )
     return "\n".join(lines)

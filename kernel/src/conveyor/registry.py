@@ -177,7 +177,11 @@ def _read_one(
             f"the caller at once; remove @asynchronous or make it a command."
         )
     assert async_options is None or isinstance(async_options, AsyncOptions)
-    endpoint_id = mark.endpoint_id or (async_options.endpoint_id if async_options else None) or name
+    endpoint_id = (
+        mark.endpoint_id
+        or (async_options.endpoint_id if async_options else None)
+        or name.rsplit("<locals>.", 1)[-1]  # a function defined inside another: its own name
+    )
     retry = async_options.retry if async_options else None
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise ConfigurationError(f"@asynchronous(retry=...) on {name} takes a RetryPolicy")
@@ -239,9 +243,14 @@ def _message_types(
             f"{annotation!r}, which matches every message. Use a concrete type or routing_key=."
         )
     origin = typing.get_origin(annotation)
-    if routing_key is not None and not isinstance(annotation, type) and origin not in (
-        Union,
-        types.UnionType,
+    if (
+        routing_key is not None
+        and not isinstance(annotation, type)
+        and origin
+        not in (
+            Union,
+            types.UnionType,
+        )
     ):
         return ()  # routed by name; the annotation (dict[str, str], ...) only documents it
     members = typing.get_args(annotation) if origin in (Union, types.UnionType) else (annotation,)
