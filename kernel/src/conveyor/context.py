@@ -70,7 +70,12 @@ class Context:
     ) -> object:
         """Send a command caused by this message."""
         return self._messaging.send(
-            command, headers=headers, delay=delay, at=at, priority=priority, ttl=ttl,
+            command,
+            headers=headers,
+            delay=delay,
+            at=at,
+            priority=priority,
+            ttl=ttl,
             routing_key=routing_key,
         )
 
@@ -87,12 +92,22 @@ class Context:
     ) -> None:
         """Publish an event caused by this message."""
         self._messaging.publish(
-            event, headers=headers, delay=delay, at=at, priority=priority, ttl=ttl,
+            event,
+            headers=headers,
+            delay=delay,
+            at=at,
+            priority=priority,
+            ttl=ttl,
             routing_key=routing_key,
         )
 
-    def ask(self, query: object, *, headers: Mapping[str, str] | None = None,
-            routing_key: str | None = None) -> object:
+    def ask(
+        self,
+        query: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+    ) -> object:
         """Ask a query; its answer comes back at once."""
         return self._messaging.ask(query, headers=headers, routing_key=routing_key)
 

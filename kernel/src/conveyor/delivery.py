@@ -21,8 +21,13 @@ class DeliveryOptions:
 
     __slots__ = ("any", "available_at", "expires_at", "priority", "ttl")
 
-    def __init__(self, available_at: datetime | None, priority: int | None,
-                 ttl: timedelta | None, expires_at: datetime | None) -> None:
+    def __init__(
+        self,
+        available_at: datetime | None,
+        priority: int | None,
+        ttl: timedelta | None,
+        expires_at: datetime | None,
+    ) -> None:
         self.available_at = available_at
         self.priority = priority or 0
         self.ttl = ttl
@@ -30,8 +35,13 @@ class DeliveryOptions:
         self.any = available_at is not None or priority is not None or ttl is not None
 
     @staticmethod
-    def build(clock: Clock, delay: timedelta | None, at: datetime | None,
-              priority: int | None, ttl: timedelta | None) -> DeliveryOptions:
+    def build(
+        clock: Clock,
+        delay: timedelta | None,
+        at: datetime | None,
+        priority: int | None,
+        ttl: timedelta | None,
+    ) -> DeliveryOptions:
         if delay is None and at is None and priority is None and ttl is None:
             return NO_OPTIONS
         if delay is not None and at is not None:

@@ -98,7 +98,10 @@ def command_handler(
     *, routing_key: str | None = None, endpoint_id: str | None = None
 ) -> Callable[[F], F]: ...
 def command_handler(
-    function: F | None = None, /, *, routing_key: str | None = None,
+    function: F | None = None,
+    /,
+    *,
+    routing_key: str | None = None,
     endpoint_id: str | None = None,
 ) -> F | Callable[[F], F]:
     """Mark a command handler: exactly one per command type (or routing key); may return a value.
@@ -116,7 +119,10 @@ def event_handler(
     *, routing_key: str | None = None, endpoint_id: str | None = None
 ) -> Callable[[F], F]: ...
 def event_handler(
-    function: F | None = None, /, *, routing_key: str | None = None,
+    function: F | None = None,
+    /,
+    *,
+    routing_key: str | None = None,
     endpoint_id: str | None = None,
 ) -> F | Callable[[F], F]:
     """Mark an event handler: any number per event, run in registration order.
@@ -136,7 +142,10 @@ def query_handler(
     *, routing_key: str | None = None, endpoint_id: str | None = None
 ) -> Callable[[F], F]: ...
 def query_handler(
-    function: F | None = None, /, *, routing_key: str | None = None,
+    function: F | None = None,
+    /,
+    *,
+    routing_key: str | None = None,
     endpoint_id: str | None = None,
 ) -> F | Callable[[F], F]:
     """Mark a query handler: exactly one per query type; ``ask`` returns its value."""
@@ -172,7 +181,7 @@ def asynchronous(
     if not channels or any(not isinstance(c, str) or not c for c in channels):
         raise ConfigurationError(
             f"@asynchronous needs one or more channel names, got {channels!r}; "
-            f"for example @asynchronous(\"orders\")."
+            f'for example @asynchronous("orders").'
         )
     return set_option(
         "async", AsyncOptions(tuple(channels), endpoint_id, retry, error_handler, dead_letter)

@@ -45,7 +45,7 @@ def _selectors(on: Selector | tuple[Selector, ...] | None) -> tuple[Selector, ..
         if not isinstance(selector, type | Marker):
             raise ConfigurationError(
                 f"interceptor on={selector!r} is neither a message type nor a Marker; "
-                f"pass a class (matched with isinstance) or a Marker(\"name\")."
+                f'pass a class (matched with isinstance) or a Marker("name").'
             )
     return selectors
 
@@ -93,7 +93,9 @@ class Interceptor:
     wants_context: bool
 
     @classmethod
-    def build(cls, function: Callable[..., Any], mark: InterceptorMark, position: int) -> Interceptor:
+    def build(
+        cls, function: Callable[..., Any], mark: InterceptorMark, position: int
+    ) -> Interceptor:
         name = getattr(function, "__qualname__", repr(function))
         if inspect.iscoroutinefunction(function):
             raise ConfigurationError(

@@ -121,8 +121,9 @@ class Journal:
         self._seq = 0
         self._listeners: list[Callable[[Record], None]] = []
 
-    def append(self, at: datetime, kind: RecordKind, message_id: str, message_type: str,
-               **fields: object) -> Record:
+    def append(
+        self, at: datetime, kind: RecordKind, message_id: str, message_type: str, **fields: object
+    ) -> Record:
         self._seq += 1
         record = Record(self._seq, at, kind, message_id, message_type, **fields)  # type: ignore[arg-type]
         self._records.append(record)

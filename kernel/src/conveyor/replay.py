@@ -61,9 +61,15 @@ class DeadLetters:
         headers.pop(H.EXPIRES_AT, None)
         runtime.transport.send(letter.channel, WireMessage(letter.body, headers))
         m.dead_letter_store.delete(letter_id)
-        m.journal.append(m.clock.now(), RecordKind.REPLAYED, letter.message_id,
-                         letter.message_type, channel=letter.channel,
-                         endpoint_id=letter.endpoint_id, detail=f"dead letter {letter_id}")
+        m.journal.append(
+            m.clock.now(),
+            RecordKind.REPLAYED,
+            letter.message_id,
+            letter.message_type,
+            channel=letter.channel,
+            endpoint_id=letter.endpoint_id,
+            detail=f"dead letter {letter_id}",
+        )
 
     def replay_all(self) -> int:
         """Replay every dead letter; returns how many."""

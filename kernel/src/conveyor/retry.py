@@ -23,7 +23,8 @@ class Backoff:
 
     The delay before retry ``k`` (1-based) is ``initial * factor ** (k - 1)``, capped at
     ``max_delay``, then spread by ``jitter`` (a fraction: 0.1 means up to 10 % either way) using
-    the kernel's seeded random source, so tests stay repeatable.
+    the kernel's seeded random source, so tests stay repeatable. Jitter never pushes a delay past
+    ``max_delay``.
     """
 
     initial: timedelta
@@ -63,6 +64,8 @@ class Backoff:
             seconds = min(seconds, self.max_delay.total_seconds())
         if self.jitter and rng is not None:
             seconds *= 1 + rng.uniform(-self.jitter, self.jitter)
+            if self.max_delay is not None:  # the cap holds after jitter too
+                seconds = min(seconds, self.max_delay.total_seconds())
         return timedelta(milliseconds=round(seconds * 1000))
 
 
@@ -96,10 +99,16 @@ class RetryPolicy:
                 f"RetryPolicy attempts counts deliveries, the first included, so it is at least "
                 f"1; got {self.attempts}."
             )
-        if isinstance(self.on, type):
-            object.__setattr__(self, "on", (self.on,))
-        if isinstance(self.ignore, type):
-            object.__setattr__(self, "ignore", (self.ignore,))
+        for name in ("on", "ignore"):
+            value = getattr(self, name)
+            types = (value,) if isinstance(value, type) else tuple(value)
+            for kind in types:
+                if not (isinstance(kind, type) and issubclass(kind, BaseException)):
+                    raise ConfigurationError(
+                        f"RetryPolicy {name}= takes exception types, got {kind!r}; for example "
+                        f"{name}=(TimeoutError, ConnectionError)."
+                    )
+            object.__setattr__(self, name, types)
         if not isinstance(self.delays, Backoff | None):
             delays = tuple(self.delays)
             if not delays:

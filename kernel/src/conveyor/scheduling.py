@@ -46,7 +46,7 @@ class Schedule:
     def __post_init__(self) -> None:
         if (self.cron is None) == (self.every is None):
             raise ConfigurationError(
-                "@scheduled needs exactly one of cron=\"0 3 * * *\" or every=timedelta(...)"
+                '@scheduled needs exactly one of cron="0 3 * * *" or every=timedelta(...)'
             )
         if self.every is not None and self.every <= timedelta(0):
             raise ConfigurationError(f"@scheduled every= must be positive, got {self.every}")
@@ -65,7 +65,7 @@ class Schedule:
                 raise ConfigurationError(
                     f"@scheduled cron={self.cron!r} is not a valid cron expression ({error}); "
                     f"use five fields: minute hour day-of-month month day-of-week, "
-                    f"for example \"0 3 * * *\" for 03:00 every day."
+                    f'for example "0 3 * * *" for 03:00 every day.'
                 ) from None
         self._zone()
 
