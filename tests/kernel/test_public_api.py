@@ -1,0 +1,65 @@
+"""The public names users and tests rely on (DESIGN section 3), checked against ``__all__``."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import conveyor
+
+DESIGNED = {
+    "Messaging",
+    "command_handler",
+    "event_handler",
+    "query_handler",
+    "asynchronous",
+    "delayed",
+    "priority",
+    "time_to_live",
+    "scheduled",
+    "Context",
+    "Message",
+    "Headers",
+    "CommandBus",
+    "EventBus",
+    "QueryBus",
+    "QueueChannel",
+    "RetryPolicy",
+    "DeadLetter",
+    "DeadLetterStore",
+    "Clock",
+    "SystemClock",
+    "VirtualClock",
+}
+
+
+def test_every_designed_name_is_exported() -> None:
+    assert DESIGNED <= set(conveyor.__all__)
+
+
+def test_all_lists_only_names_that_exist_and_nothing_twice() -> None:
+    assert len(conveyor.__all__) == len(set(conveyor.__all__))
+    for name in conveyor.__all__:
+        assert hasattr(conveyor, name), name
+
+
+def test_every_public_attribute_is_curated() -> None:
+    public = {n for n in vars(conveyor) if not n.startswith("_")}
+    modules = {n for n in public if type(getattr(conveyor, n)).__name__ == "module"}
+    assert public - modules - {"annotations"} == set(conveyor.__all__)
+
+
+def test_importing_conveyor_does_no_work_and_imports_no_optional_library() -> None:
+    code = (
+        "import sys, conveyor, conveyor.messaging, conveyor.serialization;"
+        "print(sorted(m for m in ('pydantic', 'msgspec', 'time_machine', 'freezegun', 'sqlite3')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_sqlite_adapter_imports_without_opening_anything() -> None:
+    module = importlib.import_module("conveyor_sqlite")
+    assert module.__all__
