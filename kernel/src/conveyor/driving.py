@@ -139,13 +139,14 @@ class Driver:
                 continue
             if not advance_time:
                 return steps
-            due = self.next_due(consumers)
-            if due is None:
-                return steps
+            # Jump to the next pending message; schedules that fall due on the way run at their
+            # own instants, but a periodic schedule alone never keeps settling going.
+            due = self.next_due([n for n in consumers if n in self._m.channels])
             clock = self._virtual_clock("run_until_idle(advance_time=True)")
-            if due <= clock.now():
-                return steps  # something is due but not receivable (a lease held elsewhere)
-            clock.advance_to(due)
+            if due is None or due <= clock.now():
+                return steps  # nothing pending, or due but leased elsewhere
+            left = None if max_steps is None else max(max_steps - steps, 0)
+            steps += self.advance_to(due, max_steps=left)
 
     def advance_to(self, target: datetime, *, max_steps: int | None = None) -> int:
         """Step the virtual clock to ``target``, settling at every due instant on the way."""

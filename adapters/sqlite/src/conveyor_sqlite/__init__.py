@@ -1,0 +1,37 @@
+"""SQLite for Conveyor: a durable channel, dead-letter store and deduplication store.
+
+Standard library only. One file can hold all three; several processes can share it.
+
+The connection-level functions (``insert_message``, ``contains_key``, ``add_key``,
+``ensure_schema``) run on a connection the caller owns and never commit, so a message or a
+deduplication key can be written inside the application's own transaction.
+"""
+
+from __future__ import annotations
+
+from conveyor_sqlite.channel import SqliteChannel
+from conveyor_sqlite.database import Synchronous
+from conveyor_sqlite.deadletters import SqliteDeadLetterStore
+from conveyor_sqlite.deduplication import SqliteDeduplication, add_key, contains_key
+from conveyor_sqlite.instants import from_unix_ms, to_unix_ms
+from conveyor_sqlite.messages import insert_message
+from conveyor_sqlite.schema import SCHEMA_VERSION, ensure_schema
+from conveyor_sqlite.transport import SqliteTransport
+
+__all__ = [
+    # the channel definition, the transport and the stores
+    "SqliteChannel",
+    "SqliteTransport",
+    "SqliteDeadLetterStore",
+    "SqliteDeduplication",
+    "Synchronous",
+    # on a connection the caller owns, without committing
+    "insert_message",
+    "contains_key",
+    "add_key",
+    "ensure_schema",
+    "SCHEMA_VERSION",
+    # how instants are stored
+    "to_unix_ms",
+    "from_unix_ms",
+]

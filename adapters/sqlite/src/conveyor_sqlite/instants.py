@@ -1,0 +1,42 @@
+"""Instants as integer unix milliseconds: how every time is stored in the SQLite tables.
+
+Integers compare and index exactly, and SQLite has no datetime type, so every due time, lease
+and expiry is a whole millisecond (the precision ``SqliteTransport`` declares). Rounding is
+chosen so that nothing is ever early: a not-before time rounds up, "now" rounds down, so a
+message can become receivable up to one millisecond late but never before its instant.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from conveyor.clock import ensure_aware
+
+__all__ = ["to_unix_ms", "from_unix_ms", "duration_ms"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def to_unix_ms(instant: datetime, *, round_up: bool = False) -> int:
+    """Milliseconds since the unix epoch, rounded down (for "now") or up (for not-before times).
+
+    Args:
+        instant: an aware datetime; naive ones are refused rather than read in local time.
+        round_up: round a sub-millisecond remainder up, so a stored due time is never earlier
+            than the instant it stands for.
+    """
+    offset = ensure_aware(instant) - _EPOCH
+    if round_up:
+        return -(-offset // _MILLISECOND)
+    return offset // _MILLISECOND
+
+
+def from_unix_ms(unix_ms: int) -> datetime:
+    """The aware UTC instant of a stored millisecond value."""
+    return _EPOCH + timedelta(milliseconds=unix_ms)
+
+
+def duration_ms(duration: timedelta) -> int:
+    """A duration in whole milliseconds, rounded up so a lease is never shorter than asked."""
+    return -(-duration // _MILLISECOND)

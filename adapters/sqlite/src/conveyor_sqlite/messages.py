@@ -1,0 +1,231 @@
+"""The statements on the message table, each on a connection the caller owns.
+
+None of these functions begins or commits a transaction. ``SqliteTransport`` wraps each in
+``BEGIN IMMEDIATE``; an outbox can call :func:`insert_message` inside the application's own
+transaction, so the message is stored if and only if the business change commits.
+
+Receive order is ``priority DESC, id ASC``: the highest priority first, and first in, first out
+within a priority. A released message keeps its id, so it keeps its place, as a broker's requeue
+does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from conveyor.errors import SerializationError
+from conveyor.transport import WireMessage
+
+if TYPE_CHECKING:
+    import sqlite3
+
+__all__ = [
+    "insert_message",
+    "ClaimedRow",
+    "claim_next",
+    "delete_leased",
+    "unlease",
+    "delivery_count_of",
+    "count_messages",
+    "earliest_due_ms",
+    "encode_body",
+    "encode_headers",
+    "decode_headers",
+]
+
+# ``enqueued_seq`` records the order of sends as the id SQLite assigns to the new row (the
+# largest id plus one): receive order uses ``id`` itself, and the sequence stays on the row
+# for inspection and for any later requeue policy that moves a message without renumbering it.
+_INSERT = """
+    INSERT INTO conveyor_messages
+        (channel, body, headers, priority, available_at, expires_at, delivery_count,
+         enqueued_seq)
+    VALUES (?, ?, ?, ?, ?, ?, 0,
+            (SELECT IFNULL(MAX(id), 0) + 1 FROM conveyor_messages))
+"""
+
+_SELECT_DUE = """
+    SELECT id, body, headers, delivery_count
+    FROM conveyor_messages
+    WHERE channel = ?
+      AND available_at <= ?
+      AND (lease_until IS NULL OR lease_until <= ?)
+    ORDER BY priority DESC, id ASC
+    LIMIT 1
+"""
+
+_LEASE = """
+    UPDATE conveyor_messages
+    SET lease_until = ?, lease_token = ?, delivery_count = delivery_count + 1
+    WHERE id = ?
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRow:
+    """A row just leased by :func:`claim_next`, with its new delivery count and lease token."""
+
+    id: int
+    message: WireMessage
+    delivery_count: int
+    token: str
+
+
+def insert_message(
+    connection: sqlite3.Connection,
+    channel: str,
+    message: WireMessage,
+    available_at_ms: int,
+    *,
+    priority: int = 0,
+    expires_at_ms: int | None = None,
+) -> int:
+    """Store ``message`` on ``channel`` without committing; returns the new row's id.
+
+    Args:
+        connection: any connection to a file with Conveyor's schema (see ``ensure_schema``),
+            in autocommit or inside the caller's open transaction.
+        channel: the channel name.
+        message: body and string headers, stored as a BLOB and a JSON object.
+        available_at_ms: unix milliseconds before which the message is not received.
+        priority: higher is received first among due messages.
+        expires_at_ms: unix milliseconds after which the kernel treats it as expired; stored
+            for the kernel, never acted on here (the transport declares ``ttl=False``).
+    """
+    cursor = connection.execute(
+        _INSERT,
+        (
+            channel,
+            encode_body(message.body),
+            encode_headers(message.headers),
+            priority,
+            available_at_ms,
+            expires_at_ms,
+        ),
+    )
+    row_id = cursor.lastrowid
+    assert row_id is not None  # an INSERT always sets it
+    return row_id
+
+
+def claim_next(
+    connection: sqlite3.Connection,
+    channel: str,
+    *,
+    now_ms: int,
+    lease_until_ms: int,
+    new_token: Callable[[], str],
+) -> ClaimedRow | None:
+    """Lease the first due, unleased message of ``channel``, or return None.
+
+    Must run inside ``BEGIN IMMEDIATE``: the write lock, taken before the SELECT, is what stops
+    two connections from picking the same row. A lease that has run out counts as no lease.
+
+    Args:
+        new_token: makes the lease token, called only when a row is claimed, so sequential
+            ids in tests number deliveries rather than polls.
+    """
+    row = connection.execute(_SELECT_DUE, (channel, now_ms, now_ms)).fetchone()
+    if row is None:
+        return None
+    row_id, body, headers, delivery_count = row
+    token = new_token()
+    connection.execute(_LEASE, (lease_until_ms, token, row_id))
+    return ClaimedRow(
+        id=row_id,
+        message=WireMessage(body=bytes(body), headers=decode_headers(headers)),
+        delivery_count=delivery_count + 1,
+        token=token,
+    )
+
+
+def delete_leased(connection: sqlite3.Connection, row_id: int, token: str) -> bool:
+    """Delete the row if ``token`` still holds its lease; False when another lease replaced it.
+
+    A lease that ran out but was not taken by anyone else still matches, so a slow handler's
+    ack is kept rather than causing a needless redelivery.
+    """
+    cursor = connection.execute(
+        "DELETE FROM conveyor_messages WHERE id = ? AND lease_token = ?", (row_id, token)
+    )
+    return cursor.rowcount == 1
+
+
+def unlease(connection: sqlite3.Connection, row_id: int, token: str, available_at_ms: int) -> bool:
+    """Give the row back, receivable from ``available_at_ms``; False if the lease is not ours."""
+    cursor = connection.execute(
+        """
+        UPDATE conveyor_messages
+        SET lease_until = NULL, lease_token = NULL, available_at = ?
+        WHERE id = ? AND lease_token = ?
+        """,
+        (available_at_ms, row_id, token),
+    )
+    return cursor.rowcount == 1
+
+
+def delivery_count_of(connection: sqlite3.Connection, row_id: int) -> int | None:
+    """How many times the row was leased, or None if it is gone; used to explain stale acks."""
+    row = connection.execute(
+        "SELECT delivery_count FROM conveyor_messages WHERE id = ?", (row_id,)
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def count_messages(connection: sqlite3.Connection, channel: str) -> int:
+    """Messages stored on ``channel``, due or not, leased or not."""
+    row = connection.execute(
+        "SELECT COUNT(*) FROM conveyor_messages WHERE channel = ?", (channel,)
+    ).fetchone()
+    return int(row[0])
+
+
+def earliest_due_ms(connection: sqlite3.Connection, channel: str) -> int | None:
+    """The earliest millisecond a message of ``channel`` becomes receivable, or None if empty.
+
+    A leased message counts from the end of its lease, which is when it could come back.
+    """
+    row = connection.execute(
+        """
+        SELECT MIN(MAX(available_at, IFNULL(lease_until, available_at)))
+        FROM conveyor_messages WHERE channel = ?
+        """,
+        (channel,),
+    ).fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def encode_body(body: object) -> bytes:
+    """The body as immutable bytes; anything but bytes-like is refused, as every broker does."""
+    if isinstance(body, bytes | bytearray | memoryview):
+        return bytes(body)
+    raise TypeError(
+        f"WireMessage.body must be bytes, not {type(body).__name__}; encode it with the codec "
+        f"first."
+    )
+
+
+def encode_headers(headers: Mapping[str, str]) -> str:
+    """Headers as a JSON object of strings; anything else would not survive other brokers."""
+    wrong = {k: v for k, v in headers.items() if type(k) is not str or type(v) is not str}
+    if wrong:
+        raise TypeError(
+            f"WireMessage headers must map strings to strings, which every broker takes; got "
+            f"{wrong!r}. Convert the values with str() before sending."
+        )
+    return json.dumps(dict(headers), ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_headers(text: str) -> dict[str, str]:
+    """The headers stored by :func:`encode_headers`."""
+    headers = json.loads(text)
+    if not isinstance(headers, dict):
+        raise SerializationError(
+            f"stored headers {text!r} are not a JSON object; the row was not written by "
+            f"conveyor-sqlite. Remove or repair it.",
+            raw=text.encode(),
+        )
+    return {str(name): str(value) for name, value in headers.items()}

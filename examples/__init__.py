@@ -1,0 +1,1 @@
+"""Runnable example programs; each is also run by the test suite."""
