@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from conveyor.clock import VirtualClock
 from conveyor.ids import SequentialIds
 from conveyor_sqlite import SqliteTransport

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from conveyor.clock import VirtualClock
 from conveyor_sqlite import SqliteTransport
 from pytest_conveyor.conformance import TransportConformance, TransportHarness

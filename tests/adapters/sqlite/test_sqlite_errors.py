@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 from conveyor.clock import VirtualClock
 from conveyor.errors import ConfigurationError, ConnectionFailed, TransportError
 from conveyor.transport import WireMessage

@@ -8,8 +8,9 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import conveyor_sqlite
 import pytest
+
+import conveyor_sqlite
 from conveyor.clock import VirtualClock
 from conveyor.errors import ClockError
 from conveyor.transport import WireMessage

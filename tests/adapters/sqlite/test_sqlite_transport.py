@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 from conveyor.clock import VirtualClock
 from conveyor.errors import MessageTooLarge, TransportClosed, TransportError
 from conveyor.ids import SequentialIds

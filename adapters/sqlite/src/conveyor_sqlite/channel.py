@@ -9,7 +9,6 @@ from datetime import timedelta
 from conveyor.channels import Channel
 from conveyor.clock import Clock
 from conveyor.transport import Transport
-
 from conveyor_sqlite.database import Synchronous
 from conveyor_sqlite.transport import SqliteTransport
 

@@ -21,7 +21,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
 from conveyor.errors import TransportClosed, TransportError
-
 from conveyor_sqlite.errors import (
     is_a_directory,
     missing_directory,

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from conveyor.deadletter import DeadLetter, not_found
-
 from conveyor_sqlite.database import Database, Synchronous
 from conveyor_sqlite.messages import decode_headers, encode_body, encode_headers
 

@@ -18,7 +18,6 @@ from conveyor.clock import Clock
 from conveyor.errors import MessageTooLarge, TransportError
 from conveyor.ids import IdGenerator, UuidV7Ids
 from conveyor.transport import Capabilities, Delivery, WireMessage
-
 from conveyor_sqlite.database import Database, Synchronous
 from conveyor_sqlite.instants import duration_ms, from_unix_ms, to_unix_ms
 from conveyor_sqlite.messages import (
