@@ -7,7 +7,8 @@ Outermost first, as Ecotone's consumption stack (reference section 8.1):
 3. instant retries, each attempt in a fresh transaction scope;
 4. the transaction;
 5. the message collector (messages sent while handling leave only on success);
-6. deduplication (only success is recorded);
+6. deduplication (checked before the stack; only success is recorded, once the collector has
+   flushed and the transaction committed);
 7. user interceptors, then the handler.
 
 Messages that cannot be decoded, have an unknown type, or name no endpoint on this channel are
@@ -16,6 +17,7 @@ never dropped: they go to the dead-letter store with the reason, and the consume
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -49,6 +51,7 @@ class Outcome(StrEnum):
     EXPIRED = "expired"
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
+    HELD = "held"
 
 
 class Consumption:
@@ -66,9 +69,11 @@ class Consumption:
         try:
             envelope = read_envelope(delivery.message.headers)
         except SerializationError as error:
-            return self._reject(runtime, delivery, None, "undecodable", error)
+            return self._reject(runtime, delivery, None, "malformed headers", error)
         if envelope.slip:
             return self._forward(runtime, delivery, envelope)
+        if envelope.not_before is not None and envelope.not_before > m.clock.now():
+            return self._hold(runtime, delivery, envelope)
         if envelope.endpoint in (BUS_COMMAND, BUS_EVENT):
             return self._route_on_bus(runtime, delivery, envelope)
         spec = m.endpoints.get(envelope.endpoint)
@@ -87,7 +92,22 @@ class Consumption:
         now = m.clock.now()
         if envelope.expires_at is not None and envelope.expires_at <= now:
             return self._expire(runtime, delivery, envelope, spec, message)
-        dedup_key = self._dedup_key(spec, message)
+        try:
+            dedup_key = self._dedup_key(spec, message)
+        except Exception as key_error:  # the handler's key function: the message's failure
+            m._record(
+                RecordKind.FAILED,
+                message,
+                endpoint_id=spec.endpoint_id,
+                channel=runtime.name,
+                exception=ExceptionInfo.capture(key_error),
+                attempt=headers.attempt,
+                detail="@deduplicated key",
+            )
+            if stop_on_failure:
+                runtime.transport.release(delivery)
+                raise
+            return self._resolve_failure(runtime, delivery, envelope, spec, message, key_error)
         if (
             dedup_key is not None
             and m.deduplication is not None
@@ -126,14 +146,23 @@ class Consumption:
                     m._transaction(),
                     m.collecting(message, spec.endpoint_id, runtime.name) as scope,
                 ):
-                    m.call_handler(spec, message, runtime.name)
                     if dedup_key is not None and m.deduplication is not None:
                         m.deduplication.store.add(
                             spec.endpoint_id,
                             dedup_key,
                             expires_at=m.clock.now() + m.deduplication.expiry,
                         )
+                    m.call_handler(spec, message, runtime.name)
                     m.flush(scope)
+                # Recorded once the collector flushed and the transaction committed: the stores
+                # keep their own transactions, so recording earlier could remember a success
+                # that a failed flush or commit undid, and skip its retry as a duplicate.
+                if dedup_key is not None and m.deduplication is not None:
+                    m.deduplication.store.add(
+                        spec.endpoint_id,
+                        dedup_key,
+                        expires_at=m.clock.now() + m.deduplication.expiry,
+                    )
                 return None
             except Exception as error:
                 if instant_left > 0 and policy is not None and policy.retries(error):
@@ -190,7 +219,13 @@ class Consumption:
                 )
                 runtime.transport.ack(delivery)
                 return Outcome.ERROR_HANDLED
-            error = handler_error
+            # The message's own failure stays the one on record; the error handler's is noted.
+            reason = (
+                f"failed; error handler {handler.endpoint_id} raised "
+                f"{ExceptionInfo.capture(handler_error)}"
+            )
+        else:
+            reason = "failed"
         dead_letter = _first_set(spec.dead_letter, runtime.definition.dead_letter, m.dead_letter)
         if dead_letter:
             self._store_letter(
@@ -198,7 +233,7 @@ class Consumption:
                 delivery,
                 envelope,
                 spec.endpoint_id,
-                "failed",
+                reason,
                 ExceptionInfo.capture(error),
                 attempt,
                 message,
@@ -257,7 +292,7 @@ class Consumption:
             traceback=info.traceback,
             attempt=message.headers.attempt,
             failed_at=m.clock.now(),
-            error=error,
+            error=None if handler.is_async else error,
         )
         try:
             with m._transaction(), m.collecting(message, spec.endpoint_id, runtime.name) as scope:
@@ -288,6 +323,8 @@ class Consumption:
         target.transport.send(
             next_channel,
             WireMessage(delivery.message.body, headers),
+            available_at=None if rest else m.held_until(target, envelope.not_before),
+            priority=envelope.priority,
             expires_at=envelope.expires_at,
         )
         m.journal.append(
@@ -302,6 +339,19 @@ class Consumption:
         )
         runtime.transport.ack(delivery)
         return Outcome.FORWARDED
+
+    def _hold(self, runtime: ChannelRuntime, delivery: Delivery, envelope: Envelope) -> Outcome:
+        """A message back early from a broker's maximum delay: send it on for the rest."""
+        m = self._messaging
+        runtime.transport.send(
+            runtime.name,
+            delivery.message,
+            available_at=m.held_until(runtime, envelope.not_before),
+            priority=envelope.priority,
+            expires_at=envelope.expires_at,
+        )
+        runtime.transport.ack(delivery)
+        return Outcome.HELD
 
     def _route_on_bus(
         self, runtime: ChannelRuntime, delivery: Delivery, envelope: Envelope
@@ -483,6 +533,7 @@ class Consumption:
                 envelope.first_failed_at if envelope and envelope.first_failed_at else now
             ),
             last_failed_at=now,
+            replayed=_replay_count(delivery.message.headers),
         )
         m.dead_letter_store.add(letter)
         if message is not None:
@@ -520,6 +571,13 @@ class Consumption:
         if rule.key is not None:
             return rule.key(message.payload)
         return message.headers.id
+
+
+def _replay_count(wire: Mapping[str, str]) -> int:
+    try:
+        return max(int(wire.get(H.REPLAYED, "0")), 0)
+    except ValueError:
+        return 0
 
 
 def _first_set(*values: bool | None) -> bool:

@@ -23,7 +23,7 @@ from conveyor.errors import ConfigurationError, SettleError
 from conveyor.journal import Record, RecordKind
 from conveyor.message import Message
 from conveyor.registry import HandlerSpec
-from conveyor.transport import InspectableTransport
+from conveyor.transport import InspectableTransport, WaitingTransport
 
 if TYPE_CHECKING:
     from conveyor.messaging import Messaging
@@ -239,7 +239,16 @@ class Driver:
                     return RunResult(name, processed, "empty")
                 if virtual and time_limit is None and self.next_due([name]) is None:
                     return RunResult(name, processed, "empty")  # on virtual time, none will come
-                m.clock.sleep(self._idle_wait(name, started, time_limit).total_seconds())
+                self._wait_idle(name, self._idle_wait(name, started, time_limit))
+
+    def _wait_idle(self, name: str, wait: timedelta) -> None:
+        """Block on the broker when it can (long poll); otherwise sleep on the clock."""
+        runtime = self._m.channels.get(name)
+        transport = runtime.transport if runtime is not None else None
+        if isinstance(transport, WaitingTransport) and not isinstance(self._m.clock, VirtualClock):
+            transport.wait(name, timeout=wait)
+        else:
+            self._m.clock.sleep(wait.total_seconds())
 
     def _idle_wait(self, name: str, started: datetime, time_limit: timedelta | None) -> timedelta:
         now = self._m.clock.now()

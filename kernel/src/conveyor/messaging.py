@@ -174,6 +174,18 @@ class Messaging:
 
     def _validate_async(self, specs: list[HandlerSpec]) -> None:
         for spec in specs:
+            if spec.deduplication is not None and not spec.channels:
+                raise ConfigurationError(
+                    f"handler {spec.name} is @deduplicated, but it runs synchronously, where a "
+                    f"consumer never sees a redelivery; deduplication applies to "
+                    f"@asynchronous(...) handlers."
+                )
+            if spec.deduplication is not None and self.deduplication is None:
+                raise ConfigurationError(
+                    f"handler {spec.name} is @deduplicated, but this Messaging has no "
+                    f"deduplication store; pass Messaging(deduplication=Deduplication("
+                    f"store=InMemoryDeduplicationStore())) or a durable store."
+                )
             for channel in spec.channels:
                 runtime = self.channels.get(channel)
                 if runtime is None:
@@ -459,15 +471,24 @@ class Messaging:
                 slip=slip,
                 routing_key=message.routing_key,
                 expires_at=options.expires_at,
+                not_before=options.available_at,
+                priority=options.priority,
             ),
         )
+        final = self.channels[slip[-1] if slip else channel]
+        if options.priority and not final.transport.capabilities.priority:
+            raise RoutingError(
+                f"priority={options.priority} was asked for {message.type_name}, but channel "
+                f"{final.name!r} ({type(final.transport).__qualname__}) does not honour "
+                f"priority; send without priority or use a channel that declares it."
+            )
         self.put(
             PendingSend(
                 channel,
                 wire,
                 message,
                 endpoint,
-                options.available_at,
+                None if slip else options.available_at,  # a sequence is delayed at its end
                 options.priority,
                 options.expires_at,
             )
@@ -492,7 +513,7 @@ class Messaging:
         runtime.transport.send(
             pending.channel,
             pending.wire,
-            available_at=pending.available_at,
+            available_at=self.held_until(runtime, pending.available_at),
             priority=pending.priority,
             expires_at=pending.expires_at,
         )
@@ -505,6 +526,17 @@ class Messaging:
             delay=delay if delay and delay > timedelta(0) else None,
             attempt=pending.message.headers.attempt,
         )
+
+    def held_until(self, runtime: ChannelRuntime, due: datetime | None) -> datetime | None:
+        """The broker's not-before time: ``due``, or as far as the broker holds delays.
+
+        A broker with a maximum delay (SQS: 15 minutes) gets the message back early; its
+        consumer sees ``cv-not-before`` in the future and sends it on for the rest of the delay.
+        """
+        maximum = runtime.transport.capabilities.max_delay
+        if due is None or maximum is None:
+            return due
+        return min(due, self.clock.now() + maximum)
 
     def drain_inline(self) -> None:
         """Run inline channels' consumers until they are idle (inline mode)."""
@@ -527,6 +559,7 @@ class Messaging:
             message.type_name,
             payload=message.payload,
             causation_id=message.headers.causation_id,
+            headers=message.headers,
             **fields,
         )
 

@@ -22,6 +22,7 @@ __all__ = [
     "Capabilities",
     "Transport",
     "InspectableTransport",
+    "WaitingTransport",
 ]
 
 
@@ -141,4 +142,18 @@ class InspectableTransport(Transport, Protocol):
         A message that is due now returns an instant at or before now; a leased message counts
         from its lease's expiry.
         """
+        ...
+
+
+@runtime_checkable
+class WaitingTransport(Transport, Protocol):
+    """A transport that can block until a message may be receivable (a broker's long poll).
+
+    An idle consumer on a real clock calls ``wait`` instead of sleeping between polls, so a
+    message sent to a networked broker is handled as soon as it arrives. Transports without it
+    are polled.
+    """
+
+    def wait(self, channel: str, *, timeout: timedelta) -> None:
+        """Return when a message may be receivable on ``channel``, or after ``timeout``."""
         ...

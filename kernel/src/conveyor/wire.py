@@ -35,6 +35,8 @@ class H:
     EXPIRES_AT = "cv-expires-at"
     FIRST_FAILED_AT = "cv-first-failed-at"
     REPLAYED = "cv-replayed"
+    NOT_BEFORE = "cv-not-before"
+    PRIORITY = "cv-priority"
 
 
 #: Endpoint ids reserved for messages sent through an asynchronous bus: on consumption they
@@ -52,6 +54,8 @@ def to_wire_headers(
     slip: tuple[str, ...] = (),
     routing_key: str | None = None,
     expires_at: datetime | None = None,
+    not_before: datetime | None = None,
+    priority: int = 0,
 ) -> dict[str, str]:
     """Headers for one copy of a message, for one endpoint."""
     wire = dict(headers.user)
@@ -70,6 +74,10 @@ def to_wire_headers(
         wire[H.ROUTING_KEY] = routing_key
     if expires_at is not None:
         wire[H.EXPIRES_AT] = expires_at.isoformat()
+    if not_before is not None:
+        wire[H.NOT_BEFORE] = not_before.isoformat()
+    if priority:
+        wire[H.PRIORITY] = str(priority)
     return wire
 
 
@@ -84,6 +92,8 @@ class Envelope:
     routing_key: str | None
     expires_at: datetime | None
     first_failed_at: datetime | None
+    not_before: datetime | None = None
+    priority: int = 0
 
 
 def read_envelope(wire: Mapping[str, str]) -> Envelope:
@@ -101,6 +111,7 @@ def read_envelope(wire: Mapping[str, str]) -> Envelope:
         slip = wire.get(H.SLIP)
         expires = wire.get(H.EXPIRES_AT)
         first_failed = wire.get(H.FIRST_FAILED_AT)
+        not_before = wire.get(H.NOT_BEFORE)
         return Envelope(
             headers=headers,
             type_name=wire[H.TYPE],
@@ -109,6 +120,8 @@ def read_envelope(wire: Mapping[str, str]) -> Envelope:
             routing_key=wire.get(H.ROUTING_KEY),
             expires_at=datetime.fromisoformat(expires) if expires else None,
             first_failed_at=datetime.fromisoformat(first_failed) if first_failed else None,
+            not_before=datetime.fromisoformat(not_before) if not_before else None,
+            priority=int(wire.get(H.PRIORITY, "0")),
         )
     except KeyError as missing:
         raise SerializationError(

@@ -1,0 +1,153 @@
+"""What the kernel does for brokers that lack a capability: it provides it, or refuses clearly."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from conveyor import (
+    Channel,
+    Clock,
+    Context,
+    Messaging,
+    RecordKind,
+    RoutingError,
+    SequentialIds,
+    SystemClock,
+    VirtualClock,
+    asynchronous,
+    command_handler,
+)
+from conveyor.memory import MemoryTransport
+from conveyor.transport import Capabilities, Transport, WaitingTransport
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+
+
+class ShortDelays(MemoryTransport):
+    """Like SQS: holds a delay of at most 15 minutes and ignores priority."""
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return dataclasses.replace(
+            super().capabilities, max_delay=timedelta(minutes=15), priority=False
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShortDelayChannel(Channel):
+    def open(self, clock: Clock) -> Transport:
+        return ShortDelays(clock)
+
+
+def recorder() -> tuple[object, list[tuple[str, datetime]]]:
+    seen: list[tuple[str, datetime]] = []
+
+    @asynchronous("jobs")
+    @command_handler
+    def run_job(job: Job, ctx: Context) -> None:
+        seen.append((job.name, ctx.now))
+
+    return run_job, seen
+
+
+def test_a_delay_longer_than_the_broker_holds_is_completed_by_the_kernel() -> None:
+    handler, seen = recorder()
+    messaging = Messaging(
+        handlers=[handler],
+        channels=[ShortDelayChannel("jobs")],
+        clock=VirtualClock(START),
+        ids=SequentialIds(),
+    )
+    messaging.send(Job("in an hour"), delay=timedelta(hours=1))
+    transport = messaging.channels["jobs"].transport
+    assert transport.next_due("jobs") == START + timedelta(minutes=15)  # type: ignore[attr-defined]
+    messaging.advance(timedelta(minutes=59, seconds=59))
+    assert seen == []
+    messaging.advance(timedelta(seconds=1))
+    assert seen == [("in an hour", START + timedelta(hours=1))]
+    assert [r.kind for r in messaging.journal].count(RecordKind.HANDLED) == 1
+
+
+def test_priority_on_a_channel_that_cannot_honour_it_is_refused_at_send() -> None:
+    handler, _ = recorder()
+    messaging = Messaging(handlers=[handler], channels=[ShortDelayChannel("jobs")])
+    with pytest.raises(RoutingError) as caught:
+        messaging.send(Job("x"), priority=5)
+    assert str(caught.value) == (
+        "priority=5 was asked for Job, but channel 'jobs' (ShortDelays) does not honour "
+        "priority; send without priority or use a channel that declares it."
+    )
+
+
+def test_a_delayed_copy_through_a_sequence_waits_at_the_last_channel() -> None:
+    seen: list[datetime] = []
+
+    @asynchronous("outbox", "jobs")
+    @command_handler
+    def run_job(job: Job, ctx: Context) -> None:
+        seen.append(ctx.now)
+
+    messaging = Messaging(
+        handlers=[run_job],
+        channels=["outbox", "jobs"],
+        clock=VirtualClock(START),
+        ids=SequentialIds(),
+    )
+    messaging.send(Job("later"), delay=timedelta(minutes=10))
+    messaging.run("outbox")  # the outbox forwards at once, not in ten minutes
+    assert messaging.channels["outbox"].transport.pending("outbox") == 0  # type: ignore[attr-defined]
+    assert messaging.channels["jobs"].transport.pending("jobs") == 1  # type: ignore[attr-defined]
+    messaging.advance(timedelta(minutes=10))
+    assert seen == [START + timedelta(minutes=10)]
+
+
+class LongPolling(MemoryTransport):
+    """A broker with a long poll: records that the consumer waited on it instead of sleeping."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock)
+        self.waits: list[timedelta] = []
+
+    def wait(self, channel: str, *, timeout: timedelta) -> None:
+        self.waits.append(timeout)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LongPollingChannel(Channel):
+    def open(self, clock: Clock) -> Transport:
+        return LongPolling(clock)
+
+
+def test_an_idle_consumer_waits_on_a_long_polling_broker_instead_of_sleeping(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class NoSleepClock(SystemClock):
+        def sleep(self, seconds: float) -> None:
+            raise AssertionError("the consumer slept instead of waiting on the broker")
+
+    handler, _ = recorder()
+    messaging = Messaging(
+        handlers=[handler], channels=[LongPollingChannel("jobs")], clock=NoSleepClock()
+    )
+    transport = messaging.channels["jobs"].transport
+    assert isinstance(transport, WaitingTransport)
+    calls = 0
+
+    def stop_after_two_waits(channel: str, *, timeout: timedelta) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            messaging.driver.request_stop()
+
+    monkeypatch.setattr(transport, "wait", stop_after_two_waits)
+    result = messaging.run("jobs")
+    assert (result.processed, result.stopped_because, calls) == (0, "signal", 2)
