@@ -8,7 +8,7 @@ consumer can see a message before the work that caused it is done.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from conveyor.message import Message
@@ -30,12 +30,23 @@ class PendingSend:
     expires_at: datetime | None
 
 
-@dataclass(slots=True)
 class Scope:
-    """One level of handling: the message being handled (None at top level) and held sends."""
+    """One level of handling: the message being handled (None at top level) and held sends.
 
-    message: Message | None
-    endpoint_id: str | None = None
-    channel: str | None = None
-    collecting: bool = True
-    buffer: list[PendingSend] = field(default_factory=list)
+    A plain slotted class rather than a dataclass: one is made for every handler call.
+    """
+
+    __slots__ = ("buffer", "channel", "collecting", "endpoint_id", "message")
+
+    def __init__(
+        self,
+        message: Message | None,
+        endpoint_id: str | None = None,
+        channel: str | None = None,
+        collecting: bool = True,
+    ) -> None:
+        self.message = message
+        self.endpoint_id = endpoint_id
+        self.channel = channel
+        self.collecting = collecting
+        self.buffer: list[PendingSend] = []

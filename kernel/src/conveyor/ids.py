@@ -27,37 +27,36 @@ class UuidV7Ids:
     """uuid v7 ids (RFC 9562) whose time part comes from the injected clock.
 
     Ids made within one millisecond stay ordered: the 12-bit ``rand_a`` field counts up from a
-    random start, as the RFC's "monotonic random" method allows.
+    random start, as the RFC's "monotonic random" method allows. The 62 random bits come from a
+    generator seeded once from the OS, which keeps making an id cheap (it is on every send).
     """
 
-    __slots__ = ("_clock", "_last_ms", "_sequence")
+    __slots__ = ("_clock", "_last_ms", "_prefix", "_random", "_sequence")
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._last_ms = -1
         self._sequence = 0
+        self._prefix = ""
+        self._random = random.Random(int.from_bytes(os.urandom(16)))
 
     def new(self) -> str:
         unix_ms = int(self._clock.now().timestamp() * 1000)
-        if unix_ms <= self._last_ms:
-            unix_ms = self._last_ms
+        if unix_ms > self._last_ms:
+            self._sequence = self._random.getrandbits(11)
+            self._set_time(unix_ms)
+        else:
             self._sequence += 1
             if self._sequence > 0xFFF:  # counter exhausted: borrow the next millisecond
-                unix_ms += 1
                 self._sequence = 0
-        else:
-            self._sequence = int.from_bytes(os.urandom(2)) & 0x7FF
+                self._set_time(self._last_ms + 1)
+        tail = f"{self._random.getrandbits(62) | 0x8000_0000_0000_0000:016x}"
+        return f"{self._prefix}{self._sequence:03x}-{tail[:4]}-{tail[4:]}"
+
+    def _set_time(self, unix_ms: int) -> None:
         self._last_ms = unix_ms
-        rand_b = int.from_bytes(os.urandom(8)) & 0x3FFF_FFFF_FFFF_FFFF
-        value = (
-            (unix_ms & 0xFFFF_FFFF_FFFF) << 80
-            | 0x7 << 76
-            | self._sequence << 64
-            | 0b10 << 62
-            | rand_b
-        )
-        text = f"{value:032x}"
-        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+        stamp = f"{unix_ms & 0xFFFF_FFFF_FFFF:012x}"
+        self._prefix = f"{stamp[:8]}-{stamp[8:]}-7"
 
 
 class SequentialIds:

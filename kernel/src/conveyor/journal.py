@@ -13,6 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
+
+from conveyor.headers import Headers
 
 __all__ = ["RecordKind", "Record", "ExceptionInfo", "Journal"]
 
@@ -90,6 +93,8 @@ class Record:
         delay: the delay of a retry or of a delayed send.
         detail: a short human note (a reason, a due time).
         causation_id: the id of the message being handled when this one was sent.
+        headers: the message's headers (user headers included), when the record is about a
+            message the kernel holds; tests match on them.
     """
 
     seq: int
@@ -105,30 +110,59 @@ class Record:
     delay: timedelta | None = None
     detail: str = ""
     causation_id: str | None = None
+    headers: Headers | None = field(default=None, repr=False, compare=False)
 
 
 class Journal:
     """An append-only, in-order list of records, optionally bounded.
 
-    A long-running production consumer bounds it (``max_records``) so it cannot grow without end;
-    tests keep everything.
+    Appending is on every send's hot path, so entries are kept as plain tuples and turned into
+    :class:`Record` values when read (each at most once). A long-running production consumer
+    bounds the journal (``max_records``) so it cannot grow without end; tests keep everything.
     """
 
-    __slots__ = ("_listeners", "_records", "_seq")
+    __slots__ = ("_entries", "_listeners", "_made", "_seq")
 
     def __init__(self, max_records: int | None = None) -> None:
-        self._records: deque[Record] = deque(maxlen=max_records)
+        self._entries: deque[tuple[Any, ...]] = deque(maxlen=max_records)
+        self._made: dict[int, Record] = {}
         self._seq = 0
         self._listeners: list[Callable[[Record], None]] = []
 
     def append(
-        self, at: datetime, kind: RecordKind, message_id: str, message_type: str, **fields: object
-    ) -> Record:
-        self._seq += 1
-        record = Record(self._seq, at, kind, message_id, message_type, **fields)  # type: ignore[arg-type]
-        self._records.append(record)
-        for listener in self._listeners:
-            listener(record)
+        self,
+        at: datetime,
+        kind: RecordKind,
+        message_id: str,
+        message_type: str,
+        payload: object = None,
+        channel: str | None = None,
+        endpoint_id: str | None = None,
+        attempt: int = 1,
+        exception: ExceptionInfo | None = None,
+        delay: timedelta | None = None,
+        detail: str = "",
+        causation_id: str | None = None,
+        headers: Headers | None = None,
+    ) -> None:
+        """Add a record; its fields are those of :class:`Record`, numbered in order."""
+        self._seq = seq = self._seq + 1
+        entry = (seq, at, kind, message_id, message_type, payload, channel, endpoint_id,
+                 attempt, exception, delay, detail, causation_id, headers)  # fmt: skip
+        self._entries.append(entry)
+        if self._listeners:
+            record = self._record(entry)
+            for listener in self._listeners:
+                listener(record)
+
+    def _record(self, entry: tuple[Any, ...]) -> Record:
+        record = self._made.get(entry[0])
+        if record is None:
+            record = self._made[entry[0]] = Record(*entry)
+            maxlen = self._entries.maxlen
+            if maxlen is not None and len(self._made) > 2 * maxlen:
+                oldest = self._entries[0][0]
+                self._made = {seq: r for seq, r in self._made.items() if seq >= oldest}
         return record
 
     def subscribe(self, listener: Callable[[Record], None]) -> None:
@@ -136,20 +170,21 @@ class Journal:
         self._listeners.append(listener)
 
     def __iter__(self) -> Iterator[Record]:
-        return iter(tuple(self._records))
+        return iter(self.records)
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._entries)
 
     @property
     def records(self) -> tuple[Record, ...]:
-        return tuple(self._records)
+        return tuple(self._record(entry) for entry in tuple(self._entries))
 
     def of_kind(self, *kinds: RecordKind) -> list[Record]:
-        return [r for r in self._records if r.kind in kinds]
+        return [self._record(e) for e in tuple(self._entries) if e[2] in kinds]
 
     def last(self, count: int) -> list[Record]:
-        return list(self._records)[-count:]
+        return [self._record(e) for e in list(self._entries)[-count:]]
 
     def clear(self) -> None:
-        self._records.clear()
+        self._entries.clear()
+        self._made.clear()

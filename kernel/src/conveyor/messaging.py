@@ -145,6 +145,7 @@ class Messaging:
         }
         self._scopes: list[Scope] = []
         self._draining = False
+        self._has_inline = any(rt.inline for rt in self.channels.values())
         self.consumption = Consumption(self)
         self.driver = Driver(self, [s for s in specs if s.kind == "scheduled"])
         self.dead_letters = DeadLetters(self)
@@ -386,17 +387,24 @@ class Messaging:
 
     def _top_level(self, work: Callable[[], object]) -> object:
         """Run bus work in a collecting scope unless one is already open; then drain inline."""
-        if self._scopes:
+        scopes = self._scopes
+        if scopes:
             return work()
         scope = Scope(None)
-        self._scopes.append(scope)
+        scopes.append(scope)
         try:
-            with self._transaction():
+            if self.transaction is None:
                 result = work()
-                self.flush(scope)
+                if scope.buffer:
+                    self.flush(scope)
+            else:
+                with self.transaction():
+                    result = work()
+                    self.flush(scope)
         finally:
-            self._scopes.pop()
-        self.drain_inline()
+            scopes.pop()
+        if self._has_inline:
+            self.drain_inline()
         return result
 
     def _transaction(self) -> AbstractContextManager[object]:
@@ -404,11 +412,12 @@ class Messaging:
 
     def call_handler(self, spec: HandlerSpec, message: Message, channel: str | None) -> object:
         """Run one handler with its interceptors, recording the outcome in the journal."""
-        scope = Scope(message, spec.endpoint_id, channel, collecting=False)
-        self._scopes.append(scope)
+        endpoint_id = spec.endpoint_id
+        scopes = self._scopes
+        scopes.append(Scope(message, endpoint_id, channel, collecting=False))
         try:
-            result = self._invokers[spec.endpoint_id](
-                message, Context(self, message, spec.endpoint_id, channel)
+            result = self._invokers[endpoint_id](
+                message, Context(self, message, endpoint_id, channel)
             )
         except Exception as error:
             self._record(
@@ -421,11 +430,11 @@ class Messaging:
             )
             raise
         finally:
-            self._scopes.pop()
+            scopes.pop()
         self._record(
             RecordKind.HANDLED,
             message,
-            endpoint_id=spec.endpoint_id,
+            endpoint_id=endpoint_id,
             channel=channel,
             attempt=message.headers.attempt,
         )
