@@ -362,3 +362,15 @@ def test_a_bound_virtual_clock_makes_datetime_now_follow_virtual_time() -> None:
         assert datetime.now(UTC) == START + timedelta(days=1)
     assert seen == [START + timedelta(hours=5)]
     assert datetime.now(UTC) > datetime(2026, 6, 1, tzinfo=UTC)  # released after the block
+
+
+def test_system_clock_follows_time_machine() -> None:
+    time_machine = pytest.importorskip("time_machine")
+    from conveyor import SystemClock
+
+    with time_machine.travel(datetime(2031, 7, 1, 8, 30, tzinfo=UTC), tick=False):
+        handle, seen = _recorder()
+        messaging = Messaging(handlers=[handle], channels=["work"], clock=SystemClock())
+        messaging.send(Task("travelled"))
+        messaging.run("work", finish_when_empty=True)
+        assert seen == [("travelled", datetime(2031, 7, 1, 8, 30, tzinfo=UTC))]
