@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Literal
 
 from conveyor.clock import Clock
+from conveyor.errors import ConfigurationError
 from conveyor.retry import RetryPolicy
 from conveyor.transport import Transport
 
@@ -51,6 +52,14 @@ class Channel:
     mode: Mode | None = None
     lease: timedelta = timedelta(seconds=30)
     dead_letter_expired: bool = False
+
+    def __post_init__(self) -> None:
+        if self.final_failure not in ("resend", "ignore", "stop"):
+            raise ConfigurationError(
+                f"channel {self.name!r} has final_failure={self.final_failure!r}; choose "
+                f"'resend' (back to the tail of the channel), 'stop' (the consumer stops, the "
+                f"message stays) or 'ignore' (dropped, with a journal record)."
+            )
 
     def open(self, clock: Clock) -> Transport:
         """Open the transport this channel's messages travel through."""

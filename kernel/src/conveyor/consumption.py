@@ -146,12 +146,6 @@ class Consumption:
                     m._transaction(),
                     m.collecting(message, spec.endpoint_id, runtime.name) as scope,
                 ):
-                    if dedup_key is not None and m.deduplication is not None:
-                        m.deduplication.store.add(
-                            spec.endpoint_id,
-                            dedup_key,
-                            expires_at=m.clock.now() + m.deduplication.expiry,
-                        )
                     m.call_handler(spec, message, runtime.name)
                     m.flush(scope)
                 # Recorded once the collector flushed and the transaction committed: the stores
@@ -489,8 +483,15 @@ class Consumption:
         headers[H.ATTEMPT] = str(attempt)
         headers.setdefault(H.FIRST_FAILED_AT, now.isoformat())
         headers.pop(H.EXPIRES_AT, None)  # a retried message cannot expire by its original TTL
+        if available_at is not None:  # a broker with a maximum delay may hand it back early
+            headers[H.NOT_BEFORE] = available_at.isoformat()
+        else:
+            headers.pop(H.NOT_BEFORE, None)
         runtime.transport.send(
-            runtime.name, WireMessage(delivery.message.body, headers), available_at=available_at
+            runtime.name,
+            WireMessage(delivery.message.body, headers),
+            available_at=self._messaging.held_until(runtime, available_at),
+            priority=envelope.priority,  # a retried copy keeps its place among priorities
         )
 
     def _store_letter(

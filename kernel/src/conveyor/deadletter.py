@@ -29,13 +29,17 @@ class DeadLetter:
         message_type: the type name on the wire.
         body: the message body exactly as it was on the wire.
         headers: the wire headers exactly as they were.
-        reason: why it is here: "failed", "expired", "undecodable", "unknown type", "no endpoint".
+        reason: why it is here: "failed", "expired", "undecodable" (the body), "malformed
+            headers", "unknown type", "no endpoint ..." (with the endpoints that exist),
+            "unknown channel" (in a channel sequence).
         exception_type: the qualified name of the last exception, if one was raised.
         exception_message: its message.
         traceback: its formatted traceback.
         attempts: how many times handling was attempted.
         first_failed_at: when the first attempt failed.
         last_failed_at: when it was set aside.
+        replayed: how many times the message had been replayed from the store before this
+            failure (0 for a message that never was).
     """
 
     id: str
@@ -107,7 +111,7 @@ class InMemoryDeadLetterStore:
 
 def not_found(letter_id: str, known: list[str]) -> DeadLetterNotFound:
     """The error every store raises for an unknown id, listing a few ids that do exist."""
-    shown = ", ".join(known[:5]) + (" ..." if len(known) > 5 else "")
+    shown = ", ".join(known[:5]) + (f" and {len(known) - 5} more" if len(known) > 5 else "")
     exists = f"the store holds {len(known)}: {shown}" if known else "the store is empty"
     return DeadLetterNotFound(
         f"no dead letter with id {letter_id!r}; {exists}. List them with "

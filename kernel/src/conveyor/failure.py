@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 __all__ = ["Failure"]
 
@@ -18,13 +19,16 @@ class Failure:
         channel: the channel it was consumed from.
         endpoint_id: the handler that failed.
         message_type: its type name.
-        payload: the decoded payload.
+        payload: the decoded payload; an asynchronous error handler receives it as plain JSON
+            (it crossed the error handler's channel inside the failure).
         headers: its wire headers.
         exception_type: the exception's qualified type name.
         exception_message: the exception's message.
         traceback: the formatted traceback.
         attempt: the delivery attempt that failed last.
         failed_at: when it failed.
+        error: the exception itself, for an error handler that runs in the same process; None
+            for an asynchronous error handler (exceptions do not cross the wire).
     """
 
     message_id: str
@@ -38,4 +42,6 @@ class Failure:
     traceback: str
     attempt: int
     failed_at: datetime
-    error: BaseException | None = field(default=None, compare=False, repr=False)
+    # Annotated Any, not BaseException | None, so the codec can carry a Failure (with error=None)
+    # to an asynchronous error handler.
+    error: Any = field(default=None, compare=False, repr=False)

@@ -23,6 +23,7 @@ from conveyor.deduplication import Deduplication
 from conveyor.delivery import NO_OPTIONS, DeliveryOptions
 from conveyor.driving import Driver, RunResult
 from conveyor.errors import ConfigurationError, RoutingError
+from conveyor.failure import Failure
 from conveyor.headers import Headers, check_user_headers
 from conveyor.ids import IdGenerator, UuidV7Ids, seeded_random
 from conveyor.interceptors import Interceptor, interceptor_mark, wrap_with
@@ -232,6 +233,15 @@ class Messaging:
                 f"{owner} names error handler {target!r}, which is not a registered handler "
                 f"(endpoint ids: {known}). Pass the handler in Messaging(handlers=[...]) and "
                 f"refer to it by function or endpoint id."
+            )
+        if spec.kind == "scheduled" or (
+            spec.message_types and not any(issubclass(Failure, t) for t in spec.message_types)
+        ):
+            takes = " | ".join(t.__qualname__ for t in spec.message_types) or "no message"
+            raise ConfigurationError(
+                f"{owner} names error handler {spec.name}, which takes {takes}; an error "
+                f"handler receives a conveyor.Failure. Give it a first parameter annotated "
+                f"Failure, for example def on_failure(failure: Failure) -> None."
             )
         return spec
 
