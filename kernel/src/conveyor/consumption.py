@@ -11,6 +11,9 @@ Outermost first, as Ecotone's consumption stack (reference section 8.1):
    flushed and the transaction committed);
 7. user interceptors, then the handler.
 
+Layers 3 to 7 are ordered interceptors (``conveyor.stack``): a user interceptor can sit between
+any two of them by its ``order``.
+
 Messages that cannot be decoded, have an unknown type, or name no endpoint on this channel are
 never dropped: they go to the dead-letter store with the reason, and the consumer moves on.
 """
@@ -29,6 +32,7 @@ from conveyor.journal import ExceptionInfo, RecordKind
 from conveyor.message import Message
 from conveyor.registry import HandlerSpec
 from conveyor.serialization import UnknownMessageType
+from conveyor.stack import Attempt
 from conveyor.transport import Delivery, WireMessage
 from conveyor.wire import BUS_COMMAND, BUS_EVENT, Envelope, H, read_envelope
 
@@ -136,33 +140,13 @@ class Consumption:
     def _attempt(
         self, runtime: ChannelRuntime, spec: HandlerSpec, message: Message, dedup_key: str | None
     ) -> Exception | None:
-        """Instant retries around transaction, collector, deduplication and the handler."""
+        """Run the handling stack (``conveyor.stack``); return the failure, if any."""
         m = self._messaging
-        policy = spec.retry or runtime.definition.retry or m.retry
-        instant_left = policy.instant if policy is not None else 0
-        while True:
-            try:
-                with (
-                    m._transaction(),
-                    m.collecting(message, spec.endpoint_id, runtime.name) as scope,
-                ):
-                    m.call_handler(spec, message, runtime.name)
-                    m.flush(scope)
-                # Recorded once the collector flushed and the transaction committed: the stores
-                # keep their own transactions, so recording earlier could remember a success
-                # that a failed flush or commit undid, and skip its retry as a duplicate.
-                if dedup_key is not None and m.deduplication is not None:
-                    m.deduplication.store.add(
-                        spec.endpoint_id,
-                        dedup_key,
-                        expires_at=m.clock.now() + m.deduplication.expiry,
-                    )
-                return None
-            except Exception as error:
-                if instant_left > 0 and policy is not None and policy.retries(error):
-                    instant_left -= 1
-                    continue
-                return error
+        try:
+            m.stacks[spec.endpoint_id](Attempt(m, runtime, spec, message, dedup_key))
+        except Exception as error:
+            return error
+        return None
 
     def _resolve_failure(
         self,

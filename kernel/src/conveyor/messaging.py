@@ -34,6 +34,7 @@ from conveyor.replay import DeadLetters
 from conveyor.retry import RetryPolicy
 from conveyor.routing import Router
 from conveyor.serialization import Codec, JsonCodec, TypeRegistry
+from conveyor.stack import Attempt, StackOrder, handling_stack
 from conveyor.transport import Transport, WireMessage
 from conveyor.wire import BUS_COMMAND, BUS_EVENT, to_wire_headers
 
@@ -134,7 +135,11 @@ class Messaging:
             self._open_channel(
                 QueueChannel(definition) if isinstance(definition, str) else definition
             )
-        self._invokers: dict[str, Invoke] = {s.endpoint_id: self._invoker(s) for s in specs}
+        self._invokers: dict[str, Invoke] = {}
+        self._sync_invokers: dict[str, Invoke] = {}
+        self.stacks: dict[str, Callable[[Attempt], object]] = {}
+        for spec in specs:
+            self._build_invokers(spec)
         self._validate_async(specs)
         self.error_handler = self._resolve_error_handler(error_handler, "Messaging")
         self._channel_error_handlers = {
@@ -245,7 +250,25 @@ class Messaging:
             )
         return spec
 
-    def _invoker(self, spec: HandlerSpec) -> Invoke:
+    def _build_invokers(self, spec: HandlerSpec) -> None:
+        """Precompose each handler with its interceptors, once.
+
+        Interceptors ordered below ``StackOrder.HANDLER`` sit among the consumption stack's layers
+        (``conveyor.stack``) when the handler is consumed from a channel; on a synchronous call
+        they simply wrap the inner ones.
+        """
+        selected = [i for i in self.interceptors if i.selects(spec.message_types, spec.markers)]
+        inner = [i for i in selected if i.order >= StackOrder.HANDLER]
+        outer = [i for i in selected if i.order < StackOrder.HANDLER]
+        base = self._base_call(spec)
+        self._invokers[spec.endpoint_id] = wrap_with(inner, base) if inner else base
+        self._sync_invokers[spec.endpoint_id] = (
+            wrap_with(selected, base) if outer else (self._invokers[spec.endpoint_id])
+        )
+        self.stacks[spec.endpoint_id] = handling_stack(outer)
+
+    @staticmethod
+    def _base_call(spec: HandlerSpec) -> Invoke:
         function = spec.function
         if spec.kind == "scheduled":
             if spec.context_param:
@@ -258,8 +281,7 @@ class Messaging:
             base = lambda message, ctx: function(message.payload, ctx)  # noqa: E731
         else:
             base = lambda message, ctx: function(message.payload)  # noqa: E731
-        selected = [i for i in self.interceptors if i.selects(spec.message_types, spec.markers)]
-        return wrap_with(selected, base) if selected else base
+        return base
 
     # ------------------------------------------------------------------ buses
 
@@ -420,15 +442,19 @@ class Messaging:
     def _transaction(self) -> AbstractContextManager[object]:
         return self.transaction() if self.transaction is not None else nullcontext()
 
-    def call_handler(self, spec: HandlerSpec, message: Message, channel: str | None) -> object:
-        """Run one handler with its interceptors, recording the outcome in the journal."""
+    def call_handler(
+        self, spec: HandlerSpec, message: Message, channel: str | None, *, outer: bool = True
+    ) -> object:
+        """Run one handler with its interceptors, recording the outcome in the journal.
+
+        ``outer=False`` leaves out the interceptors that the consumption stack already ran.
+        """
         endpoint_id = spec.endpoint_id
         scopes = self._scopes
         scopes.append(Scope(message, endpoint_id, channel, collecting=False))
         try:
-            result = self._invokers[endpoint_id](
-                message, Context(self, message, endpoint_id, channel)
-            )
+            invokers = self._sync_invokers if outer else self._invokers
+            result = invokers[endpoint_id](message, Context(self, message, endpoint_id, channel))
         except Exception as error:
             self._record(
                 RecordKind.FAILED,
