@@ -38,6 +38,13 @@ class OrderPlaced:
     order_id: str
 
 
+class Unserializable:
+    """A payload the JSON codec cannot carry."""
+
+    def __init__(self, order_id: str = "") -> None:
+        self.order_id = order_id
+
+
 class Orders:
     def __init__(self) -> None:
         self.placed: list[str] = []
@@ -407,3 +414,32 @@ def test_sigterm_finishes_the_current_message_then_stops_the_run() -> None:
     assert handled == ["1"]
     assert result.stopped_because == "signal"
     assert messaging.run("work", finish_when_empty=True).processed == 2
+
+
+def test_a_channel_can_opt_out_of_serialization() -> None:
+    from conveyor.inprocess import InProcessCodec
+
+    received: list[object] = []
+
+    @asynchronous("local")
+    @command_handler
+    def handle(command: Unserializable) -> None:
+        received.append(command)
+
+    messaging = build([handle], [QueueChannel("local", codec=InProcessCodec())])
+    command = Unserializable("o-1")
+    messaging.send(command)
+    messaging.run("local")
+    assert received == [command]
+    assert received[0] is command  # the very object: nothing was encoded
+
+
+def test_without_opting_out_an_unserializable_payload_fails_at_send() -> None:
+    from conveyor import SerializationError
+
+    @asynchronous("work")
+    @command_handler
+    def handle(command: Unserializable) -> None: ...
+
+    with pytest.raises(SerializationError):
+        build([handle], ["work"]).send(Unserializable())

@@ -15,6 +15,7 @@ from typing import Literal
 from conveyor.clock import Clock
 from conveyor.errors import ConfigurationError
 from conveyor.retry import RetryPolicy
+from conveyor.serialization import Codec
 from conveyor.transport import Transport
 
 __all__ = ["Channel", "QueueChannel", "FinalFailure", "Mode"]
@@ -42,6 +43,8 @@ class Channel:
         lease: how long a received message stays invisible to other consumers before it is
             delivered again; longer than your slowest handler.
         dead_letter_expired: also dead-letter messages whose time to live ran out.
+        codec: how payloads on this channel become bytes; None uses the Messaging's codec
+            (JSON). ``InProcessCodec()`` opts an in-memory channel out of serialization.
     """
 
     name: str = field(kw_only=False)
@@ -52,6 +55,7 @@ class Channel:
     mode: Mode | None = None
     lease: timedelta = timedelta(seconds=30)
     dead_letter_expired: bool = False
+    codec: Codec | None = None
 
     def __post_init__(self) -> None:
         if self.final_failure not in ("resend", "ignore", "stop"):

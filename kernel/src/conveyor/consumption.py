@@ -84,7 +84,7 @@ class Consumption:
         if spec is None or runtime.name not in spec.channels:
             return self._reject(runtime, delivery, envelope, "no endpoint", None)
         try:
-            payload = m.codec.decode(delivery.message.body, envelope.type_name)
+            payload = runtime.codec.decode(delivery.message.body, envelope.type_name)
         except UnknownMessageType as error:
             return self._reject(runtime, delivery, envelope, "unknown type", error)
         except SerializationError as error:
@@ -337,7 +337,7 @@ class Consumption:
         """An asynchronous bus message: decode, then route it as the plain bus would."""
         m = self._messaging
         try:
-            payload = m.codec.decode(delivery.message.body, envelope.type_name)
+            payload = runtime.codec.decode(delivery.message.body, envelope.type_name)
         except UnknownMessageType as error:
             return self._reject(runtime, delivery, envelope, "unknown type", error)
         except SerializationError as error:

@@ -47,13 +47,16 @@ _EMPTY_HEADERS: Mapping[str, str] = {}
 class ChannelRuntime:
     """A channel definition with its open transport."""
 
-    __slots__ = ("definition", "inline", "name", "transport")
+    __slots__ = ("codec", "definition", "inline", "name", "transport")
 
-    def __init__(self, definition: Channel, transport: Transport, inline: bool) -> None:
+    def __init__(
+        self, definition: Channel, transport: Transport, inline: bool, codec: Codec
+    ) -> None:
         self.definition = definition
         self.name = definition.name
         self.transport = transport
         self.inline = inline
+        self.codec = codec
 
 
 class Messaging:
@@ -177,7 +180,9 @@ class Messaging:
         transport = definition.open(self.clock)
         transport.declare(definition.name)
         inline = (definition.mode or self.mode) == "inline"
-        self.channels[definition.name] = ChannelRuntime(definition, transport, inline)
+        self.channels[definition.name] = ChannelRuntime(
+            definition, transport, inline, definition.codec or self.codec
+        )
 
     def _validate_async(self, specs: list[HandlerSpec]) -> None:
         for spec in specs:
@@ -505,13 +510,14 @@ class Messaging:
         slip: tuple[str, ...],
         options: DeliveryOptions,
     ) -> None:
-        body, type_name = self.codec.encode(message.payload)
+        final = self.channels[slip[-1] if slip else channel]
+        body, type_name = final.codec.encode(message.payload)  # its consumer decodes it
         wire = WireMessage(
             body,
             to_wire_headers(
                 message.headers,
                 type_name=type_name,
-                content_type=self.codec.content_type,
+                content_type=final.codec.content_type,
                 endpoint=endpoint,
                 slip=slip,
                 routing_key=message.routing_key,
@@ -520,7 +526,6 @@ class Messaging:
                 priority=options.priority,
             ),
         )
-        final = self.channels[slip[-1] if slip else channel]
         if options.priority and not final.transport.capabilities.priority:
             raise RoutingError(
                 f"priority={options.priority} was asked for {message.type_name}, but channel "
