@@ -181,7 +181,10 @@ class Messaging:
         transport.declare(definition.name)
         inline = (definition.mode or self.mode) == "inline"
         self.channels[definition.name] = ChannelRuntime(
-            definition, transport, inline, definition.codec or self.codec
+            definition,
+            transport,
+            inline,
+            definition.codec if definition.codec is not None else self.codec,
         )
 
     def _validate_async(self, specs: list[HandlerSpec]) -> None:
