@@ -1,6 +1,7 @@
 """Run the demo shop: ``python -m examples.shop``.
 
-A simulated day on a real SQLite file (``var/shop.db``): three orders at 09:00, an e-mail that
+A simulated day on a real SQLite file (``var/shop.db``): three orders at 09:00, each saved as a
+row with its ``OrderPlaced`` event written to the outbox in the same transaction, an e-mail that
 succeeds on its third try, a warehouse that is down so each reservation ends in the dead-letter
 store, and a nightly report at 02:00. Time is a ``VirtualClock``, so the day takes a moment; the
 messages, retries and dead letters are real rows in the file, and stay there for the CLI:
@@ -16,7 +17,6 @@ from decimal import Decimal
 from pathlib import Path
 
 from conveyor import Messaging, Record, RecordKind, SequentialIds, VirtualClock, event_handler
-
 from examples.shop.app import DEFAULT_DATABASE, Mailer, create_messaging
 from examples.shop.messages import OrderCount, PlaceOrder, SalesReport
 
@@ -59,7 +59,8 @@ def render(messaging: Messaging, mailer: Mailer, reports: list[SalesReport], dat
     lines += [
         "",
         "Summary",
-        f"  orders placed        {messaging.ask(OrderCount())}",
+        f"  orders placed        {messaging.ask(OrderCount())} (rows in the orders table; their "
+        f"events left through the outbox)",
         f"  e-mails sent         {len(mailer.sent)} (after 2 timeouts, retried after 1 s and 2 s)",
         f"  dead letters         {len(letters)} in {database}",
         "  nightly report       "

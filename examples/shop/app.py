@@ -1,5 +1,10 @@
 """The shop's handlers and how they are wired, on durable SQLite channels.
 
+Orders are rows in the shop's own table, in the same SQLite file as the channels. Each order's
+``OrderPlaced`` leaves through the outbox: written in the transaction that writes the order, so
+an order that fails to save sends no e-mail, and a saved order's e-mail is never lost. The
+outbox's consumer moves the events on to "notifications" and "warehouse".
+
 ``create_messaging`` is the factory the CLI uses:
 ``conveyor dead-letter list --app examples.shop.app:create_messaging``.
 """
@@ -7,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -24,9 +30,7 @@ from conveyor import (
     scheduled,
 )
 from conveyor.ids import IdGenerator
-from conveyor_sqlite import SqliteDeadLetterStore
-from conveyor_sqlite.channel import SqliteChannel
-
+from conveyor_sqlite import SqliteChannel, SqliteDeadLetterStore, sqlite_transaction
 from examples.shop.messages import (
     GenerateSalesReport,
     OrderCount,
@@ -47,23 +51,30 @@ class MailServerBusy(TimeoutError):
 
 
 class Orders:
-    """Takes orders and answers how many there are."""
+    """Takes orders into the ``orders`` table and answers how many there are."""
 
-    def __init__(self) -> None:
-        self.totals: dict[str, Decimal] = {}
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.db = connection
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, customer TEXT, total TEXT)"
+        )
 
     @command_handler
     def place(self, command: PlaceOrder, ctx: Context) -> None:
-        self.totals[command.order_id] = command.total
+        self.db.execute(
+            "INSERT INTO orders VALUES (?, ?, ?)",
+            (command.order_id, command.customer, str(command.total)),
+        )
         ctx.publish(OrderPlaced(command.order_id, command.customer, command.total))
 
     @query_handler
     def count(self, query: OrderCount) -> int:
-        return len(self.totals)
+        return int(self.db.execute("SELECT COUNT(*) FROM orders").fetchone()[0])
 
     @command_handler
     def report(self, command: GenerateSalesReport, ctx: Context) -> None:
-        ctx.publish(SalesReport(len(self.totals), sum(self.totals.values(), Decimal(0))))
+        totals = [Decimal(total) for (total,) in self.db.execute("SELECT total FROM orders")]
+        ctx.publish(SalesReport(len(totals), sum(totals, Decimal(0))))
 
 
 class Mailer:
@@ -73,7 +84,7 @@ class Mailer:
         self.failures_left = failures_before_success
         self.sent: list[str] = []
 
-    @asynchronous("notifications")
+    @asynchronous("outbox", "notifications")
     @event_handler
     def confirm(self, event: OrderPlaced, ctx: Context) -> None:
         if self.failures_left > 0:
@@ -82,7 +93,7 @@ class Mailer:
         self.sent.append(event.customer)
 
 
-@asynchronous("warehouse")
+@asynchronous("outbox", "warehouse")
 @event_handler
 def reserve_stock(event: OrderPlaced) -> None:
     """Always fails: the warehouse is down, so the order ends in the dead-letter store."""
@@ -103,24 +114,31 @@ def create_messaging(
     mailer: Mailer | None = None,
     extra_handlers: list[object] | None = None,
 ) -> Messaging:
-    """Build the shop's messaging on one SQLite file (created with its directory if needed)."""
+    """Build the shop's messaging on one SQLite file (created with its directory if needed).
+
+    Every handler runs in a transaction on the shop's own connection, and "outbox" writes
+    through that connection, so a message sent while handling commits with the handler's rows.
+    """
     Path(database).parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(database)
     retry = RetryPolicy(
         delays=Backoff.exponential(initial=timedelta(seconds=1), factor=2), attempts=3
     )
     return Messaging(
         handlers=[
-            Orders(),
+            Orders(connection),
             mailer or Mailer(),
             reserve_stock,
             nightly_sales_report,
             *(extra_handlers or []),
         ],
         channels=[
+            SqliteChannel("outbox", path=database, connection=connection),
             SqliteChannel("notifications", path=database, retry=retry),
             SqliteChannel("warehouse", path=database, retry=retry),
         ],
         dead_letters=SqliteDeadLetterStore(database),
+        transaction=sqlite_transaction(connection),
         clock=clock,
         ids=ids,
     )

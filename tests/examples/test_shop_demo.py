@@ -26,7 +26,10 @@ def test_the_demo_prints_a_timeline_and_a_summary_and_the_cli_lists_its_dead_let
     assert "Mon 09:00:03  handled      OrderPlaced msg-2 by Mailer.confirm (attempt 3)" in out
     assert "Mon 09:00:03  dead letter  OrderPlaced msg-2 by reserve_stock" in out
     assert "Tue 02:00:00  scheduled    nightly_sales_report" in out
-    assert "  orders placed        3" in out
+    assert (
+        "  orders placed        3 (rows in the orders table; their events left through the outbox)"
+        in out
+    )
     assert "  dead letters         3 in var/shop.db" in out
     assert "  nightly report       3 orders, 69.49 revenue" in out
     assert (tmp_path / "var" / "shop.db").exists()

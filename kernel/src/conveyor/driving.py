@@ -23,7 +23,7 @@ from conveyor.errors import ConfigurationError, SettleError
 from conveyor.journal import Record, RecordKind
 from conveyor.message import Message
 from conveyor.registry import HandlerSpec
-from conveyor.transport import InspectableTransport, WaitingTransport
+from conveyor.transport import WaitingTransport
 
 if TYPE_CHECKING:
     from conveyor.messaging import Messaging
@@ -169,9 +169,12 @@ class Driver:
         for name in names:
             runtime = self._m.channels.get(name)
             if runtime is not None:
-                if not isinstance(runtime.transport, InspectableTransport):
+                # An InspectableTransport; checked by attribute, as a runtime Protocol
+                # isinstance costs more than the rest of a settling step.
+                inspect_due = getattr(runtime.transport, "next_due", None)
+                if inspect_due is None:
                     continue
-                due = runtime.transport.next_due(name)
+                due = inspect_due(name)
             else:
                 due = self.scheduled[name].due
             if due is not None and (earliest is None or due < earliest):

@@ -47,25 +47,31 @@ class ExceptionInfo:
     """An exception as the journal and dead-letter store keep it.
 
     ``error`` holds the original exception object while the process lives (for fail-fast
-    re-raising); it is not compared and not stored durably.
+    re-raising); it is not compared and not stored durably. The traceback text is formatted
+    on first use of :attr:`traceback` (``text`` holds it): formatting costs more than the rest of
+    a failed attempt, and most failures recorded in tests are never printed.
     """
 
     type_name: str
     module: str
     message: str
-    traceback: str
+    text: str | None = field(default=None, compare=False, repr=False)
     error: BaseException | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def capture(cls, error: BaseException) -> ExceptionInfo:
         kind = type(error)
-        return cls(
-            type_name=kind.__qualname__,
-            module=kind.__module__,
-            message=str(error),
-            traceback="".join(traceback.format_exception(error)),
-            error=error,
-        )
+        return cls(type_name=kind.__qualname__, module=kind.__module__, message=str(error),
+                   error=error)
+
+    @property
+    def traceback(self) -> str:
+        """The formatted traceback, as ``traceback.format_exception`` gives it."""
+        if self.text is None:
+            formatted = "".join(traceback.format_exception(self.error)) if self.error else ""
+            object.__setattr__(self, "text", formatted)
+            return formatted
+        return self.text
 
     @property
     def qualified_name(self) -> str:

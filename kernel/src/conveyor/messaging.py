@@ -141,6 +141,7 @@ class Messaging:
         self._invokers: dict[str, Invoke] = {}
         self._sync_invokers: dict[str, Invoke] = {}
         self.stacks: dict[str, Callable[[Attempt], object]] = {}
+        self._plain_stack: Callable[[Attempt], object] | None = None
         for spec in specs:
             self._build_invokers(spec)
         self._validate_async(specs)
@@ -273,7 +274,13 @@ class Messaging:
         self._sync_invokers[spec.endpoint_id] = (
             wrap_with(selected, base) if outer else (self._invokers[spec.endpoint_id])
         )
-        self.stacks[spec.endpoint_id] = handling_stack(outer)
+        if outer or self._plain_stack is None:
+            stack = handling_stack(outer)
+            if not outer:
+                self._plain_stack = stack  # the same for every handler without outer interceptors
+        else:
+            stack = self._plain_stack
+        self.stacks[spec.endpoint_id] = stack
 
     @staticmethod
     def _base_call(spec: HandlerSpec) -> Invoke:

@@ -11,13 +11,14 @@ import inspect
 import types
 import typing
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Union
 
 from conveyor.deduplication import DeduplicationKey
 from conveyor.errors import ConfigurationError
-from conveyor.handlers import AsyncOptions, HandlerKind, handler_mark, options_of
+from conveyor.handlers import AsyncOptions, HandlerKind, HandlerMark, handler_mark, options_of
 from conveyor.interceptors import Interceptor, interceptor_mark
 from conveyor.message import Message
 from conveyor.retry import RetryPolicy
@@ -122,12 +123,42 @@ def _ordered_members(cls: type) -> list[str]:
     return names
 
 
+_READ = "__conveyor_read__"
+
+
 def _read_one(
     function: Callable[..., Any], class_options: dict[str, object], position: int
 ) -> HandlerSpec | None:
+    """Read one handler, reusing what an earlier ``Messaging`` read from the same function.
+
+    Signatures and type hints cost tens of microseconds per handler, and a test suite builds a
+    ``Messaging`` per test; the reading is kept on the function itself (next to its marks) and
+    reused while its marks and options are unchanged.
+    """
     mark = handler_mark(function)
     if mark is None:
         return None
+    target = getattr(function, "__func__", function)
+    key = (mark, function is not target, class_options, options_of(target))
+    kept = getattr(target, _READ, None)
+    if kept is not None and kept[0] == key:
+        spec: HandlerSpec = kept[1]
+        if spec.function is function and spec.position == position:
+            return spec  # the same function in the same place: the very same spec
+        return replace(spec, function=function, position=position)
+    spec_read = _read_fresh(function, mark, class_options, position)
+    kept_spec = spec_read if function is target else replace(spec_read, function=target)
+    with suppress(AttributeError, TypeError):  # a callable without attributes: read each time
+        setattr(target, _READ, (key, kept_spec))
+    return spec_read
+
+
+def _read_fresh(
+    function: Callable[..., Any],
+    mark: HandlerMark,
+    class_options: dict[str, object],
+    position: int,
+) -> HandlerSpec:
     name = getattr(function, "__qualname__", repr(function))
     if inspect.iscoroutinefunction(function):
         raise ConfigurationError(

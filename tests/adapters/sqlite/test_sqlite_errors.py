@@ -163,7 +163,10 @@ def test_a_lock_held_beyond_busy_timeout_names_the_path_and_the_timeout(
         f"the SQLite database {str(db_path)!r} stayed locked for longer than busy_timeout "
         f"(50 ms) while sending to channel 'orders': another connection held its write lock "
         f"that long. Find the long transaction (another process, or an open BEGIN in your own "
-        f"code), or pass a longer busy_timeout=timedelta(...) (sqlite3: database is locked)."
+        f"code), or pass a longer busy_timeout=timedelta(...) (sqlite3: database is locked). "
+        f"If this process holds a transaction on this file (sqlite_transaction, or `with conn:` "
+        f"after a write), the send waits for it in vain: give SqliteChannel('orders') "
+        f"connection= so the message joins that transaction."
     )
     assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
     transport.send("orders", WireMessage(b"x"))  # the lock is gone: usable again

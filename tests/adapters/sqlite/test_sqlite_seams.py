@@ -85,6 +85,7 @@ def test_the_public_names_are_curated_and_importable() -> None:
         "SqliteDeadLetterStore",
         "SqliteDeduplication",
         "Synchronous",
+        "sqlite_transaction",
         "insert_message",
         "contains_key",
         "add_key",

@@ -1,6 +1,10 @@
-"""SQLite for Conveyor: a durable channel, dead-letter store and deduplication store.
+"""SQLite for Conveyor: a durable channel, an outbox, a dead-letter store and deduplication.
 
-Standard library only. One file can hold all three; several processes can share it.
+Standard library only. One file can hold them all, next to the application's own tables;
+several processes can share it. ``SqliteChannel(..., connection=conn)`` is an outbox: messages
+sent inside the application's transaction on ``conn`` are written in it, and leave only if it
+commits. ``Messaging(transaction=sqlite_transaction(conn))`` puts every handling attempt in such
+a transaction.
 
 The connection-level functions (``insert_message``, ``contains_key``, ``add_key``,
 ``ensure_schema``) run on a connection the caller owns and never commit, so a message or a
@@ -16,6 +20,7 @@ from conveyor_sqlite.deduplication import SqliteDeduplication, add_key, contains
 from conveyor_sqlite.instants import from_unix_ms, to_unix_ms
 from conveyor_sqlite.messages import insert_message
 from conveyor_sqlite.schema import SCHEMA_VERSION, ensure_schema
+from conveyor_sqlite.transaction import sqlite_transaction
 from conveyor_sqlite.transport import SqliteTransport
 
 __all__ = [
@@ -25,6 +30,8 @@ __all__ = [
     "SqliteDeadLetterStore",
     "SqliteDeduplication",
     "Synchronous",
+    # the application's transaction, which outbox channels join
+    "sqlite_transaction",
     # on a connection the caller owns, without committing
     "insert_message",
     "contains_key",

@@ -1,4 +1,4 @@
-"""``SqliteChannel``: a durable channel definition on a SQLite file."""
+"""``SqliteChannel``: a durable channel definition on a SQLite file, and the outbox."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import timedelta
 from conveyor.channels import Channel
 from conveyor.clock import Clock
 from conveyor.transport import Transport
+from conveyor_sqlite.application import ConnectionSource
 from conveyor_sqlite.database import Synchronous
 from conveyor_sqlite.transport import SqliteTransport
 
@@ -23,17 +24,43 @@ class SqliteChannel(Channel):
     several consumer processes can consume one channel: a received message is leased, and comes
     back if its consumer dies before acknowledging it.
 
+    With ``connection``, the channel is an outbox on the application's own database: a message
+    sent while the application's connection is in a transaction is written in that transaction,
+    so it leaves only if the business change commits, and a rollback sends nothing. Put the
+    outbox first in a channel sequence, ``@asynchronous("outbox", "orders")``, and run its
+    consumer (``conveyor run outbox``) to move committed messages on to the next channel::
+
+        conn = sqlite3.connect("shop.db")
+        Messaging(
+            handlers=[...],
+            channels=[SqliteChannel("outbox", path="shop.db", connection=conn), ...],
+            transaction=sqlite_transaction(conn),
+        )
+
+    Every channel on that file that receives messages sent inside the application's
+    transactions needs ``connection`` too: the transaction holds the file's write lock, so a
+    channel writing through a connection of its own would wait for it until ``busy_timeout``.
+
     Attributes:
         path: the database file; created if missing, its directory must exist.
         busy_timeout: how long to wait for another process's write lock before failing.
-        synchronous: "FULL" survives power loss; "NORMAL" survives a process crash, faster.
+        synchronous: "FULL": a sent message survives power loss (after one, a message received
+            or acknowledged just before may be delivered again); "NORMAL" survives a crash of
+            the process, not of the machine, and is faster.
+        connection: the application's ``sqlite3.Connection`` on ``path``, or a callable
+            returning the one to use now (per thread, per request); None for a plain channel.
     """
 
     path: str | os.PathLike[str]
     busy_timeout: timedelta = timedelta(seconds=5)
     synchronous: Synchronous = "FULL"
+    connection: ConnectionSource | None = None
 
     def open(self, clock: Clock) -> Transport:
         return SqliteTransport(
-            self.path, clock=clock, busy_timeout=self.busy_timeout, synchronous=self.synchronous
+            self.path,
+            clock=clock,
+            busy_timeout=self.busy_timeout,
+            synchronous=self.synchronous,
+            connection=self.connection,
         )

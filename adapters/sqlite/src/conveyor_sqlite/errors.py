@@ -38,7 +38,7 @@ _NOTADB = 26
 
 
 def translate(
-    error: sqlite3.Error, *, path: str, action: str, busy_timeout: timedelta
+    error: sqlite3.Error, *, path: str, action: str, busy_timeout: timedelta, locked_hint: str = ""
 ) -> TransportError:
     """The Conveyor error for ``error``, raised while doing ``action`` on the database ``path``.
 
@@ -47,16 +47,19 @@ def translate(
         path: the database file, as the user gave it.
         action: what was being done, as a phrase ("sending to channel 'orders'").
         busy_timeout: how long SQLite waited for a lock, to name it when a lock was the cause.
+        locked_hint: a sentence added when a lock was the cause, naming a likelier culprit
+            than another process.
     """
     code = (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
     detail = f"(sqlite3: {error})"
     if code in (_BUSY, _LOCKED) or "locked" in str(error):
         ms = busy_timeout // timedelta(milliseconds=1)
+        hint = f" {locked_hint}" if locked_hint else ""
         return ConnectionFailed(
             f"the SQLite database {path!r} stayed locked for longer than busy_timeout "
             f"({ms} ms) while {action}: another connection held its write lock that long. Find "
             f"the long transaction (another process, or an open BEGIN in your own code), or pass "
-            f"a longer busy_timeout=timedelta(...) {detail}."
+            f"a longer busy_timeout=timedelta(...) {detail}.{hint}"
         )
     if code == _NOTADB or "not a database" in str(error):
         return ConnectionFailed(

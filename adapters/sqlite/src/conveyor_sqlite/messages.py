@@ -47,6 +47,8 @@ _INSERT = """
             (SELECT IFNULL(MAX(id), 0) + 1 FROM conveyor_messages))
 """
 
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
 _SELECT_DUE = """
     SELECT id, body, headers, delivery_count
     FROM conveyor_messages
@@ -210,13 +212,14 @@ def encode_body(body: object) -> bytes:
 
 def encode_headers(headers: Mapping[str, str]) -> str:
     """Headers as a JSON object of strings; anything else would not survive other brokers."""
-    wrong = {k: v for k, v in headers.items() if type(k) is not str or type(v) is not str}
-    if wrong:
-        raise TypeError(
-            f"WireMessage headers must map strings to strings, which every broker takes; got "
-            f"{wrong!r}. Convert the values with str() before sending."
-        )
-    return json.dumps(dict(headers), ensure_ascii=False, separators=(",", ":"))
+    for name, value in headers.items():
+        if type(name) is not str or type(value) is not str:
+            wrong = {k: v for k, v in headers.items() if type(k) is not str or type(v) is not str}
+            raise TypeError(
+                f"WireMessage headers must map strings to strings, which every broker takes; "
+                f"got {wrong!r}. Convert the values with str() before sending."
+            )
+    return _dumps(headers if type(headers) is dict else dict(headers))
 
 
 def decode_headers(text: str) -> dict[str, str]:
@@ -228,4 +231,7 @@ def decode_headers(text: str) -> dict[str, str]:
             f"conveyor-sqlite. Remove or repair it.",
             raw=text.encode(),
         )
-    return {str(name): str(value) for name, value in headers.items()}
+    for value in headers.values():
+        if type(value) is not str:  # a row written by hand: make every value a string
+            return {str(name): str(value) for name, value in headers.items()}
+    return headers

@@ -1,8 +1,8 @@
 """The tables Conveyor keeps in a SQLite file, created idempotently and versioned.
 
-One file can hold the channel table, the dead letters and the deduplication keys together (and,
-later, the application's own tables for an outbox), so the whole schema is created at once and
-carries one version number in ``PRAGMA user_version``. A file written by a newer release is
+One file can hold the channel table, the dead letters and the deduplication keys together, and
+the application's own tables for an outbox, so the whole schema is created at once and carries
+one version number in ``PRAGMA user_version``. A file written by a newer release is
 refused rather than changed.
 """
 
@@ -16,12 +16,21 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_VERSION", "ensure_schema", "schema_version"]
 
 #: The version this release writes. Bump it with a migration step in :func:`ensure_schema`.
-SCHEMA_VERSION = 1
+#: 2: the claim index no longer carries ``lease_until`` (see ``_CLAIM_INDEX``).
+SCHEMA_VERSION = 2
+
+# The claim index walks one channel in receive order (priority DESC, id) and carries
+# ``available_at``, so messages not yet due are skipped inside the index. It leaves out
+# ``lease_until`` on purpose: every receive sets it, and a column in the index would make each
+# lease rewrite an index page as well as the row's (a fifth more work per message). Only rows
+# leased right now, as many as there are busy consumers, cost a look at the table.
+_CLAIM_INDEX = """
+    CREATE INDEX IF NOT EXISTS conveyor_messages_claim
+        ON conveyor_messages (channel, priority DESC, id, available_at)
+"""
 
 _TABLES = (
-    # One table for every channel. The claim index walks one channel in receive order
-    # (priority DESC, id) and carries the two columns the claim filters on, so deciding
-    # whether a row is due and free needs no lookup in the table itself.
+    # One table for every channel.
     """
     CREATE TABLE IF NOT EXISTS conveyor_messages (
         id             INTEGER PRIMARY KEY,
@@ -37,10 +46,10 @@ _TABLES = (
         enqueued_seq   INTEGER NOT NULL
     )
     """,
-    """
-    CREATE INDEX IF NOT EXISTS conveyor_messages_claim
-        ON conveyor_messages (channel, priority DESC, id, available_at, lease_until)
-    """,
+    # Dropped first: a file of version 1 (or one whose version was lost) has the old index
+    # under the same name, which ``IF NOT EXISTS`` would keep.
+    "DROP INDEX IF EXISTS conveyor_messages_claim",
+    _CLAIM_INDEX,
     # ``seq`` keeps insertion order for "oldest first"; ``id`` is the kernel's own id.
     """
     CREATE TABLE IF NOT EXISTS conveyor_dead_letters (

@@ -6,18 +6,29 @@ on the same message at once; an ack deletes the row only while the lease token i
 one it was given. A consumer that dies mid-message leaves a lease that simply runs out, and
 the message is received again with a higher delivery count: at least once, nothing lost.
 
+Given the application's connection, it is an outbox: a message sent while that connection is
+in a transaction is written by it, in that transaction, and committed (or not) with it.
+
 All times come from the injected clock, stored as unix milliseconds (see ``instants``).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from conveyor.clock import Clock
 from conveyor.errors import MessageTooLarge, TransportError
 from conveyor.ids import IdGenerator, UuidV7Ids
 from conveyor.transport import Capabilities, Delivery, WireMessage
+from conveyor_sqlite.application import (
+    ApplicationConnection,
+    ConnectionSource,
+    translate_application,
+)
 from conveyor_sqlite.database import Database, Synchronous
 from conveyor_sqlite.instants import duration_ms, from_unix_ms, to_unix_ms
 from conveyor_sqlite.messages import (
@@ -30,6 +41,9 @@ from conveyor_sqlite.messages import (
     unlease,
 )
 
+if TYPE_CHECKING:
+    import sqlite3
+
 __all__ = ["SqliteTransport"]
 
 
@@ -40,15 +54,24 @@ class SqliteTransport:
         path: the database file. It is created if missing; its directory must exist. Several
             transports, in one process or many, may share it.
         clock: where every due time and lease is read from.
-        ids: makes lease tokens; they must be unique across every process using the file
-            (the default uuid v7 ids are).
+        ids: makes lease tokens; they must be unique across every process using the file.
+            By default one uuid v7 per transport, numbered per lease ("<uuid>.1", "<uuid>.2"),
+            which is as unique and costs a counter instead of an id per message.
         max_size: the largest message in bytes (body plus headers), or None for no limit.
         busy_timeout: how long to wait for another connection's write lock before failing.
-        synchronous: "FULL" syncs every commit to disk (survives power loss); "NORMAL" is
-            faster and survives a crash of the process but not of the machine.
+        synchronous: "FULL" syncs every send to disk, so a sent message survives power loss;
+            receives and acks are not synced (after a power loss the message may come again,
+            never be lost). "NORMAL" is faster and survives a crash of the process but not of
+            the machine.
+        connection: makes this an outbox. The application's ``sqlite3.Connection`` on the same
+            file, or a callable returning it: a message sent while that connection is in a
+            transaction is written by it, inside that transaction, and is never committed
+            here, so it is stored if and only if the application commits. Sent while it is
+            not, the message is stored and committed at once, as without ``connection``.
+            Receives, acks and releases always use the transport's own connection.
     """
 
-    __slots__ = ("_capabilities", "_clock", "_db", "_ids")
+    __slots__ = ("_application", "_capabilities", "_clock", "_db", "_new_token", "_texts")
 
     def __init__(
         self,
@@ -59,11 +82,13 @@ class SqliteTransport:
         max_size: int | None = None,
         busy_timeout: timedelta = timedelta(seconds=5),
         synchronous: Synchronous = "FULL",
+        connection: ConnectionSource | None = None,
     ) -> None:
         if max_size is not None and max_size <= 0:
             raise ValueError(f"max_size={max_size} must be positive, or None for no limit.")
         self._clock = clock
-        self._ids = ids if ids is not None else UuidV7Ids(clock)
+        self._new_token = ids.new if ids is not None else _numbered(UuidV7Ids(clock).new())
+        self._texts: dict[str, _Texts] = {}
         self._capabilities = Capabilities(
             delay=True,
             max_delay=None,
@@ -77,6 +102,15 @@ class SqliteTransport:
         self._db = Database(
             path, owner="SqliteTransport", busy_timeout=busy_timeout, synchronous=synchronous
         )
+        self._application: ApplicationConnection | None = None
+        if connection is not None:
+            try:
+                self._application = ApplicationConnection(
+                    connection, path=self._db.path, owner=f"SqliteTransport on {self.path!r}"
+                )
+            except BaseException:
+                self._db.close()
+                raise
 
     @property
     def path(self) -> str:
@@ -113,10 +147,39 @@ class SqliteTransport:
         now_ms = to_unix_ms(self._clock.now())
         due_ms = now_ms if available_at is None else to_unix_ms(available_at, round_up=True)
         expires_ms = None if expires_at is None else to_unix_ms(expires_at, round_up=True)
-        with self._db.transaction(f"sending to channel {channel!r}") as connection:
+        if self._application is not None:
+            application = self._application.get()
+            if application.in_transaction:
+                self._send_in_application(
+                    application, channel, message, due_ms, priority, expires_ms
+                )
+                return
+        texts = self._texts.get(channel) or self._texts_of(channel)
+        with self._db.statement(texts.sending, locked_hint=texts.locked_hint) as connection:
             insert_message(
                 connection, channel, message, due_ms, priority=priority, expires_at_ms=expires_ms
             )
+
+    def _send_in_application(
+        self,
+        application: sqlite3.Connection,
+        channel: str,
+        message: WireMessage,
+        due_ms: int,
+        priority: int,
+        expires_ms: int | None,
+    ) -> None:
+        """Write the message inside the application's open transaction, without committing."""
+        import sqlite3
+
+        action = f"sending to channel {channel!r} in the application's transaction"
+        self._db.check_open(action)
+        try:
+            insert_message(
+                application, channel, message, due_ms, priority=priority, expires_at_ms=expires_ms
+            )
+        except sqlite3.Error as error:
+            raise translate_application(application, error, action) from error
 
     def receive(self, channel: str, *, lease: timedelta) -> Delivery | None:
         _check_channel(channel)
@@ -126,7 +189,10 @@ class SqliteTransport:
                 f"message is delivered again."
             )
         lease_ms = duration_ms(lease)
-        with self._db.transaction(f"receiving from channel {channel!r}") as connection:
+        # Not synced even under "FULL": a lease lost to a power cut only means the message is
+        # delivered again, which at least once allows; the send that stored it was synced.
+        texts = self._texts.get(channel) or self._texts_of(channel)
+        with self._db.transaction(texts.receiving, durable=False) as connection:
             # Read "now" under the write lock: time spent waiting for it must not eat the lease.
             now_ms = to_unix_ms(self._clock.now())
             claimed = claim_next(
@@ -134,7 +200,7 @@ class SqliteTransport:
                 channel,
                 now_ms=now_ms,
                 lease_until_ms=now_ms + lease_ms,
-                new_token=self._ids.new,
+                new_token=self._new_token,
             )
         if claimed is None:
             return None
@@ -148,7 +214,9 @@ class SqliteTransport:
     def ack(self, delivery: Delivery) -> None:
         row_id, token = _parse_receipt(delivery)
         action = f"acknowledging message {row_id} on channel {delivery.channel!r}"
-        with self._db.transaction(action) as connection:
+        # One statement, not synced even under "FULL": an ack lost to a power cut delivers the
+        # message again (at least once), it never loses one.
+        with self._db.statement(action, durable=False) as connection:
             if not delete_leased(connection, row_id, token):
                 raise self._stale(delivery, row_id, delivery_count_of(connection, row_id), "ack")
 
@@ -173,8 +241,17 @@ class SqliteTransport:
             due_ms = earliest_due_ms(connection, channel)
         return None if due_ms is None else from_unix_ms(due_ms)
 
+    def _texts_of(self, channel: str) -> _Texts:
+        texts = self._texts[channel] = _Texts(channel)
+        return texts
+
     def close(self) -> None:
-        """Close the connection. Closing again is allowed; every other later call raises."""
+        """Close the connection. Closing again is allowed; every other later call raises.
+
+        The application's connection is the application's: it is left open.
+        """
+        if self._application is not None:
+            self._application.forget()
         self._db.close()
 
     def _stale(
@@ -205,6 +282,27 @@ class SqliteTransport:
 
     def __repr__(self) -> str:
         return f"SqliteTransport({self.path!r})"
+
+
+class _Texts:
+    """A channel's phrases for error messages, made once: they are passed on every call."""
+
+    __slots__ = ("locked_hint", "receiving", "sending")
+
+    def __init__(self, channel: str) -> None:
+        self.sending = f"sending to channel {channel!r}"
+        self.receiving = f"receiving from channel {channel!r}"
+        self.locked_hint = (
+            f"If this process holds a transaction on this file (sqlite_transaction, or `with "
+            f"conn:` after a write), the send waits for it in vain: give SqliteChannel("
+            f"{channel!r}) connection= so the message joins that transaction."
+        )
+
+
+def _numbered(prefix: str) -> Callable[[], str]:
+    """Lease tokens ``<prefix>.1``, ``<prefix>.2``, ...: unique while the prefix is."""
+    numbers = itertools.count(1)
+    return lambda: f"{prefix}.{next(numbers)}"
 
 
 def _check_channel(channel: str) -> None:

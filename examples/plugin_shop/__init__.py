@@ -1,0 +1,1 @@
+"""A small shop whose tests use pytest-conveyor the way its README tells users to."""

@@ -1,0 +1,1 @@
+"""pytest-conveyor: fixtures, exact settling and readable assertions for Conveyor message flows."""
