@@ -37,6 +37,10 @@ class SqliteChannel(Channel):
             transaction=sqlite_transaction(conn),
         )
 
+    A message sent while no transaction is open is stored and committed at once. Python's
+    ``sqlite3`` (default ``isolation_level``) opens a transaction at the first write, even inside
+    ``with conn:``: to include a message sent before any write, execute ``BEGIN`` first.
+
     Every channel on that file that receives messages sent inside the application's
     transactions needs ``connection`` too: the transaction holds the file's write lock, so a
     channel writing through a connection of its own would wait for it until ``busy_timeout``.
