@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
+from conveyor import stack
 from conveyor.channels import Channel, Mode, QueueChannel
 from conveyor.clock import Clock, SystemClock, VirtualClock, ensure_aware
 from conveyor.collector import PendingSend, Scope
@@ -34,7 +35,7 @@ from conveyor.replay import DeadLetters
 from conveyor.retry import RetryPolicy
 from conveyor.routing import Router
 from conveyor.serialization import Codec, JsonCodec, TypeRegistry
-from conveyor.stack import Attempt, StackOrder, handling_stack
+from conveyor.stack import Attempt, Layer, StackOrder, handling_stack
 from conveyor.transport import Transport, WireMessage
 from conveyor.wire import BUS_COMMAND, BUS_EVENT, to_wire_headers
 
@@ -141,7 +142,7 @@ class Messaging:
         self._invokers: dict[str, Invoke] = {}
         self._sync_invokers: dict[str, Invoke] = {}
         self.stacks: dict[str, Callable[[Attempt], object]] = {}
-        self._plain_stack: Callable[[Attempt], object] | None = None
+        self._plain_stacks: dict[frozenset[Layer], Callable[[Attempt], object]] = {}
         for spec in specs:
             self._build_invokers(spec)
         self._validate_async(specs)
@@ -274,13 +275,27 @@ class Messaging:
         self._sync_invokers[spec.endpoint_id] = (
             wrap_with(selected, base) if outer else (self._invokers[spec.endpoint_id])
         )
-        if outer or self._plain_stack is None:
-            stack = handling_stack(outer)
-            if not outer:
-                self._plain_stack = stack  # the same for every handler without outer interceptors
-        else:
-            stack = self._plain_stack
-        self.stacks[spec.endpoint_id] = stack
+        unused = self._unused_layers(spec)
+        if outer:
+            self.stacks[spec.endpoint_id] = handling_stack(outer, unused=unused)
+        else:  # shared by every handler without outer interceptors that uses the same layers
+            shared = self._plain_stacks.get(unused)
+            if shared is None:
+                shared = self._plain_stacks[unused] = handling_stack([], unused=unused)
+            self.stacks[spec.endpoint_id] = shared
+
+    def _unused_layers(self, spec: HandlerSpec) -> frozenset[Layer]:
+        """Built-in layers that would do nothing for this handler on its final channel."""
+        unused: set[Layer] = set()
+        final = self.channels.get(spec.channels[-1]) if spec.channels else None
+        policy = spec.retry or (final.definition.retry if final else None) or self.retry
+        if policy is None or policy.instant == 0:
+            unused.add(stack.instant_retry)
+        if self.deduplication is None:
+            unused.add(stack.deduplication)
+        if self.transaction is None:
+            unused.add(stack.transaction)
+        return frozenset(unused)
 
     @staticmethod
     def _base_call(spec: HandlerSpec) -> Invoke:

@@ -109,15 +109,21 @@ BUILT_IN: tuple[tuple[int, Layer], ...] = (
 
 def handling_stack(
     outer_interceptors: list[Interceptor],
+    *,
+    unused: frozenset[Layer] = frozenset(),
 ) -> Callable[[Attempt], object]:
     """Compose the built-in layers and the outer user interceptors around the handler call.
 
     ``outer_interceptors`` are the user interceptors selected for one handler whose order puts
     them among the built-in layers (below ``StackOrder.HANDLER``); the others run inside
-    ``Messaging.call_handler``.
+    ``Messaging.call_handler``. Layers in ``unused`` would do nothing for this handler (no
+    instant retries, no deduplication, no transaction) and are left out: the stack runs on
+    every consumed message.
     """
     layers: list[tuple[int, int, Layer]] = [
-        (order, position, layer) for position, (order, layer) in enumerate(BUILT_IN)
+        (order, position, layer)
+        for position, (order, layer) in enumerate(BUILT_IN)
+        if layer not in unused
     ]
     for interceptor in outer_interceptors:
         layers.append((interceptor.order, len(layers), _as_layer(interceptor)))
