@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import sqlite3
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -85,35 +89,65 @@ def test_a_directory_given_as_the_path_is_refused_with_an_example(tmp_path: Path
     )
 
 
-@pytest.mark.skipif(running_as_root, reason="root writes read-only files; see the simulated test")
-def test_a_read_only_file_is_refused_when_opened(db_path: Path) -> None:
+def open_as_an_ordinary_user(path: Path) -> str:
+    """Open a SqliteTransport on ``path`` in a process without root's power over permissions.
+
+    Root ignores permission bits, and CI runs as root; there the child drops to ``nobody``
+    (setpriv, from util-linux), so the real permission check runs, not a simulation.
+    """
+    code = (
+        "import sys\n"
+        "from conveyor.clock import VirtualClock\n"
+        "from conveyor_sqlite import SqliteTransport\n"
+        "from conveyor.errors import ConnectionFailed\n"
+        "try:\n"
+        "    SqliteTransport(sys.argv[1], clock=VirtualClock())\n"
+        "except ConnectionFailed as error:\n"
+        "    print(error)\n"
+        "else:\n"
+        "    print('opened')\n"
+    )
+    command = [sys.executable, "-c", code, str(path)]
+    if running_as_root:
+        command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *command]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory an unprivileged child can enter (pytest's tmp_path is private to root)."""
+    directory = Path(tempfile.mkdtemp(prefix="conveyor-perm-"))
+    directory.chmod(0o755)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_a_read_only_file_is_refused_when_opened(shared_dir: Path) -> None:
+    db_path = shared_dir / "conveyor.db"
     SqliteTransport(db_path, clock=VirtualClock()).close()
     db_path.chmod(0o444)
+    shared_dir.chmod(0o777 if running_as_root else 0o755)  # only the file is read-only
 
-    with pytest.raises(ConnectionFailed) as raised:
-        SqliteTransport(db_path, clock=VirtualClock())
-
-    assert str(raised.value) == (
+    assert open_as_an_ordinary_user(db_path) == (
         f"cannot use the SQLite database {str(db_path)!r}: the file {str(db_path)!r} is not "
         f"writable, and Conveyor writes on every send, receive and ack. Make the file and its "
         f"directory writable by this user (for example chmod u+w), or choose another path."
     )
 
 
-@pytest.mark.skipif(running_as_root, reason="root writes anywhere; see the simulated test")
-def test_a_read_only_directory_is_refused_when_opened(tmp_path: Path) -> None:
-    directory = tmp_path / "locked-down"
+def test_a_read_only_directory_is_refused_when_opened(shared_dir: Path) -> None:
+    directory = shared_dir / "locked-down"
     directory.mkdir()
     directory.chmod(0o555)
     try:
-        with pytest.raises(ConnectionFailed) as raised:
-            SqliteTransport(directory / "conveyor.db", clock=VirtualClock())
+        message = open_as_an_ordinary_user(directory / "conveyor.db")
     finally:
         directory.chmod(0o755)
 
-    assert f"the directory {str(directory)!r} is not writable (SQLite creates files" in str(
-        raised.value
-    )
+    assert f"the directory {str(directory)!r} is not writable (SQLite creates files" in message
 
 
 @pytest.mark.parametrize(
