@@ -33,7 +33,9 @@ def with_app(pytester: pytest.Pytester, tests: str, *, header: bool = True) -> N
 def failure(result: pytest.RunResult, test: str) -> str:
     """The failure text pytest printed for ``test``: its ``E`` lines, or its plain report."""
     lines = result.outlines
-    start = next(i for i, line in enumerate(lines) if re.fullmatch(rf"_+ {re.escape(test)} _+", line))
+    start = next(
+        i for i, line in enumerate(lines) if re.fullmatch(rf"_+ {re.escape(test)} _+", line)
+    )
     end = next(
         (
             i

@@ -14,7 +14,7 @@ from conveyor.journal import Journal
 from conveyor.testing import ALWAYS, FailurePlan, Setup, fold_copies
 from pytest_conveyor.hypothesis import failure_plans, messages
 
-WAREHOUSE = '''
+WAREHOUSE = """
 from dataclasses import dataclass
 
 from hypothesis import Phase, settings
@@ -75,12 +75,13 @@ TestShopFlow = ShopFlow.TestCase
 TestShopFlow.settings = settings(
     derandomize=True, max_examples=100, phases=[Phase.generate, Phase.shrink], deadline=None
 )
-'''
+"""
 
 
 def shop(pytester: pytest.Pytester, *, planted_bug: bool, faults: str = "()") -> None:
-    pytester.makepyfile(test_shop_flow=f"PLANTED_BUG = {planted_bug}\nFAULTS = {faults}\n"
-                        + WAREHOUSE)
+    pytester.makepyfile(
+        test_shop_flow=f"PLANTED_BUG = {planted_bug}\nFAULTS = {faults}\n" + WAREHOUSE
+    )
 
 
 def test_the_state_machine_finds_a_handler_that_loses_a_message_and_shrinks_it(pytester):
@@ -91,16 +92,18 @@ def test_the_state_machine_finds_a_handler_that_loses_a_message_and_shrinks_it(p
     result.assert_outcomes(failed=1)
     lines = result.outlines
     start = lines.index("E       state = ShopFlow()")
-    steps = lines[start + 1:lines.index("E       state.teardown()", start)]
+    steps = lines[start + 1 : lines.index("E       state.teardown()", start)]
     assert [line[8:] for line in steps] == [
         "state.cancel(event=OrderCancelled(order_id=''))",
         "state.pay(event=OrderPaid(order_id=''))",
         "state.settle()",
     ]
-    result.stdout.fnmatch_lines([
-        "E       FlowAssertionError: Message lost: OrderPaid msg-2 led to no OrderShipped, and "
-        "nothing on its way failed.",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "E       FlowAssertionError: Message lost: OrderPaid msg-2 led to no OrderShipped, and "
+            "nothing on its way failed.",
+        ]
+    )
 
 
 def test_the_same_flow_without_the_bug_passes(pytester):
@@ -143,8 +146,14 @@ def test_a_failure_plan_counts_attempts_per_message_and_can_fail_always():
 def test_a_copy_that_ends_twice_is_visible_to_the_invariant():
     journal = Journal()
     at = datetime(2026, 1, 1, tzinfo=UTC)
-    for kind in (RecordKind.QUEUED, RecordKind.HANDLED, RecordKind.HANDLED, RecordKind.REPLAYED,
-                 RecordKind.EXPIRED, RecordKind.DEAD_LETTERED):
+    for kind in (
+        RecordKind.QUEUED,
+        RecordKind.HANDLED,
+        RecordKind.HANDLED,
+        RecordKind.REPLAYED,
+        RecordKind.EXPIRED,
+        RecordKind.DEAD_LETTERED,
+    ):
         journal.append(at, kind, "msg-1", "ChargeCard", channel="payments", endpoint_id="charge")
 
     [copy] = fold_copies(journal.records).values()

@@ -39,8 +39,15 @@ def test_a_transcript_has_one_line_per_record_with_relative_times_and_renumbered
 
 def test_a_transcript_does_not_depend_on_the_id_generator_or_start_time():
     clock = VirtualClock(SETUP.start + timedelta(days=300))
-    harness = Harness(Messaging([h() if isinstance(h, type) else h for h in HANDLERS], CHANNELS,
-                                clock=clock, ids=UuidV7Ids(clock)), advance_time=True)
+    harness = Harness(
+        Messaging(
+            [h() if isinstance(h, type) else h for h in HANDLERS],
+            CHANNELS,
+            clock=clock,
+            ids=UuidV7Ids(clock),
+        ),
+        advance_time=True,
+    )
     declined_flow(harness)
 
     assert harness.transcript() == DECLINED
@@ -107,12 +114,17 @@ def test_the_determinism_check_runs_each_test_twice_with_fresh_fixtures(pytester
 
 
 def test_the_marker_asks_for_the_check_on_one_test_only(pytester):
-    with_app(pytester, NONDETERMINISTIC.replace(
-        "def test_keeps_state", "@pytest.mark.conveyor(check_determinism=True)\ndef test_keeps_state"
-    ))
+    with_app(
+        pytester,
+        NONDETERMINISTIC.replace(
+            "def test_keeps_state",
+            "@pytest.mark.conveyor(check_determinism=True)\ndef test_keeps_state",
+        ),
+    )
 
     result = pytester.runpytest("-p", "no:cacheprovider", "-v")
 
     result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines(["*test_keeps_state?conveyor-run-2? FAILED*",
-                                 "*test_deterministic PASSED*"])
+    result.stdout.fnmatch_lines(
+        ["*test_keeps_state?conveyor-run-2? FAILED*", "*test_deterministic PASSED*"]
+    )

@@ -33,3 +33,25 @@ def test_outcomes_under_xdist_match_a_plain_run(pytester: pytest.Pytester):
     plain.assert_outcomes(passed=7, failed=1)
     distributed.assert_outcomes(passed=7, failed=1)
     distributed.stdout.fnmatch_lines(["*Strict teardown found 2 pending messages not inspected.*"])
+
+
+def test_the_determinism_check_compares_both_runs_under_xdist_loadfile(pytester: pytest.Pytester):
+    with_app(
+        pytester,
+        """
+RUNS = []
+
+
+def test_keeps_state(messaging):
+    RUNS.append(1)
+    messaging.send(PlaceOrder(f"o-{len(RUNS)}"))
+    messaging.settle()
+""",
+    )
+
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile", "--conveyor-check-determinism"
+    )
+
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*The flow is not deterministic*"])

@@ -61,8 +61,9 @@ class ExceptionInfo:
     @classmethod
     def capture(cls, error: BaseException) -> ExceptionInfo:
         kind = type(error)
-        return cls(type_name=kind.__qualname__, module=kind.__module__, message=str(error),
-                   error=error)
+        return cls(
+            type_name=kind.__qualname__, module=kind.__module__, message=str(error), error=error
+        )
 
     @property
     def traceback(self) -> str:

@@ -164,9 +164,13 @@ class MessageFlowMachine(RuleBasedStateMachine):
             self._broken = True
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             sections = [("Flow invariants broken", problems)] if len(problems) > 1 else []
-            raise FlowAssertionError(explain(  # one raise site: Hypothesis sees one failure
-                self.messaging.snapshot(), f"{problems[0]}{more}", sections=sections,
-            ))
+            raise FlowAssertionError(
+                explain(  # one raise site: Hypothesis sees one failure
+                    self.messaging.snapshot(),
+                    f"{problems[0]}{more}",
+                    sections=sections,
+                )
+            )
 
     def _twice_final(self) -> list[str]:
         found = []

@@ -160,7 +160,7 @@ def _conveyor_run(request: pytest.FixtureRequest) -> int:
 @pytest.fixture
 def _conveyor_services(
     request: pytest.FixtureRequest, conveyor_setup: Setup, _conveyor_run: int
-) -> Services:
+) -> Iterator[Services]:
     setup = _with_markers(request, conveyor_setup)
     registered = request.node.stash.setdefault(_REGISTERED, [])
     replay = f"Seed {setup.seed}; rerun: pytest {request.node.nodeid} --conveyor-seed={setup.seed}"
@@ -169,7 +169,8 @@ def _conveyor_services(
         harness.replay = replay
         registered.append((harness, built_from))
 
-    return Services(setup, VirtualClock(setup.start), SequentialIds(), on_build=register)
+    yield Services(setup, VirtualClock(setup.start), SequentialIds(), on_build=register)
+    registered.clear()  # checked already (after the call); items outlive their test
 
 
 @pytest.fixture
@@ -238,7 +239,8 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """With determinism checks on, every test using ``messaging`` runs twice, fresh each time."""
-    if "_conveyor_run" not in metafunc.fixturenames:
+    names = metafunc.fixturenames
+    if "_conveyor_run" not in names or not {"messaging", "messaging_factory"} & set(names):
         return
     wanted = bool(metafunc.config.getoption("conveyor_check_determinism")) or bool(
         metafunc.config.getini("conveyor_check_determinism")
@@ -248,7 +250,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             wanted = bool(mark.kwargs["check_determinism"])
             break
     if wanted:
-        metafunc.parametrize("_conveyor_run", [1, 2], indirect=True, ids=[_RUN_IDS[1], _RUN_IDS[2]])
+        metafunc.parametrize(
+            "_conveyor_run",
+            [pytest.param(run, id=_RUN_IDS[run]) for run in (1, 2)],
+            indirect=True,
+        )
 
 
 def _compare_runs(item: pytest.Item, harnesses: list[Harness]) -> None:
@@ -259,15 +265,16 @@ def _compare_runs(item: pytest.Item, harnesses: list[Harness]) -> None:
         return
     text = "\n".join(harness.transcript() for harness in harnesses)
     transcripts = item.config.stash.setdefault(_TRANSCRIPTS, {})
+    nodeid = item.nodeid
     if run == 1:
-        transcripts[item.nodeid] = text
+        transcripts[nodeid] = text
         return
-    first = transcripts.pop(item.nodeid.replace(_RUN_IDS[2], _RUN_IDS[1]), None)
+    first = transcripts.pop(nodeid.replace(_RUN_IDS[2], _RUN_IDS[1]), None)
     if first is None:
         item.warn(
             pytest.PytestWarning(
                 "conveyor: run 1 of this test did not pass here (or ran in another xdist worker; "
-                "use --dist loadgroup), so its flow was not compared."
+                "use --dist loadfile), so its flow was not compared."
             )
         )
         return

@@ -357,11 +357,13 @@ class Harness(HarnessCore):
             if hit is None:
                 after = f" after #{found[-1].seq}" if found else ""
                 order = [f"#{r.seq} {r.message_type} {r.message_id}" for r in found]
-                raise FlowAssertionError(explain(
-                    self.snapshot(),
-                    f"{matcher.describe()} was not sent, published or asked{after}.",
-                    sections=[("Matched in order so far", order or ["nothing"])],
-                ))
+                raise FlowAssertionError(
+                    explain(
+                        self.snapshot(),
+                        f"{matcher.describe()} was not sent, published or asked{after}.",
+                        sections=[("Matched in order so far", order or ["nothing"])],
+                    )
+                )
             found.append(records[hit])
             position = hit + 1
         return found

@@ -73,9 +73,7 @@ def strict_report(harness: Harness, strictness: Strictness) -> str | None:
     listed = (
         problems[0] if len(problems) == 1 else (", ".join(problems[:-1]) + " and " + problems[-1])
     )
-    return explain(
-        harness.snapshot(), f"Strict teardown found {listed}.", sections=sections
-    )
+    return explain(harness.snapshot(), f"Strict teardown found {listed}.", sections=sections)
 
 
 def _count(count: int, noun: str) -> str:
