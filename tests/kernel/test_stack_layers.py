@@ -111,3 +111,53 @@ def test_on_a_synchronous_call_outer_interceptors_still_wrap_the_handler() -> No
 
     Messaging(handlers=[charge, tenant]).send(Charge("o-1"))
     assert log == ["tenant", "handler"]
+
+
+def test_a_failure_raised_by_an_outer_interceptor_is_journaled_for_each_attempt() -> None:
+    from conveyor import RecordKind
+
+    @asynchronous("payments")
+    @command_handler
+    def charge(command: Charge) -> None: ...
+
+    @around(order=StackOrder.TRANSACTION - 1)
+    def no_tenant(proceed: Callable[[], object], message: Message) -> object:
+        raise LookupError("no tenant connection")
+
+    messaging = Messaging(
+        handlers=[charge, no_tenant],
+        channels=[QueueChannel("payments", retry=RetryPolicy(instant=1))],
+        clock=VirtualClock(),
+        ids=SequentialIds(),
+    )
+    messaging.send(Charge("o-1"))
+    messaging.run("payments")
+    failed = messaging.journal.of_kind(RecordKind.FAILED)
+    assert [(r.endpoint_id, str(r.exception)) for r in failed] == [
+        ("charge", "LookupError: no tenant connection"),
+        ("charge", "LookupError: no tenant connection"),
+    ]
+    assert messaging.dead_letters.count() == 1
+
+
+def test_settling_with_time_jumps_ignores_endless_schedules() -> None:
+    from datetime import timedelta
+
+    from conveyor import scheduled
+
+    ticks: list[object] = []
+
+    @scheduled(every=timedelta(minutes=1))
+    def minutely() -> None:
+        ticks.append(1)
+
+    @asynchronous("payments")
+    @command_handler
+    def charge(command: Charge) -> None: ...
+
+    messaging = Messaging(
+        handlers=[minutely, charge], channels=["payments"], clock=VirtualClock(), max_steps=50
+    )
+    messaging.send(Charge("o-1"), delay=timedelta(minutes=5))
+    messaging.run_until_idle(advance_time=True)  # stops once no message is pending
+    assert len(ticks) == 6  # the ticks at minutes 0 to 5 ran on the way

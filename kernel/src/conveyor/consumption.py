@@ -145,6 +145,7 @@ class Consumption:
         try:
             m.stacks[spec.endpoint_id](Attempt(m, runtime, spec, message, dedup_key))
         except Exception as error:
+            m.record_failure(spec, message, runtime.name, error)  # raised outside the handler
             return error
         return None
 

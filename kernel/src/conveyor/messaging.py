@@ -155,6 +155,7 @@ class Messaging:
             s.endpoint_id: self._resolve_error_handler(s.error_handler, s.name) for s in specs
         }
         self._scopes: list[Scope] = []
+        self._recorded_failure: Exception | None = None
         self._draining = False
         self._has_inline = any(rt.inline for rt in self.channels.values())
         self.consumption = Consumption(self)
@@ -486,14 +487,7 @@ class Messaging:
             invokers = self._sync_invokers if outer else self._invokers
             result = invokers[endpoint_id](message, Context(self, message, endpoint_id, channel))
         except Exception as error:
-            self._record(
-                RecordKind.FAILED,
-                message,
-                endpoint_id=spec.endpoint_id,
-                channel=channel,
-                exception=ExceptionInfo.capture(error),
-                attempt=message.headers.attempt,
-            )
+            self.record_failure(spec, message, channel, error)
             raise
         finally:
             scopes.pop()
@@ -505,6 +499,22 @@ class Messaging:
             attempt=message.headers.attempt,
         )
         return result
+
+    def record_failure(
+        self, spec: HandlerSpec, message: Message, channel: str | None, error: Exception
+    ) -> None:
+        """Journal a failed attempt once, wherever in the stack the exception was raised."""
+        if self._recorded_failure is error:
+            return
+        self._recorded_failure = error
+        self._record(
+            RecordKind.FAILED,
+            message,
+            endpoint_id=spec.endpoint_id,
+            channel=channel,
+            exception=ExceptionInfo.capture(error),
+            attempt=message.headers.attempt,
+        )
 
     @contextmanager
     def collecting(

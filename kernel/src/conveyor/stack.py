@@ -60,6 +60,7 @@ def instant_retry(proceed: Proceed, attempt: Attempt) -> object:
         try:
             return proceed()
         except Exception as error:
+            m.record_failure(spec, attempt.message, attempt.runtime.name, error)
             if left > 0 and policy is not None and policy.retries(error):
                 left -= 1
                 continue
