@@ -13,8 +13,17 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
-from conveyor import stack
-from conveyor.channels import Channel, Mode, QueueChannel
+from conveyor.bootstrap import (
+    ChannelRuntime,
+    Invoke,
+    base_call,
+    open_channel,
+    resolve_error_handler,
+    unused_layers,
+    validate_handlers,
+)
+from conveyor.buses import BusView
+from conveyor.channels import Channel, Mode
 from conveyor.clock import Clock, SystemClock, VirtualClock, ensure_aware
 from conveyor.collector import PendingSend, Scope
 from conveyor.consumption import Consumption
@@ -24,7 +33,6 @@ from conveyor.deduplication import Deduplication
 from conveyor.delivery import NO_OPTIONS, DeliveryOptions
 from conveyor.driving import Driver, RunResult
 from conveyor.errors import ConfigurationError, RoutingError
-from conveyor.failure import Failure
 from conveyor.headers import Headers, check_user_headers
 from conveyor.ids import IdGenerator, UuidV7Ids, seeded_random
 from conveyor.interceptors import Interceptor, interceptor_mark, wrap_with
@@ -36,28 +44,12 @@ from conveyor.retry import RetryPolicy
 from conveyor.routing import Router
 from conveyor.serialization import Codec, JsonCodec, TypeRegistry
 from conveyor.stack import Attempt, Layer, StackOrder, handling_stack
-from conveyor.transport import Transport, WireMessage
+from conveyor.transport import WireMessage
 from conveyor.wire import BUS_COMMAND, BUS_EVENT, to_wire_headers
 
 __all__ = ["Messaging", "ChannelRuntime"]
 
-Invoke = Callable[[Message, object], object]
 _EMPTY_HEADERS: Mapping[str, str] = {}
-
-
-class ChannelRuntime:
-    """A channel definition with its open transport."""
-
-    __slots__ = ("codec", "definition", "inline", "name", "transport")
-
-    def __init__(
-        self, definition: Channel, transport: Transport, inline: bool, codec: Codec
-    ) -> None:
-        self.definition = definition
-        self.name = definition.name
-        self.transport = transport
-        self.inline = inline
-        self.codec = codec
 
 
 class Messaging:
@@ -136,23 +128,29 @@ class Messaging:
         self.codec: Codec = codec if codec is not None else JsonCodec(registry)
         self.channels: dict[str, ChannelRuntime] = {}
         for definition in channels:
-            self._open_channel(
-                QueueChannel(definition) if isinstance(definition, str) else definition
+            runtime = open_channel(
+                definition,
+                clock=self.clock,
+                mode=self.mode,
+                codec=self.codec,
+                channels=self.channels,
+                endpoints=self.endpoints,
             )
+            self.channels[runtime.name] = runtime
         self._invokers: dict[str, Invoke] = {}
         self._sync_invokers: dict[str, Invoke] = {}
         self.stacks: dict[str, Callable[[Attempt], object]] = {}
         self._plain_stacks: dict[frozenset[Layer], Callable[[Attempt], object]] = {}
         for spec in specs:
             self._build_invokers(spec)
-        self._validate_async(specs)
-        self.error_handler = self._resolve_error_handler(error_handler, "Messaging")
+        validate_handlers(specs, self.channels, deduplication)
+        self.error_handler = self._error_handler(error_handler, "Messaging")
         self._channel_error_handlers = {
-            name: self._resolve_error_handler(rt.definition.error_handler, f"channel {name!r}")
+            name: self._error_handler(rt.definition.error_handler, f"channel {name!r}")
             for name, rt in self.channels.items()
         }
         self._endpoint_error_handlers = {
-            s.endpoint_id: self._resolve_error_handler(s.error_handler, s.name) for s in specs
+            s.endpoint_id: self._error_handler(s.error_handler, s.name) for s in specs
         }
         self._scopes: list[Scope] = []
         self._recorded_failure: Exception | None = None
@@ -164,102 +162,8 @@ class Messaging:
 
     # ------------------------------------------------------------------ bootstrap
 
-    def _open_channel(self, definition: Channel) -> None:
-        if not isinstance(definition, Channel):
-            raise ConfigurationError(
-                f'channels=[...] takes channel definitions such as QueueChannel("orders"), '
-                f"got {definition!r}"
-            )
-        if definition.name in self.channels:
-            raise ConfigurationError(
-                f"channel {definition.name!r} is declared twice; declare each channel once."
-            )
-        if definition.name in self.endpoints:
-            raise ConfigurationError(
-                f"channel {definition.name!r} has the same name as the endpoint of "
-                f"{self.endpoints[definition.name].name}; consumer names must be unique. "
-                f'Rename the channel or give the handler endpoint_id="...".'
-            )
-        transport = definition.open(self.clock)
-        transport.declare(definition.name)
-        inline = (definition.mode or self.mode) == "inline"
-        self.channels[definition.name] = ChannelRuntime(
-            definition,
-            transport,
-            inline,
-            definition.codec if definition.codec is not None else self.codec,
-        )
-
-    def _validate_async(self, specs: list[HandlerSpec]) -> None:
-        for spec in specs:
-            if spec.deduplication is not None and not spec.channels:
-                raise ConfigurationError(
-                    f"handler {spec.name} is @deduplicated, but it runs synchronously, where a "
-                    f"consumer never sees a redelivery; deduplication applies to "
-                    f"@asynchronous(...) handlers."
-                )
-            if spec.deduplication is not None and self.deduplication is None:
-                raise ConfigurationError(
-                    f"handler {spec.name} is @deduplicated, but this Messaging has no "
-                    f"deduplication store; pass Messaging(deduplication=Deduplication("
-                    f"store=InMemoryDeduplicationStore())) or a durable store."
-                )
-            for channel in spec.channels:
-                runtime = self.channels.get(channel)
-                if runtime is None:
-                    declared = ", ".join(repr(c) for c in self.channels) or "none"
-                    raise ConfigurationError(
-                        f"handler {spec.name} is asynchronous on channel {channel!r}, but no "
-                        f"channel {channel!r} was given (declared channels: {declared}). Add "
-                        f"QueueChannel({channel!r}) (or a broker channel) to "
-                        f"Messaging(channels=[...])."
-                    )
-            if not spec.channels:
-                if spec.delay or spec.priority is not None or spec.ttl:
-                    raise ConfigurationError(
-                        f"handler {spec.name} has @delayed, @priority or @time_to_live but "
-                        f"runs synchronously, where they cannot apply. Add @asynchronous(...)."
-                    )
-                continue
-            final = self.channels[spec.channels[-1]]
-            capabilities = final.transport.capabilities
-            if spec.delay and not capabilities.delay:
-                raise ConfigurationError(
-                    f"handler {spec.name} is @delayed, but channel {final.name!r} cannot hold "
-                    f"delayed messages ({type(final.transport).__qualname__}). Use a channel "
-                    f"whose transport supports delay."
-                )
-            if spec.priority is not None and not capabilities.priority:
-                raise ConfigurationError(
-                    f"handler {spec.name} has @priority, but channel {final.name!r} "
-                    f"({type(final.transport).__qualname__}) does not honour priority; "
-                    f"remove @priority or use a channel that declares it."
-                )
-
-    def _resolve_error_handler(self, target: object, owner: str) -> HandlerSpec | None:
-        if target is None:
-            return None
-        if isinstance(target, str):
-            spec = self.endpoints.get(target)
-        else:
-            spec = next((s for s in self.handlers if _same_function(s.function, target)), None)
-        if spec is None:
-            known = ", ".join(sorted(self.endpoints)) or "none"
-            raise ConfigurationError(
-                f"{owner} names error handler {target!r}, which is not a registered handler "
-                f"(endpoint ids: {known}). Pass the handler in Messaging(handlers=[...]) and "
-                f"refer to it by function or endpoint id."
-            )
-        if spec.kind == "scheduled" or (
-            spec.message_types and not any(issubclass(Failure, t) for t in spec.message_types)
-        ):
-            takes = " | ".join(t.__qualname__ for t in spec.message_types) or "no message"
-            raise ConfigurationError(
-                f"{owner} names error handler {spec.name}, which takes {takes}; an error "
-                f"handler receives a conveyor.Failure. Give it a first parameter annotated "
-                f"Failure, for example def on_failure(failure: Failure) -> None."
-            )
-        return spec
+    def _error_handler(self, target: object, owner: str) -> HandlerSpec | None:
+        return resolve_error_handler(target, owner, self.endpoints, self.handlers)
 
     def _build_invokers(self, spec: HandlerSpec) -> None:
         """Precompose each handler with its interceptors, once.
@@ -271,12 +175,18 @@ class Messaging:
         selected = [i for i in self.interceptors if i.selects(spec.message_types, spec.markers)]
         inner = [i for i in selected if i.order >= StackOrder.HANDLER]
         outer = [i for i in selected if i.order < StackOrder.HANDLER]
-        base = self._base_call(spec)
+        base = base_call(spec)
         self._invokers[spec.endpoint_id] = wrap_with(inner, base) if inner else base
         self._sync_invokers[spec.endpoint_id] = (
             wrap_with(selected, base) if outer else (self._invokers[spec.endpoint_id])
         )
-        unused = self._unused_layers(spec)
+        unused = unused_layers(
+            spec,
+            self.channels,
+            retry=self.retry,
+            deduplication=self.deduplication,
+            transaction=self.transaction,
+        )
         if outer:
             self.stacks[spec.endpoint_id] = handling_stack(outer, unused=unused)
         else:  # shared by every handler without outer interceptors that uses the same layers
@@ -284,35 +194,6 @@ class Messaging:
             if shared is None:
                 shared = self._plain_stacks[unused] = handling_stack([], unused=unused)
             self.stacks[spec.endpoint_id] = shared
-
-    def _unused_layers(self, spec: HandlerSpec) -> frozenset[Layer]:
-        """Built-in layers that would do nothing for this handler on its final channel."""
-        unused: set[Layer] = set()
-        final = self.channels.get(spec.channels[-1]) if spec.channels else None
-        policy = spec.retry or (final.definition.retry if final else None) or self.retry
-        if policy is None or policy.instant == 0:
-            unused.add(stack.instant_retry)
-        if self.deduplication is None:
-            unused.add(stack.deduplication)
-        if self.transaction is None:
-            unused.add(stack.transaction)
-        return frozenset(unused)
-
-    @staticmethod
-    def _base_call(spec: HandlerSpec) -> Invoke:
-        function = spec.function
-        if spec.kind == "scheduled":
-            if spec.context_param:
-                base: Invoke = lambda message, ctx: function(ctx)  # noqa: E731
-            else:
-                base = lambda message, ctx: function()  # noqa: E731
-        elif spec.message_param:
-            base = function if spec.arity == 2 else (lambda m, c: function(m))
-        elif spec.arity == 2:
-            base = lambda message, ctx: function(message.payload, ctx)  # noqa: E731
-        else:
-            base = lambda message, ctx: function(message.payload)  # noqa: E731
-        return base
 
     # ------------------------------------------------------------------ buses
 
@@ -721,42 +602,8 @@ class Messaging:
         )
 
 
-class BusView:
-    """A narrow bus for application code (``CommandBus``, ``EventBus``, ``QueryBus``).
-
-    With a channel, it is an asynchronous bus: every message goes through the channel first,
-    and its consumer routes it as the plain bus would.
-    """
-
-    __slots__ = ("_bus", "_channel", "_messaging")
-
-    def __init__(self, messaging: Messaging, channel: str | None, bus: str) -> None:
-        self._messaging = messaging
-        self._channel = channel
-        self._bus = bus
-
-    def send(self, command: object, **options: Any) -> object:
-        if self._channel is None:
-            return self._messaging.send(command, **options)
-        self._messaging.send_through(self._channel, command, bus=BUS_COMMAND, **options)
-        return None
-
-    def publish(self, event: object, **options: Any) -> None:
-        if self._channel is None:
-            self._messaging.publish(event, **options)
-        else:
-            self._messaging.send_through(self._channel, event, bus=BUS_EVENT, **options)
-
-    def ask(self, query: object, **options: Any) -> Any:
-        return self._messaging.ask(query, **options)
-
-
 def _is_json(payload: object) -> bool:
     return isinstance(payload, dict | list | str | int | float | bool) or payload is None
-
-
-def _same_function(a: object, b: object) -> bool:
-    return a == b or getattr(a, "__func__", a) is getattr(b, "__func__", b)
 
 
 def _checked(interceptors: Iterable[object]) -> list[object]:
