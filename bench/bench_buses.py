@@ -203,7 +203,7 @@ def _features(messaging: Messaging) -> str:
 
 
 def main(quick: bool = False, profile: bool = False) -> None:
-    number, repeats = (2_000, 3) if quick else (10_000, 7)
+    number, repeats = (3_000, 5) if quick else (10_000, 7)
     prod = production_messaging()
     test = isolated_messaging()
     command, event, query = PlaceOrder("o-1", 1), OrderPlaced("o-1", 1), CountOrders("o-1")
