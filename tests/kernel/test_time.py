@@ -374,3 +374,17 @@ def test_system_clock_follows_time_machine() -> None:
         messaging.send(Task("travelled"))
         messaging.run("work", finish_when_empty=True)
         assert seen == [("travelled", datetime(2031, 7, 1, 8, 30, tzinfo=UTC))]
+
+
+def test_one_advance_shares_its_step_limit_and_reports_it() -> None:
+    @asynchronous("work")
+    @command_handler
+    def handle(task: Task) -> None: ...
+
+    messaging = build([handle], ["work"])
+    for n in range(5):
+        messaging.send(Task(str(n)), delay=timedelta(seconds=n + 1))
+    with pytest.raises(SettleError, match="did not finish within 3 steps"):
+        messaging.advance(timedelta(minutes=1), max_steps=3)
+    messaging.advance(timedelta(minutes=1), max_steps=10)  # the rest fits in 10
+    assert len(messaging.journal.of_kind(RecordKind.HANDLED)) == 5

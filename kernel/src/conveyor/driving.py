@@ -42,6 +42,21 @@ class RunResult:
     stopped_because: str  # "limit", "empty", "time limit", "memory limit", "signal"
 
 
+class StepBudget:
+    """Steps left before settling counts as a runaway loop; shared by the settles of one call."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def spend(self) -> bool:
+        """Count one step; True once the limit is passed."""
+        self.used += 1
+        return self.limit is not None and self.used > self.limit
+
+
 class ScheduledEndpoint:
     """A ``@scheduled`` handler with its next planned tick."""
 
@@ -123,8 +138,14 @@ class Driver:
         names: list[str] | None = None,
         advance_time: bool = False,
         max_steps: int | None = None,
+        budget: StepBudget | None = None,
     ) -> int:
-        """Run consumers until idle; with ``advance_time`` jump to each next due time."""
+        """Run consumers until idle; with ``advance_time`` jump to each next due time.
+
+        Steps are counted against ``budget`` when one is shared (an ``advance`` settles many
+        times), else against a budget of ``max_steps`` (None: no limit).
+        """
+        budget = budget if budget is not None else StepBudget(max_steps)
         consumers = names if names is not None else self.names()
         steps = 0
         while True:
@@ -133,8 +154,8 @@ class Driver:
                 if self.step(name):
                     progressed = True
                     steps += 1
-                    if max_steps is not None and steps > max_steps:
-                        raise self._runaway(max_steps)
+                    if budget.spend():
+                        raise self._runaway(budget.limit)
             if progressed:
                 continue
             if not advance_time:
@@ -145,22 +166,31 @@ class Driver:
             clock = self._virtual_clock("run_until_idle(advance_time=True)")
             if due is None or due <= clock.now():
                 return steps  # nothing pending, or due but leased elsewhere
-            left = None if max_steps is None else max(max_steps - steps, 0)
-            steps += self.advance_to(due, max_steps=left)
+            steps += self.advance_to(due, budget=budget)
 
-    def advance_to(self, target: datetime, *, max_steps: int | None = None) -> int:
-        """Step the virtual clock to ``target``, settling at every due instant on the way."""
+    def advance_to(
+        self,
+        target: datetime,
+        *,
+        max_steps: int | None = None,
+        budget: StepBudget | None = None,
+    ) -> int:
+        """Step the virtual clock to ``target``, settling at every due instant on the way.
+
+        ``max_steps`` None means the Messaging's own limit.
+        """
         clock = self._virtual_clock("advance")
-        limit = max_steps if max_steps is not None else self._m.max_steps
-        steps = self.settle(max_steps=limit)
+        if budget is None:
+            budget = StepBudget(max_steps if max_steps is not None else self._m.max_steps)
+        steps = self.settle(budget=budget)
         while True:
             due = self.next_due(self.names())
             if due is None or due > target or due <= clock.now():
                 break
             clock.advance_to(due)
-            steps += self.settle(max_steps=None if limit is None else max(limit - steps, 0))
+            steps += self.settle(budget=budget)
         clock.advance_to(target)
-        steps += self.settle(max_steps=None if limit is None else max(limit - steps, 0))
+        steps += self.settle(budget=budget)
         return steps
 
     def next_due(self, names: list[str]) -> datetime | None:
@@ -190,7 +220,7 @@ class Driver:
             )
         return clock
 
-    def _runaway(self, max_steps: int) -> SettleError:
+    def _runaway(self, max_steps: int | None) -> SettleError:
         last = self._m.journal.last(12)
         return SettleError(
             f"settling did not finish within {max_steps} steps: a handler keeps producing work "

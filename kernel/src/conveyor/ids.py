@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from conveyor.clock import Clock
@@ -31,17 +32,29 @@ class UuidV7Ids:
     generator seeded once from the OS, which keeps making an id cheap (it is on every send).
     """
 
-    __slots__ = ("_clock", "_last_ms", "_prefix", "_random", "_sequence")
+    __slots__ = ("_clock", "_last_ms", "_prefix", "_random", "_sequence", "_window_end")
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._last_ms = -1
         self._sequence = 0
         self._prefix = ""
+        self._window_end = _EPOCH
         self._random = random.Random(int.from_bytes(os.urandom(16)))
 
     def new(self) -> str:
-        unix_ms = int(self._clock.now().timestamp() * 1000)
+        return self.new_at(self._clock.now())
+
+    def new_at(self, now: datetime) -> str:
+        """An id whose time part is ``now`` (the caller read the clock already)."""
+        if now < self._window_end:  # the same millisecond as the last id (or the clock went back)
+            self._sequence = sequence = self._sequence + 1
+            if sequence > 0xFFF:
+                self._sequence = 0
+                self._set_time(self._last_ms + 1)
+            tail = f"{self._random.getrandbits(62) | 0x8000_0000_0000_0000:016x}"
+            return f"{self._prefix}{self._sequence:03x}-{tail[:4]}-{tail[4:]}"
+        unix_ms = int(now.timestamp() * 1000)
         if unix_ms > self._last_ms:
             self._sequence = self._random.getrandbits(11)
             self._set_time(unix_ms)
@@ -55,8 +68,12 @@ class UuidV7Ids:
 
     def _set_time(self, unix_ms: int) -> None:
         self._last_ms = unix_ms
+        self._window_end = _EPOCH + timedelta(milliseconds=unix_ms + 1)
         stamp = f"{unix_ms & 0xFFFF_FFFF_FFFF:012x}"
         self._prefix = f"{stamp[:8]}-{stamp[8:]}-7"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class SequentialIds:

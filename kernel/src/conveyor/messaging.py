@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from conveyor.bootstrap import (
@@ -26,6 +27,7 @@ from conveyor.buses import BusView
 from conveyor.channels import Channel, Mode
 from conveyor.clock import Clock, SystemClock, VirtualClock, ensure_aware
 from conveyor.collector import PendingSend, Scope
+from conveyor.construct import fast_constructor
 from conveyor.consumption import Consumption
 from conveyor.context import Context
 from conveyor.deadletter import DeadLetterStore, InMemoryDeadLetterStore
@@ -50,6 +52,13 @@ from conveyor.wire import BUS_COMMAND, BUS_EVENT, to_wire_headers
 __all__ = ["Messaging", "ChannelRuntime"]
 
 _EMPTY_HEADERS: Mapping[str, str] = {}
+_EMPTY_USER: Mapping[str, str] = MappingProxyType({})
+
+
+_make_headers = fast_constructor(
+    Headers, ("id", "correlation_id", "causation_id", "timestamp", "attempt", "user")
+)
+_make_message = fast_constructor(Message, ("payload", "headers", "routing_key"))
 
 
 class Messaging:
@@ -143,6 +152,18 @@ class Messaging:
         self._plain_stacks: dict[frozenset[Layer], Callable[[Attempt], object]] = {}
         for spec in specs:
             self._build_invokers(spec)
+        self._wants_context = {
+            s.endpoint_id
+            for s in specs
+            if s.kind == "scheduled"
+            or s.arity != 1
+            or any(i.selects(s.message_types, s.markers) for i in self.interceptors)
+        }
+        new_at = getattr(self.ids, "new_at", None)
+        ids = self.ids
+        self._new_id: Callable[[datetime], str] = (
+            new_at if new_at is not None else (lambda now: ids.new())
+        )
         validate_handlers(specs, self.channels, deduplication)
         self.error_handler = self._error_handler(error_handler, "Messaging")
         self._channel_error_handlers = {
@@ -213,7 +234,7 @@ class Messaging:
             None if routing_key and _is_json(command) else type(command), routing_key
         )
         message = self._new_message(command, headers, routing_key)
-        self._record(RecordKind.SENT, message)
+        self._record(RecordKind.SENT, message, at=message.headers.timestamp)
         options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
         if not spec.is_async:
             if options.any:
@@ -239,7 +260,7 @@ class Messaging:
     ) -> None:
         """Publish an event to every handler of it, in registration order (none is fine)."""
         message = self._new_message(event, headers, routing_key)
-        self._record(RecordKind.PUBLISHED, message)
+        self._record(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
         options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
         specs = self.router.events(
             None if routing_key and _is_json(event) else type(event), routing_key
@@ -267,7 +288,7 @@ class Messaging:
             None if routing_key and _is_json(query) else type(query), routing_key
         )
         message = self._new_message(query, headers, routing_key)
-        self._record(RecordKind.ASKED, message)
+        self._record(RecordKind.ASKED, message, at=message.headers.timestamp)
         return self._top_level(lambda: self.call_handler(spec, message, None))
 
     def command_bus(self, channel: str | None = None) -> BusView:
@@ -309,19 +330,19 @@ class Messaging:
     def _new_message(
         self, payload: object, headers: Mapping[str, str] | None, routing_key: str | None
     ) -> Message:
-        user = check_user_headers(headers)
-        parent = self._current_message()
-        message_id = self.ids.new()
+        user = check_user_headers(headers) if headers else _EMPTY_USER
+        parent = self._current_message() if self._scopes else None
         now = self.clock.now()
+        message_id = self._new_id(now)
         if parent is None:
-            built = Headers(message_id, message_id, None, now, 1, user)
+            built = _make_headers(message_id, message_id, None, now, 1, user)
         else:
             parent_headers = parent.headers
             inherited = {**parent_headers.user, **user} if user else parent_headers.user
             built = Headers(
                 message_id, parent_headers.correlation_id, parent_headers.id, now, 1, inherited
             )
-        return Message(payload, built, routing_key)
+        return _make_message(payload, built, routing_key)
 
     def _current_message(self) -> Message | None:
         for scope in reversed(self._scopes):
@@ -366,19 +387,24 @@ class Messaging:
         scopes.append(Scope(message, endpoint_id, channel, collecting=False))
         try:
             invokers = self._sync_invokers if outer else self._invokers
-            result = invokers[endpoint_id](message, Context(self, message, endpoint_id, channel))
+            context = (
+                Context(self, message, endpoint_id, channel)
+                if endpoint_id in self._wants_context
+                else None
+            )
+            result = invokers[endpoint_id](message, context)
         except Exception as error:
             self.record_failure(spec, message, channel, error)
             raise
         finally:
             scopes.pop()
-        self._record(
-            RecordKind.HANDLED,
-            message,
-            endpoint_id=endpoint_id,
-            channel=channel,
-            attempt=message.headers.attempt,
-        )
+        headers = message.headers
+        payload = message.payload
+        self.journal.append(
+            self.clock.now(), RecordKind.HANDLED, headers.id,
+            message.routing_key or type(payload).__qualname__, payload, channel, endpoint_id,
+            headers.attempt, None, None, "", headers.causation_id, headers,
+        )  # fmt: skip
         return result
 
     def record_failure(
@@ -517,16 +543,35 @@ class Messaging:
         finally:
             self._draining = False
 
-    def _record(self, kind: RecordKind, message: Message, **fields: Any) -> None:
+    def _record(
+        self,
+        kind: RecordKind,
+        message: Message,
+        *,
+        channel: str | None = None,
+        endpoint_id: str | None = None,
+        attempt: int = 1,
+        exception: ExceptionInfo | None = None,
+        delay: timedelta | None = None,
+        detail: str = "",
+        at: datetime | None = None,
+    ) -> None:
+        headers = message.headers
+        payload = message.payload
         self.journal.append(
-            self.clock.now(),
+            self.clock.now() if at is None else at,
             kind,
-            message.headers.id,
-            message.type_name,
-            payload=message.payload,
-            causation_id=message.headers.causation_id,
-            headers=message.headers,
-            **fields,
+            headers.id,
+            message.routing_key or type(payload).__qualname__,
+            payload,
+            channel,
+            endpoint_id,
+            attempt,
+            exception,
+            delay,
+            detail,
+            headers.causation_id,
+            headers,
         )
 
     # ------------------------------------------------------------------ consumers and time

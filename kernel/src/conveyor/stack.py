@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
+from conveyor.collector import Scope
 from conveyor.interceptors import Interceptor
 from conveyor.message import Message
 from conveyor.registry import HandlerSpec
@@ -94,9 +95,15 @@ def transaction(proceed: Proceed, attempt: Attempt) -> object:
 def collector(proceed: Proceed, attempt: Attempt) -> object:
     """Messages sent while handling leave only when the handler returns (inside the transaction)."""
     m = attempt.messaging
-    with m.collecting(attempt.message, attempt.spec.endpoint_id, attempt.runtime.name) as scope:
+    scope = Scope(attempt.message, attempt.spec.endpoint_id, attempt.runtime.name)
+    scopes = m._scopes
+    scopes.append(scope)
+    try:
         result = proceed()
-        m.flush(scope)
+        if scope.buffer:
+            m.flush(scope)
+    finally:
+        scopes.pop()
     return result
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 
+from conveyor.construct import fast_constructor
 from conveyor.errors import SerializationError
 from conveyor.headers import Headers
 
@@ -96,32 +97,46 @@ class Envelope:
     priority: int = 0
 
 
+_make_headers = fast_constructor(
+    Headers, ("id", "correlation_id", "causation_id", "timestamp", "attempt", "user")
+)
+_make_envelope = fast_constructor(
+    Envelope,
+    ("headers", "type_name", "endpoint", "slip", "routing_key", "expires_at",
+     "first_failed_at", "not_before", "priority"),
+)  # fmt: skip
+_NO_USER: Mapping[str, str] = MappingProxyType({})
+_parse_time = datetime.fromisoformat
+
+
 def read_envelope(wire: Mapping[str, str]) -> Envelope:
     """Parse wire headers; a missing or malformed framework header is a SerializationError."""
     try:
-        user = {k: v for k, v in wire.items() if not k.startswith("cv-")}
-        headers = Headers(
-            id=wire[H.ID],
-            correlation_id=wire[H.CORRELATION],
-            causation_id=wire.get(H.CAUSATION),
-            timestamp=datetime.fromisoformat(wire[H.TIMESTAMP]),
-            attempt=int(wire.get(H.ATTEMPT, "1")),
-            user=MappingProxyType(user),
+        user = {k: v for k, v in wire.items() if k[:3] != "cv-"}
+        get = wire.get
+        headers = _make_headers(
+            wire[H.ID],
+            wire[H.CORRELATION],
+            get(H.CAUSATION),
+            _parse_time(wire[H.TIMESTAMP]),
+            int(get(H.ATTEMPT, "1")),
+            MappingProxyType(user) if user else _NO_USER,
         )
-        slip = wire.get(H.SLIP)
-        expires = wire.get(H.EXPIRES_AT)
-        first_failed = wire.get(H.FIRST_FAILED_AT)
-        not_before = wire.get(H.NOT_BEFORE)
-        return Envelope(
-            headers=headers,
-            type_name=wire[H.TYPE],
-            endpoint=wire[H.ENDPOINT],
-            slip=tuple(slip.split(",")) if slip else (),
-            routing_key=wire.get(H.ROUTING_KEY),
-            expires_at=datetime.fromisoformat(expires) if expires else None,
-            first_failed_at=datetime.fromisoformat(first_failed) if first_failed else None,
-            not_before=datetime.fromisoformat(not_before) if not_before else None,
-            priority=int(wire.get(H.PRIORITY, "0")),
+        slip = get(H.SLIP)
+        expires = get(H.EXPIRES_AT)
+        first_failed = get(H.FIRST_FAILED_AT)
+        not_before = get(H.NOT_BEFORE)
+        priority = get(H.PRIORITY)
+        return _make_envelope(
+            headers,
+            wire[H.TYPE],
+            wire[H.ENDPOINT],
+            tuple(slip.split(",")) if slip else (),
+            get(H.ROUTING_KEY),
+            _parse_time(expires) if expires else None,
+            _parse_time(first_failed) if first_failed else None,
+            _parse_time(not_before) if not_before else None,
+            int(priority) if priority else 0,
         )
     except KeyError as missing:
         raise SerializationError(
