@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+
 from conveyor.clock import Clock
 from conveyor.errors import MessageTooLarge, TransportClosed
 from conveyor.transport import Delivery, InspectableTransport, Transport, WireMessage
