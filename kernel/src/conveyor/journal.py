@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -134,7 +134,7 @@ class Journal:
         self._entries: deque[tuple[Any, ...]] = deque(maxlen=max_records)
         self._made: dict[int, Record] = {}
         self._seq = 0
-        self._listeners: list[Callable[[Record], None]] = []
+        self._listeners: list[tuple[Callable[[Record], None], frozenset[RecordKind] | None]] = []
 
     def append(
         self,
@@ -157,10 +157,9 @@ class Journal:
         entry = (seq, at, kind, message_id, message_type, payload, channel, endpoint_id,
                  attempt, exception, delay, detail, causation_id, headers)  # fmt: skip
         self._entries.append(entry)
-        if self._listeners:
-            record = self._record(entry)
-            for listener in self._listeners:
-                listener(record)
+        for listener, kinds in self._listeners:
+            if kinds is None or kind in kinds:
+                listener(self._record(entry))
 
     def _record(self, entry: tuple[Any, ...]) -> Record:
         record = self._made.get(entry[0])
@@ -172,9 +171,11 @@ class Journal:
                 self._made = {seq: r for seq, r in self._made.items() if seq >= oldest}
         return record
 
-    def subscribe(self, listener: Callable[[Record], None]) -> None:
-        """Call ``listener`` with each new record (used by logging and live views)."""
-        self._listeners.append(listener)
+    def subscribe(
+        self, listener: Callable[[Record], None], kinds: Iterable[RecordKind] | None = None
+    ) -> None:
+        """Call ``listener`` with each new record, or each of ``kinds`` (logging, live views)."""
+        self._listeners.append((listener, frozenset(kinds) if kinds is not None else None))
 
     def __iter__(self) -> Iterator[Record]:
         return iter(self.records)

@@ -7,6 +7,7 @@ everything at construction. Dispatch lives here; consuming a delivery lives in
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -39,6 +40,7 @@ from conveyor.headers import Headers, check_user_headers
 from conveyor.ids import IdGenerator, UuidV7Ids, seeded_random
 from conveyor.interceptors import Interceptor, interceptor_mark, wrap_with
 from conveyor.journal import ExceptionInfo, Journal, RecordKind
+from conveyor.logs import log_failures
 from conveyor.message import Message
 from conveyor.registry import HandlerSpec, read_handlers
 from conveyor.replay import DeadLetters
@@ -114,6 +116,7 @@ class Messaging:
             if journal is not None
             else Journal(max_records=None if isinstance(self.clock, VirtualClock) else 10_000)
         )
+        log_failures(self.journal, logging.getLogger("conveyor"))
         self.random: random.Random = seeded_random(seed)
         self.mode: Mode = mode
         self.retry = retry
