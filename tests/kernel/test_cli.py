@@ -13,6 +13,7 @@ import json
 import select
 import signal
 import subprocess
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,9 +35,15 @@ LINE_TIMEOUT = 20.0  # seconds a subprocess may take to print its next line
 
 @dataclass(frozen=True)
 class Outcome:
+    """What the command printed; ``err`` without the kernel's failure log, kept in ``log``."""
+
     code: int
     out: str
     err: str
+    log: str = ""
+
+
+KERNEL_LOG_LINE = re.compile(r"^\S+ \S+ [A-Z]+ conveyor: ")
 
 
 Conveyor = Callable[..., Outcome]
@@ -60,7 +67,10 @@ def conveyor(capsys: pytest.CaptureFixture[str]) -> Conveyor:
     def run(*argv: str) -> Outcome:
         code = main(list(argv))
         captured = capsys.readouterr()
-        return Outcome(code, captured.out, captured.err)
+        lines = captured.err.splitlines(keepends=True)
+        log = "".join(line for line in lines if KERNEL_LOG_LINE.match(line))
+        err = "".join(line for line in lines if not KERNEL_LOG_LINE.match(line))
+        return Outcome(code, captured.out, err, log)
 
     return run
 
@@ -623,3 +633,10 @@ def test_python_dash_m_conveyor_runs_the_command() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "orders: processed 3 messages, stopped: limit\n"
+
+
+def test_failures_while_consuming_reach_the_operator_log(conveyor: Conveyor) -> None:
+    result = conveyor("--app", "shop:build", "run", "orders", "--limit", "2")
+    assert result.code == 0
+    assert " ERROR conveyor: dead_lettered PlaceOrder [msg-2] channel=orders " in result.log
+    assert "out of stock" in result.log

@@ -15,7 +15,7 @@ from conveyor.journal import Journal, Record, RecordKind
 __all__ = ["log_failures"]
 
 _LEVELS = {
-    RecordKind.FAILED: logging.INFO,  # the outcome (retry, dead letter...) follows at its level
+    RecordKind.FAILED: logging.DEBUG,  # the outcome (retry, dead letter...) follows at its level
     RecordKind.RETRIED: logging.WARNING,
     RecordKind.REQUEUED: logging.WARNING,
     RecordKind.EXPIRED: logging.WARNING,

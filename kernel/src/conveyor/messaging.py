@@ -40,7 +40,7 @@ from conveyor.headers import Headers, check_user_headers
 from conveyor.ids import IdGenerator, UuidV7Ids, seeded_random
 from conveyor.interceptors import Interceptor, interceptor_mark, wrap_with
 from conveyor.journal import ExceptionInfo, Journal, RecordKind
-from conveyor.logs import log_failures
+from conveyor.logs import log_failures as log_failures_to
 from conveyor.message import Message
 from conveyor.registry import HandlerSpec, read_handlers
 from conveyor.replay import DeadLetters
@@ -86,6 +86,8 @@ class Messaging:
         seed: seeds retry jitter, so tests repeat exactly.
         journal: where records go; a bounded journal is used by default with a SystemClock.
         max_steps: the settling step limit that detects runaway loops.
+        log_failures: log retries, dead letters and rejected messages to the "conveyor"
+            logger (the pytest plugin turns it off: its failure output shows them).
     """
 
     def __init__(
@@ -108,6 +110,7 @@ class Messaging:
         seed: int | None = None,
         journal: Journal | None = None,
         max_steps: int | None = 100_000,
+        log_failures: bool = True,
     ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.ids: IdGenerator = ids if ids is not None else UuidV7Ids(self.clock)
@@ -116,7 +119,8 @@ class Messaging:
             if journal is not None
             else Journal(max_records=None if isinstance(self.clock, VirtualClock) else 10_000)
         )
-        log_failures(self.journal, logging.getLogger("conveyor"))
+        if log_failures:
+            log_failures_to(self.journal, logging.getLogger("conveyor"))
         self.random: random.Random = seeded_random(seed)
         self.mode: Mode = mode
         self.retry = retry

@@ -125,6 +125,7 @@ class Setup:
         if self.build is not None:
             return self.build(clock=clock, ids=ids, seed=self.seed, mode=self.mode, **self.options)
         handlers = [h() if isinstance(h, type) else h for h in self.handlers]
+        options: dict[str, Any] = {"log_failures": False, **self.options}
         return Messaging(
             handlers,
             self.channels,
@@ -132,7 +133,7 @@ class Setup:
             ids=ids,
             seed=self.seed,
             mode=self.mode,
-            **self.options,
+            **options,
         )
 
     def harness(
