@@ -134,7 +134,8 @@ def test_copies_cross_the_codec_so_handlers_never_share_an_object() -> None:
     messaging.publish(event)
     messaging.run("a")
     assert received == [event, event]
-    assert received[0] is not event and received[0] is not received[1]
+    assert received[0] is not event
+    assert received[0] is not received[1]
 
 
 def test_the_wire_form_is_json_bytes_and_string_headers() -> None:

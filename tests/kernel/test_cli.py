@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import re
 import select
 import signal
 import subprocess
-import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass

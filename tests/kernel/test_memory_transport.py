@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from conveyor.clock import VirtualClock
 from conveyor.errors import ClockError, MessageTooLarge, TransportClosed, TransportError
 from conveyor.memory import MemoryTransport

@@ -145,7 +145,8 @@ def test_a_failing_tick_is_recorded_and_the_schedule_goes_on() -> None:
     messaging.advance(timedelta(hours=1))
     assert len(ticks) == 2
     [failed] = messaging.journal.of_kind(RecordKind.FAILED)
-    assert failed.exception is not None and failed.exception.message == "first tick fails"
+    assert failed.exception is not None
+    assert failed.exception.message == "first tick fails"
 
 
 def test_a_scheduled_endpoint_is_a_consumer() -> None:

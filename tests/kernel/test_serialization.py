@@ -14,6 +14,7 @@ from typing import Any, Literal, NewType
 from uuid import UUID
 
 import pytest
+
 from conveyor.errors import ConfigurationError, SerializationError
 from conveyor.serialization import Codec, JsonCodec, TypeRegistry, UnknownMessageType
 

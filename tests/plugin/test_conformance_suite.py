@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 import pytest
+
 from conveyor.clock import VirtualClock
 from conveyor.memory import MemoryTransport
 from conveyor.transport import Capabilities, Delivery, Transport, WireMessage
