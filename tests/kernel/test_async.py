@@ -444,3 +444,17 @@ def test_without_opting_out_an_unserializable_payload_fails_at_send() -> None:
 
     with pytest.raises(SerializationError):
         build([handle], ["work"]).send(Unserializable())
+
+
+def test_on_a_system_clock_a_run_with_only_a_limit_handles_what_is_queued() -> None:
+    handled: list[str] = []
+
+    @asynchronous("work")
+    @command_handler
+    def handle(command: PlaceOrder) -> None:
+        handled.append(command.order_id)
+
+    messaging = Messaging(handlers=[handle], channels=["work"], clock=SystemClock())
+    messaging.send(PlaceOrder("1"))
+    result = messaging.run("work", limit=10)  # returns: nothing more is queued
+    assert (handled, result.processed, result.stopped_because) == (["1"], 1, "empty")

@@ -263,7 +263,7 @@ def test_run_stops_at_the_limit_and_logs_start_and_stop(conveyor: Conveyor) -> N
     started, stopped = result.err.splitlines()
     assert started.endswith(
         "INFO conveyor.cli: consumer orders started on VirtualClock(2026-01-01T00:00:00+00:00) "
-        "(limit: 2)"
+        "(limit: 2, finish when empty: False)"
     )
     assert stopped.endswith("INFO conveyor.cli: consumer orders stopped: limit")
 

@@ -51,7 +51,7 @@ _APP_HELP = "a Messaging, or a function without arguments returning one (default
 _DESCRIPTION = "Run Conveyor consumers, list them, and act on dead letters."
 _DURATION_HELP = "stop after this long: 45s, 30m, 1h30m, 500ms, 1d"
 _MEMORY_HELP = "stop once resident memory reaches this many MiB"
-_EMPTY_HELP = "stop when nothing is due (default: on a VirtualClock only)"
+_EMPTY_HELP = "stop when nothing is due (default: keep waiting for messages)"
 _RAW = argparse.RawDescriptionHelpFormatter
 _EXIT_CODES = """exit codes:
   0  normal stop: limit, empty, time or memory limit, SIGTERM/SIGINT after the current message
@@ -129,7 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--time-limit", **duration)
     run.add_argument("--memory-limit", type=fmt.positive_int, metavar="MB", help=_MEMORY_HELP)
     run.add_argument("--stop-on-failure", action="store_true", help="stop on a failure, exit 1")
-    empty: dict[str, Any] = {"action": argparse.BooleanOptionalAction, "help": _EMPTY_HELP}
+    empty: dict[str, Any] = {
+        "action": argparse.BooleanOptionalAction,
+        "default": False,  # a worker process waits for messages until a limit or a signal
+        "help": _EMPTY_HELP,
+    }
     run.add_argument("--finish-when-empty", **empty)
     _command(commands, hidden, "list", _list, "list the consumers").add_argument(
         "--json", **as_json

@@ -251,7 +251,9 @@ class Driver:
             raise ConfigurationError(f"run(limit={limit}) must be at least 1")
         virtual = isinstance(m.clock, VirtualClock)
         if finish_when_empty is None:
-            finish_when_empty = virtual and limit is None and time_limit is None
+            finish_when_empty = _finishes_when_empty(
+                virtual=virtual, channel=name in m.channels, limit=limit, time_limit=time_limit
+            )
         started = m.clock.now()
         processed = 0
         self._stop_requested = False
@@ -316,6 +318,22 @@ class Driver:
     def request_stop(self) -> None:
         """Ask a running consumer to stop after the current message."""
         self._stop_requested = True
+
+
+def _finishes_when_empty(
+    *, virtual: bool, channel: bool, limit: int | None, time_limit: timedelta | None
+) -> bool:
+    """The default of ``finish_when_empty``: what a caller who did not say most likely means.
+
+    On a virtual clock, a run without limits handles what is due now; with limits it waits on
+    virtual time (instantly) for more, until nothing more can come. On a real clock, a channel
+    run with only a message limit handles what is queued, up to the limit; a run with a time
+    limit, or none at all, is a worker: it waits for messages until a limit or a signal. A
+    scheduled endpoint on a real clock always waits for its next tick.
+    """
+    if virtual:
+        return limit is None and time_limit is None
+    return channel and limit is not None and time_limit is None
 
 
 def _resident_mib() -> float:

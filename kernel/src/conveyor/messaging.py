@@ -605,8 +605,10 @@ class Messaging:
             time_limit: stop after this much time on the clock.
             memory_limit: stop once the process's resident memory reaches this many MiB.
             stop_on_failure: re-raise the first handler failure (the message is released).
-            finish_when_empty: stop when nothing is due. Defaults to True on a VirtualClock;
-                with a SystemClock and no limit, run until SIGTERM or SIGINT.
+            finish_when_empty: stop when nothing is due. By default: on a VirtualClock, True
+                unless a limit is given (then it waits on virtual time while more can come);
+                on a SystemClock, True for a channel run with only ``limit`` (handle what is
+                queued), else False: a worker that waits until a limit, SIGTERM or SIGINT.
         """
         return self.driver.run(
             name,
