@@ -33,6 +33,11 @@ class Clock(Protocol):
 
 def ensure_aware(instant: datetime, *, what: str = "instant") -> datetime:
     """Return ``instant`` in UTC, refusing naive datetimes that would be read in local time."""
+    if not isinstance(instant, datetime):
+        raise ClockError(
+            f"{what} must be a datetime, got {instant!r}; for example "
+            f"datetime(2026, 1, 1, tzinfo=UTC)."
+        )
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ClockError(
             f"{what} {instant.isoformat()} has no timezone. Conveyor keeps every time in "
@@ -75,7 +80,9 @@ class VirtualClock:
     __slots__ = ("_followers", "_now")
 
     def __init__(self, start: datetime | None = None) -> None:
-        self._now = ensure_aware(start, what="VirtualClock start") if start else _DEFAULT_START
+        self._now = (
+            ensure_aware(start, what="VirtualClock start") if start is not None else _DEFAULT_START
+        )
         self._followers: list[Callable[[datetime], None]] = []
 
     def now(self) -> datetime:
