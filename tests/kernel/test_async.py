@@ -458,3 +458,26 @@ def test_on_a_system_clock_a_run_with_only_a_limit_handles_what_is_queued() -> N
     messaging.send(PlaceOrder("1"))
     result = messaging.run("work", limit=10)  # returns: nothing more is queued
     assert (handled, result.processed, result.stopped_because) == (["1"], 1, "empty")
+
+
+def test_an_asynchronous_bus_retries_with_its_channels_policy() -> None:
+    from conveyor import Backoff, RetryPolicy
+
+    attempts: list[int] = []
+
+    @command_handler
+    def place(command: PlaceOrder, ctx: Context) -> None:
+        attempts.append(ctx.attempt)
+        if len(attempts) < 3:
+            raise TimeoutError("database busy")
+
+    retry = RetryPolicy(delays=Backoff.fixed(timedelta(seconds=1)), attempts=3)
+    messaging = build([place], [QueueChannel("commands", retry=retry)])
+    messaging.command_bus("commands").send(PlaceOrder("o-1"))
+    messaging.run_until_idle(advance_time=True)
+    assert attempts == [1, 2, 3]
+    assert messaging.dead_letters.count() == 0
+    assert [r.delay for r in messaging.journal.of_kind(RecordKind.RETRIED)] == [
+        timedelta(seconds=1),
+        timedelta(seconds=1),
+    ]

@@ -358,20 +358,53 @@ class Consumption:
                     )
                 m.flush(scope)
         except Exception as error:
-            self._store_letter(
-                runtime,
-                delivery,
-                envelope,
-                envelope.endpoint,
-                "failed",
-                ExceptionInfo.capture(error),
-                envelope.headers.attempt,
-                message,
-            )
-            runtime.transport.ack(delivery)
-            return Outcome.DEAD_LETTERED
+            return self._bus_failure(runtime, delivery, envelope, message, error)
         runtime.transport.ack(delivery)
         return Outcome.HANDLED
+
+    def _bus_failure(
+        self,
+        runtime: ChannelRuntime,
+        delivery: Delivery,
+        envelope: Envelope,
+        message: Message,
+        error: Exception,
+    ) -> Outcome:
+        """A message of an asynchronous bus failed: the channel's retry policy, then a letter.
+
+        Its handlers ran as on the plain bus (their own policies apply only on their own
+        channels), so the channel's and the Messaging's policies decide here.
+        """
+        m = self._messaging
+        now = m.clock.now()
+        attempt = message.headers.attempt
+        policy = runtime.definition.retry or m.retry
+        delay = policy.next_delay(error, attempt, m.random) if policy is not None else None
+        if delay is not None:
+            self._resend(runtime, delivery, envelope, attempt + 1, now + delay, now)
+            m._record(
+                RecordKind.RETRIED,
+                message,
+                endpoint_id=envelope.endpoint,
+                channel=runtime.name,
+                attempt=attempt,
+                delay=delay,
+                exception=ExceptionInfo.capture(error),
+            )
+            runtime.transport.ack(delivery)
+            return Outcome.RETRIED
+        self._store_letter(
+            runtime,
+            delivery,
+            envelope,
+            envelope.endpoint,
+            "failed",
+            ExceptionInfo.capture(error),
+            attempt,
+            message,
+        )
+        runtime.transport.ack(delivery)
+        return Outcome.DEAD_LETTERED
 
     def _expire(
         self,
