@@ -31,6 +31,7 @@ from conveyor.failure import Failure
 from conveyor.journal import ExceptionInfo, RecordKind
 from conveyor.message import Message
 from conveyor.registry import HandlerSpec
+from conveyor.retry import RetryPolicy
 from conveyor.serialization import UnknownMessageType
 from conveyor.stack import Attempt
 from conveyor.transport import Delivery, WireMessage
@@ -163,19 +164,7 @@ class Consumption:
         now = m.clock.now()
         attempt = message.headers.attempt
         policy = spec.retry or runtime.definition.retry or m.retry
-        delay = policy.next_delay(error, attempt, m.random) if policy is not None else None
-        if delay is not None:
-            self._resend(runtime, delivery, envelope, attempt + 1, now + delay, now)
-            m._record(
-                RecordKind.RETRIED,
-                message,
-                endpoint_id=spec.endpoint_id,
-                channel=runtime.name,
-                attempt=attempt,
-                delay=delay,
-                exception=ExceptionInfo.capture(error),
-            )
-            runtime.transport.ack(delivery)
+        if self._retry_later(runtime, delivery, envelope, message, spec.endpoint_id, policy, error):
             return Outcome.RETRIED
         handler = (
             m._endpoint_error_handlers.get(spec.endpoint_id)
@@ -376,22 +365,11 @@ class Consumption:
         channels), so the channel's and the Messaging's policies decide here.
         """
         m = self._messaging
-        now = m.clock.now()
         attempt = message.headers.attempt
         policy = runtime.definition.retry or m.retry
-        delay = policy.next_delay(error, attempt, m.random) if policy is not None else None
-        if delay is not None:
-            self._resend(runtime, delivery, envelope, attempt + 1, now + delay, now)
-            m._record(
-                RecordKind.RETRIED,
-                message,
-                endpoint_id=envelope.endpoint,
-                channel=runtime.name,
-                attempt=attempt,
-                delay=delay,
-                exception=ExceptionInfo.capture(error),
-            )
-            runtime.transport.ack(delivery)
+        if self._retry_later(
+            runtime, delivery, envelope, message, envelope.endpoint, policy, error
+        ):
             return Outcome.RETRIED
         self._store_letter(
             runtime,
@@ -486,6 +464,36 @@ class Consumption:
         return Outcome.REJECTED
 
     # ---------------------------------------------------------------- helpers
+
+    def _retry_later(
+        self,
+        runtime: ChannelRuntime,
+        delivery: Delivery,
+        envelope: Envelope,
+        message: Message,
+        endpoint_id: str,
+        policy: RetryPolicy | None,
+        error: Exception,
+    ) -> bool:
+        """Send the copy back to its channel for a delayed retry, if the policy has one left."""
+        m = self._messaging
+        attempt = message.headers.attempt
+        delay = policy.next_delay(error, attempt, m.random) if policy is not None else None
+        if delay is None:
+            return False
+        now = m.clock.now()
+        self._resend(runtime, delivery, envelope, attempt + 1, now + delay, now)
+        m._record(
+            RecordKind.RETRIED,
+            message,
+            endpoint_id=endpoint_id,
+            channel=runtime.name,
+            attempt=attempt,
+            delay=delay,
+            exception=ExceptionInfo.capture(error),
+        )
+        runtime.transport.ack(delivery)
+        return True
 
     def _resend(
         self,
