@@ -250,7 +250,7 @@ class Messaging:
                     f"options, but its handler {spec.name} runs synchronously. Make the handler "
                     f"@asynchronous(...) or send without delivery options."
                 )
-            return self._top_level(lambda: self.call_handler(spec, message, None))
+            return self._call_from_top(spec, message)
         self._top_level(lambda: self._queue_copy(spec, message, options))
         return None
 
@@ -296,7 +296,7 @@ class Messaging:
         )
         message = self._new_message(query, headers, routing_key)
         self._record(RecordKind.ASKED, message, at=message.headers.timestamp)
-        return self._top_level(lambda: self.call_handler(spec, message, None))
+        return self._call_from_top(spec, message)
 
     def command_bus(self, channel: str | None = None) -> BusView:
         """A command bus; with ``channel``, every command goes through that channel first."""
@@ -379,6 +379,27 @@ class Messaging:
             self.drain_inline()
         return result
 
+    def _call_from_top(self, spec: HandlerSpec, message: Message) -> object:
+        """A synchronous handler called from outside any handler (the common ``send``/``ask``).
+
+        One scope both collects what the handler sends and names the message being handled,
+        where the general path opens two; the outcome is the same.
+        """
+        scopes = self._scopes
+        if scopes or self.transaction is not None:
+            return self._top_level(lambda: self.call_handler(spec, message, None))
+        scope = Scope(message, spec.endpoint_id, None)
+        scopes.append(scope)
+        try:
+            result = self._run_handler(spec, message, None, True)
+            if scope.buffer:
+                self.flush(scope)
+        finally:
+            scopes.pop()
+        if self._has_inline:
+            self.drain_inline()
+        return result
+
     def _transaction(self) -> AbstractContextManager[object]:
         return self.transaction() if self.transaction is not None else nullcontext()
 
@@ -389,9 +410,18 @@ class Messaging:
 
         ``outer=False`` leaves out the interceptors that the consumption stack already ran.
         """
-        endpoint_id = spec.endpoint_id
         scopes = self._scopes
-        scopes.append(Scope(message, endpoint_id, channel, collecting=False))
+        scopes.append(Scope(message, spec.endpoint_id, channel, collecting=False))
+        try:
+            return self._run_handler(spec, message, channel, outer)
+        finally:
+            scopes.pop()
+
+    def _run_handler(
+        self, spec: HandlerSpec, message: Message, channel: str | None, outer: bool
+    ) -> object:
+        """Call the handler inside the scope the caller opened, and journal the outcome."""
+        endpoint_id = spec.endpoint_id
         try:
             invokers = self._sync_invokers if outer else self._invokers
             context = (
@@ -403,8 +433,6 @@ class Messaging:
         except Exception as error:
             self.record_failure(spec, message, channel, error)
             raise
-        finally:
-            scopes.pop()
         headers = message.headers
         payload = message.payload
         self.journal.append(
