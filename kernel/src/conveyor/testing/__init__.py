@@ -8,11 +8,11 @@ also works in a plain script, a notebook or another test runner.
 
 from __future__ import annotations
 
-from conveyor.testing.core import Matches
 from conveyor.testing.faults import ALWAYS, FailurePlan, PlannedFailure
 from conveyor.testing.flow import Copy, Pending, fold_copies
 from conveyor.testing.harness import Harness
 from conveyor.testing.matching import ANY, Difference, Matcher, as_matcher, where
+from conveyor.testing.querying import Matches
 from conveyor.testing.report import FlowAssertionError
 from conveyor.testing.services import Services
 from conveyor.testing.setup import DEFAULT_START, Setup, Strictness

@@ -20,11 +20,13 @@ __all__ = [
     "Pending",
     "FINAL_KINDS",
     "FAILURE_KINDS",
+    "BUS_KINDS",
     "fold_copies",
     "pending_copies",
     "causal_parents",
     "ancestors",
     "causal_depths",
+    "first_bus_records",
 ]
 
 CopyKey = tuple[str, str]
@@ -53,6 +55,9 @@ _WAITING = {
 
 FAILURE_KINDS = frozenset({RecordKind.FAILED, RecordKind.EXPIRED})
 """Records strict teardown counts as failures a test must assert (or allow)."""
+
+BUS_KINDS = frozenset({RecordKind.SENT, RecordKind.PUBLISHED, RecordKind.ASKED})
+"""Records of a message entering the bus: sent, published or asked."""
 
 _BUS_ENDPOINTS = frozenset({"cv-bus:command", "cv-bus:event"})
 
@@ -249,3 +254,12 @@ def ancestors(message_id: str, parents: Mapping[str, str | None]) -> list[str]:
 def causal_depths(parents: Mapping[str, str | None]) -> dict[str, int]:
     """How deep each message sits in its causal tree (0 for what the test sent)."""
     return {message_id: len(ancestors(message_id, parents)) for message_id in parents}
+
+
+def first_bus_records(records: Iterable[Record]) -> dict[str, Record]:
+    """Each message id with the record of it being sent, published or asked (the first one)."""
+    found: dict[str, Record] = {}
+    for record in records:
+        if record.kind in BUS_KINDS and record.message_id not in found:
+            found[record.message_id] = record
+    return found

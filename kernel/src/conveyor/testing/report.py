@@ -15,11 +15,18 @@ import re
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import PurePath
 
 from conveyor.journal import ExceptionInfo, Record, RecordKind
-from conveyor.testing.flow import Pending, causal_depths, causal_parents
+from conveyor.testing.flow import (
+    BUS_KINDS,
+    Pending,
+    causal_depths,
+    causal_parents,
+    first_bus_records,
+)
+from conveyor.testing.formatting import format_due, format_duration, format_offset, plural
 from conveyor.testing.matching import Difference, short_repr
 
 __all__ = [
@@ -37,7 +44,6 @@ __all__ = [
 
 _TIMELINE_LIMIT = 40
 _CANDIDATES = 3
-_BUS_KINDS = (RecordKind.SENT, RecordKind.PUBLISHED, RecordKind.ASKED)
 
 
 class FlowAssertionError(AssertionError):
@@ -99,7 +105,7 @@ def explain(
                 lines.append(_fit(f"      {short_repr(candidate.record.payload, width)}", width))
     if offenders:
         parents = causal_parents(snapshot.records)
-        by_id = _first_bus_record(snapshot.records)
+        by_id = first_bus_records(snapshot.records)
         lines += ["", "Matching records:"]
         for record in offenders[:_CANDIDATES]:
             lines.append(_fit(f"  {_identify(record, snapshot.origin)}", width))
@@ -202,7 +208,7 @@ def _where(r: Record) -> str:
 
 def _outcome(r: Record) -> str:
     kind = r.kind
-    if kind in _BUS_KINDS:
+    if kind in BUS_KINDS:
         return short_repr(r.payload, 48)
     if kind is RecordKind.QUEUED:
         return f"delayed {format_duration(r.delay)}" if r.delay else ""
@@ -213,7 +219,7 @@ def _outcome(r: Record) -> str:
         return f"attempt {r.attempt + 1} in {delay}"
     if kind is RecordKind.DEAD_LETTERED:
         reason = _exception(r.exception) if r.exception else r.detail.split(";")[0]
-        return f"after {_attempts(r.attempt)}: {reason}"
+        return f"after {plural(r.attempt, 'attempt')}: {reason}"
     if kind is RecordKind.ERROR_HANDLED:
         return f"to {r.detail}: {_exception(r.exception)}"
     if kind in (RecordKind.DISCARDED, RecordKind.REQUEUED):
@@ -229,10 +235,6 @@ def _exception(info: ExceptionInfo | None) -> str:
     return _cut(str(info), 60) if info is not None else ""
 
 
-def _attempts(count: int) -> str:
-    return f"{count} attempt{'s' if count != 1 else ''}"
-
-
 # ---------------------------------------------------------------------- pending
 
 
@@ -245,7 +247,7 @@ def pending_lines(snapshot: Snapshot) -> list[str]:
     else:
         lines = [f"Pending ({len(snapshot.pending)}; the clock stands at {at}):"]
         for p in snapshot.pending:
-            due = "runnable now" if p.due <= now else f"due at {format_offset(p.due, origin)}"
+            due = format_due(p.due, now, origin)
             lines.append(
                 _fit(
                     f"  {p.message_type} {p.message_id} on {p.channel} -> "
@@ -261,7 +263,7 @@ def pending_lines(snapshot: Snapshot) -> list[str]:
     waiting = [p for p in snapshot.pending if p.due > now]
     if waiting and not snapshot.advance_time:
         first = min(p.due for p in waiting)
-        count = f"{len(waiting)} message{'s' if len(waiting) != 1 else ''}"
+        count = plural(len(waiting), "message")
         lines += [
             f"Hint: settling does not move the clock unless asked, and {count} "
             f"wait{'s' if len(waiting) == 1 else ''} on a timer",
@@ -334,32 +336,6 @@ def raised_at(info: ExceptionInfo | None) -> str:
 # ---------------------------------------------------------------------- small helpers
 
 
-def format_duration(duration: timedelta | None) -> str:
-    """``1s``, ``1.5s``, ``250ms``, ``2m 5s``, ``24h``, ``1d 2h``: short and exact."""
-    if duration is None:
-        return "-"
-    total_ms = round(duration.total_seconds() * 1000)
-    sign, total_ms = ("-", -total_ms) if total_ms < 0 else ("", total_ms)
-    if total_ms < 1000:
-        return f"{sign}{total_ms}ms" if total_ms else "0s"
-    seconds, ms = divmod(total_ms, 1000)
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    parts = [
-        f"{value}{unit}" for value, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if value
-    ]
-    if seconds or ms:
-        parts.append(f"{seconds}.{ms:03d}".rstrip("0").rstrip(".") + "s" if ms else f"{seconds}s")
-    return sign + " ".join(parts)
-
-
-def format_offset(at: datetime, origin: datetime) -> str:
-    """An instant as virtual time since the test began: ``+0s``, ``+1.5s``, ``+24h``."""
-    text = format_duration(at - origin)
-    return text if text.startswith("-") else f"+{text}"
-
-
 def _instant(at: datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S UTC") if at.microsecond == 0 else at.isoformat()
 
@@ -370,14 +346,6 @@ def _identify(record: Record, origin: datetime) -> str:
         f"#{record.seq} {record.message_type} {record.message_id}{where}, "
         f"{record.kind.value} at {format_offset(record.at, origin)}"
     )
-
-
-def _first_bus_record(records: Sequence[Record]) -> dict[str, Record]:
-    found: dict[str, Record] = {}
-    for record in records:
-        if record.kind in _BUS_KINDS and record.message_id not in found:
-            found[record.message_id] = record
-    return found
 
 
 def _chain(message_id: str, parents: dict[str, str | None], by_id: dict[str, Record]) -> str:

@@ -9,13 +9,32 @@ neither settled nor inspected. Teardown never settles: unsettled work is what it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
+from conveyor.journal import Record
+from conveyor.testing.flow import Pending
+from conveyor.testing.formatting import format_due, plural
 from conveyor.testing.harness import Harness
-from conveyor.testing.report import explain, format_offset, record_line
+from conveyor.testing.report import explain, record_line
 from conveyor.testing.setup import Strictness
 
 __all__ = ["strict_report"]
+
+_SHOWN = 10
+_UNASSERTED_FAILURES = (
+    "Unasserted failures (assert them with assert_failed, assert_retried, assert_expired or\n"
+    "assert_dead_lettered, or allow them: @pytest.mark.conveyor(allow_failures=True))"
+)
+_UNASSERTED_DEAD_LETTERS = (
+    "Unasserted dead letters (assert them with assert_dead_lettered, or allow them: "
+    "@pytest.mark.conveyor(allow_dead_letters=True))"
+)
+_UNSETTLED_WORK = (
+    "Unsettled work (settle it with an assertion or messaging.settle(), inspect it with\n"
+    "assert_pending, or allow it: @pytest.mark.conveyor(allow_pending=True))"
+)
+_T = TypeVar("_T")
 
 
 def strict_report(harness: Harness, strictness: Strictness) -> str | None:
@@ -23,51 +42,33 @@ def strict_report(harness: Harness, strictness: Strictness) -> str | None:
     origin, width = harness.origin, harness.width
     problems: list[str] = []
     sections: list[tuple[str, Sequence[str]]] = []
+
+    def record(r: Record) -> str:
+        return record_line(r, origin, width - 2)
+
     if strictness.failures:
         failures = harness.unasserted_failures()
         if failures:
-            problems.append(_count(len(failures), "unasserted failure"))
-            sections.append(
-                (
-                    "Unasserted failures (assert them with assert_failed, assert_retried, "
-                    "assert_expired or\nassert_dead_lettered, or allow them: "
-                    "@pytest.mark.conveyor(allow_failures=True))",
-                    [record_line(r, origin, width - 2) for r in failures[:10]] + _more(failures),
-                )
-            )
+            problems.append(plural(len(failures), "unasserted failure"))
+            sections.append(_section(_UNASSERTED_FAILURES, failures, record))
     if strictness.dead_letters:
         letters = harness.unasserted_dead_letters()
         if letters:
-            problems.append(_count(len(letters), "unasserted dead letter"))
-            sections.append(
-                (
-                    "Unasserted dead letters (assert them with assert_dead_lettered, or allow "
-                    "them: @pytest.mark.conveyor(allow_dead_letters=True))",
-                    [record_line(r, origin, width - 2) for r in letters[:10]] + _more(letters),
-                )
-            )
+            problems.append(plural(len(letters), "unasserted dead letter"))
+            sections.append(_section(_UNASSERTED_DEAD_LETTERS, letters, record))
     if strictness.pending:
         pending = harness.uninspected_pending()
         if pending:
-            problems.append(_count(len(pending), "pending message") + " not inspected")
+            problems.append(plural(len(pending), "pending message") + " not inspected")
             now = harness.clock.now()
-            sections.append(
-                (
-                    "Unsettled work (settle it with an assertion or messaging.settle(), inspect it "
-                    "with\nassert_pending, or allow it: @pytest.mark.conveyor(allow_pending=True))",
-                    [
-                        f"{p.message_type} {p.message_id} on {p.channel} -> {p.endpoint_id}: "
-                        f"{p.state}, "
-                        + (
-                            "runnable now"
-                            if p.due <= now
-                            else f"due at {format_offset(p.due, origin)}"
-                        )
-                        for p in pending[:10]
-                    ]
-                    + _more(pending),
+
+            def waiting(p: Pending) -> str:
+                return (
+                    f"{p.message_type} {p.message_id} on {p.channel} -> {p.endpoint_id}: "
+                    f"{p.state}, {format_due(p.due, now, origin)}"
                 )
-            )
+
+            sections.append(_section(_UNSETTLED_WORK, pending, waiting))
     if not problems:
         return None
     listed = (
@@ -76,9 +77,10 @@ def strict_report(harness: Harness, strictness: Strictness) -> str | None:
     return explain(harness.snapshot(), f"Strict teardown found {listed}.", sections=sections)
 
 
-def _count(count: int, noun: str) -> str:
-    return f"{count} {noun}{'s' if count != 1 else ''}"
-
-
-def _more(items: Sequence[object]) -> list[str]:
-    return [f"… and {len(items) - 10} more"] if len(items) > 10 else []
+def _section(
+    title: str, items: Sequence[_T], line: Callable[[_T], str]
+) -> tuple[str, Sequence[str]]:
+    """A titled list: the first items, one line each, then how many more there are."""
+    shown = [line(item) for item in items[:_SHOWN]]
+    more = [f"… and {len(items) - _SHOWN} more"] if len(items) > _SHOWN else []
+    return title, shown + more

@@ -16,15 +16,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from conveyor.journal import Record, RecordKind
+from conveyor.testing.flow import BUS_KINDS
+from conveyor.testing.formatting import format_duration, format_offset
 from conveyor.testing.matching import short_repr
-from conveyor.testing.report import FlowAssertionError, format_duration, format_offset
+from conveyor.testing.report import FlowAssertionError
 
 if TYPE_CHECKING:
     from conveyor.testing.harness import Harness
 
 __all__ = ["transcript", "assert_deterministic", "transcript_difference"]
-
-_BUS_KINDS = (RecordKind.SENT, RecordKind.PUBLISHED, RecordKind.ASKED)
 
 
 def transcript(records: Iterable[Record], origin: datetime, *, payloads: bool = True) -> str:
@@ -71,7 +71,7 @@ def _line(
         parts.append(f"!! {r.exception}")
     if r.detail and r.kind is not RecordKind.TICKED:
         parts.append(f"({rename(r.detail)})")
-    if payloads and r.kind in _BUS_KINDS:
+    if payloads and r.kind in BUS_KINDS:
         parts.append(f"= {short_repr(r.payload, 200)}")
     return " ".join(parts)
 
