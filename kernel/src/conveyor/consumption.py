@@ -144,9 +144,10 @@ class Consumption:
         """Run the handling stack (``conveyor.stack``); return the failure, if any."""
         m = self._messaging
         try:
-            m.stacks[spec.endpoint_id](Attempt(m, runtime, spec, message, dedup_key))
+            m.dispatch.stacks[spec.endpoint_id](Attempt(m, runtime, spec, message, dedup_key))
         except Exception as error:
-            m.record_failure(spec, message, runtime.name, error)  # raised outside the handler
+            # raised outside the handler
+            m.dispatch.record_failure(spec, message, runtime.name, error)
             return error
         return None
 
@@ -263,13 +264,16 @@ class Consumption:
             error=None if handler.is_async else error,
         )
         try:
-            with m._transaction(), m.collecting(message, spec.endpoint_id, runtime.name) as scope:
-                failure_message = m._new_message(failure, None, None)
+            with (
+                m._transaction(),
+                m.outgoing.collecting(message, spec.endpoint_id, runtime.name) as scope,
+            ):
+                failure_message = m.dispatch.new_message(failure, None, None)
                 if handler.is_async:
-                    m._queue_copy(handler, failure_message, NO_OPTIONS)
+                    m.outgoing.queue_copy(handler, failure_message, NO_OPTIONS)
                 else:
-                    m.call_handler(handler, failure_message, runtime.name)
-                m.flush(scope)
+                    m.dispatch.call_handler(handler, failure_message, runtime.name)
+                m.outgoing.flush(scope)
         except Exception as handler_error:
             return handler_error
         return None
@@ -291,7 +295,7 @@ class Consumption:
         target.transport.send(
             next_channel,
             WireMessage(delivery.message.body, headers),
-            available_at=None if rest else m.held_until(target, envelope.not_before),
+            available_at=None if rest else m.outgoing.held_until(target, envelope.not_before),
             priority=envelope.priority,
             expires_at=envelope.expires_at,
         )
@@ -314,7 +318,7 @@ class Consumption:
         runtime.transport.send(
             runtime.name,
             delivery.message,
-            available_at=m.held_until(runtime, envelope.not_before),
+            available_at=m.outgoing.held_until(runtime, envelope.not_before),
             priority=envelope.priority,
             expires_at=envelope.expires_at,
         )
@@ -334,18 +338,21 @@ class Consumption:
             return self._reject(runtime, delivery, envelope, "undecodable", error)
         message = Message(payload, envelope.headers, envelope.routing_key)
         try:
-            with m._transaction(), m.collecting(message, envelope.endpoint, runtime.name) as scope:
+            with (
+                m._transaction(),
+                m.outgoing.collecting(message, envelope.endpoint, runtime.name) as scope,
+            ):
                 if envelope.endpoint == BUS_COMMAND:
                     spec = m.router.command(type(payload), envelope.routing_key)
                     if spec.is_async:
-                        m._queue_copy(spec, message, NO_OPTIONS)
+                        m.outgoing.queue_copy(spec, message, NO_OPTIONS)
                     else:
-                        m.call_handler(spec, message, runtime.name)
+                        m.dispatch.call_handler(spec, message, runtime.name)
                 else:
-                    m._publish_to(
+                    m.dispatch.publish_to(
                         m.router.events(type(payload), envelope.routing_key), message, NO_OPTIONS
                     )
-                m.flush(scope)
+                m.outgoing.flush(scope)
         except Exception as error:
             return self._bus_failure(runtime, delivery, envelope, message, error)
         runtime.transport.ack(delivery)
@@ -516,7 +523,7 @@ class Consumption:
         runtime.transport.send(
             runtime.name,
             WireMessage(delivery.message.body, headers),
-            available_at=self._messaging.held_until(runtime, available_at),
+            available_at=self._messaging.outgoing.held_until(runtime, available_at),
             priority=envelope.priority,  # a retried copy keeps its place among priorities
         )
 

@@ -109,7 +109,7 @@ class Driver:
         endpoint.due = schedule.next_due(planned, now)
         if schedule.is_missed(planned, now):
             return
-        tick = Message(planned, m._new_message(None, None, None).headers, spec.endpoint_id)
+        tick = Message(planned, m.dispatch.new_message(None, None, None).headers, spec.endpoint_id)
         m._record(
             RecordKind.TICKED,
             tick,
@@ -117,14 +117,14 @@ class Driver:
             detail=f"planned {planned.isoformat()}",
         )
         try:
-            with m._transaction(), m.collecting(tick, spec.endpoint_id, None) as scope:
-                result = m.call_handler(spec, tick, None)
+            with m._transaction(), m.outgoing.collecting(tick, spec.endpoint_id, None) as scope:
+                result = m.dispatch.call_handler(spec, tick, None)
                 if result is not None:
                     if m.router.has_command(type(result)):
                         m.send(result)
                     else:
                         m.publish(result)
-                m.flush(scope)
+                m.outgoing.flush(scope)
         except Exception:
             # The failure is in the journal (FAILED); the next tick runs as planned.
             if stop_on_failure:

@@ -1,66 +1,51 @@
 """``Messaging``: the sync kernel facade — buses, channels, consumers and time, in one object.
 
 It is built from an explicit list of handlers and channels (no global registry) and validates
-everything at construction. Dispatch lives here; consuming a delivery lives in
-``conveyor.consumption``; running consumers and settling in ``conveyor.driving``.
+everything at construction. The verbs live here; calling handlers, and the messages they cause,
+in ``conveyor.dispatch``; copies on their way to a channel in ``conveyor.outgoing``; consuming a
+delivery in ``conveyor.consumption``; running consumers and settling in ``conveyor.driving``.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
-from types import MappingProxyType
 from typing import Any
 
 from conveyor.bootstrap import (
     ChannelRuntime,
-    Invoke,
-    base_call,
     open_channel,
     resolve_error_handler,
-    unused_layers,
     validate_handlers,
 )
 from conveyor.buses import BusView
 from conveyor.channels import Channel, Mode
 from conveyor.clock import Clock, SystemClock, VirtualClock, ensure_aware
-from conveyor.collector import PendingSend, Scope
-from conveyor.construct import fast_constructor
+from conveyor.collector import Scope
 from conveyor.consumption import Consumption
-from conveyor.context import Context
 from conveyor.deadletter import DeadLetterStore, InMemoryDeadLetterStore
 from conveyor.deduplication import Deduplication
 from conveyor.delivery import NO_OPTIONS, DeliveryOptions
+from conveyor.dispatch import Dispatch
 from conveyor.driving import Driver, RunResult
 from conveyor.errors import ConfigurationError, RoutingError
-from conveyor.headers import Headers, check_user_headers
 from conveyor.ids import IdGenerator, UuidV7Ids, seeded_random
-from conveyor.interceptors import Interceptor, interceptor_mark, wrap_with
+from conveyor.interceptors import Interceptor, interceptor_mark
 from conveyor.journal import ExceptionInfo, Journal, RecordKind
 from conveyor.logs import log_failures as log_failures_to
 from conveyor.message import Message
+from conveyor.outgoing import Outgoing
 from conveyor.registry import HandlerSpec, read_handlers
 from conveyor.replay import DeadLetters
 from conveyor.retry import RetryPolicy
 from conveyor.routing import Router
 from conveyor.serialization import Codec, JsonCodec, TypeRegistry
-from conveyor.stack import Attempt, Layer, StackOrder, handling_stack
-from conveyor.transport import WireMessage
-from conveyor.wire import BUS_COMMAND, BUS_EVENT, to_wire_headers
+from conveyor.wire import BUS_COMMAND, BUS_EVENT
 
 __all__ = ["Messaging", "ChannelRuntime"]
-
-_EMPTY_HEADERS: Mapping[str, str] = {}
-_EMPTY_USER: Mapping[str, str] = MappingProxyType({})
-
-
-_make_headers = fast_constructor(
-    Headers, ("id", "correlation_id", "causation_id", "timestamp", "attempt", "user")
-)
-_make_message = fast_constructor(Message, ("payload", "headers", "routing_key"))
 
 
 class Messaging:
@@ -153,24 +138,9 @@ class Messaging:
                 endpoints=self.endpoints,
             )
             self.channels[runtime.name] = runtime
-        self._invokers: dict[str, Invoke] = {}
-        self._sync_invokers: dict[str, Invoke] = {}
-        self.stacks: dict[str, Callable[[Attempt], object]] = {}
-        self._plain_stacks: dict[frozenset[Layer], Callable[[Attempt], object]] = {}
-        for spec in specs:
-            self._build_invokers(spec)
-        self._wants_context = {
-            s.endpoint_id
-            for s in specs
-            if s.kind == "scheduled"
-            or s.arity != 1
-            or any(i.selects(s.message_types, s.markers) for i in self.interceptors)
-        }
-        new_at = getattr(self.ids, "new_at", None)
-        ids = self.ids
-        self._new_id: Callable[[datetime], str] = (
-            new_at if new_at is not None else (lambda now: ids.new())
-        )
+        self._scopes: list[Scope] = []  # what is being handled now, innermost last
+        self.outgoing = Outgoing(self)
+        self.dispatch = Dispatch(self, self.outgoing)  # composes handlers and interceptors
         validate_handlers(specs, self.channels, deduplication)
         self.error_handler = self._error_handler(error_handler, "Messaging")
         self._channel_error_handlers = {
@@ -180,10 +150,6 @@ class Messaging:
         self._endpoint_error_handlers = {
             s.endpoint_id: self._error_handler(s.error_handler, s.name) for s in specs
         }
-        self._scopes: list[Scope] = []
-        self._recorded_failure: Exception | None = None
-        self._draining = False
-        self._has_inline = any(rt.inline for rt in self.channels.values())
         self.consumption = Consumption(self)
         self.driver = Driver(self, [s for s in specs if s.kind == "scheduled"])
         self.dead_letters = DeadLetters(self)
@@ -192,36 +158,6 @@ class Messaging:
 
     def _error_handler(self, target: object, owner: str) -> HandlerSpec | None:
         return resolve_error_handler(target, owner, self.endpoints, self.handlers)
-
-    def _build_invokers(self, spec: HandlerSpec) -> None:
-        """Precompose each handler with its interceptors, once.
-
-        Interceptors ordered below ``StackOrder.HANDLER`` sit among the consumption stack's layers
-        (``conveyor.stack``) when the handler is consumed from a channel; on a synchronous call
-        they simply wrap the inner ones.
-        """
-        selected = [i for i in self.interceptors if i.selects(spec.message_types, spec.markers)]
-        inner = [i for i in selected if i.order >= StackOrder.HANDLER]
-        outer = [i for i in selected if i.order < StackOrder.HANDLER]
-        base = base_call(spec)
-        self._invokers[spec.endpoint_id] = wrap_with(inner, base) if inner else base
-        self._sync_invokers[spec.endpoint_id] = (
-            wrap_with(selected, base) if outer else (self._invokers[spec.endpoint_id])
-        )
-        unused = unused_layers(
-            spec,
-            self.channels,
-            retry=self.retry,
-            deduplication=self.deduplication,
-            transaction=self.transaction,
-        )
-        if outer:
-            self.stacks[spec.endpoint_id] = handling_stack(outer, unused=unused)
-        else:  # shared by every handler without outer interceptors that uses the same layers
-            shared = self._plain_stacks.get(unused)
-            if shared is None:
-                shared = self._plain_stacks[unused] = handling_stack([], unused=unused)
-            self.stacks[spec.endpoint_id] = shared
 
     # ------------------------------------------------------------------ buses
 
@@ -240,7 +176,7 @@ class Messaging:
         spec = self.router.command(
             None if routing_key and _is_json(command) else type(command), routing_key
         )
-        message = self._new_message(command, headers, routing_key)
+        message = self.dispatch.new_message(command, headers, routing_key)
         self._record(RecordKind.SENT, message, at=message.headers.timestamp)
         options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
         if not spec.is_async:
@@ -250,8 +186,8 @@ class Messaging:
                     f"options, but its handler {spec.name} runs synchronously. Make the handler "
                     f"@asynchronous(...) or send without delivery options."
                 )
-            return self._call_from_top(spec, message)
-        self._top_level(lambda: self._queue_copy(spec, message, options))
+            return self.dispatch.call_from_top(spec, message)
+        self.dispatch.top_level(lambda: self.outgoing.queue_copy(spec, message, options))
         return None
 
     def publish(
@@ -266,22 +202,13 @@ class Messaging:
         routing_key: str | None = None,
     ) -> None:
         """Publish an event to every handler of it, in registration order (none is fine)."""
-        message = self._new_message(event, headers, routing_key)
+        message = self.dispatch.new_message(event, headers, routing_key)
         self._record(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
         options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
         specs = self.router.events(
             None if routing_key and _is_json(event) else type(event), routing_key
         )
-        self._top_level(lambda: self._publish_to(specs, message, options))
-
-    def _publish_to(
-        self, specs: tuple[HandlerSpec, ...], message: Message, options: DeliveryOptions
-    ) -> None:
-        for spec in specs:
-            if spec.is_async:
-                self._queue_copy(spec, message, options)
-            else:
-                self.call_handler(spec, message, None)
+        self.dispatch.top_level(lambda: self.dispatch.publish_to(specs, message, options))
 
     def ask(
         self,
@@ -294,9 +221,9 @@ class Messaging:
         spec = self.router.query(
             None if routing_key and _is_json(query) else type(query), routing_key
         )
-        message = self._new_message(query, headers, routing_key)
+        message = self.dispatch.new_message(query, headers, routing_key)
         self._record(RecordKind.ASKED, message, at=message.headers.timestamp)
-        return self._call_from_top(spec, message)
+        return self.dispatch.call_from_top(spec, message)
 
     def command_bus(self, channel: str | None = None) -> BusView:
         """A command bus; with ``channel``, every command goes through that channel first."""
@@ -324,259 +251,20 @@ class Messaging:
                 f"asynchronous bus channel {channel!r} is not declared; declared: "
                 f"{', '.join(self.channels) or 'none'}."
             )
-        message = self._new_message(payload, headers, routing_key)
+        message = self.dispatch.new_message(payload, headers, routing_key)
         self._record(
             RecordKind.SENT if bus == BUS_COMMAND else RecordKind.PUBLISHED,
             message,
             channel=channel,
         )
-        self._top_level(lambda: self._enqueue(channel, bus, message, (), NO_OPTIONS))
+        self.dispatch.top_level(
+            lambda: self.outgoing.enqueue(channel, bus, message, (), NO_OPTIONS)
+        )
 
-    # ------------------------------------------------------------------ handling
-
-    def _new_message(
-        self, payload: object, headers: Mapping[str, str] | None, routing_key: str | None
-    ) -> Message:
-        user = check_user_headers(headers) if headers else _EMPTY_USER
-        parent = self._current_message() if self._scopes else None
-        now = self.clock.now()
-        message_id = self._new_id(now)
-        if parent is None:
-            built = _make_headers(message_id, message_id, None, now, 1, user)
-        else:
-            parent_headers = parent.headers
-            inherited = {**parent_headers.user, **user} if user else parent_headers.user
-            built = Headers(
-                message_id, parent_headers.correlation_id, parent_headers.id, now, 1, inherited
-            )
-        return _make_message(payload, built, routing_key)
-
-    def _current_message(self) -> Message | None:
-        for scope in reversed(self._scopes):
-            if scope.message is not None:
-                return scope.message
-        return None
-
-    def _top_level(self, work: Callable[[], object]) -> object:
-        """Run bus work in a collecting scope unless one is already open; then drain inline."""
-        scopes = self._scopes
-        if scopes:
-            return work()
-        scope = Scope(None)
-        scopes.append(scope)
-        try:
-            if self.transaction is None:
-                result = work()
-                if scope.buffer:
-                    self.flush(scope)
-            else:
-                with self.transaction():
-                    result = work()
-                    self.flush(scope)
-        finally:
-            scopes.pop()
-        if self._has_inline:
-            self.drain_inline()
-        return result
-
-    def _call_from_top(self, spec: HandlerSpec, message: Message) -> object:
-        """A synchronous handler called from outside any handler (the common ``send``/``ask``).
-
-        One scope both collects what the handler sends and names the message being handled,
-        where the general path opens two; the outcome is the same.
-        """
-        scopes = self._scopes
-        if scopes or self.transaction is not None:
-            return self._top_level(lambda: self.call_handler(spec, message, None))
-        scope = Scope(message, spec.endpoint_id, None)
-        scopes.append(scope)
-        try:
-            result = self._run_handler(spec, message, None, True)
-            if scope.buffer:
-                self.flush(scope)
-        finally:
-            scopes.pop()
-        if self._has_inline:
-            self.drain_inline()
-        return result
+    # ------------------------------------------------------------------ transaction and journal
 
     def _transaction(self) -> AbstractContextManager[object]:
         return self.transaction() if self.transaction is not None else nullcontext()
-
-    def call_handler(
-        self, spec: HandlerSpec, message: Message, channel: str | None, *, outer: bool = True
-    ) -> object:
-        """Run one handler with its interceptors, recording the outcome in the journal.
-
-        ``outer=False`` leaves out the interceptors that the consumption stack already ran.
-        """
-        scopes = self._scopes
-        scopes.append(Scope(message, spec.endpoint_id, channel, collecting=False))
-        try:
-            return self._run_handler(spec, message, channel, outer)
-        finally:
-            scopes.pop()
-
-    def _run_handler(
-        self, spec: HandlerSpec, message: Message, channel: str | None, outer: bool
-    ) -> object:
-        """Call the handler inside the scope the caller opened, and journal the outcome."""
-        endpoint_id = spec.endpoint_id
-        try:
-            invokers = self._sync_invokers if outer else self._invokers
-            context = (
-                Context(self, message, endpoint_id, channel)
-                if endpoint_id in self._wants_context
-                else None
-            )
-            result = invokers[endpoint_id](message, context)
-        except Exception as error:
-            self.record_failure(spec, message, channel, error)
-            raise
-        headers = message.headers
-        payload = message.payload
-        self.journal.append(
-            self.clock.now(), RecordKind.HANDLED, headers.id,
-            message.routing_key or type(payload).__qualname__, payload, channel, endpoint_id,
-            headers.attempt, None, None, "", headers.causation_id, headers,
-        )  # fmt: skip
-        return result
-
-    def record_failure(
-        self, spec: HandlerSpec, message: Message, channel: str | None, error: Exception
-    ) -> None:
-        """Journal a failed attempt once, wherever in the stack the exception was raised."""
-        if self._recorded_failure is error:
-            return
-        self._recorded_failure = error
-        self._record(
-            RecordKind.FAILED,
-            message,
-            endpoint_id=spec.endpoint_id,
-            channel=channel,
-            exception=ExceptionInfo.capture(error),
-            attempt=message.headers.attempt,
-        )
-
-    @contextmanager
-    def collecting(
-        self, message: Message | None, endpoint_id: str | None, channel: str | None
-    ) -> Iterator[Scope]:
-        """Open a collecting scope; the caller flushes it on success."""
-        scope = Scope(message, endpoint_id, channel)
-        self._scopes.append(scope)
-        try:
-            yield scope
-        finally:
-            self._scopes.pop()
-
-    def _queue_copy(self, spec: HandlerSpec, message: Message, options: DeliveryOptions) -> None:
-        self._enqueue(
-            spec.channels[0],
-            spec.endpoint_id,
-            message,
-            spec.channels[1:],
-            options.for_handler(spec, self.clock),
-        )
-
-    def _enqueue(
-        self,
-        channel: str,
-        endpoint: str,
-        message: Message,
-        slip: tuple[str, ...],
-        options: DeliveryOptions,
-    ) -> None:
-        final = self.channels[slip[-1] if slip else channel]
-        body, type_name = final.codec.encode(message.payload)  # its consumer decodes it
-        wire = WireMessage(
-            body,
-            to_wire_headers(
-                message.headers,
-                type_name=type_name,
-                content_type=final.codec.content_type,
-                endpoint=endpoint,
-                slip=slip,
-                routing_key=message.routing_key,
-                expires_at=options.expires_at,
-                not_before=options.available_at,
-                priority=options.priority,
-            ),
-        )
-        if options.priority and not final.transport.capabilities.priority:
-            raise RoutingError(
-                f"priority={options.priority} was asked for {message.type_name}, but channel "
-                f"{final.name!r} ({type(final.transport).__qualname__}) does not honour "
-                f"priority; send without priority or use a channel that declares it."
-            )
-        self.put(
-            PendingSend(
-                channel,
-                wire,
-                message,
-                endpoint,
-                None if slip else options.available_at,  # a sequence is delayed at its end
-                options.priority,
-                options.expires_at,
-            )
-        )
-
-    def put(self, pending: PendingSend) -> None:
-        """Hand a message copy to the innermost collecting scope, or to its channel."""
-        for scope in reversed(self._scopes):
-            if scope.collecting:
-                scope.buffer.append(pending)
-                return
-        self.transmit(pending)
-
-    def flush(self, scope: Scope) -> None:
-        """Send what a succeeded scope held, in order."""
-        buffer, scope.buffer = scope.buffer, []
-        for pending in buffer:
-            self.transmit(pending)
-
-    def transmit(self, pending: PendingSend) -> None:
-        runtime = self.channels[pending.channel]
-        runtime.transport.send(
-            pending.channel,
-            pending.wire,
-            available_at=self.held_until(runtime, pending.available_at),
-            priority=pending.priority,
-            expires_at=pending.expires_at,
-        )
-        delay = (pending.available_at - self.clock.now()) if pending.available_at else None
-        self._record(
-            RecordKind.QUEUED,
-            pending.message,
-            endpoint_id=pending.endpoint_id,
-            channel=pending.channel,
-            delay=delay if delay and delay > timedelta(0) else None,
-            attempt=pending.message.headers.attempt,
-        )
-
-    def held_until(self, runtime: ChannelRuntime, due: datetime | None) -> datetime | None:
-        """The broker's not-before time: ``due``, or as far as the broker holds delays.
-
-        A broker with a maximum delay (SQS: 15 minutes) gets the message back early; its
-        consumer sees ``cv-not-before`` in the future and sends it on for the rest of the delay.
-        """
-        maximum = runtime.transport.capabilities.max_delay
-        if due is None or maximum is None:
-            return due
-        return min(due, self.clock.now() + maximum)
-
-    def drain_inline(self) -> None:
-        """Run inline channels' consumers until they are idle (inline mode)."""
-        if self._draining or self._scopes:
-            return
-        inline = [name for name, rt in self.channels.items() if rt.inline]
-        if not inline:
-            return
-        self._draining = True
-        try:
-            self.driver.settle(names=inline, advance_time=False)
-        finally:
-            self._draining = False
 
     def _record(
         self,

@@ -70,7 +70,7 @@ class DeadLetters:
             endpoint_id=letter.endpoint_id,
             detail=f"dead letter {letter_id}",
         )
-        m.drain_inline()  # an inline channel handles the replayed message at once
+        m.dispatch.drain_inline()  # an inline channel handles the replayed message at once
 
     def replay_all(self) -> int:
         """Replay every dead letter; returns how many."""

@@ -61,7 +61,7 @@ def instant_retry(proceed: Proceed, attempt: Attempt) -> object:
         try:
             return proceed()
         except Exception as error:
-            m.record_failure(spec, attempt.message, attempt.runtime.name, error)
+            m.dispatch.record_failure(spec, attempt.message, attempt.runtime.name, error)
             if left > 0 and policy is not None and policy.retries(error):
                 left -= 1
                 continue
@@ -101,7 +101,7 @@ def collector(proceed: Proceed, attempt: Attempt) -> object:
     try:
         result = proceed()
         if scope.buffer:
-            m.flush(scope)
+            m.outgoing.flush(scope)
     finally:
         scopes.pop()
     return result
@@ -124,9 +124,9 @@ def handling_stack(
 
     ``outer_interceptors`` are the user interceptors selected for one handler whose order puts
     them among the built-in layers (below ``StackOrder.HANDLER``); the others run inside
-    ``Messaging.call_handler``. Layers in ``unused`` would do nothing for this handler (no
-    instant retries, no deduplication, no transaction) and are left out: the stack runs on
-    every consumed message.
+    ``Dispatch.call_handler`` (``conveyor.dispatch``). Layers in ``unused`` would do nothing for
+    this handler (no instant retries, no deduplication, no transaction) and are left out: the
+    stack runs on every consumed message.
     """
     layers: list[tuple[int, int, Layer]] = [
         (order, position, layer)
@@ -138,7 +138,7 @@ def handling_stack(
     layers.sort(key=lambda item: (item[0], item[1]))
 
     def handle(attempt: Attempt) -> object:
-        return attempt.messaging.call_handler(
+        return attempt.messaging.dispatch.call_handler(
             attempt.spec, attempt.message, attempt.runtime.name, outer=False
         )
 
