@@ -14,7 +14,14 @@ from conveyor.errors import ClockError, MessageTooLarge, TransportClosed, Transp
 from conveyor.memory import MemoryTransport
 from conveyor.timers import TimerQueue
 from conveyor.transport import Delivery, InspectableTransport, WireMessage
-from pytest_conveyor.conformance import TransportConformance, TransportHarness
+from pytest_conveyor.conformance import (
+    DelayTransportConformance,
+    FifoTransportConformance,
+    InspectableTransportConformance,
+    MaxSizeTransportConformance,
+    PriorityTransportConformance,
+    TransportHarness,
+)
 
 LEASE = timedelta(seconds=30)
 MS = timedelta(milliseconds=1)
@@ -31,7 +38,16 @@ def _harness(clock: VirtualClock, transport: MemoryTransport) -> TransportHarnes
     )
 
 
-class TestMemoryTransport(TransportConformance):
+class _MemoryConformance(
+    InspectableTransportConformance,
+    DelayTransportConformance,
+    PriorityTransportConformance,
+    FifoTransportConformance,
+):
+    """The suites for what MemoryTransport declares: inspectable, delay, priority, FIFO."""
+
+
+class TestMemoryTransport(_MemoryConformance):
     @pytest.fixture
     def harness(self) -> Iterator[TransportHarness]:
         clock = VirtualClock()
@@ -40,8 +56,8 @@ class TestMemoryTransport(TransportConformance):
         transport.close()
 
 
-class TestMemoryTransportWithMaxSize(TransportConformance):
-    """The same suite with a size limit, so the size tests run instead of skipping."""
+class TestMemoryTransportWithMaxSize(MaxSizeTransportConformance, _MemoryConformance):
+    """The same suites with a size limit, so the limit's own tests run too."""
 
     @pytest.fixture
     def harness(self) -> Iterator[TransportHarness]:

@@ -1,4 +1,8 @@
-"""SqliteTransport passes the shared transport conformance suite, on a real file."""
+"""SqliteTransport passes the shared transport conformance suite, on a real file.
+
+It declares every optional promise but native TTL (delay, priority, FIFO, a size limit when given
+one, durability) and is inspectable, so it runs every mixin of the suite.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +14,33 @@ import pytest
 
 from conveyor.clock import VirtualClock
 from conveyor_sqlite import SqliteTransport
-from pytest_conveyor.conformance import TransportConformance, TransportHarness
+from pytest_conveyor.conformance import (
+    DelayTransportConformance,
+    DurableTransportConformance,
+    FifoTransportConformance,
+    InspectableTransportConformance,
+    MaxSizeTransportConformance,
+    PriorityTransportConformance,
+    TransportHarness,
+)
 
-MAX_SIZE = 64 * 1024
 
+class _SqliteConformance(
+    DurableTransportConformance,
+    InspectableTransportConformance,
+    DelayTransportConformance,
+    PriorityTransportConformance,
+    FifoTransportConformance,
+):
+    """The suites for what SqliteTransport declares, on a transport built with ``size_limit``."""
 
-class TestSqliteConformance(TransportConformance):
+    size_limit: int | None = None
+
     @pytest.fixture
     def harness(self, tmp_path: Path) -> Iterator[TransportHarness]:
         clock = VirtualClock()
         path = tmp_path / "conformance.db"
-        # A size limit, so the suite's size tests run too; its messages are far smaller.
-        transport = SqliteTransport(path, clock=clock, max_size=MAX_SIZE)
+        transport = SqliteTransport(path, clock=clock, max_size=self.size_limit)
         names = itertools.count()
         yield TransportHarness(
             transport=transport,
@@ -29,6 +48,16 @@ class TestSqliteConformance(TransportConformance):
             advance=clock.advance,
             make_channel=lambda: f"conformance-{next(names)}",
             # A second transport on the same file: what a restarted process would open.
-            reopen=lambda: SqliteTransport(path, clock=clock, max_size=MAX_SIZE),
+            reopen=lambda: SqliteTransport(path, clock=clock, max_size=self.size_limit),
         )
         transport.close()
+
+
+class TestSqliteConformance(_SqliteConformance):
+    """The default, no size limit: a 1 MiB message must round-trip."""
+
+
+class TestSqliteConformanceWithMaxSize(MaxSizeTransportConformance, _SqliteConformance):
+    """A size limit, so the limit's own tests run too; the other messages are far smaller."""
+
+    size_limit = 64 * 1024
