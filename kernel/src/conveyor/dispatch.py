@@ -58,6 +58,7 @@ class Dispatch:
         "_recorded_failure",
         "_scopes",
         "_sync_invokers",
+        "_top_scope",
         "_wants_context",
         "stacks",
     )
@@ -66,6 +67,7 @@ class Dispatch:
         self._m = messaging
         self._outgoing = outgoing
         self._scopes = messaging._scopes  # the handling scopes, shared with outgoing
+        self._top_scope = Scope(None)
         self._invokers: dict[str, Invoke] = {}
         self._sync_invokers: dict[str, Invoke] = {}
         self.stacks: dict[str, Callable[[Attempt], object]] = {}
@@ -180,7 +182,9 @@ class Dispatch:
         scopes = self._scopes
         if scopes or self._m.transaction is not None:
             return self.top_level(lambda: self.call_handler(spec, message, None))
-        scope = Scope(message, spec.endpoint_id, None)
+        scope = self._top_scope  # only ever open at the top, so one object serves every call
+        scope.message = message
+        scope.endpoint_id = spec.endpoint_id
         scopes.append(scope)
         try:
             result = self._run_handler(spec, message, None, True)
@@ -188,6 +192,8 @@ class Dispatch:
                 self._outgoing.flush(scope)
         finally:
             scopes.pop()
+            scope.message = None
+            scope.buffer.clear()
         if self._has_inline:
             self.drain_inline()
         return result

@@ -120,6 +120,8 @@ class Messaging:
         self.handlers: tuple[HandlerSpec, ...] = tuple(specs)
         self.interceptors: tuple[Interceptor, ...] = tuple(found_interceptors)
         self.router = Router(specs)
+        # Commands routed by their exact type: the common send skips the router's search.
+        self._commands = {t: s for s in specs if s.kind == "command" for t in s.message_types}
         self.endpoints: dict[str, HandlerSpec] = {s.endpoint_id: s for s in specs}
         registry = TypeRegistry(types)
         for spec in specs:
@@ -173,12 +175,21 @@ class Messaging:
         routing_key: str | None = None,
     ) -> object:
         """Send a command to its one handler; returns what a synchronous handler returns."""
-        spec = self.router.command(
+        spec = (
+            self._commands.get(type(command)) if routing_key is None else None
+        ) or self.router.command(
             None if routing_key and _is_json(command) else type(command), routing_key
         )
         message = self.dispatch.new_message(command, headers, routing_key)
-        self._record(RecordKind.SENT, message, at=message.headers.timestamp)
-        options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
+        stamp = message.headers
+        self.journal.append(
+            stamp.timestamp, RecordKind.SENT, stamp.id, message.type_name, command,
+            None, None, 1, None, None, "", stamp.causation_id, stamp,
+        )  # fmt: skip
+        if delay is None and at is None and priority is None and ttl is None:
+            options = NO_OPTIONS
+        else:
+            options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
         if not spec.is_async:
             if options.any:
                 raise RoutingError(
