@@ -174,3 +174,19 @@ def test_a_scheduled_endpoint_is_a_consumer() -> None:
 def test_bad_schedules_fail_when_decorated(options: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         scheduled(**options)  # type: ignore[arg-type]
+
+
+def test_a_failing_tick_is_logged_as_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    @scheduled(every=timedelta(hours=1))
+    def fragile() -> None:
+        raise RuntimeError("report store unavailable")
+
+    with caplog.at_level(logging.ERROR, logger="conveyor"):
+        build(fragile).run_until_idle()
+    [record] = caplog.records
+    assert record.getMessage() == (
+        "scheduled fragile failed at its tick planned 2026-01-01T00:00:00+00:00; the next tick "
+        "runs as planned: report store unavailable"
+    )

@@ -8,6 +8,7 @@ last journal records, never a wall-clock timeout.
 
 from __future__ import annotations
 
+import logging
 import resource
 import signal
 import threading
@@ -125,10 +126,18 @@ class Driver:
                     else:
                         m.publish(result)
                 m.outgoing.flush(scope)
-        except Exception:
-            # The failure is in the journal (FAILED); the next tick runs as planned.
+        except Exception as error:
+            # The failure is in the journal (FAILED); there is no message to retry or set
+            # aside, so an operator must see it in the log. The next tick runs as planned.
             if stop_on_failure:
                 raise
+            logging.getLogger("conveyor").error(
+                "scheduled %s failed at its tick planned %s; the next tick runs as planned: %s",
+                spec.endpoint_id,
+                planned.isoformat(),
+                error,
+                exc_info=error,
+            )
 
     # ------------------------------------------------------------------ settling
 
