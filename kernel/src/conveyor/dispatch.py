@@ -173,6 +173,36 @@ class Dispatch:
             self.drain_inline()
         return result
 
+    def publish_from_top(
+        self, specs: tuple[HandlerSpec, ...], message: Message, options: DeliveryOptions
+    ) -> None:
+        """``publish_to`` for an event published from outside any handler, in one scope.
+
+        The scope collects the asynchronous copies and names the event for every synchronous
+        handler, so none of them needs a scope of its own.
+        """
+        scopes = self._scopes
+        if scopes or self._m.transaction is not None:
+            self.top_level(lambda: self.publish_to(specs, message, options))
+            return
+        scope = self._top_scope
+        scope.message = message
+        scopes.append(scope)
+        try:
+            for spec in specs:
+                if spec.is_async:
+                    self._outgoing.queue_copy(spec, message, options)
+                else:
+                    self._run_handler(spec, message, None, True)
+            if scope.buffer:
+                self._outgoing.flush(scope)
+        finally:
+            scopes.pop()
+            scope.message = None
+            scope.buffer.clear()
+        if self._has_inline:
+            self.drain_inline()
+
     def call_from_top(self, spec: HandlerSpec, message: Message) -> object:
         """A synchronous handler called from outside any handler (the common ``send``/``ask``).
 

@@ -214,12 +214,19 @@ class Messaging:
     ) -> None:
         """Publish an event to every handler of it, in registration order (none is fine)."""
         message = self.dispatch.new_message(event, headers, routing_key)
-        self._record(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
-        options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
+        stamp = message.headers
+        self.journal.append(
+            stamp.timestamp, RecordKind.PUBLISHED, stamp.id, message.type_name, event,
+            None, None, 1, None, None, "", stamp.causation_id, stamp,
+        )  # fmt: skip
+        if delay is None and at is None and priority is None and ttl is None:
+            options = NO_OPTIONS
+        else:
+            options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
         specs = self.router.events(
             None if routing_key and _is_json(event) else type(event), routing_key
         )
-        self.dispatch.top_level(lambda: self.dispatch.publish_to(specs, message, options))
+        self.dispatch.publish_from_top(specs, message, options)
 
     def ask(
         self,
