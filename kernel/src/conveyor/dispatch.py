@@ -155,7 +155,7 @@ class Dispatch:
         scopes = self._scopes
         if scopes:
             return work()
-        scope = Scope(None)
+        scope = self._top_scope  # only ever open at the top, so one object serves every call
         scopes.append(scope)
         try:
             transaction = self._m.transaction
@@ -169,6 +169,7 @@ class Dispatch:
                     self._outgoing.flush(scope)
         finally:
             scopes.pop()
+            scope.buffer.clear()
         if self._has_inline:
             self.drain_inline()
         return result
