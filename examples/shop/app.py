@@ -29,7 +29,7 @@ from conveyor import (
     query_handler,
     scheduled,
 )
-from conveyor.ids import IdGenerator
+from conveyor.core.ids import IdGenerator
 from conveyor_sqlite import SqliteChannel, SqliteDeadLetterStore, sqlite_transaction
 from examples.shop.messages import (
     GenerateSalesReport,

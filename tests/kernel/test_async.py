@@ -23,7 +23,7 @@ from conveyor import (
     command_handler,
     event_handler,
 )
-from conveyor.wire import H
+from conveyor.core.wire import H
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -418,7 +418,7 @@ def test_sigterm_finishes_the_current_message_then_stops_the_run() -> None:
 
 
 def test_a_channel_can_opt_out_of_serialization() -> None:
-    from conveyor.inprocess import InProcessCodec
+    from conveyor.core.codec.inprocess import InProcessCodec
 
     received: list[object] = []
 

@@ -21,8 +21,8 @@ from conveyor import (
     asynchronous,
     command_handler,
 )
-from conveyor.memory import MemoryTransport
-from conveyor.transport import Capabilities, Transport, WaitingTransport
+from conveyor.transports.memory import MemoryTransport
+from conveyor.transports.seam import Capabilities, Transport, WaitingTransport
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conveyor.clock import VirtualClock
-from conveyor.errors import ClockError, MessageTooLarge, TransportClosed, TransportError
-from conveyor.memory import MemoryTransport
-from conveyor.timers import TimerQueue
-from conveyor.transport import Delivery, InspectableTransport, WireMessage
+from conveyor.core.clock import VirtualClock
+from conveyor.core.errors import ClockError, MessageTooLarge, TransportClosed, TransportError
+from conveyor.core.timers import TimerQueue
+from conveyor.transports.memory import MemoryTransport
+from conveyor.transports.seam import Delivery, InspectableTransport, WireMessage
 from pytest_conveyor.conformance import (
     DelayTransportConformance,
     FifoTransportConformance,

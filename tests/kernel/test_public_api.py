@@ -52,7 +52,7 @@ def test_every_public_attribute_is_curated() -> None:
 
 def test_importing_conveyor_does_no_work_and_imports_no_optional_library() -> None:
     code = (
-        "import sys, conveyor, conveyor.messaging, conveyor.serialization;"
+        "import sys, conveyor, conveyor.drivers.messaging, conveyor.core.codec.serialization;"
         "print(sorted(m for m in ('pydantic', 'msgspec', 'time_machine', 'freezegun', 'sqlite3')"
         " if m in sys.modules))"
     )

@@ -15,8 +15,8 @@ from uuid import UUID
 
 import pytest
 
-from conveyor.errors import ConfigurationError, SerializationError
-from conveyor.serialization import Codec, JsonCodec, TypeRegistry, UnknownMessageType
+from conveyor.core.codec.serialization import Codec, JsonCodec, TypeRegistry, UnknownMessageType
+from conveyor.core.errors import ConfigurationError, SerializationError
 
 # -- payload types (module level: annotations resolve against module globals) ------------------
 
@@ -426,7 +426,7 @@ def test_the_codec_never_imports_pydantic_or_msgspec_itself() -> None:
     script = (
         "import sys\n"
         "from dataclasses import dataclass\n"
-        "from conveyor.serialization import JsonCodec, TypeRegistry\n"
+        "from conveyor.core.codec.serialization import JsonCodec, TypeRegistry\n"
         "@dataclass\n"
         "class A:\n"
         "    x: int\n"

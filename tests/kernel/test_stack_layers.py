@@ -16,8 +16,8 @@ from conveyor import (
     asynchronous,
     command_handler,
 )
-from conveyor.message import Message
-from conveyor.stack import StackOrder
+from conveyor.core.message import Message
+from conveyor.drivers.stack import StackOrder
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from conveyor import (
     scheduled,
     time_to_live,
 )
-from conveyor.errors import ClockError
+from conveyor.core.errors import ClockError
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

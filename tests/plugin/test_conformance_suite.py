@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from conveyor.clock import Clock, VirtualClock
-from conveyor.errors import MessageTooLarge
-from conveyor.memory import MemoryTransport
-from conveyor.transport import Capabilities, Delivery, Transport, WireMessage
+from conveyor.core.clock import Clock, VirtualClock
+from conveyor.core.errors import MessageTooLarge
+from conveyor.transports.memory import MemoryTransport
+from conveyor.transports.seam import Capabilities, Delivery, Transport, WireMessage
 from pytest_conveyor.conformance import TransportHarness
 
 EXPIRES_AT = "x-test-expires-at"

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from plugin_app import CardDeclined, ChargeCard, OrderPlaced, PlaceOrder, charge
 
 from conveyor import RecordKind
-from conveyor.journal import Journal
+from conveyor.core.journal import Journal
 from conveyor.testing import ALWAYS, FailurePlan, Setup, fold_copies
 from pytest_conveyor.hypothesis import failure_plans, messages
 

@@ -7,19 +7,9 @@ dead letters and deduplication at the channel level.
 
 from __future__ import annotations
 
-from conveyor.buses import CommandBus, EventBus, QueryBus
-from conveyor.channels import Channel, QueueChannel
-from conveyor.clock import Clock, SystemClock, VirtualClock
-from conveyor.context import Context
-from conveyor.deadletter import DeadLetter, DeadLetterStore, InMemoryDeadLetterStore
-from conveyor.deduplication import (
-    Deduplication,
-    DeduplicationStore,
-    InMemoryDeduplicationStore,
-    deduplicated,
-)
-from conveyor.driving import RunResult
-from conveyor.errors import (
+from conveyor.core.clock import Clock, SystemClock, VirtualClock
+from conveyor.core.deduplication import deduplicated
+from conveyor.core.errors import (
     ConfigurationError,
     ConveyorError,
     NoHandlerError,
@@ -28,8 +18,8 @@ from conveyor.errors import (
     SettleError,
     TransportError,
 )
-from conveyor.failure import Failure
-from conveyor.handlers import (
+from conveyor.core.failure import Failure
+from conveyor.core.handlers import (
     Marker,
     asynchronous,
     command_handler,
@@ -39,14 +29,24 @@ from conveyor.handlers import (
     query_handler,
     time_to_live,
 )
-from conveyor.headers import Headers
-from conveyor.ids import SequentialIds, UuidV7Ids
-from conveyor.interceptors import after, around, before
-from conveyor.journal import Journal, Record, RecordKind
-from conveyor.message import Message
-from conveyor.messaging import Messaging
-from conveyor.retry import Backoff, RetryPolicy
-from conveyor.scheduling import scheduled
+from conveyor.core.headers import Headers
+from conveyor.core.ids import SequentialIds, UuidV7Ids
+from conveyor.core.interceptors import after, around, before
+from conveyor.core.journal import Journal, Record, RecordKind
+from conveyor.core.message import Message
+from conveyor.core.retry import Backoff, RetryPolicy
+from conveyor.core.scheduling import scheduled
+from conveyor.drivers.buses import CommandBus, EventBus, QueryBus
+from conveyor.drivers.context import Context
+from conveyor.drivers.driving import RunResult
+from conveyor.drivers.messaging import Messaging
+from conveyor.stores.dead_letters import DeadLetter, DeadLetterStore, InMemoryDeadLetterStore
+from conveyor.stores.deduplication import (
+    Deduplication,
+    DeduplicationStore,
+    InMemoryDeduplicationStore,
+)
+from conveyor.transports.channels import Channel, QueueChannel
 
 __all__ = [
     # the facade and its buses

@@ -61,9 +61,9 @@ from datetime import timedelta
 
 import pytest
 
-from conveyor.clock import Clock
-from conveyor.errors import MessageTooLarge, TransportClosed
-from conveyor.transport import Delivery, InspectableTransport, Transport, WireMessage
+from conveyor.core.clock import Clock
+from conveyor.core.errors import MessageTooLarge, TransportClosed
+from conveyor.transports.seam import Delivery, InspectableTransport, Transport, WireMessage
 
 __all__ = [
     "TransportConformance",
@@ -546,7 +546,7 @@ class DurableTransportConformance(TransportConformance):
 
 
 class InspectableTransportConformance(TransportConformance):
-    """For an :class:`~conveyor.transport.InspectableTransport`: ``pending`` and ``next_due``.
+    """For an :class:`~conveyor.transports.seam.InspectableTransport`: ``pending`` and ``next_due``.
 
     A separate class because the methods exist only on that protocol; the kernel steps virtual
     time with them, so an inspectable transport must report exactly. Two tests inspect delayed

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
-from conveyor.journal import RecordKind
+from conveyor.core.journal import RecordKind
 from conveyor.testing import FailurePlan, FlowAssertionError, Harness, Setup, fold_copies
 from conveyor.testing.flow import ancestors, causal_parents
 from conveyor.testing.matching import MessageMatcher, as_matcher

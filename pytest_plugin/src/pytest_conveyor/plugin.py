@@ -20,8 +20,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from conveyor.clock import VirtualClock
-from conveyor.ids import SequentialIds
+from conveyor.core.clock import VirtualClock
+from conveyor.core.ids import SequentialIds
 from conveyor.testing import Harness, Services, Setup, Strictness, strict_report
 from conveyor.testing.setup import DEFAULT_START
 from conveyor.testing.transcript import transcript_difference

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.clock import VirtualClock
-from conveyor.ids import SequentialIds
+from conveyor.core.clock import VirtualClock
+from conveyor.core.ids import SequentialIds
 from conveyor_sqlite import SqliteTransport
 
 

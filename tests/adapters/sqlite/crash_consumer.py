@@ -18,8 +18,8 @@ import sqlite3
 import sys
 from datetime import timedelta
 
-from conveyor.clock import SystemClock
-from conveyor.errors import TransportError
+from conveyor.core.clock import SystemClock
+from conveyor.core.errors import TransportError
 from conveyor_sqlite import SqliteTransport, add_key, contains_key, ensure_schema, to_unix_ms
 
 CHANNEL = "jobs"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.clock import VirtualClock
+from conveyor.core.clock import VirtualClock
 from conveyor_sqlite import SqliteTransport
 from pytest_conveyor.conformance import (
     DelayTransportConformance,

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.clock import SystemClock, VirtualClock
-from conveyor.transport import WireMessage
+from conveyor.core.clock import SystemClock, VirtualClock
+from conveyor.transports.seam import WireMessage
 from conveyor_sqlite import SqliteTransport
 
 CONSUMER = Path(__file__).with_name("crash_consumer.py")
@@ -151,7 +151,7 @@ def test_a_consumer_killed_mid_message_loses_nothing_and_effects_apply_once(
 RACER = """
 import sys
 from datetime import timedelta
-from conveyor.clock import VirtualClock
+from conveyor.core.clock import VirtualClock
 from conveyor_sqlite import SqliteTransport
 
 # A clock that never moves: no lease ever runs out, so a message received twice is a bug.

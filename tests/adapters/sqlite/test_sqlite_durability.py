@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.clock import VirtualClock
-from conveyor.transport import WireMessage
+from conveyor.core.clock import VirtualClock
+from conveyor.transports.seam import WireMessage
 from conveyor_sqlite import SCHEMA_VERSION, SqliteTransport
 from conveyor_sqlite.database import Database, Synchronous
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.clock import VirtualClock
-from conveyor.errors import ConfigurationError, ConnectionFailed, TransportError
-from conveyor.transport import WireMessage
+from conveyor.core.clock import VirtualClock
+from conveyor.core.errors import ConfigurationError, ConnectionFailed, TransportError
+from conveyor.transports.seam import WireMessage
 from conveyor_sqlite import (
     SCHEMA_VERSION,
     SqliteDeadLetterStore,
@@ -97,9 +97,9 @@ def open_as_an_ordinary_user(path: Path) -> str:
     """
     code = (
         "import sys\n"
-        "from conveyor.clock import VirtualClock\n"
+        "from conveyor.core.clock import VirtualClock\n"
         "from conveyor_sqlite import SqliteTransport\n"
-        "from conveyor.errors import ConnectionFailed\n"
+        "from conveyor.core.errors import ConnectionFailed\n"
         "try:\n"
         "    SqliteTransport(sys.argv[1], clock=VirtualClock())\n"
         "except ConnectionFailed as error:\n"

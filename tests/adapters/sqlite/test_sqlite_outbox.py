@@ -31,8 +31,13 @@ from conveyor import (
     command_handler,
     event_handler,
 )
-from conveyor.errors import ConfigurationError, ConnectionFailed, TransportClosed, TransportError
-from conveyor.transport import WireMessage
+from conveyor.core.errors import (
+    ConfigurationError,
+    ConnectionFailed,
+    TransportClosed,
+    TransportError,
+)
+from conveyor.transports.seam import WireMessage
 from conveyor_sqlite import SqliteChannel, SqliteDeduplication, SqliteTransport, sqlite_transaction
 
 

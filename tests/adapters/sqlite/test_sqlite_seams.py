@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import conveyor_sqlite
-from conveyor.clock import VirtualClock
-from conveyor.errors import ClockError
-from conveyor.transport import WireMessage
+from conveyor.core.clock import VirtualClock
+from conveyor.core.errors import ClockError
+from conveyor.transports.seam import WireMessage
 from conveyor_sqlite import (
     SqliteTransport,
     ensure_schema,

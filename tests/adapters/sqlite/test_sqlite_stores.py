@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.deadletter import (
+from conveyor.core.errors import DeadLetterNotFound, TransportClosed
+from conveyor.stores.dead_letters import (
     DeadLetter,
     DeadLetterStore,
     InMemoryDeadLetterStore,
     not_found,
 )
-from conveyor.deduplication import DeduplicationStore
-from conveyor.errors import DeadLetterNotFound, TransportClosed
+from conveyor.stores.deduplication import DeduplicationStore
 from conveyor_sqlite import SqliteDeadLetterStore, SqliteDeduplication, add_key, contains_key
 from conveyor_sqlite import deduplication as deduplication_module
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.clock import VirtualClock
-from conveyor.errors import MessageTooLarge, TransportClosed, TransportError
-from conveyor.ids import SequentialIds
-from conveyor.transport import Capabilities, Delivery, InspectableTransport, WireMessage
+from conveyor.core.clock import VirtualClock
+from conveyor.core.errors import MessageTooLarge, TransportClosed, TransportError
+from conveyor.core.ids import SequentialIds
+from conveyor.transports.seam import Capabilities, Delivery, InspectableTransport, WireMessage
 from conveyor_sqlite import SCHEMA_VERSION, SqliteTransport, to_unix_ms
 
 LEASE = timedelta(seconds=30)

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from conveyor import Messaging, SequentialIds, VirtualClock
-from conveyor.channels import Channel
-from conveyor.clock import Clock
-from conveyor.memory import MemoryTransport
-from conveyor.transport import Capabilities, Delivery, Transport, WireMessage
+from conveyor.core.clock import Clock
+from conveyor.transports.channels import Channel
+from conveyor.transports.memory import MemoryTransport
+from conveyor.transports.seam import Capabilities, Delivery, Transport, WireMessage
 
 
 class OpaqueTransport:

@@ -66,7 +66,7 @@ def with_dead_letters() -> Messaging:
             body=b"\xff\xfe\x00raw",
             headers={"origin": "another system"},
             reason="undecodable",
-            exception_type="conveyor.errors.SerializationError",
+            exception_type="conveyor.core.errors.SerializationError",
             exception_message="the body is not JSON",
             first_failed_at=failed,
             last_failed_at=failed,

@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conveyor import Channel, Messaging, RecordKind, SequentialIds, VirtualClock
-from conveyor.clock import Clock
-from conveyor.memory import MemoryTransport
-from conveyor.transport import Delivery, Transport, WireMessage
+from conveyor.core.clock import Clock
+from conveyor.transports.memory import MemoryTransport
+from conveyor.transports.seam import Delivery, Transport, WireMessage
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 

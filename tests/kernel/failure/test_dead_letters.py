@@ -30,9 +30,9 @@ from conveyor import (
     command_handler,
     event_handler,
 )
-from conveyor.errors import DeadLetterNotFound
-from conveyor.transport import WireMessage
-from conveyor.wire import H
+from conveyor.core.errors import DeadLetterNotFound
+from conveyor.core.wire import H
+from conveyor.transports.seam import WireMessage
 
 
 def charge_handler(flaky: Flaky, **options: object) -> object:

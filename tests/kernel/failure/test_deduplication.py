@@ -30,7 +30,7 @@ from conveyor import (
     deduplicated,
     event_handler,
 )
-from conveyor.transport import WireMessage
+from conveyor.transports.seam import WireMessage
 
 
 def dedup(expiry: timedelta = timedelta(days=7)) -> Deduplication:

@@ -34,10 +34,10 @@ from conveyor import (
     event_handler,
     priority,
 )
-from conveyor.errors import TransportError
-from conveyor.memory import MemoryTransport
-from conveyor.transport import Capabilities, Transport, WireMessage
-from conveyor.wire import H
+from conveyor.core.errors import TransportError
+from conveyor.core.wire import H
+from conveyor.transports.memory import MemoryTransport
+from conveyor.transports.seam import Capabilities, Transport, WireMessage
 
 
 def test_the_issue_example_retries_then_dead_letters_then_replays() -> None:

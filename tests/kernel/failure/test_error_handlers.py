@@ -32,7 +32,7 @@ from conveyor import (
     command_handler,
     event_handler,
 )
-from conveyor.wire import H
+from conveyor.core.wire import H
 
 
 class Inbox:

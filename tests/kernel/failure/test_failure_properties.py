@@ -38,7 +38,7 @@ from conveyor import (
     command_handler,
     event_handler,
 )
-from conveyor.channels import FinalFailure
+from conveyor.transports.channels import FinalFailure
 
 
 @dataclass(frozen=True)

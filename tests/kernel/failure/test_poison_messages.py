@@ -10,9 +10,9 @@ import pytest
 from failure_kit import START, ChargeCard, build, pending
 
 from conveyor import Messaging, RecordKind, SerializationError, asynchronous, command_handler
-from conveyor.serialization import UnknownMessageType
-from conveyor.transport import WireMessage
-from conveyor.wire import H
+from conveyor.core.codec.serialization import UnknownMessageType
+from conveyor.core.wire import H
+from conveyor.transports.seam import WireMessage
 
 
 def good_headers(**overrides: str | None) -> dict[str, str]:
@@ -60,7 +60,7 @@ def test_a_body_the_codec_cannot_decode_is_dead_lettered_as_undecodable() -> Non
         "charge",
         "orders",
     )
-    assert letter.exception_type == "conveyor.errors.SerializationError"
+    assert letter.exception_type == "conveyor.core.errors.SerializationError"
     assert (letter.exception_message or "").startswith(
         "Cannot decode a 'ChargeCard' message: the body is not UTF-8 JSON"
     )
@@ -85,7 +85,7 @@ def test_an_unknown_type_is_dead_lettered_with_the_types_that_exist() -> None:
         "RefundCard",
         "charge",
     )
-    assert letter.exception_type == "conveyor.serialization.UnknownMessageType"
+    assert letter.exception_type == "conveyor.core.codec.serialization.UnknownMessageType"
     assert "'RefundCard'" in (letter.exception_message or "")
     assert "ChargeCard" in (letter.exception_message or "")
 
@@ -130,7 +130,7 @@ def test_malformed_headers_are_dead_lettered_with_what_is_wrong(
     messaging, _ = consume_after(b'{"order_id":"o-1"}', headers)
     [letter] = messaging.dead_letters.list()
     assert letter.reason == "malformed headers"
-    assert letter.exception_type == "conveyor.errors.SerializationError"
+    assert letter.exception_type == "conveyor.core.errors.SerializationError"
     assert letter.exception_message == message
     assert letter.headers == headers
     assert letter.channel == "orders"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, TypeAlias
 
-from conveyor.errors import ConfigurationError, TransportError
+from conveyor.core.errors import ConfigurationError, TransportError
 from conveyor_sqlite.errors import translate
 
 if TYPE_CHECKING:

@@ -6,9 +6,9 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
-from conveyor.channels import Channel
-from conveyor.clock import Clock
-from conveyor.transport import Transport
+from conveyor.core.clock import Clock
+from conveyor.transports.channels import Channel
+from conveyor.transports.seam import Transport
 from conveyor_sqlite.application import ConnectionSource
 from conveyor_sqlite.database import Synchronous
 from conveyor_sqlite.transport import SqliteTransport

@@ -26,7 +26,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal
 
-from conveyor.errors import TransportClosed, TransportError
+from conveyor.core.errors import TransportClosed, TransportError
 from conveyor_sqlite.errors import (
     is_a_directory,
     missing_directory,

@@ -12,7 +12,7 @@ import os
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from conveyor.deadletter import DeadLetter, not_found
+from conveyor.stores.dead_letters import DeadLetter, not_found
 from conveyor_sqlite.database import Database, Synchronous
 from conveyor_sqlite.messages import decode_headers, encode_body, encode_headers
 
@@ -42,7 +42,7 @@ _UPSERT = f"""
 
 
 class SqliteDeadLetterStore:
-    """A :class:`~conveyor.deadletter.DeadLetterStore` in the ``conveyor_dead_letters`` table.
+    """A :class:`~conveyor.stores.dead_letters.DeadLetterStore` in the ``conveyor_dead_letters`` table.
 
     Args:
         path: the database file; it may be the same file as a ``SqliteTransport``.

@@ -26,7 +26,7 @@ REMOVE_BATCH = 1000
 
 
 class SqliteDeduplication:
-    """A :class:`~conveyor.deduplication.DeduplicationStore` in ``conveyor_deduplication``.
+    """A :class:`~conveyor.stores.deduplication.DeduplicationStore` in ``conveyor_deduplication``.
 
     Args:
         path: the database file; it may be the same file as a ``SqliteTransport``.

@@ -1,7 +1,7 @@
 """Translation of ``sqlite3`` exceptions into Conveyor's errors (DESIGN rule 8).
 
 No bare ``sqlite3`` exception leaves this package: the kernel and the user see a
-:class:`~conveyor.errors.TransportError` that names the database file, what was being done, the
+:class:`~conveyor.core.errors.TransportError` that names the database file, what was being done, the
 cause in plain words and the fix. SQLite's own message is kept at the end, and the original
 exception stays chained as ``__cause__``.
 """
@@ -12,7 +12,7 @@ import os
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from conveyor.errors import ConfigurationError, ConnectionFailed, TransportError
+from conveyor.core.errors import ConfigurationError, ConnectionFailed, TransportError
 
 if TYPE_CHECKING:
     import sqlite3

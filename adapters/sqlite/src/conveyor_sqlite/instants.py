@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from conveyor.clock import ensure_aware
+from conveyor.core.clock import ensure_aware
 
 __all__ = ["to_unix_ms", "from_unix_ms", "duration_ms"]
 

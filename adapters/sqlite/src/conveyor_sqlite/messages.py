@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from conveyor.errors import SerializationError
-from conveyor.transport import WireMessage
+from conveyor.core.errors import SerializationError
+from conveyor.transports.seam import WireMessage
 
 if TYPE_CHECKING:
     import sqlite3

@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from conveyor.errors import ConfigurationError
+from conveyor.core.errors import ConfigurationError
 from conveyor_sqlite.application import ConnectionSource, translate_application
 
 if TYPE_CHECKING:

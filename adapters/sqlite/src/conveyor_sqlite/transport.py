@@ -20,10 +20,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from conveyor.clock import Clock
-from conveyor.errors import MessageTooLarge, TransportError
-from conveyor.ids import IdGenerator, UuidV7Ids
-from conveyor.transport import Capabilities, Delivery, WireMessage
+from conveyor.core.clock import Clock
+from conveyor.core.errors import MessageTooLarge, TransportError
+from conveyor.core.ids import IdGenerator, UuidV7Ids
+from conveyor.transports.seam import Capabilities, Delivery, WireMessage
 from conveyor_sqlite.application import (
     ApplicationConnection,
     ConnectionSource,

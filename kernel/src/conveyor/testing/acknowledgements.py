@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterable
 
-from conveyor.journal import Record, RecordKind
+from conveyor.core.journal import Record, RecordKind
 from conveyor.testing.flow import FAILURE_KINDS, CopyKey, Pending
 
 __all__ = ["Acknowledgements"]

@@ -10,7 +10,7 @@ notice. ``Harness`` adds the ``assert_*`` methods on top.
 
 from __future__ import annotations
 
-from conveyor.journal import Record
+from conveyor.core.journal import Record
 from conveyor.testing.flow import Pending
 from conveyor.testing.querying import Matches, QueryingHarness
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 
-from conveyor.journal import Record, RecordKind
+from conveyor.core.journal import Record, RecordKind
 from conveyor.testing.flow import Copy, fold_copies
 from conveyor.testing.formatting import format_duration, plural
 from conveyor.testing.matching import Difference

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from conveyor.context import Context
-from conveyor.handlers import handler_mark
-from conveyor.interceptors import before
-from conveyor.message import Message
+from conveyor.core.handlers import handler_mark
+from conveyor.core.interceptors import before
+from conveyor.core.message import Message
+from conveyor.drivers.context import Context
 
 __all__ = ["FailurePlan", "PlannedFailure", "ALWAYS"]
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from conveyor.journal import Record, RecordKind
+from conveyor.core.journal import Record, RecordKind
 
 __all__ = [
     "CopyKey",

@@ -8,7 +8,7 @@ each message's causation id up its chain of ancestors (or one step, with ``direc
 
 from __future__ import annotations
 
-from conveyor.journal import Record
+from conveyor.core.journal import Record
 from conveyor.testing.core import HarnessCore
 from conveyor.testing.flow import BUS_KINDS, ancestors, causal_parents, first_bus_records
 from conveyor.testing.matching import MessageMatcher, as_matcher

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
-from conveyor.journal import Record
+from conveyor.core.journal import Record
 from conveyor.testing.core import HarnessCore
 from conveyor.testing.explanations import (
     format_delays,

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from conveyor.journal import ExceptionInfo, Record, RecordKind
+from conveyor.core.journal import ExceptionInfo, Record, RecordKind
 from conveyor.testing.matching import Difference, Matcher, short_repr
 
 __all__ = ["Query", "ExceptionSpec", "exception_matches", "describe_exception"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import overload
 
-from conveyor.journal import Record, RecordKind
+from conveyor.core.journal import Record, RecordKind
 from conveyor.testing.explanations import miscounted
 from conveyor.testing.matching import MessageMatcher, as_matcher
 from conveyor.testing.query import ExceptionSpec, Query

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePath
 
-from conveyor.journal import ExceptionInfo, Record, RecordKind
+from conveyor.core.journal import ExceptionInfo, Record, RecordKind
 from conveyor.testing.flow import (
     BUS_KINDS,
     Pending,

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from conveyor.clock import VirtualClock
-from conveyor.ids import IdGenerator
+from conveyor.core.clock import VirtualClock
+from conveyor.core.ids import IdGenerator
 from conveyor.testing.harness import Harness
 from conveyor.testing.setup import Setup
 

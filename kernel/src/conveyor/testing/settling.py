@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from conveyor.clock import VirtualClock
+from conveyor.core.clock import VirtualClock
 from conveyor.testing.flow import Pending, fold_copies, pending_copies
 from conveyor.testing.matching import MessageMatcher, as_matcher
 from conveyor.testing.report import Snapshot

@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
-from conveyor.channels import Channel
-from conveyor.clock import VirtualClock, ensure_aware
-from conveyor.ids import IdGenerator, SequentialIds
-from conveyor.messaging import Messaging
+from conveyor.core.clock import VirtualClock, ensure_aware
+from conveyor.core.ids import IdGenerator, SequentialIds
+from conveyor.drivers.messaging import Messaging
 from conveyor.testing.harness import Harness
+from conveyor.transports.channels import Channel
 
 __all__ = ["Setup", "Strictness", "DEFAULT_START"]
 

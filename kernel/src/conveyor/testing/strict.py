@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from conveyor.journal import Record
+from conveyor.core.journal import Record
 from conveyor.testing.flow import Pending
 from conveyor.testing.formatting import format_due, plural
 from conveyor.testing.harness import Harness

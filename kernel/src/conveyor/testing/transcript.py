@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from conveyor.journal import Record, RecordKind
+from conveyor.core.journal import Record, RecordKind
 from conveyor.testing.flow import BUS_KINDS
 from conveyor.testing.formatting import format_duration, format_offset
 from conveyor.testing.matching import short_repr

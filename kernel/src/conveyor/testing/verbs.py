@@ -15,12 +15,12 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Self
 
-from conveyor.clock import Clock
-from conveyor.driving import RunResult
-from conveyor.handlers import handler_mark
-from conveyor.journal import Journal
-from conveyor.messaging import Messaging
-from conveyor.replay import DeadLetters
+from conveyor.core.clock import Clock
+from conveyor.core.handlers import handler_mark
+from conveyor.core.journal import Journal
+from conveyor.drivers.driving import RunResult
+from conveyor.drivers.messaging import Messaging
+from conveyor.drivers.replay import DeadLetters
 from conveyor.testing.acknowledgements import Acknowledgements
 
 __all__ = ["HarnessVerbs"]

@@ -1,0 +1,1 @@
+"""How payloads become bytes and back: the JSON codec and its type registry."""

@@ -1,0 +1,243 @@
+"""Decorators that mark handlers. They only attach metadata: nothing registers globally.
+
+A ``Messaging`` is built from an explicit list of functions and objects; it reads these marks
+then. The same function can be passed to two ``Messaging`` instances with different channels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal, TypeVar, overload
+
+from conveyor.core.errors import ConfigurationError
+
+__all__ = [
+    "HandlerMark",
+    "command_handler",
+    "event_handler",
+    "query_handler",
+    "asynchronous",
+    "delayed",
+    "priority",
+    "time_to_live",
+    "Marker",
+    "handler_mark",
+    "options_of",
+    "set_option",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+HandlerKind = Literal["command", "event", "query", "scheduled"]
+
+_MARK = "__conveyor_handler__"
+_OPTIONS = "__conveyor_options__"
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerMark:
+    """What a handler decorator records on a function."""
+
+    kind: HandlerKind
+    routing_key: str | None = None
+    endpoint_id: str | None = None
+
+
+def handler_mark(target: object) -> HandlerMark | None:
+    """The mark on a function or method, if any."""
+    mark = getattr(target, _MARK, None)
+    return mark if isinstance(mark, HandlerMark) else None
+
+
+def options_of(target: object) -> dict[str, object]:
+    """Options set on a function or class by ``@asynchronous``, ``@delayed`` and friends."""
+    found = getattr(target, "__dict__", {}).get(_OPTIONS)
+    return dict(found) if isinstance(found, dict) else {}
+
+
+def set_option(name: str, value: object) -> Callable[[F], F]:
+    """A decorator that records one option on a function or class, in any decorator order."""
+
+    def apply(target: F) -> F:
+        current = target.__dict__.get(_OPTIONS)
+        if not isinstance(current, dict):
+            current = {}
+            setattr(target, _OPTIONS, current)
+        if name in current and current[name] != value:
+            raise ConfigurationError(
+                f"{getattr(target, '__qualname__', target)!r} sets option {name!r} twice "
+                f"({current[name]!r} and {value!r}); keep one decorator."
+            )
+        current[name] = value
+        return target
+
+    return apply
+
+
+def _mark(kind: HandlerKind, routing_key: str | None, endpoint_id: str | None) -> Callable[[F], F]:
+    def apply(function: F) -> F:
+        if not callable(function):
+            raise ConfigurationError(f"@{kind}_handler decorates a function, got {function!r}")
+        existing = handler_mark(function)
+        if existing is not None and existing.kind != kind:
+            raise ConfigurationError(
+                f"{function.__qualname__} is marked both @{existing.kind}_handler and "
+                f"@{kind}_handler; a handler has one role. Split it into two functions."
+            )
+        setattr(function, _MARK, HandlerMark(kind, routing_key, endpoint_id))
+        return function
+
+    return apply
+
+
+@overload
+def command_handler(function: F, /) -> F: ...
+@overload
+def command_handler(
+    *, routing_key: str | None = None, endpoint_id: str | None = None
+) -> Callable[[F], F]: ...
+def command_handler(
+    function: F | None = None,
+    /,
+    *,
+    routing_key: str | None = None,
+    endpoint_id: str | None = None,
+) -> F | Callable[[F], F]:
+    """Mark a command handler: exactly one per command type (or routing key); may return a value.
+
+    Routed by the type of the first parameter, or by ``routing_key="order.place"``.
+    """
+    decorator = _mark("command", routing_key, endpoint_id)
+    return decorator(function) if function is not None else decorator
+
+
+@overload
+def event_handler(function: F, /) -> F: ...
+@overload
+def event_handler(
+    *, routing_key: str | None = None, endpoint_id: str | None = None
+) -> Callable[[F], F]: ...
+def event_handler(
+    function: F | None = None,
+    /,
+    *,
+    routing_key: str | None = None,
+    endpoint_id: str | None = None,
+) -> F | Callable[[F], F]:
+    """Mark an event handler: any number per event, run in registration order.
+
+    Receives events of the first parameter's type, its subclasses and ``Union`` members, or
+    events published under a routing key matching ``routing_key`` (``*`` matches one
+    dot-separated word, ``#`` any number of words).
+    """
+    decorator = _mark("event", routing_key, endpoint_id)
+    return decorator(function) if function is not None else decorator
+
+
+@overload
+def query_handler(function: F, /) -> F: ...
+@overload
+def query_handler(
+    *, routing_key: str | None = None, endpoint_id: str | None = None
+) -> Callable[[F], F]: ...
+def query_handler(
+    function: F | None = None,
+    /,
+    *,
+    routing_key: str | None = None,
+    endpoint_id: str | None = None,
+) -> F | Callable[[F], F]:
+    """Mark a query handler: exactly one per query type; ``ask`` returns its value."""
+    decorator = _mark("query", routing_key, endpoint_id)
+    return decorator(function) if function is not None else decorator
+
+
+@dataclass(frozen=True, slots=True)
+class AsyncOptions:
+    """What ``@asynchronous`` records: the channel sequence and per-handler failure policy."""
+
+    channels: tuple[str, ...]
+    endpoint_id: str | None = None
+    retry: object | None = None  # RetryPolicy
+    error_handler: object | None = None  # endpoint id or handler function
+    dead_letter: bool | None = None
+
+
+def asynchronous(
+    *channels: str,
+    endpoint_id: str | None = None,
+    retry: object | None = None,
+    error_handler: object | None = None,
+    dead_letter: bool | None = None,
+) -> Callable[[F], F]:
+    """Handle asynchronously: through ``channels`` in sequence, then the handler.
+
+    ``@asynchronous("orders")`` queues the handler's copy on "orders"; a consumer of "orders"
+    runs it. ``@asynchronous("outbox", "orders")`` goes through "outbox" first. On a class it
+    applies to every handler of the class. ``retry``, ``error_handler`` and ``dead_letter`` set
+    this handler's failure policy; they win over the channel's.
+    """
+    if not channels or any(not isinstance(c, str) or not c for c in channels):
+        raise ConfigurationError(
+            f"@asynchronous needs one or more channel names, got {channels!r}; "
+            f'for example @asynchronous("orders").'
+        )
+    return set_option(
+        "async", AsyncOptions(tuple(channels), endpoint_id, retry, error_handler, dead_letter)
+    )
+
+
+def _duration(value: timedelta | int | float, what: str) -> timedelta:
+    if isinstance(value, timedelta):
+        duration = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        duration = timedelta(milliseconds=value)
+    else:
+        raise ConfigurationError(f"@{what} takes a timedelta or milliseconds, got {value!r}")
+    if duration < timedelta(0):
+        raise ConfigurationError(f"@{what} cannot be negative, got {duration}")
+    return duration
+
+
+def delayed(delay: timedelta | int | float) -> Callable[[F], F]:
+    """Deliver this handler's copy ``delay`` after it is sent (a timedelta, or milliseconds)."""
+    return set_option("delay", _duration(delay, "delayed"))
+
+
+def priority(level: int) -> Callable[[F], F]:
+    """Give this handler's copy a priority: higher is received first among due messages."""
+    if not isinstance(level, int) or isinstance(level, bool):
+        raise ConfigurationError(f"@priority takes an int, got {level!r}")
+    return set_option("priority", level)
+
+
+def time_to_live(ttl: timedelta | int | float) -> Callable[[F], F]:
+    """Expire this handler's copy if it is not handled within ``ttl`` of being sent."""
+    return set_option("ttl", _duration(ttl, "time_to_live"))
+
+
+class Marker:
+    """A named marker for handlers, so interceptors can select them.
+
+    ``audited = Marker("audited")``; ``@audited`` on handlers; ``@around(on=audited)`` on the
+    interceptor.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, target: F) -> F:
+        current = target.__dict__.get(_OPTIONS)
+        if not isinstance(current, dict):
+            current = {}
+            setattr(target, _OPTIONS, current)
+        markers = current.get("markers", frozenset())
+        assert isinstance(markers, frozenset)
+        current["markers"] = markers | {self.name}
+        return target
+
+    def __repr__(self) -> str:
+        return f"Marker({self.name!r})"

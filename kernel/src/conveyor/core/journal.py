@@ -1,0 +1,198 @@
+"""The journal: every step a message takes, as immutable records in order.
+
+Sends, publishes, asks, queueing, deliveries, handlings, failures, retries, expiries and dead
+letters each append one :class:`Record` stamped with the (virtual) time. Tests query it; the pytest
+plugin prints it as a timeline when an assertion fails.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from conveyor.core.headers import Headers
+
+__all__ = ["RecordKind", "Record", "ExceptionInfo", "Journal"]
+
+
+class RecordKind(StrEnum):
+    """What happened to a message."""
+
+    SENT = "sent"  # a command was sent on the command bus
+    PUBLISHED = "published"  # an event was published on the event bus
+    ASKED = "asked"  # a query was asked
+    QUEUED = "queued"  # a copy was put on a channel for an endpoint
+    FORWARDED = "forwarded"  # a copy moved on to the next channel of its sequence
+    HANDLED = "handled"  # a handler returned
+    FAILED = "failed"  # a handler raised (one record per attempt)
+    RETRIED = "retried"  # a failed copy was scheduled again
+    ERROR_HANDLED = "error_handled"  # a failure was given to an error handler
+    EXPIRED = "expired"  # a copy's time to live ran out before it was handled
+    DEAD_LETTERED = "dead_lettered"  # a copy was put in the dead-letter store
+    REPLAYED = "replayed"  # a dead letter was sent back to its channel
+    DISCARDED = "discarded"  # a final failure strategy of "ignore" dropped a copy
+    REQUEUED = "requeued"  # a final failure strategy of "resend" put a copy back at the tail
+    DUPLICATE = "duplicate"  # deduplication skipped a copy its endpoint already handled
+    REJECTED = "rejected"  # a message that could not be decoded or routed was set aside
+    TICKED = "ticked"  # a scheduled endpoint ran
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionInfo:
+    """An exception as the journal and dead-letter store keep it.
+
+    ``error`` holds the original exception object while the process lives (for fail-fast
+    re-raising); it is not compared and not stored durably. The traceback text is formatted
+    on first use of :attr:`traceback` (``text`` holds it): formatting costs more than the rest of
+    a failed attempt, and most failures recorded in tests are never printed.
+    """
+
+    type_name: str
+    module: str
+    message: str
+    text: str | None = field(default=None, compare=False, repr=False)
+    error: BaseException | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def capture(cls, error: BaseException) -> ExceptionInfo:
+        kind = type(error)
+        return cls(
+            type_name=kind.__qualname__, module=kind.__module__, message=str(error), error=error
+        )
+
+    @property
+    def traceback(self) -> str:
+        """The formatted traceback, as ``traceback.format_exception`` gives it."""
+        if self.text is None:
+            formatted = "".join(traceback.format_exception(self.error)) if self.error else ""
+            object.__setattr__(self, "text", formatted)
+            return formatted
+        return self.text
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.module}.{self.type_name}" if self.module != "builtins" else self.type_name
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message}" if self.message else self.type_name
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One step in a message's life.
+
+    Attributes:
+        seq: position in the journal, from 1.
+        at: the clock's time when it happened.
+        kind: what happened.
+        message_id: the message's ``id`` header (shared by the copies of one event).
+        message_type: the payload type's qualified name, or the routing key.
+        payload: the payload object (decoded), when known.
+        channel: the channel involved, if any.
+        endpoint_id: the handler's endpoint id, if any.
+        attempt: the delivery attempt (1 for the first).
+        exception: the failure, for failed and dead-lettered records.
+        delay: the delay of a retry or of a delayed send.
+        detail: a short human note (a reason, a due time).
+        causation_id: the id of the message being handled when this one was sent.
+        headers: the message's headers (user headers included), when the record is about a
+            message the kernel holds; tests match on them.
+    """
+
+    seq: int
+    at: datetime
+    kind: RecordKind
+    message_id: str
+    message_type: str
+    payload: object = None
+    channel: str | None = None
+    endpoint_id: str | None = None
+    attempt: int = 1
+    exception: ExceptionInfo | None = None
+    delay: timedelta | None = None
+    detail: str = ""
+    causation_id: str | None = None
+    headers: Headers | None = field(default=None, repr=False, compare=False)
+
+
+class Journal:
+    """An append-only, in-order list of records, optionally bounded.
+
+    Appending is on every send's hot path, so entries are kept as plain tuples and turned into
+    :class:`Record` values when read (each at most once). A long-running production consumer
+    bounds the journal (``max_records``) so it cannot grow without end; tests keep everything.
+    """
+
+    __slots__ = ("_entries", "_listeners", "_made", "_seq")
+
+    def __init__(self, max_records: int | None = None) -> None:
+        self._entries: deque[tuple[Any, ...]] = deque(maxlen=max_records)
+        self._made: dict[int, Record] = {}
+        self._seq = 0
+        self._listeners: list[tuple[Callable[[Record], None], frozenset[RecordKind] | None]] = []
+
+    def append(
+        self,
+        at: datetime,
+        kind: RecordKind,
+        message_id: str,
+        message_type: str,
+        payload: object = None,
+        channel: str | None = None,
+        endpoint_id: str | None = None,
+        attempt: int = 1,
+        exception: ExceptionInfo | None = None,
+        delay: timedelta | None = None,
+        detail: str = "",
+        causation_id: str | None = None,
+        headers: Headers | None = None,
+    ) -> None:
+        """Add a record; its fields are those of :class:`Record`, numbered in order."""
+        self._seq = seq = self._seq + 1
+        entry = (seq, at, kind, message_id, message_type, payload, channel, endpoint_id,
+                 attempt, exception, delay, detail, causation_id, headers)  # fmt: skip
+        self._entries.append(entry)
+        for listener, kinds in self._listeners:
+            if kinds is None or kind in kinds:
+                listener(self._record(entry))
+
+    def _record(self, entry: tuple[Any, ...]) -> Record:
+        record = self._made.get(entry[0])
+        if record is None:
+            record = self._made[entry[0]] = Record(*entry)
+            maxlen = self._entries.maxlen
+            if maxlen is not None and len(self._made) > 2 * maxlen:
+                oldest = self._entries[0][0]
+                self._made = {seq: r for seq, r in self._made.items() if seq >= oldest}
+        return record
+
+    def subscribe(
+        self, listener: Callable[[Record], None], kinds: Iterable[RecordKind] | None = None
+    ) -> None:
+        """Call ``listener`` with each new record, or each of ``kinds`` (logging, live views)."""
+        self._listeners.append((listener, frozenset(kinds) if kinds is not None else None))
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def records(self) -> tuple[Record, ...]:
+        return tuple(self._record(entry) for entry in tuple(self._entries))
+
+    def of_kind(self, *kinds: RecordKind) -> list[Record]:
+        return [self._record(e) for e in tuple(self._entries) if e[2] in kinds]
+
+    def last(self, count: int) -> list[Record]:
+        return [self._record(e) for e in list(self._entries)[-count:]]
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._made.clear()

@@ -1,0 +1,311 @@
+"""Reading handlers: from the explicit list given to ``Messaging`` to validated handler specs.
+
+Bootstrap is where mistakes are cheap (DESIGN rule 7): a handler whose message type cannot be
+read, a coroutine on the sync kernel, two endpoints with one id. Each error names the handler,
+what was found and how to fix it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Callable, Iterable
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any, Union
+
+from conveyor.core.deduplication import DeduplicationKey
+from conveyor.core.errors import ConfigurationError
+from conveyor.core.handlers import AsyncOptions, HandlerKind, HandlerMark, handler_mark, options_of
+from conveyor.core.interceptors import Interceptor, interceptor_mark
+from conveyor.core.message import Message
+from conveyor.core.retry import RetryPolicy
+from conveyor.core.scheduling import Schedule
+
+__all__ = ["HandlerSpec", "read_handlers"]
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerSpec:
+    """One handler, as the kernel runs it."""
+
+    kind: HandlerKind
+    endpoint_id: str
+    function: Callable[..., Any]
+    name: str
+    message_types: tuple[type, ...]
+    routing_key: str | None
+    arity: int  # positional parameters: payload (0 for scheduled without one), then context
+    context_param: bool
+    message_param: bool  # first parameter annotated as Message: gets the envelope
+    position: int
+    channels: tuple[str, ...] = ()
+    delay: timedelta | None = None
+    priority: int | None = None
+    ttl: timedelta | None = None
+    retry: RetryPolicy | None = None
+    error_handler: object | None = None
+    dead_letter: bool | None = None
+    deduplication: DeduplicationKey | None = None
+    markers: frozenset[str] = field(default_factory=frozenset)
+    schedule: Schedule | None = None
+
+    @property
+    def is_async(self) -> bool:
+        return bool(self.channels)
+
+    def describe(self) -> str:
+        target = self.routing_key or " | ".join(t.__qualname__ for t in self.message_types)
+        where = f" on {' -> '.join(self.channels)}" if self.channels else ""
+        return f"{self.name} ({self.kind} {target}{where})"
+
+
+def read_handlers(
+    targets: Iterable[object],
+) -> tuple[list[HandlerSpec], list[Interceptor]]:
+    """Find handler and interceptor marks on functions, objects' methods, and classes."""
+    specs: list[HandlerSpec] = []
+    interceptors: list[Interceptor] = []
+    for target in targets:
+        for function, class_options in _candidates(target):
+            if interceptor_mark(function) is not None:
+                mark = interceptor_mark(function)
+                assert mark is not None
+                interceptors.append(Interceptor.build(function, mark, len(interceptors)))
+                continue
+            spec = _read_one(function, class_options, len(specs))
+            if spec is not None:
+                specs.append(spec)
+    _check_unique_endpoints(specs)
+    return specs, interceptors
+
+
+def _candidates(target: object) -> list[tuple[Callable[..., Any], dict[str, object]]]:
+    if isinstance(target, type):
+        raise ConfigurationError(
+            f"{target.__qualname__} is a class; pass an instance (for example "
+            f"{target.__qualname__}()) so its handler methods have an object to run on."
+        )
+    if inspect.isfunction(target) or inspect.ismethod(target):
+        if handler_mark(target) is None and interceptor_mark(target) is None:
+            raise ConfigurationError(
+                f"{target.__qualname__} was passed as a handler but has no handler decorator; "
+                f"mark it with @command_handler, @event_handler, @query_handler or @scheduled."
+            )
+        return [(target, {})]
+    found: list[tuple[Callable[..., Any], dict[str, object]]] = []
+    cls = type(target)
+    class_options = options_of(cls)
+    for name in _ordered_members(cls):
+        raw = inspect.getattr_static(cls, name, None)
+        if isinstance(raw, staticmethod | classmethod):
+            raw = raw.__func__
+        if handler_mark(raw) is None and interceptor_mark(raw) is None:
+            continue
+        found.append((getattr(target, name), class_options))
+    if not found:
+        raise ConfigurationError(
+            f"{cls.__qualname__} instance was passed as a handler but none of its methods is "
+            f"marked; mark methods with @command_handler, @event_handler or @query_handler."
+        )
+    return found
+
+
+def _ordered_members(cls: type) -> list[str]:
+    """Member names in definition order, base classes first."""
+    names: list[str] = []
+    for klass in reversed(cls.__mro__):
+        for name in vars(klass):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+_READ = "__conveyor_read__"
+
+
+def _read_one(
+    function: Callable[..., Any], class_options: dict[str, object], position: int
+) -> HandlerSpec | None:
+    """Read one handler, reusing what an earlier ``Messaging`` read from the same function.
+
+    Signatures and type hints cost tens of microseconds per handler, and a test suite builds a
+    ``Messaging`` per test; the reading is kept on the function itself (next to its marks) and
+    reused while its marks and options are unchanged.
+    """
+    mark = handler_mark(function)
+    if mark is None:
+        return None
+    target = getattr(function, "__func__", function)
+    key = (mark, function is not target, class_options, options_of(target))
+    kept = getattr(target, _READ, None)
+    if kept is not None and kept[0] == key:
+        spec: HandlerSpec = kept[1]
+        if spec.function is function and spec.position == position:
+            return spec  # the same function in the same place: the very same spec
+        return replace(spec, function=function, position=position)
+    spec_read = _read_fresh(function, mark, class_options, position)
+    kept_spec = spec_read if function is target else replace(spec_read, function=target)
+    with suppress(AttributeError, TypeError):  # a callable without attributes: read each time
+        setattr(target, _READ, (key, kept_spec))
+    return spec_read
+
+
+def _read_fresh(
+    function: Callable[..., Any],
+    mark: HandlerMark,
+    class_options: dict[str, object],
+    position: int,
+) -> HandlerSpec:
+    name = getattr(function, "__qualname__", repr(function))
+    if inspect.iscoroutinefunction(function):
+        raise ConfigurationError(
+            f"handler {name} is a coroutine function (async def); the sync Messaging calls "
+            f"handlers directly. Make it a plain def."
+        )
+    options = {**class_options, **options_of(getattr(function, "__func__", function))}
+    params = [
+        p
+        for p in inspect.signature(function).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    schedule = options.get("schedule")
+    if mark.kind == "scheduled":
+        if len(params) > 1:
+            raise ConfigurationError(
+                f"scheduled handler {name} takes {len(params)} parameters; it takes none or "
+                f"one Context."
+            )
+        message_types: tuple[type, ...] = ()
+        message_param = False
+    else:
+        if not params:
+            raise ConfigurationError(
+                f"handler {name} takes no parameter; its first parameter receives the "
+                f"message, for example def {function.__name__}(command: PlaceOrder)."
+            )
+        if len(params) > 2:
+            raise ConfigurationError(
+                f"handler {name} takes {len(params)} parameters; a handler takes the message "
+                f"and optionally a Context."
+            )
+        message_types = _message_types(function, params[0], name, mark.routing_key)
+        message_param = message_types == (Message,)
+        if message_param and mark.routing_key is None:
+            raise ConfigurationError(
+                f"handler {name} receives a Message envelope, so its payload type cannot be "
+                f"read; add routing_key=... or annotate the first parameter with the payload "
+                f"type."
+            )
+        if message_param:
+            message_types = ()
+    async_options = options.get("async")
+    if async_options is not None and mark.kind == "query":
+        raise ConfigurationError(
+            f"query handler {name} is marked @asynchronous, but a query returns its answer to "
+            f"the caller at once; remove @asynchronous or make it a command."
+        )
+    assert async_options is None or isinstance(async_options, AsyncOptions)
+    endpoint_id = (
+        mark.endpoint_id
+        or (async_options.endpoint_id if async_options else None)
+        or name.rsplit("<locals>.", 1)[-1]  # a function defined inside another: its own name
+    )
+    retry = async_options.retry if async_options else None
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ConfigurationError(f"@asynchronous(retry=...) on {name} takes a RetryPolicy")
+    return HandlerSpec(
+        kind=mark.kind,
+        endpoint_id=endpoint_id,
+        function=function,
+        name=name,
+        message_types=message_types,
+        routing_key=mark.routing_key,
+        arity=len(params),
+        context_param=len(params) == 2 or (mark.kind == "scheduled" and len(params) == 1),
+        message_param=message_param,
+        position=position,
+        channels=async_options.channels if async_options else (),
+        delay=_typed(options.get("delay"), timedelta),
+        priority=_typed(options.get("priority"), int),
+        ttl=_typed(options.get("ttl"), timedelta),
+        retry=retry,
+        error_handler=async_options.error_handler if async_options else None,
+        dead_letter=async_options.dead_letter if async_options else None,
+        deduplication=_typed(options.get("deduplication"), DeduplicationKey),
+        markers=_typed(options.get("markers"), frozenset) or frozenset(),
+        schedule=schedule if isinstance(schedule, Schedule) else None,
+    )
+
+
+T = typing.TypeVar("T")
+
+
+def _typed(value: object, kind: type[T]) -> T | None:
+    return value if isinstance(value, kind) else None
+
+
+def _message_types(
+    function: Callable[..., Any], param: inspect.Parameter, name: str, routing_key: str | None
+) -> tuple[type, ...]:
+    try:
+        hints = typing.get_type_hints(function)
+    except Exception as error:
+        raise ConfigurationError(
+            f"the message type of handler {name} cannot be read: its annotations failed to "
+            f"resolve ({type(error).__name__}: {error}). Import the type at module level."
+        ) from None
+    annotation = hints.get(param.name)
+    if annotation is None:
+        if routing_key is not None:
+            return ()
+        raise ConfigurationError(
+            f"the message type of handler {name} cannot be read: its first parameter "
+            f"{param.name!r} has no annotation. Annotate it (for example "
+            f'{param.name}: PlaceOrder), or route by name with routing_key="...".'
+        )
+    if annotation is typing.Any or annotation is object:
+        if routing_key is not None:
+            return ()
+        raise ConfigurationError(
+            f"the message type of handler {name} cannot be read: {param.name!r} is annotated "
+            f"{annotation!r}, which matches every message. Use a concrete type or routing_key=."
+        )
+    origin = typing.get_origin(annotation)
+    if (
+        routing_key is not None
+        and not isinstance(annotation, type)
+        and origin
+        not in (
+            Union,
+            types.UnionType,
+        )
+    ):
+        return ()  # routed by name; the annotation (dict[str, str], ...) only documents it
+    members = typing.get_args(annotation) if origin in (Union, types.UnionType) else (annotation,)
+    found: list[type] = []
+    for member in members:
+        if member is type(None):
+            continue
+        if not isinstance(member, type):
+            raise ConfigurationError(
+                f"the message type of handler {name} cannot be read: {member!r} is not a class. "
+                f"Handlers route by class; use a dataclass for the message."
+            )
+        found.append(member)
+    return tuple(found)
+
+
+def _check_unique_endpoints(specs: list[HandlerSpec]) -> None:
+    seen: dict[str, HandlerSpec] = {}
+    for spec in specs:
+        other = seen.get(spec.endpoint_id)
+        if other is not None and other.function != spec.function:
+            raise ConfigurationError(
+                f"two handlers have endpoint id {spec.endpoint_id!r}: {other.describe()} and "
+                f"{spec.describe()}. Endpoint ids name handlers on the wire and in dead "
+                f'letters; give one of them endpoint_id="...".'
+            )
+        seen[spec.endpoint_id] = spec

@@ -1,0 +1,147 @@
+"""The wire form of a message copy: how headers and routing travel as strings.
+
+Framework headers carry the ``cv-`` prefix; user headers keep their names (``check_user_headers``
+forbids the prefix). Everything a consumer in another process needs to run the right handler is
+here: the endpoint id (never a function's import path), the remaining channels of a sequence,
+the type name for the codec, and the delivery attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+
+from conveyor.core.construct import fast_constructor
+from conveyor.core.errors import SerializationError
+from conveyor.core.headers import Headers
+
+__all__ = ["Envelope", "to_wire_headers", "read_envelope", "H"]
+
+
+class H:
+    """Wire header names."""
+
+    ID = "cv-id"
+    CORRELATION = "cv-correlation-id"
+    CAUSATION = "cv-causation-id"
+    TIMESTAMP = "cv-timestamp"
+    ATTEMPT = "cv-attempt"
+    TYPE = "cv-type"
+    CONTENT_TYPE = "cv-content-type"
+    ENDPOINT = "cv-endpoint"
+    SLIP = "cv-slip"
+    ROUTING_KEY = "cv-routing-key"
+    EXPIRES_AT = "cv-expires-at"
+    FIRST_FAILED_AT = "cv-first-failed-at"
+    REPLAYED = "cv-replayed"
+    NOT_BEFORE = "cv-not-before"
+    PRIORITY = "cv-priority"
+
+
+#: Endpoint ids reserved for messages sent through an asynchronous bus: on consumption they
+#: re-enter normal routing instead of running one handler.
+BUS_COMMAND = "cv-bus:command"
+BUS_EVENT = "cv-bus:event"
+
+
+def to_wire_headers(
+    headers: Headers,
+    *,
+    type_name: str,
+    content_type: str,
+    endpoint: str,
+    slip: tuple[str, ...] = (),
+    routing_key: str | None = None,
+    expires_at: datetime | None = None,
+    not_before: datetime | None = None,
+    priority: int = 0,
+) -> dict[str, str]:
+    """Headers for one copy of a message, for one endpoint."""
+    wire = dict(headers.user)
+    wire[H.ID] = headers.id
+    wire[H.CORRELATION] = headers.correlation_id
+    if headers.causation_id is not None:
+        wire[H.CAUSATION] = headers.causation_id
+    wire[H.TIMESTAMP] = headers.timestamp.isoformat()
+    wire[H.ATTEMPT] = str(headers.attempt)
+    wire[H.TYPE] = type_name
+    wire[H.CONTENT_TYPE] = content_type
+    wire[H.ENDPOINT] = endpoint
+    if slip:
+        wire[H.SLIP] = ",".join(slip)
+    if routing_key is not None:
+        wire[H.ROUTING_KEY] = routing_key
+    if expires_at is not None:
+        wire[H.EXPIRES_AT] = expires_at.isoformat()
+    if not_before is not None:
+        wire[H.NOT_BEFORE] = not_before.isoformat()
+    if priority:
+        wire[H.PRIORITY] = str(priority)
+    return wire
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The routing facts read back from wire headers on consumption."""
+
+    headers: Headers
+    type_name: str
+    endpoint: str
+    slip: tuple[str, ...]
+    routing_key: str | None
+    expires_at: datetime | None
+    first_failed_at: datetime | None
+    not_before: datetime | None = None
+    priority: int = 0
+
+
+_make_headers = fast_constructor(
+    Headers, ("id", "correlation_id", "causation_id", "timestamp", "attempt", "user")
+)
+_make_envelope = fast_constructor(
+    Envelope,
+    ("headers", "type_name", "endpoint", "slip", "routing_key", "expires_at",
+     "first_failed_at", "not_before", "priority"),
+)  # fmt: skip
+_NO_USER: Mapping[str, str] = MappingProxyType({})
+_parse_time = datetime.fromisoformat
+
+
+def read_envelope(wire: Mapping[str, str]) -> Envelope:
+    """Parse wire headers; a missing or malformed framework header is a SerializationError."""
+    try:
+        user = {k: v for k, v in wire.items() if k[:3] != "cv-"}
+        get = wire.get
+        headers = _make_headers(
+            wire[H.ID],
+            wire[H.CORRELATION],
+            get(H.CAUSATION),
+            _parse_time(wire[H.TIMESTAMP]),
+            int(get(H.ATTEMPT, "1")),
+            MappingProxyType(user) if user else _NO_USER,
+        )
+        slip = get(H.SLIP)
+        expires = get(H.EXPIRES_AT)
+        first_failed = get(H.FIRST_FAILED_AT)
+        not_before = get(H.NOT_BEFORE)
+        priority = get(H.PRIORITY)
+        return _make_envelope(
+            headers,
+            wire[H.TYPE],
+            wire[H.ENDPOINT],
+            tuple(slip.split(",")) if slip else (),
+            get(H.ROUTING_KEY),
+            _parse_time(expires) if expires else None,
+            _parse_time(first_failed) if first_failed else None,
+            _parse_time(not_before) if not_before else None,
+            int(priority) if priority else 0,
+        )
+    except KeyError as missing:
+        raise SerializationError(
+            f"message headers lack {missing.args[0]!r}; it was not sent by Conveyor or was "
+            f"altered in transit. Headers present: {', '.join(sorted(wire)) or 'none'}."
+        ) from None
+    except ValueError as error:
+        raise SerializationError(f"message headers are malformed: {error}") from None

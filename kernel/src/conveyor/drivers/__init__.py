@@ -1,0 +1,1 @@
+"""Drivers execute what the core decides: the sync ``Messaging`` and its consumers."""

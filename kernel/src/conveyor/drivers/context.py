@@ -1,0 +1,115 @@
+"""The optional second parameter of a handler: what it may know and do while it runs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from conveyor.core.clock import Clock
+from conveyor.core.headers import Headers
+from conveyor.core.message import Message
+
+if TYPE_CHECKING:
+    from conveyor.drivers.messaging import Messaging
+
+__all__ = ["Context"]
+
+
+class Context:
+    """Headers of the message being handled, and the buses, bound to it.
+
+    Messages sent through the context inherit the user headers and correlation id and name this
+    message as their cause; they leave only if the handler succeeds (the message collector).
+    """
+
+    __slots__ = ("_messaging", "channel", "endpoint_id", "message")
+
+    def __init__(
+        self,
+        messaging: Messaging,
+        message: Message,
+        endpoint_id: str | None,
+        channel: str | None,
+    ) -> None:
+        self._messaging = messaging
+        self.message = message
+        self.endpoint_id = endpoint_id
+        self.channel = channel
+
+    @property
+    def headers(self) -> Headers:
+        return self.message.headers
+
+    @property
+    def message_id(self) -> str:
+        return self.message.headers.id
+
+    @property
+    def attempt(self) -> int:
+        return self.message.headers.attempt
+
+    @property
+    def clock(self) -> Clock:
+        return self._messaging.clock
+
+    @property
+    def now(self) -> datetime:
+        return self._messaging.clock.now()
+
+    def send(
+        self,
+        command: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        delay: timedelta | None = None,
+        at: datetime | None = None,
+        priority: int | None = None,
+        ttl: timedelta | None = None,
+        routing_key: str | None = None,
+    ) -> object:
+        """Send a command caused by this message."""
+        return self._messaging.send(
+            command,
+            headers=headers,
+            delay=delay,
+            at=at,
+            priority=priority,
+            ttl=ttl,
+            routing_key=routing_key,
+        )
+
+    def publish(
+        self,
+        event: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        delay: timedelta | None = None,
+        at: datetime | None = None,
+        priority: int | None = None,
+        ttl: timedelta | None = None,
+        routing_key: str | None = None,
+    ) -> None:
+        """Publish an event caused by this message."""
+        self._messaging.publish(
+            event,
+            headers=headers,
+            delay=delay,
+            at=at,
+            priority=priority,
+            ttl=ttl,
+            routing_key=routing_key,
+        )
+
+    def ask(
+        self,
+        query: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+    ) -> object:
+        """Ask a query; its answer comes back at once."""
+        return self._messaging.ask(query, headers=headers, routing_key=routing_key)
+
+    def __repr__(self) -> str:
+        return f"Context(message_id={self.message_id!r}, endpoint_id={self.endpoint_id!r})"

@@ -1,0 +1,372 @@
+"""Driving work and time: consumer runs, exact settling, and stepping a virtual clock.
+
+Settling is exact (DESIGN section 6): every consumer runs until nothing is runnable; with
+``advance_time`` the clock jumps to the next due timer (a delayed message, a retry, a lease, a
+schedule) and settling goes on. A step limit turns a runaway loop into an error that prints the
+last journal records, never a wall-clock timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from conveyor.core.clock import VirtualClock
+from conveyor.core.errors import ConfigurationError, SettleError
+from conveyor.core.journal import Record, RecordKind
+from conveyor.core.message import Message
+from conveyor.core.registry import HandlerSpec
+from conveyor.transports.seam import WaitingTransport
+
+if TYPE_CHECKING:
+    from conveyor.drivers.messaging import Messaging
+
+__all__ = ["Driver", "RunResult", "ScheduledEndpoint", "format_records"]
+
+_POLL_INTERVAL = timedelta(milliseconds=200)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """How a consumer run ended: what it processed and why it stopped."""
+
+    name: str
+    processed: int
+    stopped_because: str  # "limit", "empty", "time limit", "memory limit", "signal"
+
+
+class StepBudget:
+    """Steps left before settling counts as a runaway loop; shared by the settles of one call."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def spend(self) -> bool:
+        """Count one step; True once the limit is passed."""
+        self.used += 1
+        return self.limit is not None and self.used > self.limit
+
+
+class ScheduledEndpoint:
+    """A ``@scheduled`` handler with its next planned tick."""
+
+    __slots__ = ("due", "spec")
+
+    def __init__(self, spec: HandlerSpec, started: datetime) -> None:
+        assert spec.schedule is not None
+        self.spec = spec
+        self.due = spec.schedule.first_due(started)
+
+
+class Driver:
+    """Runs the consumers of one ``Messaging``."""
+
+    __slots__ = ("_m", "_stop_requested", "scheduled")
+
+    def __init__(self, messaging: Messaging, scheduled: list[HandlerSpec]) -> None:
+        self._m = messaging
+        now = messaging.clock.now()
+        self.scheduled = {s.endpoint_id: ScheduledEndpoint(s, now) for s in scheduled}
+        self._stop_requested = False
+
+    def names(self) -> list[str]:
+        return [*self._m.channels, *self.scheduled]
+
+    # ------------------------------------------------------------------ one step
+
+    def step(self, name: str, *, stop_on_failure: bool = False) -> bool:
+        """Process one message (or tick) of consumer ``name``; False when nothing was due."""
+        runtime = self._m.channels.get(name)
+        if runtime is not None:
+            delivery = runtime.transport.receive(name, lease=runtime.definition.lease)
+            if delivery is None:
+                return False
+            self._m.consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
+            return True
+        endpoint = self.scheduled[name]
+        now = self._m.clock.now()
+        if endpoint.due > now:
+            return False
+        self._tick(endpoint, now, stop_on_failure=stop_on_failure)
+        return True
+
+    def _tick(self, endpoint: ScheduledEndpoint, now: datetime, *, stop_on_failure: bool) -> None:
+        m = self._m
+        spec = endpoint.spec
+        schedule = spec.schedule
+        assert schedule is not None
+        planned = endpoint.due
+        endpoint.due = schedule.next_due(planned, now)
+        if schedule.is_missed(planned, now):
+            return
+        tick = Message(planned, m.dispatch.new_message(None, None, None).headers, spec.endpoint_id)
+        m._record(
+            RecordKind.TICKED,
+            tick,
+            endpoint_id=spec.endpoint_id,
+            detail=f"planned {planned.isoformat()}",
+        )
+        try:
+            with m._transaction(), m.outgoing.collecting(tick, spec.endpoint_id, None) as scope:
+                result = m.dispatch.call_handler(spec, tick, None)
+                if result is not None:
+                    if m.router.has_command(type(result)):
+                        m.send(result)
+                    else:
+                        m.publish(result)
+                m.outgoing.flush(scope)
+        except Exception as error:
+            # The failure is in the journal (FAILED); there is no message to retry or set
+            # aside, so an operator must see it in the log. The next tick runs as planned.
+            if stop_on_failure:
+                raise
+            logging.getLogger("conveyor").error(
+                "scheduled %s failed at its tick planned %s; the next tick runs as planned: %s",
+                spec.endpoint_id,
+                planned.isoformat(),
+                error,
+                exc_info=error,
+            )
+
+    # ------------------------------------------------------------------ settling
+
+    def settle(
+        self,
+        *,
+        names: list[str] | None = None,
+        advance_time: bool = False,
+        max_steps: int | None = None,
+        budget: StepBudget | None = None,
+    ) -> int:
+        """Run consumers until idle; with ``advance_time`` jump to each next due time.
+
+        Steps are counted against ``budget`` when one is shared (an ``advance`` settles many
+        times), else against a budget of ``max_steps`` (None: no limit).
+        """
+        budget = budget if budget is not None else StepBudget(max_steps)
+        consumers = names if names is not None else self.names()
+        steps = 0
+        while True:
+            progressed = False
+            for name in consumers:
+                if self.step(name):
+                    progressed = True
+                    steps += 1
+                    if budget.spend():
+                        raise self._runaway(budget.limit)
+            if progressed:
+                continue
+            if not advance_time:
+                return steps
+            # Jump to the next pending message; schedules that fall due on the way run at their
+            # own instants, but a periodic schedule alone never keeps settling going.
+            due = self.next_due([n for n in consumers if n in self._m.channels])
+            clock = self._virtual_clock("run_until_idle(advance_time=True)")
+            if due is None or due <= clock.now():
+                return steps  # nothing pending, or due but leased elsewhere
+            steps += self.advance_to(due, budget=budget)
+
+    def advance_to(
+        self,
+        target: datetime,
+        *,
+        max_steps: int | None = None,
+        budget: StepBudget | None = None,
+    ) -> int:
+        """Step the virtual clock to ``target``, settling at every due instant on the way.
+
+        ``max_steps`` None means the Messaging's own limit.
+        """
+        clock = self._virtual_clock("advance")
+        if budget is None:
+            budget = StepBudget(max_steps if max_steps is not None else self._m.max_steps)
+        steps = self.settle(budget=budget)
+        while True:
+            due = self.next_due(self.names())
+            if due is None or due > target or due <= clock.now():
+                break
+            clock.advance_to(due)
+            steps += self.settle(budget=budget)
+        clock.advance_to(target)
+        steps += self.settle(budget=budget)
+        return steps
+
+    def next_due(self, names: list[str]) -> datetime | None:
+        """The earliest instant any of these consumers has work."""
+        earliest: datetime | None = None
+        for name in names:
+            runtime = self._m.channels.get(name)
+            if runtime is not None:
+                # An InspectableTransport; checked by attribute, as a runtime Protocol
+                # isinstance costs more than the rest of a settling step.
+                inspect_due = getattr(runtime.transport, "next_due", None)
+                if inspect_due is None:
+                    continue
+                due = inspect_due(name)
+            else:
+                due = self.scheduled[name].due
+            if due is not None and (earliest is None or due < earliest):
+                earliest = due
+        return earliest
+
+    def _virtual_clock(self, what: str) -> VirtualClock:
+        clock = self._m.clock
+        if not isinstance(clock, VirtualClock):
+            raise ConfigurationError(
+                f"{what} moves time, so it needs Messaging(clock=VirtualClock(...)); this "
+                f"Messaging runs on {clock!r}."
+            )
+        return clock
+
+    def _runaway(self, max_steps: int | None) -> SettleError:
+        last = self._m.journal.last(12)
+        return SettleError(
+            f"settling did not finish within {max_steps} steps: a handler keeps producing work "
+            f"(a runaway loop?). Last journal records:\n{format_records(last)}\n"
+            f"Raise max_steps if this much work is expected."
+        )
+
+    # ------------------------------------------------------------------ consumer runs
+
+    def run(
+        self,
+        name: str,
+        *,
+        limit: int | None,
+        time_limit: timedelta | None,
+        memory_limit: int | None,
+        stop_on_failure: bool,
+        finish_when_empty: bool | None,
+    ) -> RunResult:
+        m = self._m
+        if name not in m.channels and name not in self.scheduled:
+            known = ", ".join(self.names()) or "none"
+            raise ConfigurationError(
+                f"no consumer named {name!r}; consumers: {known}. A consumer is a declared "
+                f"channel or a @scheduled endpoint."
+            )
+        if limit is not None and limit < 1:
+            raise ConfigurationError(f"run(limit={limit}) must be at least 1")
+        virtual = isinstance(m.clock, VirtualClock)
+        if finish_when_empty is None:
+            finish_when_empty = _finishes_when_empty(
+                virtual=virtual, channel=name in m.channels, limit=limit, time_limit=time_limit
+            )
+        started = m.clock.now()
+        processed = 0
+        self._stop_requested = False
+        with self._signals():
+            while True:
+                if limit is not None and processed >= limit:
+                    return RunResult(name, processed, "limit")
+                if time_limit is not None and m.clock.now() - started >= time_limit:
+                    return RunResult(name, processed, "time limit")
+                if memory_limit is not None and _resident_mib() >= memory_limit:
+                    return RunResult(name, processed, "memory limit")
+                if self._stop_requested:
+                    return RunResult(name, processed, "signal")
+                if self.step(name, stop_on_failure=stop_on_failure):
+                    processed += 1
+                    continue
+                if finish_when_empty:
+                    return RunResult(name, processed, "empty")
+                if virtual and time_limit is None and self.next_due([name]) is None:
+                    return RunResult(name, processed, "empty")  # on virtual time, none will come
+                self._wait_idle(name, self._idle_wait(name, started, time_limit))
+
+    def _wait_idle(self, name: str, wait: timedelta) -> None:
+        """Block on the broker when it can (long poll); otherwise sleep on the clock."""
+        runtime = self._m.channels.get(name)
+        transport = runtime.transport if runtime is not None else None
+        if isinstance(transport, WaitingTransport) and not isinstance(self._m.clock, VirtualClock):
+            transport.wait(name, timeout=wait)
+        else:
+            self._m.clock.sleep(wait.total_seconds())
+
+    def _idle_wait(self, name: str, started: datetime, time_limit: timedelta | None) -> timedelta:
+        now = self._m.clock.now()
+        due = self.next_due([name])
+        if isinstance(self._m.clock, VirtualClock):
+            wait = due - now if due is not None and due > now else timedelta(days=365)
+        else:
+            wait = _POLL_INTERVAL
+            if due is not None and due > now:
+                wait = min(wait, due - now) if name in self._m.channels else due - now
+        if time_limit is not None:
+            wait = min(wait, max(started + time_limit - now, timedelta(0)))
+        return max(wait, timedelta(milliseconds=1))
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        """SIGTERM and SIGINT finish the current message, then stop the run."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def request_stop(signum: int, frame: FrameType | None) -> None:
+            self._stop_requested = True
+
+        previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def request_stop(self) -> None:
+        """Ask a running consumer to stop after the current message."""
+        self._stop_requested = True
+
+
+def _finishes_when_empty(
+    *, virtual: bool, channel: bool, limit: int | None, time_limit: timedelta | None
+) -> bool:
+    """The default of ``finish_when_empty``: what a caller who did not say most likely means.
+
+    On a virtual clock, a run without limits handles what is due now; with limits it waits on
+    virtual time (instantly) for more, until nothing more can come. On a real clock, a channel
+    run with only a message limit handles what is queued, up to the limit; a run with a time
+    limit, or none at all, is a worker: it waits for messages until a limit or a signal. A
+    scheduled endpoint on a real clock always waits for its next tick.
+    """
+    if virtual:
+        return limit is None and time_limit is None
+    return channel and limit is not None and time_limit is None
+
+
+def _resident_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def format_records(records: list[Record]) -> str:
+    """One readable line per record: time, kind, type, id, channel, endpoint, outcome."""
+    lines = []
+    for r in records:
+        where = " ".join(
+            part
+            for part in (
+                f"channel={r.channel}" if r.channel else "",
+                f"endpoint={r.endpoint_id}" if r.endpoint_id else "",
+                f"attempt={r.attempt}" if r.attempt > 1 else "",
+                f"delay={r.delay}" if r.delay else "",
+            )
+            if part
+        )
+        failure = f" !! {r.exception}" if r.exception else ""
+        detail = f" ({r.detail})" if r.detail else ""
+        lines.append(
+            f"  {r.at.isoformat()} #{r.seq} {r.kind.value:<13} {r.message_type} "
+            f"[{r.message_id}] {where}{detail}{failure}".rstrip()
+        )
+    return "\n".join(lines)

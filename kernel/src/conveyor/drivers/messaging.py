@@ -1,0 +1,409 @@
+"""``Messaging``: the sync kernel facade — buses, channels, consumers and time, in one object.
+
+It is built from an explicit list of handlers and channels (no global registry) and validates
+everything at construction. The verbs live here; calling handlers, and the messages they cause,
+in ``conveyor.drivers.dispatch``; copies on their way to a channel in ``conveyor.drivers.outgoing``; consuming a
+delivery in ``conveyor.drivers.consumption``; running consumers and settling in ``conveyor.drivers.driving``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime, timedelta
+from typing import Any
+
+from conveyor.core.clock import Clock, SystemClock, VirtualClock, ensure_aware
+from conveyor.core.codec.serialization import Codec, JsonCodec, TypeRegistry
+from conveyor.core.collector import Scope
+from conveyor.core.delivery import NO_OPTIONS, DeliveryOptions
+from conveyor.core.errors import ConfigurationError, RoutingError
+from conveyor.core.ids import IdGenerator, UuidV7Ids, seeded_random
+from conveyor.core.interceptors import Interceptor, interceptor_mark
+from conveyor.core.journal import ExceptionInfo, Journal, RecordKind
+from conveyor.core.message import Message
+from conveyor.core.registry import HandlerSpec, read_handlers
+from conveyor.core.retry import RetryPolicy
+from conveyor.core.routing import Router
+from conveyor.core.wire import BUS_COMMAND, BUS_EVENT
+from conveyor.drivers.bootstrap import (
+    ChannelRuntime,
+    open_channel,
+    resolve_error_handler,
+    validate_handlers,
+)
+from conveyor.drivers.buses import BusView
+from conveyor.drivers.consumption import Consumption
+from conveyor.drivers.dispatch import Dispatch
+from conveyor.drivers.driving import Driver, RunResult
+from conveyor.drivers.logs import log_failures as log_failures_to
+from conveyor.drivers.outgoing import Outgoing
+from conveyor.drivers.replay import DeadLetters
+from conveyor.stores.dead_letters import DeadLetterStore, InMemoryDeadLetterStore
+from conveyor.stores.deduplication import Deduplication
+from conveyor.transports.channels import Channel, Mode
+
+__all__ = ["Messaging", "ChannelRuntime"]
+
+
+class Messaging:
+    """Command, event and query buses over handlers and channels, with injected time.
+
+    Args:
+        handlers: functions and objects whose methods are marked with handler decorators, and
+            interceptors.
+        channels: channel definitions (``QueueChannel("orders")``; a plain string is shorthand
+            for an in-memory ``QueueChannel``).
+        clock: where time comes from; ``SystemClock()`` by default, ``VirtualClock`` in tests.
+        ids: message id generator; uuid v7 by default, ``SequentialIds()`` in tests.
+        codec: how payloads become bytes; JSON by default.
+        types: extra payload types the codec must know by name (handler types are known).
+        interceptors: extra interceptors (they may also be passed in ``handlers``).
+        dead_letters: the dead-letter store; in memory by default.
+        deduplication: deduplicate asynchronous endpoints (None: off).
+        retry: the default retry policy of every channel (None: no retries).
+        error_handler: the default error handler (a handler or its endpoint id).
+        dead_letter: whether failures that nothing else took go to the dead-letter store.
+        mode: "queued" (async handlers wait for a consumer) or "inline" (handled at send).
+        transaction: a factory of context managers wrapped around each handling attempt.
+        seed: seeds retry jitter, so tests repeat exactly.
+        journal: where records go; a bounded journal is used by default with a SystemClock.
+        max_steps: the settling step limit that detects runaway loops.
+        log_failures: log retries, dead letters and rejected messages to the "conveyor"
+            logger (the pytest plugin turns it off: its failure output shows them).
+    """
+
+    def __init__(
+        self,
+        handlers: Iterable[object] = (),
+        channels: Iterable[Channel | str] = (),
+        *,
+        clock: Clock | None = None,
+        ids: IdGenerator | None = None,
+        codec: Codec | None = None,
+        types: Iterable[type] = (),
+        interceptors: Iterable[object] = (),
+        dead_letters: DeadLetterStore | None = None,
+        deduplication: Deduplication | None = None,
+        retry: RetryPolicy | None = None,
+        error_handler: object | None = None,
+        dead_letter: bool = True,
+        mode: Mode = "queued",
+        transaction: Callable[[], AbstractContextManager[object]] | None = None,
+        seed: int | None = None,
+        journal: Journal | None = None,
+        max_steps: int | None = 100_000,
+        log_failures: bool = True,
+    ) -> None:
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.ids: IdGenerator = ids if ids is not None else UuidV7Ids(self.clock)
+        self.journal = (
+            journal
+            if journal is not None
+            else Journal(max_records=None if isinstance(self.clock, VirtualClock) else 10_000)
+        )
+        if log_failures:
+            log_failures_to(self.journal, logging.getLogger("conveyor"))
+        self.random: random.Random = seeded_random(seed)
+        self.mode: Mode = mode
+        self.retry = retry
+        self.dead_letter = dead_letter
+        self.transaction = transaction
+        self.deduplication = deduplication
+        self.max_steps = max_steps
+        self.dead_letter_store: DeadLetterStore = (
+            dead_letters if dead_letters is not None else InMemoryDeadLetterStore()
+        )
+        specs, found_interceptors = read_handlers([*handlers, *_checked(interceptors)])
+        self.handlers: tuple[HandlerSpec, ...] = tuple(specs)
+        self.interceptors: tuple[Interceptor, ...] = tuple(found_interceptors)
+        self.router = Router(specs)
+        # Commands routed by their exact type: the common send skips the router's search.
+        self._commands = {t: s for s in specs if s.kind == "command" for t in s.message_types}
+        self.endpoints: dict[str, HandlerSpec] = {s.endpoint_id: s for s in specs}
+        registry = TypeRegistry(types)
+        for spec in specs:
+            for message_type in spec.message_types:
+                registry.register(message_type)
+        self.types = registry
+        self.codec: Codec = codec if codec is not None else JsonCodec(registry)
+        self.channels: dict[str, ChannelRuntime] = {}
+        for definition in channels:
+            runtime = open_channel(
+                definition,
+                clock=self.clock,
+                mode=self.mode,
+                codec=self.codec,
+                channels=self.channels,
+                endpoints=self.endpoints,
+            )
+            self.channels[runtime.name] = runtime
+        self._scopes: list[Scope] = []  # what is being handled now, innermost last
+        self.outgoing = Outgoing(self)
+        self.dispatch = Dispatch(self, self.outgoing)  # composes handlers and interceptors
+        validate_handlers(specs, self.channels, deduplication)
+        self.error_handler = self._error_handler(error_handler, "Messaging")
+        self._channel_error_handlers = {
+            name: self._error_handler(rt.definition.error_handler, f"channel {name!r}")
+            for name, rt in self.channels.items()
+        }
+        self._endpoint_error_handlers = {
+            s.endpoint_id: self._error_handler(s.error_handler, s.name) for s in specs
+        }
+        self.consumption = Consumption(self)
+        self.driver = Driver(self, [s for s in specs if s.kind == "scheduled"])
+        self.dead_letters = DeadLetters(self)
+
+    # ------------------------------------------------------------------ bootstrap
+
+    def _error_handler(self, target: object, owner: str) -> HandlerSpec | None:
+        return resolve_error_handler(target, owner, self.endpoints, self.handlers)
+
+    # ------------------------------------------------------------------ buses
+
+    def send(
+        self,
+        command: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        delay: timedelta | None = None,
+        at: datetime | None = None,
+        priority: int | None = None,
+        ttl: timedelta | None = None,
+        routing_key: str | None = None,
+    ) -> object:
+        """Send a command to its one handler; returns what a synchronous handler returns."""
+        spec = (
+            self._commands.get(type(command)) if routing_key is None else None
+        ) or self.router.command(
+            None if routing_key and _is_json(command) else type(command), routing_key
+        )
+        message = self.dispatch.new_message(command, headers, routing_key)
+        stamp = message.headers
+        self.journal.append(
+            stamp.timestamp, RecordKind.SENT, stamp.id, message.type_name, command,
+            None, None, 1, None, None, "", stamp.causation_id, stamp,
+        )  # fmt: skip
+        if delay is None and at is None and priority is None and ttl is None:
+            options = NO_OPTIONS
+        else:
+            options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
+        if not spec.is_async:
+            if options.any:
+                raise RoutingError(
+                    f"send({message.type_name}, delay/at/priority/ttl=...) asks for delivery "
+                    f"options, but its handler {spec.name} runs synchronously. Make the handler "
+                    f"@asynchronous(...) or send without delivery options."
+                )
+            return self.dispatch.call_from_top(spec, message)
+        self.dispatch.top_level(lambda: self.outgoing.queue_copy(spec, message, options))
+        return None
+
+    def publish(
+        self,
+        event: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        delay: timedelta | None = None,
+        at: datetime | None = None,
+        priority: int | None = None,
+        ttl: timedelta | None = None,
+        routing_key: str | None = None,
+    ) -> None:
+        """Publish an event to every handler of it, in registration order (none is fine)."""
+        message = self.dispatch.new_message(event, headers, routing_key)
+        stamp = message.headers
+        self.journal.append(
+            stamp.timestamp, RecordKind.PUBLISHED, stamp.id, message.type_name, event,
+            None, None, 1, None, None, "", stamp.causation_id, stamp,
+        )  # fmt: skip
+        if delay is None and at is None and priority is None and ttl is None:
+            options = NO_OPTIONS
+        else:
+            options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
+        specs = self.router.events(
+            None if routing_key and _is_json(event) else type(event), routing_key
+        )
+        self.dispatch.publish_from_top(specs, message, options)
+
+    def ask(
+        self,
+        query: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+    ) -> Any:
+        """Ask a query of its one handler and return the answer."""
+        spec = self.router.query(
+            None if routing_key and _is_json(query) else type(query), routing_key
+        )
+        message = self.dispatch.new_message(query, headers, routing_key)
+        self._record(RecordKind.ASKED, message, at=message.headers.timestamp)
+        return self.dispatch.call_from_top(spec, message)
+
+    def command_bus(self, channel: str | None = None) -> BusView:
+        """A command bus; with ``channel``, every command goes through that channel first."""
+        return BusView(self, channel, BUS_COMMAND)
+
+    def event_bus(self, channel: str | None = None) -> BusView:
+        """An event bus; with ``channel``, every event goes through that channel first."""
+        return BusView(self, channel, BUS_EVENT)
+
+    def query_bus(self) -> BusView:
+        return BusView(self, None, "query")
+
+    def send_through(
+        self,
+        channel: str,
+        payload: object,
+        *,
+        bus: str,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+    ) -> None:
+        """Queue a message on ``channel`` so its consumer routes it on the bus (async bus)."""
+        if channel not in self.channels:
+            raise ConfigurationError(
+                f"asynchronous bus channel {channel!r} is not declared; declared: "
+                f"{', '.join(self.channels) or 'none'}."
+            )
+        message = self.dispatch.new_message(payload, headers, routing_key)
+        self._record(
+            RecordKind.SENT if bus == BUS_COMMAND else RecordKind.PUBLISHED,
+            message,
+            channel=channel,
+        )
+        self.dispatch.top_level(
+            lambda: self.outgoing.enqueue(channel, bus, message, (), NO_OPTIONS)
+        )
+
+    # ------------------------------------------------------------------ transaction and journal
+
+    def _transaction(self) -> AbstractContextManager[object]:
+        return self.transaction() if self.transaction is not None else nullcontext()
+
+    def _record(
+        self,
+        kind: RecordKind,
+        message: Message,
+        *,
+        channel: str | None = None,
+        endpoint_id: str | None = None,
+        attempt: int = 1,
+        exception: ExceptionInfo | None = None,
+        delay: timedelta | None = None,
+        detail: str = "",
+        at: datetime | None = None,
+    ) -> None:
+        headers = message.headers
+        payload = message.payload
+        self.journal.append(
+            self.clock.now() if at is None else at,
+            kind,
+            headers.id,
+            message.routing_key or type(payload).__qualname__,
+            payload,
+            channel,
+            endpoint_id,
+            attempt,
+            exception,
+            delay,
+            detail,
+            headers.causation_id,
+            headers,
+        )
+
+    # ------------------------------------------------------------------ consumers and time
+
+    def consumers(self) -> list[str]:
+        """Names of the runnable consumers: channels, then scheduled endpoints."""
+        return self.driver.names()
+
+    def run(
+        self,
+        name: str,
+        *,
+        limit: int | None = None,
+        time_limit: timedelta | None = None,
+        memory_limit: int | None = None,
+        stop_on_failure: bool = False,
+        finish_when_empty: bool | None = None,
+    ) -> RunResult:
+        """Run one consumer until a limit is reached (whichever comes first).
+
+        Args:
+            name: a channel or scheduled endpoint (see ``consumers()``).
+            limit: stop after this many messages (or ticks).
+            time_limit: stop after this much time on the clock.
+            memory_limit: stop once the process's resident memory reaches this many MiB.
+            stop_on_failure: re-raise the first handler failure (the message is released).
+            finish_when_empty: stop when nothing is due. By default: on a VirtualClock, True
+                unless a limit is given (then it waits on virtual time while more can come);
+                on a SystemClock, True for a channel run with only ``limit`` (handle what is
+                queued), else False: a worker that waits until a limit, SIGTERM or SIGINT.
+        """
+        return self.driver.run(
+            name,
+            limit=limit,
+            time_limit=time_limit,
+            memory_limit=memory_limit,
+            stop_on_failure=stop_on_failure,
+            finish_when_empty=finish_when_empty,
+        )
+
+    def run_until_idle(self, advance_time: bool = False, max_steps: int | None = None) -> int:
+        """Run every consumer until nothing is runnable; returns the number of steps taken.
+
+        With ``advance_time``, jump the VirtualClock to the next due timer and go on until no
+        timer is left. More than ``max_steps`` steps raises ``SettleError`` (a runaway loop).
+        """
+        return self.driver.settle(
+            advance_time=advance_time,
+            max_steps=max_steps if max_steps is not None else self.max_steps,
+        )
+
+    def advance(self, duration: timedelta, *, max_steps: int | None = None) -> int:
+        """Move the VirtualClock forward, handling everything due on the way at its due time."""
+        return self.driver.advance_to(self.clock.now() + duration, max_steps=max_steps)
+
+    def advance_to(self, instant: datetime, *, max_steps: int | None = None) -> int:
+        """Move the VirtualClock to ``instant``, handling everything due on the way."""
+        return self.driver.advance_to(ensure_aware(instant), max_steps=max_steps)
+
+    def close(self) -> None:
+        """Close every channel's transport."""
+        for runtime in self.channels.values():
+            runtime.transport.close()
+
+    def __enter__(self) -> Messaging:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"Messaging(handlers={len(self.handlers)}, channels={list(self.channels)}, "
+            f"clock={self.clock!r})"
+        )
+
+
+def _is_json(payload: object) -> bool:
+    return isinstance(payload, dict | list | str | int | float | bool) or payload is None
+
+
+def _checked(interceptors: Iterable[object]) -> list[object]:
+    found = list(interceptors)
+    for item in found:
+        if (
+            callable(item)
+            and not isinstance(item, type)
+            and interceptor_mark(item) is None
+            and not hasattr(item, "__dict__")
+        ):
+            raise ConfigurationError(
+                f"{item!r} is not an interceptor; mark it @before/@around/@after"
+            )
+    return found

@@ -1,0 +1,149 @@
+"""Outgoing copies: a message on its way to an asynchronous endpoint's channel.
+
+A copy is encoded once, with the codec of the last channel of its sequence (its consumer decodes
+it there), and handed to the innermost collecting scope (``conveyor.core.collector``), which sends it
+on only when the work that produced it succeeds; outside any collecting scope it goes to its
+channel at once. Sending to a transport records QUEUED in the journal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from conveyor.core.collector import PendingSend, Scope
+from conveyor.core.delivery import DeliveryOptions
+from conveyor.core.errors import RoutingError
+from conveyor.core.journal import RecordKind
+from conveyor.core.message import Message
+from conveyor.core.registry import HandlerSpec
+from conveyor.core.wire import to_wire_headers
+from conveyor.transports.seam import WireMessage
+
+if TYPE_CHECKING:
+    from conveyor.drivers.bootstrap import ChannelRuntime
+    from conveyor.drivers.messaging import Messaging
+
+__all__ = ["Outgoing"]
+
+
+class Outgoing:
+    """The sending side of one ``Messaging``: copies for endpoints, held or transmitted."""
+
+    __slots__ = ("_m", "_scopes")
+
+    def __init__(self, messaging: Messaging) -> None:
+        self._m = messaging
+        self._scopes = messaging._scopes  # the handling scopes, shared with dispatch
+
+    def queue_copy(self, spec: HandlerSpec, message: Message, options: DeliveryOptions) -> None:
+        """A copy of ``message`` for the asynchronous handler ``spec``, on its first channel."""
+        self.enqueue(
+            spec.channels[0],
+            spec.endpoint_id,
+            message,
+            spec.channels[1:],
+            options.for_handler(spec, self._m.clock),
+        )
+
+    def enqueue(
+        self,
+        channel: str,
+        endpoint: str,
+        message: Message,
+        slip: tuple[str, ...],
+        options: DeliveryOptions,
+    ) -> None:
+        """Encode a copy for ``endpoint`` (the rest of its sequence in ``slip``) and put it."""
+        final = self._m.channels[slip[-1] if slip else channel]
+        body, type_name = final.codec.encode(message.payload)  # its consumer decodes it
+        wire = WireMessage(
+            body,
+            to_wire_headers(
+                message.headers,
+                type_name=type_name,
+                content_type=final.codec.content_type,
+                endpoint=endpoint,
+                slip=slip,
+                routing_key=message.routing_key,
+                expires_at=options.expires_at,
+                not_before=options.available_at,
+                priority=options.priority,
+            ),
+        )
+        if options.priority and not final.transport.capabilities.priority:
+            raise RoutingError(
+                f"priority={options.priority} was asked for {message.type_name}, but channel "
+                f"{final.name!r} ({type(final.transport).__qualname__}) does not honour "
+                f"priority; send without priority or use a channel that declares it."
+            )
+        self.put(
+            PendingSend(
+                channel,
+                wire,
+                message,
+                endpoint,
+                None if slip else options.available_at,  # a sequence is delayed at its end
+                options.priority,
+                options.expires_at,
+            )
+        )
+
+    @contextmanager
+    def collecting(
+        self, message: Message | None, endpoint_id: str | None, channel: str | None
+    ) -> Iterator[Scope]:
+        """Open a collecting scope; the caller flushes it on success."""
+        scope = Scope(message, endpoint_id, channel)
+        self._scopes.append(scope)
+        try:
+            yield scope
+        finally:
+            self._scopes.pop()
+
+    def put(self, pending: PendingSend) -> None:
+        """Hand a message copy to the innermost collecting scope, or to its channel."""
+        for scope in reversed(self._scopes):
+            if scope.collecting:
+                scope.buffer.append(pending)
+                return
+        self.transmit(pending)
+
+    def flush(self, scope: Scope) -> None:
+        """Send what a succeeded scope held, in order."""
+        buffer, scope.buffer = scope.buffer, []
+        for pending in buffer:
+            self.transmit(pending)
+
+    def transmit(self, pending: PendingSend) -> None:
+        m = self._m
+        runtime = m.channels[pending.channel]
+        runtime.transport.send(
+            pending.channel,
+            pending.wire,
+            available_at=self.held_until(runtime, pending.available_at),
+            priority=pending.priority,
+            expires_at=pending.expires_at,
+        )
+        delay = (pending.available_at - m.clock.now()) if pending.available_at else None
+        m._record(
+            RecordKind.QUEUED,
+            pending.message,
+            endpoint_id=pending.endpoint_id,
+            channel=pending.channel,
+            delay=delay if delay and delay > timedelta(0) else None,
+            attempt=pending.message.headers.attempt,
+        )
+
+    def held_until(self, runtime: ChannelRuntime, due: datetime | None) -> datetime | None:
+        """The broker's not-before time: ``due``, or as far as the broker holds delays.
+
+        A broker with a maximum delay (SQS: 15 minutes) gets the message back early; its
+        consumer sees ``cv-not-before`` in the future and sends it on for the rest of the delay.
+        """
+        maximum = runtime.transport.capabilities.max_delay
+        if due is None or maximum is None:
+            return due
+        return min(due, self._m.clock.now() + maximum)

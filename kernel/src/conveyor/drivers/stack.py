@@ -1,0 +1,182 @@
+"""The handling stack of a consumed message, as ordered interceptors.
+
+Each layer is an around-interceptor with an order, like Ecotone's precedences (reference
+section 8.1); lower orders run further outside. User ``@around``/``@before``/``@after``
+interceptors take their place among them by their own ``order``: the default 0 runs innermost,
+around the handler, on every attempt; an order between two built-in layers runs between them
+(for example ``order=StackOrder.TRANSACTION - 1`` to switch a tenant's connection before each
+transaction). Acknowledgement and failure resolution wrap the whole stack in
+``conveyor.drivers.consumption``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+from conveyor.core.collector import Scope
+from conveyor.core.interceptors import Interceptor
+from conveyor.core.message import Message
+from conveyor.core.registry import HandlerSpec
+
+if TYPE_CHECKING:
+    from conveyor.drivers.messaging import ChannelRuntime, Messaging
+
+__all__ = ["StackOrder", "Attempt", "handling_stack"]
+
+
+class StackOrder(IntEnum):
+    """Orders of the built-in layers; user interceptors default to 0 (innermost)."""
+
+    INSTANT_RETRY = -2002
+    DEDUPLICATION = -2001
+    TRANSACTION = -2000
+    COLLECTOR = -1998
+    HANDLER = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What every layer knows about the message being handled."""
+
+    messaging: Messaging
+    runtime: ChannelRuntime
+    spec: HandlerSpec
+    message: Message
+    dedup_key: str | None
+
+
+Proceed = Callable[[], object]
+Layer = Callable[[Proceed, Attempt], object]
+
+
+def instant_retry(proceed: Proceed, attempt: Attempt) -> object:
+    """Retry at once, in the same delivery; each attempt runs every layer inside afresh."""
+    m, spec = attempt.messaging, attempt.spec
+    policy = spec.retry or attempt.runtime.definition.retry or m.retry
+    left = policy.instant if policy is not None else 0
+    while True:
+        try:
+            return proceed()
+        except Exception as error:
+            m.dispatch.record_failure(spec, attempt.message, attempt.runtime.name, error)
+            if left > 0 and policy is not None and policy.retries(error):
+                left -= 1
+                continue
+            raise
+
+
+def deduplication(proceed: Proceed, attempt: Attempt) -> object:
+    """Remember a success, once the transaction committed and the collector flushed.
+
+    The stores keep their own transactions, so recording inside the handler's transaction
+    could remember a success that a failed flush or commit undid, and then skip its retry as a
+    duplicate: the message would be lost. Duplicates are refused before the stack runs.
+    """
+    result = proceed()
+    m = attempt.messaging
+    if attempt.dedup_key is not None and m.deduplication is not None:
+        m.deduplication.store.add(
+            attempt.spec.endpoint_id,
+            attempt.dedup_key,
+            expires_at=m.clock.now() + m.deduplication.expiry,
+        )
+    return result
+
+
+def transaction(proceed: Proceed, attempt: Attempt) -> object:
+    """The application's transaction (``Messaging(transaction=...)``) around one attempt."""
+    with attempt.messaging._transaction():
+        return proceed()
+
+
+def collector(proceed: Proceed, attempt: Attempt) -> object:
+    """Messages sent while handling leave only when the handler returns (inside the transaction)."""
+    m = attempt.messaging
+    scope = Scope(attempt.message, attempt.spec.endpoint_id, attempt.runtime.name)
+    scopes = m._scopes
+    scopes.append(scope)
+    try:
+        result = proceed()
+        if scope.buffer:
+            m.outgoing.flush(scope)
+    finally:
+        scopes.pop()
+    return result
+
+
+BUILT_IN: tuple[tuple[int, Layer], ...] = (
+    (StackOrder.INSTANT_RETRY, instant_retry),
+    (StackOrder.DEDUPLICATION, deduplication),
+    (StackOrder.TRANSACTION, transaction),
+    (StackOrder.COLLECTOR, collector),
+)
+
+
+def handling_stack(
+    outer_interceptors: list[Interceptor],
+    *,
+    unused: frozenset[Layer] = frozenset(),
+) -> Callable[[Attempt], object]:
+    """Compose the built-in layers and the outer user interceptors around the handler call.
+
+    ``outer_interceptors`` are the user interceptors selected for one handler whose order puts
+    them among the built-in layers (below ``StackOrder.HANDLER``); the others run inside
+    ``Dispatch.call_handler`` (``conveyor.drivers.dispatch``). Layers in ``unused`` would do nothing for
+    this handler (no instant retries, no deduplication, no transaction) and are left out: the
+    stack runs on every consumed message.
+    """
+    layers: list[tuple[int, int, Layer]] = [
+        (order, position, layer)
+        for position, (order, layer) in enumerate(BUILT_IN)
+        if layer not in unused
+    ]
+    for interceptor in outer_interceptors:
+        layers.append((interceptor.order, len(layers), _as_layer(interceptor)))
+    layers.sort(key=lambda item: (item[0], item[1]))
+
+    def handle(attempt: Attempt) -> object:
+        return attempt.messaging.dispatch.call_handler(
+            attempt.spec, attempt.message, attempt.runtime.name, outer=False
+        )
+
+    call: Callable[[Attempt], object] = handle
+    for _, _, layer in reversed(layers):
+        call = _bind(layer, call)
+    return call
+
+
+def _bind(layer: Layer, inner: Callable[[Attempt], object]) -> Callable[[Attempt], object]:
+    def run(attempt: Attempt) -> object:
+        return layer(lambda: inner(attempt), attempt)
+
+    return run
+
+
+def _as_layer(interceptor: Interceptor) -> Layer:
+    function = interceptor.function
+
+    def layer(proceed: Proceed, attempt: Attempt) -> object:
+        message = attempt.message
+        if interceptor.kind == "around":
+            return function(proceed, message)
+        if interceptor.kind == "before":
+            if interceptor.wants_context:
+                function(message, _context(attempt))
+            else:
+                function(message)
+            return proceed()
+        result = proceed()
+        function(message, result)
+        return result
+
+    return layer
+
+
+def _context(attempt: Attempt) -> object:
+    from conveyor.drivers.context import Context
+
+    return Context(attempt.messaging, attempt.message, attempt.spec.endpoint_id,
+                   attempt.runtime.name)  # fmt: skip

@@ -1,0 +1,1 @@
+"""Stores the kernel keeps state in: dead letters and deduplication keys, with in-memory ones."""

@@ -1,0 +1,80 @@
+"""Channel definitions: a name, the failure policy of its consumer, and how to open its transport.
+
+A channel definition is configuration: building a ``Messaging`` opens its transport with the
+kernel's clock. ``QueueChannel`` is the in-memory channel, a real channel (DESIGN rule 3); broker
+adapters subclass :class:`Channel` and open their own transport. Business code never changes
+between the two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Literal
+
+from conveyor.core.clock import Clock
+from conveyor.core.codec.serialization import Codec
+from conveyor.core.errors import ConfigurationError
+from conveyor.core.retry import RetryPolicy
+from conveyor.transports.seam import Transport
+
+__all__ = ["Channel", "QueueChannel", "FinalFailure", "Mode"]
+
+FinalFailure = Literal["resend", "ignore", "stop"]
+Mode = Literal["queued", "inline"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Channel:
+    """What every channel definition carries.
+
+    Attributes:
+        name: the channel's name; also its consumer's name for ``run`` and ``conveyor run``.
+        retry: the retry policy of handlers consumed from this channel (a handler's own wins).
+        dead_letter: put messages that still fail in the dead-letter store. None inherits the
+            Messaging default (True).
+        error_handler: a handler (or its endpoint id) that receives the ``Failure`` instead.
+        final_failure: what happens to a message that still fails when neither an error handler
+            nor the dead-letter store takes it: "resend" (to the tail of the channel), "stop"
+            (the consumer stops and the message stays), or "ignore" (dropped, with a journal
+            record; only when chosen explicitly).
+        mode: "queued" (a consumer run handles messages) or "inline" (handled at send time,
+            still through the codec); None inherits the Messaging's mode.
+        lease: how long a received message stays invisible to other consumers before it is
+            delivered again; longer than your slowest handler.
+        dead_letter_expired: also dead-letter messages whose time to live ran out.
+        codec: how payloads on this channel become bytes; None uses the Messaging's codec
+            (JSON). ``InProcessCodec()`` opts an in-memory channel out of serialization.
+    """
+
+    name: str = field(kw_only=False)
+    retry: RetryPolicy | None = None
+    dead_letter: bool | None = None
+    error_handler: object | None = None
+    final_failure: FinalFailure = "resend"
+    mode: Mode | None = None
+    lease: timedelta = timedelta(seconds=30)
+    dead_letter_expired: bool = False
+    codec: Codec | None = None
+
+    def __post_init__(self) -> None:
+        if self.final_failure not in ("resend", "ignore", "stop"):
+            raise ConfigurationError(
+                f"channel {self.name!r} has final_failure={self.final_failure!r}; choose "
+                f"'resend' (back to the tail of the channel), 'stop' (the consumer stops, the "
+                f"message stays) or 'ignore' (dropped, with a journal record)."
+            )
+
+    def open(self, clock: Clock) -> Transport:
+        """Open the transport this channel's messages travel through."""
+        raise NotImplementedError(f"{type(self).__qualname__} does not say how to open it")
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueChannel(Channel):
+    """An in-memory channel: serializes through the codec, honours delay, priority and leases."""
+
+    def open(self, clock: Clock) -> Transport:
+        from conveyor.transports.memory import MemoryTransport
+
+        return MemoryTransport(clock)

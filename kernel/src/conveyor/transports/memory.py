@@ -1,0 +1,398 @@
+"""The in-memory transport: a real channel that happens to live in a dict.
+
+DESIGN rule 3: tests change when things run, never what runs. So :class:`MemoryTransport`
+behaves like a broker, not like a list: messages are copied on the way in and out, leases run out
+on the injected clock and the message comes back with a higher delivery count, delays and
+priority are honoured, stale receipts are refused, and it passes the same conformance suite
+(``pytest_conveyor.conformance``) as every adapter.
+
+It is also what the kernel benchmark pushes a million messages through, so each channel is laid
+out for O(1) in the common case and little memory per message:
+
+* due messages wait in one :class:`_Level` per priority. A message sent due goes to the back of
+  the level's ``fresh`` deque (it has the highest sequence number yet, so the deque stays in send
+  order for free); a message that comes back (lease expired, released, delay over) goes into the
+  level's ``returned`` heap keyed by its original sequence number, so it regains its FIFO place;
+* messages that are not due yet, and leased ones, wait in a :class:`~conveyor.core.timers.TimerQueue`
+  until their ``available_at`` or their lease expiry;
+* a stored message is one slotted :class:`_Entry`, its headers a flat tuple.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from itertools import chain, count
+
+from conveyor.core.clock import Clock, ensure_aware
+from conveyor.core.errors import MessageTooLarge, TransportClosed, TransportError
+from conveyor.core.timers import Timer, TimerQueue
+from conveyor.transports.seam import Capabilities, Delivery, WireMessage
+
+__all__ = ["MemoryTransport"]
+
+_READY, _LEASED, _WAITING, _GONE = range(4)
+"""An entry's state: receivable, leased to a consumer, held until a due time, acknowledged."""
+
+_NO_TIME = timedelta(0)
+
+
+class _Entry:
+    """One stored message and where it is in its life (mutable, one per message: keep it small)."""
+
+    __slots__ = ("body", "deliveries", "headers", "priority", "queued", "seq", "state", "timer")
+
+    def __init__(self, body: bytes, headers: tuple[str, ...], priority: int, seq: int) -> None:
+        self.body = body
+        self.headers = headers
+        self.priority = priority
+        self.seq = seq
+        self.deliveries = 0
+        self.state = _READY
+        self.queued = False  # physically in a level's deque or heap, possibly as a stale item
+        self.timer: Timer[_Entry] | None = None
+
+
+class _Level:
+    """The due messages of one priority, in send order."""
+
+    __slots__ = ("fresh", "returned")
+
+    def __init__(self) -> None:
+        self.fresh: deque[_Entry] = deque()
+        self.returned: list[tuple[int, _Entry]] = []
+
+    def pop(self) -> _Entry | None:
+        """The receivable entry sent first, or None; stale heap items are swept on the way."""
+        fresh, returned = self.fresh, self.returned
+        self._sweep()
+        if returned and (not fresh or returned[0][0] < fresh[0].seq):
+            entry = heapq.heappop(returned)[1]
+        elif fresh:
+            entry = fresh.popleft()
+        else:
+            return None
+        entry.queued = False
+        return entry
+
+    def __bool__(self) -> bool:
+        self._sweep()
+        return bool(self.fresh or self.returned)
+
+    def _sweep(self) -> None:
+        # Only "returned" can hold stale items: an entry in "fresh" was never delivered, so
+        # nothing can ack or release it before it is popped.
+        returned = self.returned
+        while returned and returned[0][1].state != _READY:
+            heapq.heappop(returned)[1].queued = False
+
+
+class _Channel:
+    """Everything one channel holds."""
+
+    __slots__ = ("leases", "levels", "live", "priorities", "timers")
+
+    def __init__(self) -> None:
+        self.levels: dict[int, _Level] = {}
+        self.priorities: list[int] = []  # heap of -priority, one per level
+        self.timers: TimerQueue[_Entry] = TimerQueue()
+        self.leases: dict[str, _Entry] = {}
+        self.live = 0
+
+    def level(self, priority: int) -> _Level:
+        level = self.levels.get(priority)
+        if level is None:
+            level = self.levels[priority] = _Level()
+            heapq.heappush(self.priorities, -priority)
+        return level
+
+    def make_ready(self, entry: _Entry) -> None:
+        """Make an entry receivable again at its original place among its priority."""
+        entry.state = _READY
+        entry.timer = None
+        if not entry.queued:  # a stale item already sits at the right place otherwise
+            entry.queued = True
+            heapq.heappush(self.level(entry.priority).returned, (entry.seq, entry))
+
+    def pop_ready(self) -> _Entry | None:
+        """The next receivable entry: highest priority first, then send order."""
+        levels, priorities = self.levels, self.priorities
+        while priorities:
+            entry = levels[-priorities[0]].pop()
+            if entry is not None:
+                return entry
+            del levels[-heapq.heappop(priorities)]
+        return None
+
+    def has_ready(self) -> bool:
+        return any(self.levels.values())
+
+
+class MemoryTransport:
+    """An in-memory :class:`~conveyor.transports.seam.InspectableTransport` for any number of channels.
+
+    Sending to or receiving from a channel that was never declared declares it, as a broker with
+    automatic queue creation would; ``pending`` and ``next_due`` only look and never declare.
+    Like the rest of the kernel's test path it assumes one thread of control: it takes no locks.
+
+    Args:
+        clock: where "now" comes from for delays and leases; a ``VirtualClock`` in tests.
+        max_size: the largest message (body plus headers, in bytes) ``send`` accepts, to
+            rehearse a broker's limit in tests; None for no limit.
+    """
+
+    __slots__ = ("_capabilities", "_channels", "_clock", "_closed", "_max_size", "_seq")
+
+    def __init__(self, clock: Clock, *, max_size: int | None = None) -> None:
+        if max_size is not None and max_size < 1:
+            raise ValueError(f"max_size must be a positive number of bytes or None, not {max_size}")
+        self._clock = clock
+        self._max_size = max_size
+        self._capabilities = Capabilities(
+            delay=True,
+            max_delay=None,
+            delay_precision=timedelta(milliseconds=1),
+            priority=True,
+            ttl=False,
+            ordering="fifo",
+            max_size=max_size,
+            durable=False,
+        )
+        self._channels: dict[str, _Channel] = {}
+        self._seq = count(1)
+        self._closed = False
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Delay (1 ms, no maximum), priority, FIFO; no TTL, not durable. Readable after close."""
+        return self._capabilities
+
+    def declare(self, channel: str) -> None:
+        """Create the channel if it does not exist; messages already on it stay."""
+        self._check_open("declare")
+        self._channel(channel)
+
+    def send(
+        self,
+        channel: str,
+        message: WireMessage,
+        *,
+        available_at: datetime | None = None,
+        priority: int = 0,
+        expires_at: datetime | None = None,
+    ) -> None:
+        """Store a copy of ``message``; it is not received before ``available_at``.
+
+        ``expires_at`` is accepted and not enforced: ``capabilities.ttl`` is False, so the kernel
+        checks expiry on receipt.
+
+        Raises:
+            MessageTooLarge: the message is over ``max_size``.
+            TransportClosed: after :meth:`close`.
+            TypeError: the body is not bytes or a header is not a string, which no broker takes.
+        """
+        self._check_open("send")
+        body, headers = _copy_body(message.body), _flatten(message.headers)
+        if self._max_size is not None and message.size > self._max_size:
+            raise MessageTooLarge(
+                f"message of {message.size} bytes (body plus headers) is over this "
+                f"MemoryTransport's max_size of {self._max_size} bytes on channel {channel!r}; "
+                f"send a smaller message, or build the transport with a larger max_size."
+            )
+        held_until = self._held_until(available_at)
+        entry = _Entry(body, headers, priority, next(self._seq))
+        ch = self._channel(channel)
+        ch.live += 1
+        if held_until is not None:
+            entry.state = _WAITING
+            entry.timer = ch.timers.push(held_until, entry)
+        else:
+            entry.queued = True
+            ch.level(priority).fresh.append(entry)
+
+    def receive(self, channel: str, *, lease: timedelta) -> Delivery | None:
+        """Lease the next due message (highest priority, then send order), or None at once.
+
+        Raises:
+            ValueError: ``lease`` is not positive.
+            TransportClosed: after :meth:`close`.
+        """
+        self._check_open("receive")
+        if lease <= _NO_TIME:
+            raise ValueError(
+                f"lease must be positive, not {lease}; a lease is how long handling may take"
+            )
+        ch = self._channel(channel)
+        now = self._clock.now()
+        timers = ch.timers
+        while (due := timers.pop_due(now)) is not None:
+            ch.make_ready(due)
+        entry = ch.pop_ready()
+        if entry is None:
+            return None
+        if entry.deliveries:  # the previous lease's receipt, if nobody settled it, is stale now
+            ch.leases.pop(_receipt(channel, entry.seq, entry.deliveries), None)
+        entry.deliveries += 1
+        receipt = _receipt(channel, entry.seq, entry.deliveries)
+        ch.leases[receipt] = entry
+        entry.state = _LEASED
+        entry.timer = timers.push(now + lease, entry)
+        return Delivery(
+            channel, WireMessage(entry.body, _unflatten(entry.headers)), receipt, entry.deliveries
+        )
+
+    def ack(self, delivery: Delivery) -> None:
+        """Forget the delivered message for good.
+
+        A lease that ran out can still be acknowledged until the message is delivered again.
+
+        Raises:
+            TransportError: the receipt was settled already, or is stale, or is not ours.
+            TransportClosed: after :meth:`close`.
+        """
+        self._check_open("ack")
+        ch, entry = self._settle(delivery, "acknowledge")
+        entry.state = _GONE
+        ch.live -= 1
+
+    def release(self, delivery: Delivery, *, available_at: datetime | None = None) -> None:
+        """Give the message back, receivable from ``available_at`` (or now) at its old place.
+
+        Raises:
+            TransportError: the receipt was settled already, or is stale, or is not ours.
+            TransportClosed: after :meth:`close`.
+        """
+        self._check_open("release")
+        held_until = self._held_until(available_at)  # before settling: a bad instant loses nothing
+        ch, entry = self._settle(delivery, "release")
+        if held_until is not None:
+            entry.state = _WAITING
+            entry.timer = ch.timers.push(held_until, entry)
+        else:
+            ch.make_ready(entry)
+
+    def close(self) -> None:
+        """Drop every message. Later calls raise ``TransportClosed``; closing again is a no-op."""
+        self._closed = True
+        self._channels.clear()
+
+    def pending(self, channel: str) -> int:
+        """Messages stored on the channel: due, delayed and leased alike."""
+        self._check_open("count pending messages")
+        ch = self._channels.get(channel)
+        return ch.live if ch is not None else 0
+
+    def next_due(self, channel: str) -> datetime | None:
+        """The earliest instant a message on the channel is receivable, or None when it is empty.
+
+        A leased message counts from its lease expiry; a due message gives an instant at or
+        before now (its due time if it is still waiting to be swept in, else now).
+        """
+        self._check_open("look up the next due time")
+        ch = self._channels.get(channel)
+        if ch is None:
+            return None
+        due = ch.timers.peek_due()
+        if ch.has_ready():
+            now = self._clock.now()
+            return now if due is None or due > now else due
+        return due
+
+    def __repr__(self) -> str:
+        if self._closed:
+            return "MemoryTransport(closed)"
+        pending = sum(ch.live for ch in self._channels.values())
+        return f"MemoryTransport(channels={len(self._channels)}, pending={pending})"
+
+    def _channel(self, name: str) -> _Channel:
+        ch = self._channels.get(name)
+        if ch is None:
+            ch = self._channels[name] = _Channel()
+        return ch
+
+    def _held_until(self, available_at: datetime | None) -> datetime | None:
+        """``available_at`` in UTC if it is still ahead of now; None when the message is due."""
+        if available_at is None:
+            return None
+        available_at = ensure_aware(available_at, what="available_at")
+        return available_at if available_at > self._clock.now() else None
+
+    def _check_open(self, operation: str) -> None:
+        if self._closed:
+            raise TransportClosed(
+                f"cannot {operation}: this MemoryTransport was closed, and a closed transport "
+                f"holds nothing. Build a new MemoryTransport, or close it only at shutdown."
+            )
+
+    def _settle(self, delivery: Delivery, verb: str) -> tuple[_Channel, _Entry]:
+        """Take the lease a receipt names away from its entry, or explain why there is none."""
+        ch = self._channels.get(delivery.channel)
+        entry = ch.leases.pop(delivery.receipt, None) if ch is not None else None
+        if ch is None or entry is None:
+            raise TransportError(self._unknown_receipt(delivery, verb))
+        if entry.timer is not None:
+            ch.timers.cancel(entry.timer)
+            entry.timer = None
+        return ch, entry
+
+    def _unknown_receipt(self, delivery: Delivery, verb: str) -> str:
+        receipt, channel = delivery.receipt, delivery.channel
+        ch = self._channels.get(channel)
+        prefix = f"{channel}:"
+        fields = receipt[len(prefix) :] if receipt.startswith(prefix) else ""
+        seq, _, count_text = fields.partition(":")
+        if ch is not None and seq.isdigit() and count_text.isdigit():
+            for current_receipt, entry in ch.leases.items():
+                if entry.seq == int(seq):
+                    return (
+                        f"cannot {verb} delivery {receipt!r} on channel {channel!r}: the receipt "
+                        f"is stale. Its lease ran out and the message was delivered again "
+                        f"(delivery {entry.deliveries}, receipt {current_receipt!r}), so only that "
+                        f"delivery can settle it. Lease for longer than handling takes."
+                    )
+        return (
+            f"cannot {verb} delivery {receipt!r} on channel {channel!r}: this MemoryTransport "
+            f"holds no lease with that receipt. It was acknowledged or released already, its "
+            f"lease ran out and a later delivery settled it, or it came from another transport. "
+            f"Settle each delivery exactly once, on the transport that delivered it."
+        )
+
+
+def _receipt(channel: str, seq: int, deliveries: int) -> str:
+    return f"{channel}:{seq}:{deliveries}"
+
+
+def _copy_body(body: object) -> bytes:
+    if type(body) is bytes:  # immutable already: sharing it is a copy
+        return body
+    if isinstance(body, bytearray | memoryview):
+        return bytes(body)
+    raise TypeError(
+        f"WireMessage.body must be bytes, not {type(body).__name__}; "
+        f"encode it with the codec first."
+    )
+
+
+def _flatten(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """Copy headers into a flat (name, value, name, value, ...) tuple: the smallest copy."""
+    if not headers:
+        return ()
+    flat = tuple(chain.from_iterable(headers.items()))
+    try:
+        "".join(flat)  # the cheapest "every part is a str" check: C speed, on the hot path
+    except TypeError:
+        wrong = {
+            k: v for k, v in headers.items() if not isinstance(k, str) or not isinstance(v, str)
+        }
+        raise TypeError(
+            f"WireMessage headers must map strings to strings, which every broker takes; "
+            f"got {wrong!r}. Convert the values with str() before sending."
+        ) from None
+    return flat
+
+
+def _unflatten(flat: tuple[str, ...]) -> dict[str, str]:
+    parts = iter(flat)
+    return dict(zip(parts, parts, strict=True))
