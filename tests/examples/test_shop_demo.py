@@ -38,7 +38,7 @@ def test_the_demo_prints_a_timeline_and_a_summary_and_the_cli_lists_its_dead_let
         [
             sys.executable,
             "-m",
-            "conveyor.cli.main",
+            "conveyor",
             "dead-letter",
             "list",
             "--app",

@@ -24,6 +24,7 @@ from conveyor import (
     event_handler,
 )
 from conveyor.core.wire import H
+from pytest_conveyor.conformance import receive_one
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -145,7 +146,7 @@ def test_the_wire_form_is_json_bytes_and_string_headers() -> None:
 
     messaging = build([handle], ["a"])
     messaging.send(PlaceOrder("o-1"), headers={"tenant": "acme"})
-    delivery = messaging.channels["a"].transport.receive("a", lease=timedelta(seconds=1))
+    delivery = receive_one(messaging.channels["a"].transport, "a", lease=timedelta(seconds=1))
     assert delivery is not None
     assert json.loads(delivery.message.body) == {"order_id": "o-1"}
     headers = delivery.message.headers
@@ -226,7 +227,7 @@ def test_endpoint_ids_can_be_overridden_and_travel_on_the_wire() -> None:
 
     messaging = build([email], ["orders"])
     messaging.publish(OrderPlaced("1"))
-    delivery = messaging.channels["orders"].transport.receive("orders", lease=timedelta(1))
+    delivery = receive_one(messaging.channels["orders"].transport, "orders", lease=timedelta(1))
     assert delivery is not None
     assert delivery.message.headers[H.ENDPOINT] == "mailer.v1"
 
@@ -390,7 +391,7 @@ def test_a_received_message_is_leased_and_comes_back_if_never_acknowledged() -> 
     messaging = build([handle], [QueueChannel("work", lease=timedelta(seconds=30))])
     messaging.send(PlaceOrder("1"))
     transport = messaging.channels["work"].transport
-    lost = transport.receive("work", lease=timedelta(seconds=30))  # a consumer that dies
+    lost = receive_one(transport, "work", lease=timedelta(seconds=30))  # a consumer that dies
     assert lost is not None
     messaging.run("work")
     assert seen == []

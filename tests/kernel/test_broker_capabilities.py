@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -22,7 +23,7 @@ from conveyor import (
     command_handler,
 )
 from conveyor.transports.memory import MemoryTransport
-from conveyor.transports.seam import Capabilities, Transport, WaitingTransport
+from conveyor.transports.seam import Capabilities, Delivery, Transport
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -111,14 +112,26 @@ def test_a_delayed_copy_through_a_sequence_waits_at_the_last_channel() -> None:
 
 
 class LongPolling(MemoryTransport):
-    """A broker with a long poll: records that the consumer waited on it instead of sleeping."""
+    """A broker with a long poll: records each receive that waited on it instead of sleeping."""
 
     def __init__(self, clock: Clock) -> None:
         super().__init__(clock)
         self.waits: list[timedelta] = []
+        self.on_wait: Callable[[], None] = lambda: None
 
-    def wait(self, channel: str, *, timeout: timedelta) -> None:
-        self.waits.append(timeout)
+    def receive(
+        self,
+        channel: str,
+        *,
+        lease: timedelta,
+        max_messages: int = 1,
+        wait: timedelta | None = None,
+    ) -> list[Delivery]:
+        if wait is not None:
+            self.waits.append(wait)
+            self.on_wait()
+            return []
+        return super().receive(channel, lease=lease, max_messages=max_messages)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,9 +140,7 @@ class LongPollingChannel(Channel):
         return LongPolling(clock)
 
 
-def test_an_idle_consumer_waits_on_a_long_polling_broker_instead_of_sleeping(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_an_idle_consumer_waits_on_a_long_polling_broker_instead_of_sleeping() -> None:
     class NoSleepClock(SystemClock):
         def sleep(self, seconds: float) -> None:
             raise AssertionError("the consumer slept instead of waiting on the broker")
@@ -139,15 +150,13 @@ def test_an_idle_consumer_waits_on_a_long_polling_broker_instead_of_sleeping(
         handlers=[handler], channels=[LongPollingChannel("jobs")], clock=NoSleepClock()
     )
     transport = messaging.channels["jobs"].transport
-    assert isinstance(transport, WaitingTransport)
-    calls = 0
+    assert isinstance(transport, LongPolling)
 
-    def stop_after_two_waits(channel: str, *, timeout: timedelta) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
+    def stop_after_two_waits() -> None:
+        if len(transport.waits) == 2:
             messaging.driver.request_stop()
 
-    monkeypatch.setattr(transport, "wait", stop_after_two_waits)
+    transport.on_wait = stop_after_two_waits
     result = messaging.run("jobs")
-    assert (result.processed, result.stopped_because, calls) == (0, "signal", 2)
+    assert (result.processed, result.stopped_because, len(transport.waits)) == (0, "signal", 2)
+    assert all(timedelta(0) < wait <= timedelta(seconds=1) for wait in transport.waits)

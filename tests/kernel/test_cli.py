@@ -28,6 +28,7 @@ from conveyor import ConfigurationError, Messaging, RecordKind
 from conveyor.cli.format import parse_duration
 from conveyor.cli.main import main
 from conveyor.core.errors import TransportClosed
+from pytest_conveyor.conformance import receive_one
 
 APPS = Path(__file__).parent / "cli_apps"
 LINE_TIMEOUT = 20.0  # seconds a subprocess may take to print its next line
@@ -240,7 +241,7 @@ def test_a_messaging_the_factory_built_is_closed_one_given_as_instance_is_not(
     assert conveyor("--app", "shop:build", "list").code == 0
     (built,) = app_module("shop").built
     with pytest.raises(TransportClosed):
-        built.channels["orders"].transport.receive("orders", lease=timedelta(seconds=1))
+        receive_one(built.channels["orders"].transport, "orders", lease=timedelta(seconds=1))
     assert conveyor("--app", "letters:messaging", "dead-letter", "list").code == 0
     assert letters_messaging().dead_letters.count() == 2  # still usable
 
@@ -262,10 +263,10 @@ def test_run_stops_at_the_limit_and_logs_start_and_stop(conveyor: Conveyor) -> N
     assert result.out == "orders: processed 2 messages, stopped: limit\n"
     started, stopped = result.err.splitlines()
     assert started.endswith(
-        "INFO conveyor.cli.main: consumer orders started on VirtualClock(2026-01-01T00:00:00+00:00) "
+        "INFO conveyor.cli: consumer orders started on VirtualClock(2026-01-01T00:00:00+00:00) "
         "(limit: 2, finish when empty: False)"
     )
-    assert stopped.endswith("INFO conveyor.cli.main: consumer orders stopped: limit")
+    assert stopped.endswith("INFO conveyor.cli: consumer orders stopped: limit")
 
 
 def test_run_finishes_when_empty_a_failure_without_stop_on_failure_is_a_dead_letter(
@@ -297,7 +298,7 @@ def test_stop_on_failure_logs_the_traceback_and_exits_1(conveyor: Conveyor) -> N
     result = conveyor("--app", "shop:build", "run", "orders", "--stop-on-failure")
     assert result.code == 1
     assert result.out == "orders: stopped: failure (ValueError: order bad-2 is out of stock)\n"
-    assert "ERROR conveyor.cli.main: consumer orders stopped on a failure\n" in result.err
+    assert "ERROR conveyor.cli: consumer orders stopped on a failure\n" in result.err
     assert "Traceback (most recent call last):" in result.err
     assert result.err.rstrip().endswith("ValueError: order bad-2 is out of stock")
     (built,) = app_module("shop").built
@@ -546,9 +547,7 @@ def test_dead_letter_replay_and_delete_round_trip(conveyor: Conveyor) -> None:
     replayed = conveyor(*app, "dead-letter", "replay", "msg-2@place_order")
     assert replayed.code == 0
     assert replayed.out == "replayed msg-2@place_order to channel orders (endpoint place_order)\n"
-    assert (
-        "WARNING conveyor.cli.main: channel orders is not durable (MemoryTransport)" in replayed.err
-    )
+    assert "WARNING conveyor.cli: channel orders is not durable (MemoryTransport)" in replayed.err
     assert [d.id for d in messaging.dead_letters.list()] == ["raw-1@orders"]
     assert messaging.journal.last(1)[0].kind == RecordKind.REPLAYED
 
@@ -584,7 +583,7 @@ def read_until(stream: IO[bytes], text: str) -> list[str]:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_finishes_the_current_message_then_exits_0(signum: signal.Signals) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "conveyor.cli.main", "--app", "worker:build", "run", "jobs"],
+        [sys.executable, "-m", "conveyor", "--app", "worker:build", "run", "jobs"],
         cwd=APPS,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -604,7 +603,7 @@ def test_a_signal_finishes_the_current_message_then_exits_0(signum: signal.Signa
     assert out.decode() == "jobs: processed 1 message, stopped: signal\n"
     assert "finished first" in err.decode()
     assert "working on second" not in err.decode()
-    assert "INFO conveyor.cli.main: consumer jobs stopped: signal" in err.decode()
+    assert "INFO conveyor.cli: consumer jobs stopped: signal" in err.decode()
 
 
 def test_the_installed_command_reports_usage_errors_without_a_traceback() -> None:

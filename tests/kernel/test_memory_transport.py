@@ -21,6 +21,7 @@ from pytest_conveyor.conformance import (
     MaxSizeTransportConformance,
     PriorityTransportConformance,
     TransportHarness,
+    receive_one,
 )
 
 LEASE = timedelta(seconds=30)
@@ -80,14 +81,14 @@ def transport(clock: VirtualClock) -> Iterator[MemoryTransport]:
 
 
 def _receive(transport: MemoryTransport, channel: str = "orders") -> Delivery:
-    delivery = transport.receive(channel, lease=LEASE)
+    delivery = receive_one(transport, channel, lease=LEASE)
     assert delivery is not None
     return delivery
 
 
 def _drain(transport: MemoryTransport, channel: str = "orders") -> list[bytes]:
     bodies = []
-    while (delivery := transport.receive(channel, lease=LEASE)) is not None:
+    while (delivery := receive_one(transport, channel, lease=LEASE)) is not None:
         bodies.append(delivery.message.body)
         transport.ack(delivery)
     return bodies
@@ -296,7 +297,7 @@ def test_refused_send_stores_nothing(transport: MemoryTransport) -> None:
 
 def test_lease_must_be_positive(transport: MemoryTransport) -> None:
     with pytest.raises(ValueError, match="lease must be positive"):
-        transport.receive("orders", lease=timedelta(0))
+        receive_one(transport, "orders", lease=timedelta(0))
 
 
 # Receipts --------------------------------------------------------------------------------------
@@ -360,7 +361,7 @@ def test_expired_lease_can_still_be_acked_until_redelivered(
     assert transport.next_due("orders") == NOON + LEASE
 
     transport.ack(delivery)
-    assert transport.receive("orders", lease=LEASE) is None
+    assert receive_one(transport, "orders", lease=LEASE) is None
     assert transport.pending("orders") == 0
 
 
@@ -419,7 +420,7 @@ def test_text_body_is_refused(transport: MemoryTransport) -> None:
 
 
 def test_send_and_receive_declare_the_channel(transport: MemoryTransport) -> None:
-    assert transport.receive("inbox", lease=LEASE) is None
+    assert receive_one(transport, "inbox", lease=LEASE) is None
     transport.send("outbox", WireMessage(b"a"))
 
     assert repr(transport) == "MemoryTransport(channels=2, pending=1)"

@@ -19,7 +19,7 @@ import pytest
 from conveyor.core.clock import Clock, VirtualClock
 from conveyor.core.errors import MessageTooLarge
 from conveyor.transports.memory import MemoryTransport
-from conveyor.transports.seam import Capabilities, Delivery, Transport, WireMessage
+from conveyor.transports.seam import Capabilities, ChannelOptions, Delivery, Transport, WireMessage
 from pytest_conveyor.conformance import TransportHarness
 
 EXPIRES_AT = "x-test-expires-at"
@@ -40,8 +40,8 @@ class _Wrapper:
     def capabilities(self) -> Capabilities:
         return self.inner.capabilities
 
-    def declare(self, channel: str) -> None:
-        self.inner.declare(channel)
+    def declare(self, options: ChannelOptions) -> None:
+        self.inner.declare(options)
 
     def send(
         self,
@@ -56,8 +56,15 @@ class _Wrapper:
             channel, message, available_at=available_at, priority=priority, expires_at=expires_at
         )
 
-    def receive(self, channel: str, *, lease: timedelta) -> Delivery | None:
-        return self.inner.receive(channel, lease=lease)
+    def receive(
+        self,
+        channel: str,
+        *,
+        lease: timedelta,
+        max_messages: int = 1,
+        wait: timedelta | None = None,
+    ) -> list[Delivery]:
+        return self.inner.receive(channel, lease=lease, max_messages=max_messages, wait=wait)
 
     def ack(self, delivery: Delivery) -> None:
         self.inner.ack(delivery)
@@ -93,8 +100,15 @@ class DropsHeaders(_Wrapper):
 class NeverRedelivers(_Wrapper):
     """Leases forever: an unacked message is lost to every other consumer."""
 
-    def receive(self, channel: str, *, lease: timedelta) -> Delivery | None:
-        return super().receive(channel, lease=timedelta(days=3650))
+    def receive(
+        self,
+        channel: str,
+        *,
+        lease: timedelta,
+        max_messages: int = 1,
+        wait: timedelta | None = None,
+    ) -> list[Delivery]:
+        return super().receive(channel, lease=timedelta(days=3650), max_messages=max_messages)
 
 
 class IgnoresDelay(_Wrapper):
@@ -134,13 +148,21 @@ class DropsExpired(_Wrapper):
             message = WireMessage(message.body, {**message.headers, EXPIRES_AT: str(expires_at)})
         super().send(channel, message, available_at=available_at, priority=priority)
 
-    def receive(self, channel: str, *, lease: timedelta) -> Delivery | None:
-        while (delivery := super().receive(channel, lease=lease)) is not None:
+    def receive(
+        self,
+        channel: str,
+        *,
+        lease: timedelta,
+        max_messages: int = 1,
+        wait: timedelta | None = None,
+    ) -> list[Delivery]:
+        while found := super().receive(channel, lease=lease):
+            delivery = found[0]
             expires_at = delivery.message.headers.get(EXPIRES_AT)
             if expires_at is None or datetime.fromisoformat(expires_at) > self.clock.now():
-                return delivery
+                return [delivery]
             self.ack(delivery)
-        return None
+        return []
 
 
 class ClaimsNativeTtl(_Wrapper):

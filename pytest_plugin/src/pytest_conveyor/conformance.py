@@ -63,9 +63,16 @@ import pytest
 
 from conveyor.core.clock import Clock
 from conveyor.core.errors import MessageTooLarge, TransportClosed
-from conveyor.transports.seam import Delivery, InspectableTransport, Transport, WireMessage
+from conveyor.transports.seam import (
+    ChannelOptions,
+    Delivery,
+    InspectableTransport,
+    Transport,
+    WireMessage,
+)
 
 __all__ = [
+    "receive_one",
     "TransportConformance",
     "TransportHarness",
     "DelayTransportConformance",
@@ -96,6 +103,12 @@ class TransportHarness:
     advance: Callable[[timedelta], object]
     make_channel: Callable[[], str]
     reopen: Callable[[], Transport] | None = None
+
+
+def receive_one(transport: Transport, channel: str, *, lease: timedelta) -> Delivery | None:
+    """One due delivery, or None: ``receive`` with ``max_messages=1`` and no wait."""
+    found = transport.receive(channel, lease=lease, max_messages=1)
+    return found[0] if found else None
 
 
 _CLOSED_OPERATIONS = ["declare", "send", "receive", "ack", "release"]
@@ -170,14 +183,14 @@ class TransportConformance:
         channel = harness.make_channel()
         harness.transport.send(channel, WireMessage(body))
 
-        assert _body(harness.transport.receive(channel, lease=self.lease)) == body
+        assert _body(receive_one(harness.transport, channel, lease=self.lease)) == body
 
     def test_round_trip_keeps_unicode_headers(self, harness: TransportHarness) -> None:
         headers = {"x-greeting": "grüß dich ✓ 日本語", "x-emoji": "🚚📦", "x-empty": ""}
         channel = harness.make_channel()
         harness.transport.send(channel, WireMessage(b"with headers", headers))
 
-        delivery = _received(harness.transport.receive(channel, lease=self.lease))
+        delivery = _received(receive_one(harness.transport, channel, lease=self.lease))
         assert dict(delivery.message.headers) == headers
 
     def test_large_message_round_trips_intact(self, harness: TransportHarness) -> None:
@@ -193,7 +206,7 @@ class TransportConformance:
         channel = harness.make_channel()
         harness.transport.send(channel, message)
 
-        received = _received(harness.transport.receive(channel, lease=self.lease)).message
+        received = _received(receive_one(harness.transport, channel, lease=self.lease)).message
         _assert_same_body(received.body, message.body)
         assert dict(received.headers) == dict(message.headers)
 
@@ -203,36 +216,36 @@ class TransportConformance:
         channel = harness.make_channel()
         harness.transport.send(channel, WireMessage(b"first"))
 
-        delivery = _received(harness.transport.receive(channel, lease=self.lease))
+        delivery = _received(receive_one(harness.transport, channel, lease=self.lease))
         assert (delivery.channel, delivery.delivery_count) == (channel, 1)
 
     def test_empty_channel_receives_none(self, harness: TransportHarness) -> None:
         channel = harness.make_channel()
-        harness.transport.declare(channel)
+        harness.transport.declare(ChannelOptions(channel))
 
-        assert harness.transport.receive(channel, lease=self.lease) is None
+        assert receive_one(harness.transport, channel, lease=self.lease) is None
 
     # Ack, leases and redelivery --------------------------------------------------------------
 
     def test_ack_removes_message(self, harness: TransportHarness) -> None:
         transport, channel = harness.transport, harness.make_channel()
         transport.send(channel, WireMessage(b"done"))
-        transport.ack(_received(transport.receive(channel, lease=self.lease)))
+        transport.ack(_received(receive_one(transport, channel, lease=self.lease)))
 
         harness.advance(self.lease + _precision(harness))
-        assert transport.receive(channel, lease=self.lease) is None
+        assert receive_one(transport, channel, lease=self.lease) is None
 
     def test_unacked_message_is_redelivered_after_lease_and_not_before(
         self, harness: TransportHarness
     ) -> None:
         transport, channel = harness.transport, harness.make_channel()
         transport.send(channel, WireMessage(b"slow"))
-        transport.receive(channel, lease=self.lease)
+        receive_one(transport, channel, lease=self.lease)
 
         harness.advance(self.lease - _precision(harness))
-        assert transport.receive(channel, lease=self.lease) is None
+        assert receive_one(transport, channel, lease=self.lease) is None
         harness.advance(_precision(harness))
-        again = _received(transport.receive(channel, lease=self.lease))
+        again = _received(receive_one(transport, channel, lease=self.lease))
         assert (again.message.body, again.delivery_count) == (b"slow", 2)
 
     def test_delivery_count_grows_with_each_redelivery(self, harness: TransportHarness) -> None:
@@ -241,21 +254,23 @@ class TransportConformance:
 
         counts = []
         for _ in range(3):
-            counts.append(_received(transport.receive(channel, lease=self.lease)).delivery_count)
+            counts.append(
+                _received(receive_one(transport, channel, lease=self.lease)).delivery_count
+            )
             harness.advance(self.lease)
         assert counts == [1, 2, 3]
 
     def test_consumer_killed_mid_message_loses_nothing(self, harness: TransportHarness) -> None:
         transport, channel = harness.transport, harness.make_channel()
         transport.send(channel, WireMessage(b"survivor"))
-        transport.receive(channel, lease=self.lease)  # the consumer dies holding the lease
+        receive_one(transport, channel, lease=self.lease)  # the consumer dies holding the lease
 
         harness.advance(self.lease)
-        second = _received(transport.receive(channel, lease=self.lease))
+        second = _received(receive_one(transport, channel, lease=self.lease))
         transport.ack(second)
         harness.advance(self.lease)
         assert second.message.body == b"survivor"
-        assert transport.receive(channel, lease=self.lease) is None
+        assert receive_one(transport, channel, lease=self.lease) is None
 
     def test_competing_receives_never_share_a_lease(self, harness: TransportHarness) -> None:
         transport, channel = harness.transport, harness.make_channel()
@@ -263,10 +278,10 @@ class TransportConformance:
         for body in sorted(sent):
             transport.send(channel, WireMessage(body))
 
-        leased = [_received(transport.receive(channel, lease=self.lease)) for _ in sent]
+        leased = [_received(receive_one(transport, channel, lease=self.lease)) for _ in sent]
         assert {d.message.body for d in leased} == sent
         assert len({d.receipt for d in leased}) == len(sent)
-        assert transport.receive(channel, lease=self.lease) is None
+        assert receive_one(transport, channel, lease=self.lease) is None
 
     def test_many_messages_are_each_delivered_exactly_once(self, harness: TransportHarness) -> None:
         transport, channel = harness.transport, harness.make_channel()
@@ -277,16 +292,16 @@ class TransportConformance:
         received = _drain(transport, channel, self.lease, at_most=2 * self.many)
         harness.advance(self.lease + _precision(harness))
         assert sorted(received) == sorted(sent)
-        assert transport.receive(channel, lease=self.lease) is None
+        assert receive_one(transport, channel, lease=self.lease) is None
 
     # Release ---------------------------------------------------------------------------------
 
     def test_release_puts_message_back_at_once(self, harness: TransportHarness) -> None:
         transport, channel = harness.transport, harness.make_channel()
         transport.send(channel, WireMessage(b"again"))
-        transport.release(_received(transport.receive(channel, lease=self.lease)))
+        transport.release(_received(receive_one(transport, channel, lease=self.lease)))
 
-        again = _received(transport.receive(channel, lease=self.lease))
+        again = _received(receive_one(transport, channel, lease=self.lease))
         assert (again.message.body, again.delivery_count) == (b"again", 2)
 
     # Expiry ----------------------------------------------------------------------------------
@@ -297,7 +312,7 @@ class TransportConformance:
         transport.send(channel, WireMessage(b"fresh"), expires_at=harness.clock.now() + self.delay)
 
         harness.advance(self.delay - _precision(harness))
-        assert _body(transport.receive(channel, lease=self.lease)) == b"fresh"
+        assert _body(receive_one(transport, channel, lease=self.lease)) == b"fresh"
 
     def test_expired_message_is_dropped_only_with_native_ttl(
         self, harness: TransportHarness
@@ -312,7 +327,7 @@ class TransportConformance:
         transport.send(channel, WireMessage(b"stale"), expires_at=harness.clock.now() + self.delay)
 
         harness.advance(self.delay + _precision(harness))
-        delivery = transport.receive(channel, lease=self.lease)
+        delivery = receive_one(transport, channel, lease=self.lease)
         if transport.capabilities.ttl:
             assert delivery is None, "declares capabilities.ttl, yet delivered an expired message"
         else:
@@ -326,27 +341,27 @@ class TransportConformance:
 
     def test_declare_is_idempotent(self, harness: TransportHarness) -> None:
         channel = harness.make_channel()
-        harness.transport.declare(channel)
-        harness.transport.declare(channel)
+        harness.transport.declare(ChannelOptions(channel))
+        harness.transport.declare(ChannelOptions(channel))
 
-        assert harness.transport.receive(channel, lease=self.lease) is None
+        assert receive_one(harness.transport, channel, lease=self.lease) is None
 
     def test_declare_again_keeps_messages(self, harness: TransportHarness) -> None:
         transport, channel = harness.transport, harness.make_channel()
-        transport.declare(channel)
+        transport.declare(ChannelOptions(channel))
         transport.send(channel, WireMessage(b"kept"))
-        transport.declare(channel)
+        transport.declare(ChannelOptions(channel))
 
-        assert _body(transport.receive(channel, lease=self.lease)) == b"kept"
+        assert _body(receive_one(transport, channel, lease=self.lease)) == b"kept"
 
     def test_channels_are_isolated(self, harness: TransportHarness) -> None:
         transport = harness.transport
         first, second = harness.make_channel(), harness.make_channel()
-        transport.declare(second)
+        transport.declare(ChannelOptions(second))
         transport.send(first, WireMessage(b"mine"))
 
-        assert transport.receive(second, lease=self.lease) is None
-        assert _body(transport.receive(first, lease=self.lease)) == b"mine"
+        assert receive_one(transport, second, lease=self.lease) is None
+        assert _body(receive_one(transport, first, lease=self.lease)) == b"mine"
 
     # Close -----------------------------------------------------------------------------------
 
@@ -356,11 +371,11 @@ class TransportConformance:
     ) -> None:
         transport, channel = harness.transport, harness.make_channel()
         transport.send(channel, WireMessage(b"before close"))
-        delivery = _received(transport.receive(channel, lease=self.lease))
+        delivery = _received(receive_one(transport, channel, lease=self.lease))
         calls: dict[str, Callable[[], object]] = {
-            "declare": lambda: transport.declare(channel),
+            "declare": lambda: transport.declare(ChannelOptions(channel)),
             "send": lambda: transport.send(channel, WireMessage(b"after close")),
-            "receive": lambda: transport.receive(channel, lease=self.lease),
+            "receive": lambda: receive_one(transport, channel, lease=self.lease),
             "ack": lambda: transport.ack(delivery),
             "release": lambda: transport.release(delivery),
         }
@@ -383,16 +398,16 @@ class DelayTransportConformance(TransportConformance):
         transport, channel = harness.transport, harness.make_channel()
         transport.send(channel, WireMessage(b"wait"), available_at=harness.clock.now() + self.delay)
 
-        assert transport.receive(channel, lease=self.lease) is None
+        assert receive_one(transport, channel, lease=self.lease) is None
         harness.advance(self.delay - _precision(harness))
-        assert transport.receive(channel, lease=self.lease) is None
+        assert receive_one(transport, channel, lease=self.lease) is None
 
     def test_delayed_message_is_received_at_available_at(self, harness: TransportHarness) -> None:
         transport, channel = harness.transport, harness.make_channel()
         transport.send(channel, WireMessage(b"now"), available_at=harness.clock.now() + self.delay)
 
         harness.advance(self.delay)
-        assert _body(transport.receive(channel, lease=self.lease)) == b"now"
+        assert _body(receive_one(transport, channel, lease=self.lease)) == b"now"
 
     def test_delayed_message_does_not_block_due_message_behind_it(
         self, harness: TransportHarness
@@ -401,21 +416,21 @@ class DelayTransportConformance(TransportConformance):
         transport.send(channel, WireMessage(b"held"), available_at=harness.clock.now() + self.delay)
         transport.send(channel, WireMessage(b"due"))
 
-        assert _body(transport.receive(channel, lease=self.lease)) == b"due"
-        assert transport.receive(channel, lease=self.lease) is None
+        assert _body(receive_one(transport, channel, lease=self.lease)) == b"due"
+        assert receive_one(transport, channel, lease=self.lease) is None
 
     def test_release_with_available_at_holds_message_until_then(
         self, harness: TransportHarness
     ) -> None:
         transport, channel = harness.transport, harness.make_channel()
         transport.send(channel, WireMessage(b"later"))
-        delivery = _received(transport.receive(channel, lease=self.lease))
+        delivery = _received(receive_one(transport, channel, lease=self.lease))
         transport.release(delivery, available_at=harness.clock.now() + self.delay)
 
         harness.advance(self.delay - _precision(harness))
-        assert transport.receive(channel, lease=self.lease) is None
+        assert receive_one(transport, channel, lease=self.lease) is None
         harness.advance(_precision(harness))
-        assert _body(transport.receive(channel, lease=self.lease)) == b"later"
+        assert _body(receive_one(transport, channel, lease=self.lease)) == b"later"
 
 
 class PriorityTransportConformance(TransportConformance):
@@ -484,14 +499,14 @@ class MaxSizeTransportConformance(TransportConformance):
 
         with pytest.raises(MessageTooLarge):
             transport.send(channel, message)
-        assert transport.receive(channel, lease=self.lease) is None
+        assert receive_one(transport, channel, lease=self.lease) is None
 
     def test_message_of_exactly_max_size_is_accepted(self, harness: TransportHarness) -> None:
         transport, channel = harness.transport, harness.make_channel()
         message = _message_of_size(_max_size(harness))
         transport.send(channel, message)
 
-        received = _received(transport.receive(channel, lease=self.lease)).message
+        received = _received(receive_one(transport, channel, lease=self.lease)).message
         _assert_same_body(received.body, message.body)
         assert dict(received.headers) == dict(message.headers)
 
@@ -512,7 +527,7 @@ class DurableTransportConformance(TransportConformance):
 
         reopened = reopen()
         try:
-            assert _body(reopened.receive(channel, lease=self.lease)) == b"persistent"
+            assert _body(receive_one(reopened, channel, lease=self.lease)) == b"persistent"
         finally:
             reopened.close()
 
@@ -520,13 +535,13 @@ class DurableTransportConformance(TransportConformance):
         reopen = _reopener(harness)
         transport, channel = harness.transport, harness.make_channel()
         transport.send(channel, WireMessage(b"finished"))
-        transport.ack(_received(transport.receive(channel, lease=self.lease)))
+        transport.ack(_received(receive_one(transport, channel, lease=self.lease)))
         transport.close()
 
         reopened = reopen()
         try:
             harness.advance(self.lease)
-            assert reopened.receive(channel, lease=self.lease) is None
+            assert receive_one(reopened, channel, lease=self.lease) is None
         finally:
             reopened.close()
 
@@ -534,13 +549,13 @@ class DurableTransportConformance(TransportConformance):
         reopen = _reopener(harness)
         transport, channel = harness.transport, harness.make_channel()
         transport.send(channel, WireMessage(b"in flight"))
-        transport.receive(channel, lease=self.lease)  # the process dies holding the lease
+        receive_one(transport, channel, lease=self.lease)  # the process dies holding the lease
         transport.close()
 
         reopened = reopen()
         try:
             harness.advance(self.lease)
-            assert _body(reopened.receive(channel, lease=self.lease)) == b"in flight"
+            assert _body(receive_one(reopened, channel, lease=self.lease)) == b"in flight"
         finally:
             reopened.close()
 
@@ -556,11 +571,11 @@ class InspectableTransportConformance(TransportConformance):
 
     def test_pending_counts_due_and_leased_messages(self, harness: TransportHarness) -> None:
         transport, channel = _inspectable(harness), harness.make_channel()
-        transport.declare(channel)
+        transport.declare(ChannelOptions(channel))
         assert transport.pending(channel) == 0
         transport.send(channel, WireMessage(b"one"))
         transport.send(channel, WireMessage(b"two"))
-        delivery = _received(transport.receive(channel, lease=self.lease))
+        delivery = _received(receive_one(transport, channel, lease=self.lease))
 
         assert transport.pending(channel) == 2
         transport.ack(delivery)
@@ -575,7 +590,7 @@ class InspectableTransportConformance(TransportConformance):
 
     def test_next_due_of_empty_channel_is_none(self, harness: TransportHarness) -> None:
         transport, channel = _inspectable(harness), harness.make_channel()
-        transport.declare(channel)
+        transport.declare(ChannelOptions(channel))
 
         assert transport.next_due(channel) is None
 
@@ -605,7 +620,7 @@ class InspectableTransportConformance(TransportConformance):
         transport, channel = _inspectable(harness), harness.make_channel()
         transport.send(channel, WireMessage(b"leased"))
         expiry = harness.clock.now() + self.lease
-        transport.receive(channel, lease=self.lease)
+        receive_one(transport, channel, lease=self.lease)
 
         next_due = transport.next_due(channel)
         assert next_due is not None
@@ -745,7 +760,7 @@ def _drain(
     fails the test instead of hanging it.
     """
     bodies = []
-    while (delivery := transport.receive(channel, lease=lease)) is not None:
+    while (delivery := receive_one(transport, channel, lease=lease)) is not None:
         bodies.append(delivery.message.body)
         transport.ack(delivery)
         if len(bodies) > at_most:

@@ -21,6 +21,7 @@ from datetime import timedelta
 from conveyor.core.clock import SystemClock
 from conveyor.core.errors import TransportError
 from conveyor_sqlite import SqliteTransport, add_key, contains_key, ensure_schema, to_unix_ms
+from pytest_conveyor.conformance import receive_one
 
 CHANNEL = "jobs"
 ENDPOINT = "crash-test.effect"
@@ -89,7 +90,7 @@ def main(queue: str, effects_path: str, name: str, stall_at: int = 0, point: str
     effects = open_effects(effects_path)
     handled = 0
     while True:
-        delivery = transport.receive(CHANNEL, lease=LEASE)
+        delivery = receive_one(transport, CHANNEL, lease=LEASE)
         if delivery is None:
             if transport.pending(CHANNEL) == 0:
                 break

@@ -153,12 +153,13 @@ import sys
 from datetime import timedelta
 from conveyor.core.clock import VirtualClock
 from conveyor_sqlite import SqliteTransport
+from pytest_conveyor.conformance import receive_one
 
 # A clock that never moves: no lease ever runs out, so a message received twice is a bug.
 transport = SqliteTransport(sys.argv[1], clock=VirtualClock(), synchronous="NORMAL")
 print("ready", flush=True)
 sys.stdin.readline()  # wait for the start signal, so every racer polls at once
-while (delivery := transport.receive("jobs", lease=timedelta(seconds=1))) is not None:
+while (delivery := receive_one(transport, "jobs", lease=timedelta(seconds=1))) is not None:
     print(delivery.message.headers["id"], flush=True)
 transport.close()
 """

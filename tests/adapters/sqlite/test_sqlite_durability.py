@@ -19,6 +19,7 @@ from conveyor.core.clock import VirtualClock
 from conveyor.transports.seam import WireMessage
 from conveyor_sqlite import SCHEMA_VERSION, SqliteTransport
 from conveyor_sqlite.database import Database, Synchronous
+from pytest_conveyor.conformance import receive_one
 
 LEASE = timedelta(seconds=30)
 
@@ -49,7 +50,7 @@ def test_under_full_a_send_is_synced_and_a_receive_and_ack_are_not(
     statements = traced(full)
 
     full.send("orders", WireMessage(b"1"))  # the connection is at FULL already
-    delivery = full.receive("orders", lease=LEASE)
+    delivery = receive_one(full, "orders", lease=LEASE)
     assert delivery is not None
     full.ack(delivery)
     full.send("orders", WireMessage(b"2"))
@@ -64,7 +65,7 @@ def test_a_consumer_switches_once_and_a_producer_never(full: SqliteTransport) ->
         full.send("orders", WireMessage(b"%d" % n))
     sends = synchronous_levels(statements)
 
-    while (delivery := full.receive("orders", lease=LEASE)) is not None:
+    while (delivery := receive_one(full, "orders", lease=LEASE)) is not None:
         full.ack(delivery)
 
     assert sends == []
@@ -75,7 +76,7 @@ def test_release_is_synced_so_a_message_never_comes_back_before_its_delay(
     full: SqliteTransport, clock: VirtualClock
 ) -> None:
     full.send("orders", WireMessage(b"1"))
-    delivery = full.receive("orders", lease=LEASE)
+    delivery = receive_one(full, "orders", lease=LEASE)
     assert delivery is not None
     statements = traced(full)
 
@@ -105,7 +106,7 @@ def test_under_normal_nothing_is_switched(db_path: Path, clock: VirtualClock) ->
     statements = traced(transport)
 
     transport.send("orders", WireMessage(b"1"))
-    delivery = transport.receive("orders", lease=LEASE)
+    delivery = receive_one(transport, "orders", lease=LEASE)
     assert delivery is not None
     transport.ack(delivery)
 
@@ -119,7 +120,7 @@ def test_a_send_and_an_ack_are_single_statements_and_a_receive_one_transaction(
     full.send("orders", WireMessage(b"1"))
     statements = traced(full)
 
-    delivery = full.receive("orders", lease=LEASE)
+    delivery = receive_one(full, "orders", lease=LEASE)
     assert delivery is not None
     full.ack(delivery)
 
@@ -156,7 +157,7 @@ def test_a_version_1_file_gets_the_new_claim_index_and_keeps_its_messages(
     assert claim_index_columns(db_path) == ["channel", "priority", "id", "available_at"]
     with sqlite3.connect(db_path) as check:
         assert check.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (2,)
-    delivery = reopened.receive("orders", lease=LEASE)
+    delivery = receive_one(reopened, "orders", lease=LEASE)
     assert delivery is not None
     assert delivery.message.body == b"kept"
     reopened.close()
@@ -169,8 +170,8 @@ def test_leased_rows_at_the_head_are_skipped_without_the_lease_in_the_index(
     for n in range(5):
         transport.send("orders", WireMessage(b"%d" % n))
 
-    held = [transport.receive("orders", lease=LEASE) for _ in range(3)]
-    fourth = transport.receive("orders", lease=LEASE)
+    held = [receive_one(transport, "orders", lease=LEASE) for _ in range(3)]
+    fourth = receive_one(transport, "orders", lease=LEASE)
 
     assert [d.message.body for d in held if d] == [b"0", b"1", b"2"]
     assert fourth is not None
@@ -190,9 +191,11 @@ def test_default_lease_tokens_are_one_id_per_transport_numbered_per_lease(
         a.send("orders", WireMessage(b"%d" % n))
 
     receipts = [
-        d.receipt for d in (a.receive("orders", lease=LEASE) for _ in range(2)) if d is not None
+        d.receipt
+        for d in (receive_one(a, "orders", lease=LEASE) for _ in range(2))
+        if d is not None
     ]
-    other = b.receive("orders", lease=LEASE)
+    other = receive_one(b, "orders", lease=LEASE)
     assert other is not None
     receipts.append(other.receipt)
 

@@ -27,6 +27,7 @@ from conveyor_sqlite import (
     SqliteDeduplication,
     SqliteTransport,
 )
+from pytest_conveyor.conformance import receive_one
 
 OPENERS: dict[str, Callable[[Path], object]] = {
     "SqliteTransport": lambda path: SqliteTransport(path, clock=VirtualClock()),
@@ -218,7 +219,7 @@ def test_reads_and_opening_an_existing_file_do_not_wait_for_the_write_lock(
     assert transport.pending("orders") == 0
     assert transport.next_due("orders") is None
     with pytest.raises(ConnectionFailed, match=r"\(20 ms\) while receiving from channel 'orders'"):
-        transport.receive("orders", lease=timedelta(seconds=1))
+        receive_one(transport, "orders", lease=timedelta(seconds=1))
     transport.close()
 
 

@@ -21,6 +21,7 @@ from conveyor_sqlite import (
     insert_message,
     to_unix_ms,
 )
+from pytest_conveyor.conformance import receive_one
 
 
 def application_connection(path: Path) -> sqlite3.Connection:
@@ -60,9 +61,9 @@ def test_a_message_inserted_in_a_rolled_back_transaction_is_never_sent(
     application.execute("COMMIT")
     application.close()
 
-    assert transport.receive("orders", lease=timedelta(seconds=1)) is None
+    assert receive_one(transport, "orders", lease=timedelta(seconds=1)) is None
     clock.advance(timedelta(milliseconds=500))
-    delivery = transport.receive("orders", lease=timedelta(seconds=1))
+    delivery = receive_one(transport, "orders", lease=timedelta(seconds=1))
     assert delivery is not None
     assert delivery.message == WireMessage(b"placed o-2", {"id": "m-2"})
     assert delivery.receipt.startswith(f"{row_id}:")

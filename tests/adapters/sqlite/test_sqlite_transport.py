@@ -14,8 +14,15 @@ import pytest
 from conveyor.core.clock import VirtualClock
 from conveyor.core.errors import MessageTooLarge, TransportClosed, TransportError
 from conveyor.core.ids import SequentialIds
-from conveyor.transports.seam import Capabilities, Delivery, InspectableTransport, WireMessage
+from conveyor.transports.seam import (
+    Capabilities,
+    ChannelOptions,
+    Delivery,
+    InspectableTransport,
+    WireMessage,
+)
 from conveyor_sqlite import SCHEMA_VERSION, SqliteTransport, to_unix_ms
+from pytest_conveyor.conformance import receive_one
 
 LEASE = timedelta(seconds=30)
 
@@ -27,7 +34,7 @@ def message(n: int, **headers: str) -> WireMessage:
 def bodies(transport: SqliteTransport, channel: str) -> list[bytes]:
     """Receive and ack everything due on the channel, in receive order."""
     received = []
-    while (delivery := transport.receive(channel, lease=LEASE)) is not None:
+    while (delivery := receive_one(transport, channel, lease=LEASE)) is not None:
         received.append(delivery.message.body)
         transport.ack(delivery)
     return received
@@ -63,7 +70,7 @@ def test_round_trips_body_bytes_and_headers_exactly(transport: SqliteTransport) 
     headers = {"id": "m-1", "unicode": "zaż\u00f3\u0142\u0107 \U0001f680", "empty": "", "q": '"{}'}
     transport.send("orders", WireMessage(body, headers))
 
-    delivery = transport.receive("orders", lease=LEASE)
+    delivery = receive_one(transport, "orders", lease=LEASE)
 
     assert delivery is not None
     assert delivery.message == WireMessage(body, headers)
@@ -73,14 +80,14 @@ def test_round_trips_body_bytes_and_headers_exactly(transport: SqliteTransport) 
 
 
 def test_receive_returns_none_at_once_when_nothing_is_due(transport: SqliteTransport) -> None:
-    assert transport.receive("orders", lease=LEASE) is None
+    assert receive_one(transport, "orders", lease=LEASE) is None
 
 
 def test_channels_share_one_table_but_not_their_messages(
     transport: SqliteTransport, db_path: Path
 ) -> None:
-    transport.declare("a")
-    transport.declare("a")  # idempotent
+    transport.declare(ChannelOptions("a"))
+    transport.declare(ChannelOptions("a"))  # idempotent
     transport.send("a", message(1))
     transport.send("b", message(2))
 
@@ -112,7 +119,7 @@ def test_a_delayed_message_is_not_received_before_its_time_to_the_millisecond(
     transport.send("orders", message(1), available_at=clock.now() + timedelta(milliseconds=250))
 
     clock.advance(timedelta(milliseconds=249))
-    assert transport.receive("orders", lease=LEASE) is None
+    assert receive_one(transport, "orders", lease=LEASE) is None
     clock.advance(timedelta(milliseconds=1))
     assert bodies(transport, "orders") == [b"body-1"]
 
@@ -123,7 +130,7 @@ def test_a_sub_millisecond_due_time_rounds_up_so_it_is_never_early(
     transport.send("orders", message(1), available_at=clock.now() + timedelta(microseconds=1_500))
 
     clock.advance(timedelta(microseconds=1_999))
-    assert transport.receive("orders", lease=LEASE) is None
+    assert receive_one(transport, "orders", lease=LEASE) is None
     clock.advance(timedelta(microseconds=1))
     assert bodies(transport, "orders") == [b"body-1"]
 
@@ -150,13 +157,13 @@ def test_an_unacked_message_comes_back_after_its_lease_with_a_higher_count(
     transport: SqliteTransport, clock: VirtualClock
 ) -> None:
     transport.send("orders", message(1))
-    first = transport.receive("orders", lease=timedelta(seconds=10))
+    first = receive_one(transport, "orders", lease=timedelta(seconds=10))
     assert first is not None
 
     clock.advance(timedelta(seconds=9, milliseconds=999))
-    assert transport.receive("orders", lease=LEASE) is None
+    assert receive_one(transport, "orders", lease=LEASE) is None
     clock.advance(timedelta(milliseconds=1))
-    second = transport.receive("orders", lease=LEASE)
+    second = receive_one(transport, "orders", lease=LEASE)
 
     assert second is not None
     assert second.message == first.message
@@ -168,10 +175,10 @@ def test_an_ack_with_a_stale_lease_names_the_message_and_the_expired_lease(
     transport: SqliteTransport, clock: VirtualClock, db_path: Path
 ) -> None:
     transport.send("orders", message(1))
-    stale = transport.receive("orders", lease=timedelta(seconds=10))
+    stale = receive_one(transport, "orders", lease=timedelta(seconds=10))
     assert stale is not None
     clock.advance(timedelta(seconds=10))
-    fresh = transport.receive("orders", lease=LEASE)
+    fresh = receive_one(transport, "orders", lease=LEASE)
     assert fresh is not None
 
     with pytest.raises(TransportError) as raised:
@@ -191,7 +198,7 @@ def test_an_ack_after_the_lease_ran_out_still_counts_while_nobody_took_it(
     transport: SqliteTransport, clock: VirtualClock
 ) -> None:
     transport.send("orders", message(1))
-    slow = transport.receive("orders", lease=timedelta(seconds=1))
+    slow = receive_one(transport, "orders", lease=timedelta(seconds=1))
     assert slow is not None
     clock.advance(timedelta(minutes=5))
 
@@ -202,7 +209,7 @@ def test_an_ack_after_the_lease_ran_out_still_counts_while_nobody_took_it(
 
 def test_acking_twice_says_the_message_is_gone(transport: SqliteTransport) -> None:
     transport.send("orders", message(1))
-    delivery = transport.receive("orders", lease=LEASE)
+    delivery = receive_one(transport, "orders", lease=LEASE)
     assert delivery is not None
     transport.ack(delivery)
 
@@ -212,7 +219,7 @@ def test_acking_twice_says_the_message_is_gone(transport: SqliteTransport) -> No
 
 def test_a_released_delivery_cannot_be_acked(transport: SqliteTransport) -> None:
     transport.send("orders", message(1))
-    delivery = transport.receive("orders", lease=LEASE)
+    delivery = receive_one(transport, "orders", lease=LEASE)
     assert delivery is not None
     transport.release(delivery)
 
@@ -232,11 +239,11 @@ def test_release_keeps_the_message_s_place_and_its_delivery_count(
 ) -> None:
     for n in (1, 2, 3):
         transport.send("orders", message(n))
-    first = transport.receive("orders", lease=LEASE)
+    first = receive_one(transport, "orders", lease=LEASE)
     assert first is not None
 
     transport.release(first)
-    again = transport.receive("orders", lease=LEASE)
+    again = receive_one(transport, "orders", lease=LEASE)
 
     assert again is not None
     assert again.message.body == b"body-1"
@@ -247,12 +254,12 @@ def test_release_with_a_due_time_holds_the_message_until_then(
     transport: SqliteTransport, clock: VirtualClock
 ) -> None:
     transport.send("orders", message(1))
-    delivery = transport.receive("orders", lease=LEASE)
+    delivery = receive_one(transport, "orders", lease=LEASE)
     assert delivery is not None
 
     transport.release(delivery, available_at=clock.now() + timedelta(seconds=3))
 
-    assert transport.receive("orders", lease=LEASE) is None
+    assert receive_one(transport, "orders", lease=LEASE) is None
     assert transport.next_due("orders") == clock.now() + timedelta(seconds=3)
     clock.advance(timedelta(seconds=3))
     assert bodies(transport, "orders") == [b"body-1"]
@@ -264,7 +271,7 @@ def test_pending_counts_due_delayed_and_leased_messages(
     transport.send("orders", message(1))
     transport.send("orders", message(2), available_at=clock.now() + timedelta(minutes=1))
     transport.send("other", message(3))
-    assert transport.receive("orders", lease=LEASE) is not None
+    assert receive_one(transport, "orders", lease=LEASE) is not None
 
     assert transport.pending("orders") == 2
     assert transport.pending("other") == 1
@@ -282,7 +289,7 @@ def test_next_due_is_the_earliest_of_due_times_and_lease_expiries(
 
     transport.send("orders", message(3))
     assert transport.next_due("orders") == start
-    assert transport.receive("orders", lease=timedelta(seconds=5)) is not None
+    assert receive_one(transport, "orders", lease=timedelta(seconds=5)) is not None
     assert transport.next_due("orders") == start + timedelta(seconds=5)
 
 
@@ -315,7 +322,7 @@ def test_wrong_argument_types_are_refused_before_anything_is_stored(
     with pytest.raises(TypeError, match="body must be bytes, not str"):
         transport.send("orders", WireMessage("text"))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="lease=0:00:00 must be positive"):
-        transport.receive("orders", lease=timedelta(0))
+        receive_one(transport, "orders", lease=timedelta(0))
     with pytest.raises(ValueError, match="channel name '' must be a non-empty string"):
         transport.send("", message(1))
     assert transport.pending("orders") == 0
@@ -325,15 +332,15 @@ def test_every_call_after_close_raises_transport_closed(
     transport: SqliteTransport, db_path: Path
 ) -> None:
     transport.send("orders", message(1))
-    delivery = transport.receive("orders", lease=LEASE)
+    delivery = receive_one(transport, "orders", lease=LEASE)
     assert delivery is not None
     transport.close()
     transport.close()  # closing again is allowed
 
     calls: list[Callable[[], object]] = [
-        lambda: transport.declare("orders"),
+        lambda: transport.declare(ChannelOptions("orders")),
         lambda: transport.send("orders", message(2)),
-        lambda: transport.receive("orders", lease=LEASE),
+        lambda: receive_one(transport, "orders", lease=LEASE),
         lambda: transport.ack(delivery),
         lambda: transport.release(delivery),
         lambda: transport.pending("orders"),
@@ -351,13 +358,13 @@ def test_messages_and_leases_survive_reopening_the_file(db_path: Path, clock: Vi
     first = SqliteTransport(db_path, clock=clock)
     first.send("orders", message(1))
     first.send("orders", message(2), available_at=clock.now() + timedelta(seconds=5))
-    leased = first.receive("orders", lease=timedelta(seconds=10))
+    leased = receive_one(first, "orders", lease=timedelta(seconds=10))
     assert leased is not None
     first.close()
 
     second = SqliteTransport(db_path, clock=clock)
     assert second.pending("orders") == 2
-    assert second.receive("orders", lease=LEASE) is None  # one is leased, one is delayed
+    assert receive_one(second, "orders", lease=LEASE) is None  # one is leased, one is delayed
     clock.advance(timedelta(seconds=10))
     assert bodies(second, "orders") == [b"body-1", b"body-2"]
     second.close()
@@ -377,7 +384,7 @@ def test_a_claim_writes_the_lease_into_the_row(
         "delivery_count, enqueued_seq FROM conveyor_messages",
     ) == [(1, "orders", 3, now_ms, now_ms + 3_600_000, None, None, 0, 1)]
 
-    delivery = transport.receive("orders", lease=timedelta(milliseconds=1500))
+    delivery = receive_one(transport, "orders", lease=timedelta(milliseconds=1500))
 
     assert delivery is not None
     assert delivery.receipt == "1:lease-1"
@@ -391,7 +398,7 @@ def test_release_clears_the_lease_and_sets_the_due_time(
     transport: SqliteTransport, clock: VirtualClock, db_path: Path
 ) -> None:
     transport.send("orders", message(1))
-    delivery = transport.receive("orders", lease=LEASE)
+    delivery = receive_one(transport, "orders", lease=LEASE)
     assert delivery is not None
 
     transport.release(delivery, available_at=clock.now() + timedelta(milliseconds=7))
@@ -453,7 +460,7 @@ def test_two_transports_on_one_file_never_lease_the_same_message_twice(
 
     leased: list[Delivery] = []
     for turn in range(12):
-        delivery = (a if turn % 2 else b).receive("orders", lease=LEASE)
+        delivery = receive_one(a if turn % 2 else b, "orders", lease=LEASE)
         if delivery is not None:
             leased.append(delivery)
 
@@ -461,7 +468,7 @@ def test_two_transports_on_one_file_never_lease_the_same_message_twice(
     assert {d.delivery_count for d in leased} == {1}
 
     clock.advance(LEASE)  # every lease runs out: each message comes back exactly once
-    again = [d for t in (a, b, a) if (d := t.receive("orders", lease=LEASE)) is not None]
+    again = [d for t in (a, b, a) if (d := receive_one(t, "orders", lease=LEASE)) is not None]
     assert [d.message.body for d in again] == [b"body-0", b"body-1", b"body-2"]
     assert {d.delivery_count for d in again} == {2}
     a.close()
@@ -486,7 +493,7 @@ def test_threads_on_many_connections_never_lease_the_same_message_twice(
 
     def consume(transport: SqliteTransport) -> None:
         start.wait()
-        while (delivery := transport.receive("orders", lease=LEASE)) is not None:
+        while (delivery := receive_one(transport, "orders", lease=LEASE)) is not None:
             with guard:
                 received.append(delivery.message.body)
 

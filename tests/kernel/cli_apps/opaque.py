@@ -9,7 +9,7 @@ from conveyor import Messaging, SequentialIds, VirtualClock
 from conveyor.core.clock import Clock
 from conveyor.transports.channels import Channel
 from conveyor.transports.memory import MemoryTransport
-from conveyor.transports.seam import Capabilities, Delivery, Transport, WireMessage
+from conveyor.transports.seam import Capabilities, ChannelOptions, Delivery, Transport, WireMessage
 
 
 class OpaqueTransport:
@@ -22,8 +22,8 @@ class OpaqueTransport:
     def capabilities(self) -> Capabilities:
         return self._inner.capabilities
 
-    def declare(self, channel: str) -> None:
-        self._inner.declare(channel)
+    def declare(self, options: ChannelOptions) -> None:
+        self._inner.declare(options)
 
     def send(
         self,
@@ -38,8 +38,15 @@ class OpaqueTransport:
             channel, message, available_at=available_at, priority=priority, expires_at=expires_at
         )
 
-    def receive(self, channel: str, *, lease: timedelta) -> Delivery | None:
-        return self._inner.receive(channel, lease=lease)
+    def receive(
+        self,
+        channel: str,
+        *,
+        lease: timedelta,
+        max_messages: int = 1,
+        wait: timedelta | None = None,
+    ) -> list[Delivery]:
+        return self._inner.receive(channel, lease=lease, max_messages=max_messages, wait=wait)
 
     def ack(self, delivery: Delivery) -> None:
         self._inner.ack(delivery)

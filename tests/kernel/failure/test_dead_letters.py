@@ -33,6 +33,7 @@ from conveyor import (
 from conveyor.core.errors import DeadLetterNotFound
 from conveyor.core.wire import H
 from conveyor.transports.seam import WireMessage
+from pytest_conveyor.conformance import receive_one
 
 
 def charge_handler(flaky: Flaky, **options: object) -> object:
@@ -111,7 +112,7 @@ def test_each_failed_copy_of_an_event_gets_its_own_record() -> None:
 def test_two_letters_of_one_copy_get_distinct_ids() -> None:
     messaging = build([charge_handler(Flaky(None, PaymentDeclined))], ["orders"])
     messaging.send(ChargeCard("o-1"))
-    wire = messaging.channels["orders"].transport.receive("orders", lease=seconds(1))
+    wire = receive_one(messaging.channels["orders"].transport, "orders", lease=seconds(1))
     assert wire is not None
     messaging.channels["orders"].transport.release(wire)
     messaging.channels["orders"].transport.send("orders", wire.message)  # a duplicate delivery
@@ -236,7 +237,7 @@ def test_a_replayed_message_carries_the_replay_count_and_keeps_its_identity() ->
     messaging.send(ChargeCard("o-1"), headers={"tenant": "acme"})
     messaging.run_until_idle()
     messaging.dead_letters.replay("msg-1@charge")
-    wire = messaging.channels["orders"].transport.receive("orders", lease=seconds(1))
+    wire = receive_one(messaging.channels["orders"].transport, "orders", lease=seconds(1))
     assert wire is not None
     assert (wire.message.headers[H.REPLAYED], wire.message.headers[H.ATTEMPT]) == ("1", "1")
     messaging.channels["orders"].transport.release(wire)

@@ -38,6 +38,7 @@ from conveyor.core.errors import TransportError
 from conveyor.core.wire import H
 from conveyor.transports.memory import MemoryTransport
 from conveyor.transports.seam import Capabilities, Transport, WireMessage
+from pytest_conveyor.conformance import receive_one
 
 
 def test_the_issue_example_retries_then_dead_letters_then_replays() -> None:
@@ -102,7 +103,7 @@ def test_a_delayed_retry_goes_back_to_its_channel_with_the_next_attempt_header()
     transport = messaging.channels["orders"].transport
     assert pending(messaging, "orders") == 1
     assert transport.next_due("orders") == START + seconds(30)  # type: ignore[attr-defined]
-    assert transport.receive("orders", lease=seconds(1)) is None  # not before its delay
+    assert receive_one(transport, "orders", lease=seconds(1)) is None  # not before its delay
     [retried] = messaging.journal.of_kind(RecordKind.RETRIED)
     assert (retried.channel, retried.endpoint_id, retried.attempt, retried.delay) == (
         "orders",
@@ -317,7 +318,7 @@ def test_a_redelivery_after_a_lost_lease_counts_as_the_next_attempt() -> None:
     messaging = build([charge], [QueueChannel("orders", lease=seconds(30))])
     messaging.send(ChargeCard("o-1"))
     transport = messaging.channels["orders"].transport
-    lost = transport.receive("orders", lease=seconds(30))  # a consumer that died mid-message
+    lost = receive_one(transport, "orders", lease=seconds(30))  # a consumer that died mid-message
     assert lost is not None
     assert lost.message.headers[H.ATTEMPT] == "1"
     messaging.advance(seconds(30))

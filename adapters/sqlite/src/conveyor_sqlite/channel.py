@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -59,6 +60,16 @@ class SqliteChannel(Channel):
     busy_timeout: timedelta = timedelta(seconds=5)
     synchronous: Synchronous = "FULL"
     connection: ConnectionSource | None = None
+
+    def transport_key(self) -> Hashable:
+        """Channels on one file, with the same settings and outbox connection, share a transport."""
+        return (
+            SqliteChannel,
+            os.fspath(self.path),
+            self.busy_timeout,
+            self.synchronous,
+            id(self.connection) if self.connection is not None else None,
+        )
 
     def open(self, clock: Clock) -> Transport:
         return SqliteTransport(

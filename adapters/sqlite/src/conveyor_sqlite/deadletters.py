@@ -42,7 +42,8 @@ _UPSERT = f"""
 
 
 class SqliteDeadLetterStore:
-    """A :class:`~conveyor.stores.dead_letters.DeadLetterStore` in the ``conveyor_dead_letters`` table.
+    """A :class:`~conveyor.stores.dead_letters.DeadLetterStore` in the ``conveyor_dead_letters``
+    table.
 
     Args:
         path: the database file; it may be the same file as a ``SqliteTransport``.

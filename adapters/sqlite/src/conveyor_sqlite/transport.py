@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from conveyor.core.clock import Clock
-from conveyor.core.errors import MessageTooLarge, TransportError
+from conveyor.core.errors import MessageTooLarge, StaleReceipt, TransportError
 from conveyor.core.ids import IdGenerator, UuidV7Ids
-from conveyor.transports.seam import Capabilities, Delivery, WireMessage
+from conveyor.transports.seam import Capabilities, ChannelOptions, Delivery, WireMessage
 from conveyor_sqlite.application import (
     ApplicationConnection,
     ConnectionSource,
@@ -121,10 +121,10 @@ class SqliteTransport:
     def capabilities(self) -> Capabilities:
         return self._capabilities
 
-    def declare(self, channel: str) -> None:
+    def declare(self, options: ChannelOptions) -> None:
         """Check the name. Channels share one table, so every channel exists once named."""
-        _check_channel(channel)
-        self._db.check_open(f"declaring channel {channel!r}")
+        _check_channel(options.name)
+        self._db.check_open(f"declaring channel {options.name!r}")
 
     def send(
         self,
@@ -181,13 +181,43 @@ class SqliteTransport:
         except sqlite3.Error as error:
             raise translate_application(application, error, action) from error
 
-    def receive(self, channel: str, *, lease: timedelta) -> Delivery | None:
+    def receive(
+        self,
+        channel: str,
+        *,
+        lease: timedelta,
+        max_messages: int = 1,
+        wait: timedelta | None = None,
+    ) -> list[Delivery]:
+        """Lease up to ``max_messages`` due messages, each in its own short transaction.
+
+        With ``wait``, poll every 50 ms (SQLite has no notification) up to ``wait`` for the
+        first message; the kernel passes ``wait`` only on a real clock.
+        """
         _check_channel(channel)
         if lease <= timedelta(0):
             raise ValueError(
                 f"lease={lease} must be positive: it is how long the consumer has before the "
                 f"message is delivered again."
             )
+        if max_messages < 1:
+            raise ValueError(f"max_messages={max_messages} must be at least 1.")
+        deliveries: list[Delivery] = []
+        deadline = None if wait is None else self._clock.now() + wait
+        while True:
+            while len(deliveries) < max_messages:
+                delivery = self._receive_one(channel, lease)
+                if delivery is None:
+                    break
+                deliveries.append(delivery)
+            if deliveries or deadline is None:
+                return deliveries
+            left = deadline - self._clock.now()
+            if left <= timedelta(0):
+                return deliveries
+            self._clock.sleep(min(left, _POLL).total_seconds())
+
+    def _receive_one(self, channel: str, lease: timedelta) -> Delivery | None:
         lease_ms = duration_ms(lease)
         # Not synced even under "FULL": a lease lost to a power cut only means the message is
         # delivered again, which at least once allows; the send that stored it was synced.
@@ -263,7 +293,7 @@ class SqliteTransport:
             f"{delivery.delivery_count}) in {self.path!r}"
         )
         if current is not None and current == delivery.delivery_count:
-            return TransportError(
+            return StaleReceipt(
                 f"cannot {verb} {where}: it was released, so this delivery no longer holds it. "
                 f"Ack or release a delivery once."
             )
@@ -274,7 +304,7 @@ class SqliteTransport:
             )
         else:
             cause = f"its lease expired and it was received again (now delivery {current})"
-        return TransportError(
+        return StaleReceipt(
             f"cannot {verb} {where}: {cause}. If the handler outlived its lease, pass a longer "
             f"lease to receive(); either way keep handlers idempotent (deduplication), since a "
             f"message is handled again whenever a lease expires."
@@ -297,6 +327,9 @@ class _Texts:
             f"conn:` after a write), the send waits for it in vain: give SqliteChannel("
             f"{channel!r}) connection= so the message joins that transaction."
         )
+
+
+_POLL = timedelta(milliseconds=50)
 
 
 def _numbered(prefix: str) -> Callable[[], str]:

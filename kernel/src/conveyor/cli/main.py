@@ -44,7 +44,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
-_LOGGER = "conveyor.cli.main"
+_LOGGER = "conveyor.cli"
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _ENV_APP = "CONVEYOR_APP"
 _APP_HELP = "a Messaging, or a function without arguments returning one (default: $CONVEYOR_APP)"

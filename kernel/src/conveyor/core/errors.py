@@ -17,6 +17,7 @@ __all__ = [
     "ChannelNotFound",
     "MessageTooLarge",
     "TransportClosed",
+    "StaleReceipt",
     "ClockError",
     "SettleError",
     "DeadLetterNotFound",
@@ -61,6 +62,14 @@ class ChannelNotFound(TransportError):
 
 class MessageTooLarge(TransportError):
     """A message is larger than the transport's declared maximum size."""
+
+
+class StaleReceipt(TransportError):
+    """An ack, release or renew named a lease that ran out and was given to another delivery.
+
+    The message was (or will be) delivered again; the kernel records the stale settlement and the
+    consumer goes on.
+    """
 
 
 class TransportClosed(TransportError):

@@ -1,8 +1,9 @@
 """What became of one consumed delivery.
 
-Its own module because both the consumption entry (``conveyor.drivers.consumption``, which re-exports it)
-and the modules that settle a failed or unhandleable delivery (``conveyor.drivers.failure_resolution``,
-``conveyor.drivers.dead_lettering``) return it, and neither of those may import the entry.
+Its own module because both the consumption entry (``conveyor.drivers.consumption``, which
+re-exports it) and the modules that settle a failed or unhandleable delivery
+(``conveyor.drivers.failure_resolution``, ``conveyor.drivers.dead_lettering``) return it, and
+neither of those may import the entry.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ the type name for the codec, and the delivery attempt.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
@@ -17,7 +17,36 @@ from conveyor.core.construct import fast_constructor
 from conveyor.core.errors import SerializationError
 from conveyor.core.headers import Headers
 
-__all__ = ["Envelope", "to_wire_headers", "read_envelope", "H"]
+__all__ = ["WireMessage", "Delivery", "Envelope", "to_wire_headers", "read_envelope", "H"]
+
+
+@dataclass(frozen=True, slots=True)
+class WireMessage:
+    """What crosses a broker: an opaque body and string headers."""
+
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire: body plus header names and values (UTF-8)."""
+        return len(self.body) + sum(
+            len(k.encode()) + len(v.encode()) for k, v in self.headers.items()
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One leased delivery of a message to a consumer.
+
+    ``receipt`` is the transport's own handle (a row id, a stream entry id, a delivery tag);
+    ``delivery_count`` is 1 the first time and grows on each redelivery of the same message.
+    """
+
+    channel: str
+    message: WireMessage
+    receipt: str
+    delivery_count: int = 1
 
 
 class H:

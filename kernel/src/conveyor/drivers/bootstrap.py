@@ -6,7 +6,7 @@ then, naming what is wrong, what exists instead and the fix, never a surprise at
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 
 from conveyor.core.clock import Clock
 from conveyor.core.codec.serialization import Codec
@@ -57,8 +57,12 @@ def open_channel(
     codec: Codec,
     channels: Mapping[str, ChannelRuntime],
     endpoints: Mapping[str, HandlerSpec],
+    transports: dict[Hashable, Transport],
 ) -> ChannelRuntime:
-    """Check a channel definition against what exists, and open its transport."""
+    """Check a channel definition against what exists, and open its transport.
+
+    Definitions with equal ``transport_key()`` share the transport opened for the first.
+    """
     if isinstance(definition, str):
         definition = QueueChannel(definition)
     if not isinstance(definition, Channel):
@@ -76,8 +80,11 @@ def open_channel(
             f"{endpoints[definition.name].name}; consumer names must be unique. "
             f'Rename the channel or give the handler endpoint_id="...".'
         )
-    transport = definition.open(clock)
-    transport.declare(definition.name)
+    key = definition.transport_key()
+    transport = transports.get(key)
+    if transport is None:
+        transport = transports[key] = definition.open(clock)
+    transport.declare(definition.channel_options())
     inline = (definition.mode or mode) == "inline"
     return ChannelRuntime(
         definition,

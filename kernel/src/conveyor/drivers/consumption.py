@@ -11,15 +11,15 @@ Outermost first, as Ecotone's consumption stack (reference section 8.1):
    flushed and the transaction committed);
 7. user interceptors, then the handler.
 
-This module is the entry: it reads the envelope, forwards a channel sequence, routes an
-asynchronous bus message, expires, refuses duplicates, runs the stack and acknowledges a success.
-Layers 3 to 7 are ordered interceptors (``conveyor.drivers.stack``): a user interceptor can sit between
-any two of them by its ``order``. Layers 1 and 2 after a failure, from the delayed retry to the
-final strategy, are in ``conveyor.drivers.failure_resolution``.
+This module is the entry: it reads the envelope, forwards a channel sequence, routes an asynchronous
+bus message, expires, refuses duplicates, runs the stack and acknowledges a success. Layers 3 to 7
+are ordered interceptors (``conveyor.drivers.stack``): a user interceptor can sit between any two of
+them by its ``order``. Layers 1 and 2 after a failure, from the delayed retry to the final strategy,
+are in ``conveyor.drivers.failure_resolution``.
 
-Messages that cannot be decoded, have an unknown type, or name no endpoint on this channel are
-never dropped: they go to the dead-letter store with the reason (``conveyor.drivers.dead_lettering``),
-and the consumer moves on.
+Messages that cannot be decoded, have an unknown type, or name no endpoint on this channel are never
+dropped: they go to the dead-letter store with the reason (``conveyor.drivers.dead_lettering``), and
+the consumer moves on.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Setting a delivery aside in the dead-letter store, with why, so nothing is ever dropped.
 
-Two kinds of delivery end here: those whose handling failed for good or whose time to live ran
-out (``conveyor.drivers.failure_resolution``, ``conveyor.drivers.consumption``), and poison messages, rejected
-before any handler ran because they cannot be handled on this channel at all (malformed headers,
-an undecodable body, an unknown type, no such endpoint, an unknown channel in a sequence). A
-letter keeps the original bytes and headers, so even a message that no longer decodes can be
+Two kinds of delivery end here: those whose handling failed for good or whose time to live ran out
+(``conveyor.drivers.failure_resolution``, ``conveyor.drivers.consumption``), and poison messages,
+rejected before any handler ran because they cannot be handled on this channel at all (malformed
+headers, an undecodable body, an unknown type, no such endpoint, an unknown channel in a sequence).
+A letter keeps the original bytes and headers, so even a message that no longer decodes can be
 inspected and replayed (``conveyor.drivers.replay``). Each letter is journaled as DEAD_LETTERED.
 """
 

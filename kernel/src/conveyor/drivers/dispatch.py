@@ -1,11 +1,11 @@
 """Dispatch: calling synchronous handlers, each inside a scope, with its outcome journaled.
 
-Every handler is composed with its interceptors once, when the ``Messaging`` is built, together
-with the consumption stack it runs in when consumed from a channel (``conveyor.drivers.stack``). Bus work
+Every handler is composed with its interceptors once, when the ``Messaging`` is built, together with
+the consumption stack it runs in when consumed from a channel (``conveyor.drivers.stack``). Bus work
 started outside any handler runs in one collecting scope and the application's transaction (the
 message collector, ``conveyor.core.collector``), and inline channels are drained once it is done; a
-handler called while another is being handled opens a scope that only names its message, so what
-it sends joins the enclosing collector.
+handler called while another is being handled opens a scope that only names its message, so what it
+sends joins the enclosing collector.
 
 A message created while another is being handled is caused by it: it names it as its cause,
 shares its correlation id and inherits its user headers (its own win).
@@ -95,8 +95,8 @@ class Dispatch:
         """Precompose each handler with its interceptors, once.
 
         Interceptors ordered below ``StackOrder.HANDLER`` sit among the consumption stack's layers
-        (``conveyor.drivers.stack``) when the handler is consumed from a channel; on a synchronous call
-        they simply wrap the inner ones.
+        (``conveyor.drivers.stack``) when the handler is consumed from a channel; on a synchronous
+        call they simply wrap the inner ones.
         """
         m = self._m
         selected = [i for i in m.interceptors if i.selects(spec.message_types, spec.markers)]

@@ -24,7 +24,6 @@ from conveyor.core.errors import ConfigurationError, SettleError
 from conveyor.core.journal import Record, RecordKind
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
-from conveyor.transports.seam import WaitingTransport
 
 if TYPE_CHECKING:
     from conveyor.drivers.messaging import Messaging
@@ -85,14 +84,22 @@ class Driver:
 
     # ------------------------------------------------------------------ one step
 
-    def step(self, name: str, *, stop_on_failure: bool = False) -> bool:
-        """Process one message (or tick) of consumer ``name``; False when nothing was due."""
+    def step(
+        self, name: str, *, stop_on_failure: bool = False, wait: timedelta | None = None
+    ) -> bool:
+        """Process one message (or tick) of consumer ``name``; False when nothing was due.
+
+        ``wait`` (on a real clock only) lets the transport block that long for a message: the
+        broker's long poll instead of a sleep between polls.
+        """
         runtime = self._m.channels.get(name)
         if runtime is not None:
-            delivery = runtime.transport.receive(name, lease=runtime.definition.lease)
-            if delivery is None:
+            deliveries = runtime.transport.receive(
+                name, lease=runtime.definition.lease, max_messages=1, wait=wait
+            )
+            if not deliveries:
                 return False
-            self._m.consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
+            self._m.consumption.consume(runtime, deliveries[0], stop_on_failure=stop_on_failure)
             return True
         endpoint = self.scheduled[name]
         now = self._m.clock.now()
@@ -283,16 +290,11 @@ class Driver:
                     return RunResult(name, processed, "empty")
                 if virtual and time_limit is None and self.next_due([name]) is None:
                     return RunResult(name, processed, "empty")  # on virtual time, none will come
-                self._wait_idle(name, self._idle_wait(name, started, time_limit))
-
-    def _wait_idle(self, name: str, wait: timedelta) -> None:
-        """Block on the broker when it can (long poll); otherwise sleep on the clock."""
-        runtime = self._m.channels.get(name)
-        transport = runtime.transport if runtime is not None else None
-        if isinstance(transport, WaitingTransport) and not isinstance(self._m.clock, VirtualClock):
-            transport.wait(name, timeout=wait)
-        else:
-            self._m.clock.sleep(wait.total_seconds())
+                wait = self._idle_wait(name, started, time_limit)
+                if virtual or name not in m.channels:
+                    m.clock.sleep(wait.total_seconds())
+                elif self.step(name, stop_on_failure=stop_on_failure, wait=wait):
+                    processed += 1  # the broker's long poll brought one
 
     def _idle_wait(self, name: str, started: datetime, time_limit: timedelta | None) -> timedelta:
         now = self._m.clock.now()

@@ -1,10 +1,10 @@
 """Failure resolution: what becomes of a delivery whose handling failed.
 
-These are layers 1 and 2 of the consumption stack (``conveyor.drivers.consumption`` lists them all) once
-an attempt has failed, its instant retries are spent and its transaction is rolled back: a
-delayed retry (the copy goes back to its channel, due later, while the retry policy has one
-left), then the error handler (the endpoint's, the channel's or the Messaging's), then a dead
-letter (``conveyor.drivers.dead_lettering``), then the channel's final failure strategy (resend, stop,
+These are layers 1 and 2 of the consumption stack (``conveyor.drivers.consumption`` lists them all)
+once an attempt has failed, its instant retries are spent and its transaction is rolled back: a
+delayed retry (the copy goes back to its channel, due later, while the retry policy has one left),
+then the error handler (the endpoint's, the channel's or the Messaging's), then a dead letter
+(``conveyor.drivers.dead_lettering``), then the channel's final failure strategy (resend, stop,
 ignore). A message of an asynchronous bus, which has no endpoint of its own, gets the channel's
 retry policy, then a letter.
 

@@ -1,16 +1,17 @@
 """``Messaging``: the sync kernel facade — buses, channels, consumers and time, in one object.
 
 It is built from an explicit list of handlers and channels (no global registry) and validates
-everything at construction. The verbs live here; calling handlers, and the messages they cause,
-in ``conveyor.drivers.dispatch``; copies on their way to a channel in ``conveyor.drivers.outgoing``; consuming a
-delivery in ``conveyor.drivers.consumption``; running consumers and settling in ``conveyor.drivers.driving``.
+everything at construction. The verbs live here; calling handlers, and the messages they cause, in
+``conveyor.drivers.dispatch``; copies on their way to a channel in ``conveyor.drivers.outgoing``;
+consuming a delivery in ``conveyor.drivers.consumption``; running consumers and settling in
+``conveyor.drivers.driving``.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,6 +45,7 @@ from conveyor.drivers.replay import DeadLetters
 from conveyor.stores.dead_letters import DeadLetterStore, InMemoryDeadLetterStore
 from conveyor.stores.deduplication import Deduplication
 from conveyor.transports.channels import Channel, Mode
+from conveyor.transports.seam import Transport
 
 __all__ = ["Messaging", "ChannelRuntime"]
 
@@ -130,6 +132,7 @@ class Messaging:
         self.types = registry
         self.codec: Codec = codec if codec is not None else JsonCodec(registry)
         self.channels: dict[str, ChannelRuntime] = {}
+        self._transports: dict[Hashable, Transport] = {}
         for definition in channels:
             runtime = open_channel(
                 definition,
@@ -138,6 +141,7 @@ class Messaging:
                 codec=self.codec,
                 channels=self.channels,
                 endpoints=self.endpoints,
+                transports=self._transports,
             )
             self.channels[runtime.name] = runtime
         self._scopes: list[Scope] = []  # what is being handled now, innermost last
@@ -374,8 +378,8 @@ class Messaging:
 
     def close(self) -> None:
         """Close every channel's transport."""
-        for runtime in self.channels.values():
-            runtime.transport.close()
+        for transport in self._transports.values():
+            transport.close()
 
     def __enter__(self) -> Messaging:
         return self

@@ -1,9 +1,9 @@
 """Outgoing copies: a message on its way to an asynchronous endpoint's channel.
 
-A copy is encoded once, with the codec of the last channel of its sequence (its consumer decodes
-it there), and handed to the innermost collecting scope (``conveyor.core.collector``), which sends it
-on only when the work that produced it succeeds; outside any collecting scope it goes to its
-channel at once. Sending to a transport records QUEUED in the journal.
+A copy is encoded once, with the codec of the last channel of its sequence (its consumer decodes it
+there), and handed to the innermost collecting scope (``conveyor.core.collector``), which sends it
+on only when the work that produced it succeeds; outside any collecting scope it goes to its channel
+at once. Sending to a transport records QUEUED in the journal.
 """
 
 from __future__ import annotations

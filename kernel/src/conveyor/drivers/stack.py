@@ -122,10 +122,10 @@ def handling_stack(
 ) -> Callable[[Attempt], object]:
     """Compose the built-in layers and the outer user interceptors around the handler call.
 
-    ``outer_interceptors`` are the user interceptors selected for one handler whose order puts
-    them among the built-in layers (below ``StackOrder.HANDLER``); the others run inside
-    ``Dispatch.call_handler`` (``conveyor.drivers.dispatch``). Layers in ``unused`` would do nothing for
-    this handler (no instant retries, no deduplication, no transaction) and are left out: the
+    ``outer_interceptors`` are the user interceptors selected for one handler whose order puts them
+    among the built-in layers (below ``StackOrder.HANDLER``); the others run inside
+    ``Dispatch.call_handler`` (``conveyor.drivers.dispatch``). Layers in ``unused`` would do nothing
+    for this handler (no instant retries, no deduplication, no transaction) and are left out: the
     stack runs on every consumed message.
     """
     layers: list[tuple[int, int, Layer]] = [

@@ -8,6 +8,7 @@ between the two.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
@@ -16,7 +17,7 @@ from conveyor.core.clock import Clock
 from conveyor.core.codec.serialization import Codec
 from conveyor.core.errors import ConfigurationError
 from conveyor.core.retry import RetryPolicy
-from conveyor.transports.seam import Transport
+from conveyor.transports.seam import AsyncTransport, ChannelOptions, Transport
 
 __all__ = ["Channel", "QueueChannel", "FinalFailure", "Mode"]
 
@@ -65,14 +66,37 @@ class Channel:
                 f"message stays) or 'ignore' (dropped, with a journal record)."
             )
 
+    def transport_key(self) -> Hashable:
+        """Channels whose keys are equal share one transport (one client or pool).
+
+        By default a definition opens its own; an adapter returns what identifies the broker
+        connection (a URL, a file), so ten channels on one Redis share one client.
+        """
+        return (type(self), id(self))
+
+    def channel_options(self) -> ChannelOptions:
+        """What ``Transport.declare`` is told about this channel."""
+        return ChannelOptions(self.name, lease=self.lease)
+
     def open(self, clock: Clock) -> Transport:
-        """Open the transport this channel's messages travel through."""
+        """Open the transport this channel's messages travel through (for ``Messaging``)."""
         raise NotImplementedError(f"{type(self).__qualname__} does not say how to open it")
+
+    def open_async(self, clock: Clock) -> AsyncTransport:
+        """Open the asyncio twin of the transport (for ``AsyncMessaging``)."""
+        raise ConfigurationError(
+            f"channel {self.name!r} ({type(self).__qualname__}) has no asyncio transport; use "
+            f"it with Messaging, or use a channel whose adapter offers one."
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
 class QueueChannel(Channel):
     """An in-memory channel: serializes through the codec, honours delay, priority and leases."""
+
+    def transport_key(self) -> Hashable:
+        """Every in-memory channel of one ``Messaging`` shares one ``MemoryTransport``."""
+        return (QueueChannel,)
 
     def open(self, clock: Clock) -> Transport:
         from conveyor.transports.memory import MemoryTransport

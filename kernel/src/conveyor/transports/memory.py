@@ -13,7 +13,8 @@ out for O(1) in the common case and little memory per message:
   the level's ``fresh`` deque (it has the highest sequence number yet, so the deque stays in send
   order for free); a message that comes back (lease expired, released, delay over) goes into the
   level's ``returned`` heap keyed by its original sequence number, so it regains its FIFO place;
-* messages that are not due yet, and leased ones, wait in a :class:`~conveyor.core.timers.TimerQueue`
+* messages that are not due yet, and leased ones, wait in a
+:class:`~conveyor.core.timers.TimerQueue`
   until their ``available_at`` or their lease expiry;
 * a stored message is one slotted :class:`_Entry`, its headers a flat tuple.
 """
@@ -21,15 +22,16 @@ out for O(1) in the common case and little memory per message:
 from __future__ import annotations
 
 import heapq
+import threading
 from collections import deque
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from itertools import chain, count
 
 from conveyor.core.clock import Clock, ensure_aware
-from conveyor.core.errors import MessageTooLarge, TransportClosed, TransportError
+from conveyor.core.errors import MessageTooLarge, StaleReceipt, TransportClosed
 from conveyor.core.timers import Timer, TimerQueue
-from conveyor.transports.seam import Capabilities, Delivery, WireMessage
+from conveyor.transports.seam import Capabilities, ChannelOptions, Delivery, WireMessage
 
 __all__ = ["MemoryTransport"]
 
@@ -131,11 +133,13 @@ class _Channel:
 
 
 class MemoryTransport:
-    """An in-memory :class:`~conveyor.transports.seam.InspectableTransport` for any number of channels.
+    """An in-memory :class:`~conveyor.transports.seam.InspectableTransport` for any number of
+    channels.
 
     Sending to or receiving from a channel that was never declared declares it, as a broker with
     automatic queue creation would; ``pending`` and ``next_due`` only look and never declare.
-    Like the rest of the kernel's test path it assumes one thread of control: it takes no locks.
+    It is safe for many threads: one lock guards every channel, and a receive that waits
+    (on a real clock) wakes when another thread sends.
 
     Args:
         clock: where "now" comes from for delays and leases; a ``VirtualClock`` in tests.
@@ -143,7 +147,16 @@ class MemoryTransport:
             rehearse a broker's limit in tests; None for no limit.
     """
 
-    __slots__ = ("_capabilities", "_channels", "_clock", "_closed", "_max_size", "_seq")
+    __slots__ = (
+        "_capabilities",
+        "_channels",
+        "_clock",
+        "_closed",
+        "_lock",
+        "_max_size",
+        "_seq",
+        "_waiters",
+    )
 
     def __init__(self, clock: Clock, *, max_size: int | None = None) -> None:
         if max_size is not None and max_size < 1:
@@ -163,16 +176,20 @@ class MemoryTransport:
         self._channels: dict[str, _Channel] = {}
         self._seq = count(1)
         self._closed = False
+        # One lock for every channel: a Messaging shared by threads sends and consumes here.
+        self._lock = threading.Condition(threading.Lock())
+        self._waiters = 0
 
     @property
     def capabilities(self) -> Capabilities:
         """Delay (1 ms, no maximum), priority, FIFO; no TTL, not durable. Readable after close."""
         return self._capabilities
 
-    def declare(self, channel: str) -> None:
+    def declare(self, options: ChannelOptions) -> None:
         """Create the channel if it does not exist; messages already on it stay."""
-        self._check_open("declare")
-        self._channel(channel)
+        with self._lock:
+            self._check_open("declare")
+            self._channel(options.name)
 
     def send(
         self,
@@ -193,7 +210,6 @@ class MemoryTransport:
             TransportClosed: after :meth:`close`.
             TypeError: the body is not bytes or a header is not a string, which no broker takes.
         """
-        self._check_open("send")
         body, headers = _copy_body(message.body), _flatten(message.headers)
         if self._max_size is not None and message.size > self._max_size:
             raise MessageTooLarge(
@@ -201,47 +217,87 @@ class MemoryTransport:
                 f"MemoryTransport's max_size of {self._max_size} bytes on channel {channel!r}; "
                 f"send a smaller message, or build the transport with a larger max_size."
             )
-        held_until = self._held_until(available_at)
-        entry = _Entry(body, headers, priority, next(self._seq))
-        ch = self._channel(channel)
-        ch.live += 1
-        if held_until is not None:
-            entry.state = _WAITING
-            entry.timer = ch.timers.push(held_until, entry)
-        else:
-            entry.queued = True
-            ch.level(priority).fresh.append(entry)
+        with self._lock:
+            self._check_open("send")
+            held_until = self._held_until(available_at)
+            entry = _Entry(body, headers, priority, next(self._seq))
+            ch = self._channel(channel)
+            ch.live += 1
+            if held_until is not None:
+                entry.state = _WAITING
+                entry.timer = ch.timers.push(held_until, entry)
+            else:
+                entry.queued = True
+                ch.level(priority).fresh.append(entry)
+                if self._waiters:
+                    self._lock.notify_all()
 
-    def receive(self, channel: str, *, lease: timedelta) -> Delivery | None:
-        """Lease the next due message (highest priority, then send order), or None at once.
+    def receive(
+        self,
+        channel: str,
+        *,
+        lease: timedelta,
+        max_messages: int = 1,
+        wait: timedelta | None = None,
+    ) -> list[Delivery]:
+        """Lease up to ``max_messages`` due messages (highest priority, then send order).
+
+        With ``wait`` (a consumer on a real clock), block up to that long for a message sent
+        by another thread; the kernel never passes ``wait`` on a virtual clock.
 
         Raises:
-            ValueError: ``lease`` is not positive.
+            ValueError: ``lease`` is not positive, or ``max_messages`` is below 1.
             TransportClosed: after :meth:`close`.
         """
-        self._check_open("receive")
         if lease <= _NO_TIME:
             raise ValueError(
                 f"lease must be positive, not {lease}; a lease is how long handling may take"
             )
+        if max_messages < 1:
+            raise ValueError(f"max_messages must be at least 1, not {max_messages}")
+        with self._lock:
+            self._check_open("receive")
+            taken = self._take(channel, lease, max_messages)
+            if taken or wait is None or wait <= _NO_TIME:
+                return taken
+            due = self.next_due_locked(channel)
+            now = self._clock.now()
+            timeout = wait if due is None else min(wait, max(due - now, _NO_TIME))
+            self._waiters += 1
+            try:
+                self._lock.wait(timeout.total_seconds())
+            finally:
+                self._waiters -= 1
+            self._check_open("receive")
+            return self._take(channel, lease, max_messages)
+
+    def _take(self, channel: str, lease: timedelta, max_messages: int) -> list[Delivery]:
         ch = self._channel(channel)
         now = self._clock.now()
         timers = ch.timers
         while (due := timers.pop_due(now)) is not None:
             ch.make_ready(due)
-        entry = ch.pop_ready()
-        if entry is None:
-            return None
-        if entry.deliveries:  # the previous lease's receipt, if nobody settled it, is stale now
-            ch.leases.pop(_receipt(channel, entry.seq, entry.deliveries), None)
-        entry.deliveries += 1
-        receipt = _receipt(channel, entry.seq, entry.deliveries)
-        ch.leases[receipt] = entry
-        entry.state = _LEASED
-        entry.timer = timers.push(now + lease, entry)
-        return Delivery(
-            channel, WireMessage(entry.body, _unflatten(entry.headers)), receipt, entry.deliveries
-        )
+        taken: list[Delivery] = []
+        while len(taken) < max_messages:
+            entry = ch.pop_ready()
+            if entry is None:
+                break
+            if entry.deliveries:  # the previous lease's receipt, if nobody settled it, is stale
+                ch.leases.pop(_receipt(channel, entry.seq, entry.deliveries), None)
+            entry.deliveries += 1
+            receipt = _receipt(channel, entry.seq, entry.deliveries)
+            ch.leases[receipt] = entry
+            entry.state = _LEASED
+            entry.timer = timers.push(now + lease, entry)
+            taken.append(
+                Delivery(
+                    channel,
+                    WireMessage(entry.body, _unflatten(entry.headers)),
+                    receipt,
+                    entry.deliveries,
+                )
+            )
+        return taken
 
     def ack(self, delivery: Delivery) -> None:
         """Forget the delivered message for good.
@@ -249,40 +305,69 @@ class MemoryTransport:
         A lease that ran out can still be acknowledged until the message is delivered again.
 
         Raises:
-            TransportError: the receipt was settled already, or is stale, or is not ours.
+            StaleReceipt: the receipt was settled already, or is stale, or is not ours.
             TransportClosed: after :meth:`close`.
         """
-        self._check_open("ack")
-        ch, entry = self._settle(delivery, "acknowledge")
-        entry.state = _GONE
-        ch.live -= 1
+        with self._lock:
+            self._check_open("ack")
+            ch, entry = self._settle(delivery, "acknowledge")
+            entry.state = _GONE
+            ch.live -= 1
 
     def release(self, delivery: Delivery, *, available_at: datetime | None = None) -> None:
         """Give the message back, receivable from ``available_at`` (or now) at its old place.
 
         Raises:
-            TransportError: the receipt was settled already, or is stale, or is not ours.
+            StaleReceipt: the receipt was settled already, or is stale, or is not ours.
             TransportClosed: after :meth:`close`.
         """
-        self._check_open("release")
-        held_until = self._held_until(available_at)  # before settling: a bad instant loses nothing
-        ch, entry = self._settle(delivery, "release")
-        if held_until is not None:
-            entry.state = _WAITING
-            entry.timer = ch.timers.push(held_until, entry)
-        else:
-            ch.make_ready(entry)
+        with self._lock:
+            self._check_open("release")
+            held_until = self._held_until(
+                available_at
+            )  # before settling: a bad instant loses nothing
+            ch, entry = self._settle(delivery, "release")
+            if held_until is not None:
+                entry.state = _WAITING
+                entry.timer = ch.timers.push(held_until, entry)
+            else:
+                ch.make_ready(entry)
+                if self._waiters:
+                    self._lock.notify_all()
+
+    def renew(self, delivery: Delivery, *, lease: timedelta) -> None:
+        """Extend the lease of ``delivery`` to ``lease`` from now.
+
+        Raises:
+            StaleReceipt: the lease ran out and the message was delivered again, or it was
+                settled already.
+            TransportClosed: after :meth:`close`.
+        """
+        if lease <= _NO_TIME:
+            raise ValueError(f"lease must be positive, not {lease}")
+        with self._lock:
+            self._check_open("renew")
+            ch = self._channels.get(delivery.channel)
+            entry = ch.leases.get(delivery.receipt) if ch is not None else None
+            if ch is None or entry is None:
+                raise StaleReceipt(self._unknown_receipt(delivery, "renew"))
+            if entry.timer is not None:
+                ch.timers.cancel(entry.timer)
+            entry.timer = ch.timers.push(self._clock.now() + lease, entry)
 
     def close(self) -> None:
         """Drop every message. Later calls raise ``TransportClosed``; closing again is a no-op."""
-        self._closed = True
-        self._channels.clear()
+        with self._lock:
+            self._closed = True
+            self._channels.clear()
+            self._lock.notify_all()
 
     def pending(self, channel: str) -> int:
         """Messages stored on the channel: due, delayed and leased alike."""
-        self._check_open("count pending messages")
-        ch = self._channels.get(channel)
-        return ch.live if ch is not None else 0
+        with self._lock:
+            self._check_open("count pending messages")
+            ch = self._channels.get(channel)
+            return ch.live if ch is not None else 0
 
     def next_due(self, channel: str) -> datetime | None:
         """The earliest instant a message on the channel is receivable, or None when it is empty.
@@ -290,7 +375,11 @@ class MemoryTransport:
         A leased message counts from its lease expiry; a due message gives an instant at or
         before now (its due time if it is still waiting to be swept in, else now).
         """
-        self._check_open("look up the next due time")
+        with self._lock:
+            self._check_open("look up the next due time")
+            return self.next_due_locked(channel)
+
+    def next_due_locked(self, channel: str) -> datetime | None:
         ch = self._channels.get(channel)
         if ch is None:
             return None
@@ -331,7 +420,7 @@ class MemoryTransport:
         ch = self._channels.get(delivery.channel)
         entry = ch.leases.pop(delivery.receipt, None) if ch is not None else None
         if ch is None or entry is None:
-            raise TransportError(self._unknown_receipt(delivery, verb))
+            raise StaleReceipt(self._unknown_receipt(delivery, verb))
         if entry.timer is not None:
             ch.timers.cancel(entry.timer)
             entry.timer = None

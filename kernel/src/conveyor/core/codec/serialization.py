@@ -6,13 +6,13 @@ only ever build the classes it registered. :class:`JsonCodec` turns payloads int
 deterministic JSON and back, using the target class's type hints to rebuild nested values and to
 say exactly where a body does not fit (``PlaceOrder.lines[2].sku expected a string, ...``).
 
-Speed matters because every message, including those on in-memory channels, goes through the
-codec: each class gets an encoder and a decoder *plan* built once per codec instance from its
-annotations (:mod:`conveyor.core.codec.json_encoding`, :mod:`conveyor.core.codec.json_decoding`), and fields that JSON
-already represents (str, int, float, bool, lists and dicts of them) pass straight through to
-:mod:`json`. This module is the public face: the :class:`Codec` seam, the JSON codec itself, and
-the names (including :class:`TypeRegistry`, from :mod:`conveyor.core.codec.type_registry`) that the rest of
-the kernel and its users import.
+Speed matters because every message, including those on in-memory channels, goes through the codec:
+each class gets an encoder and a decoder *plan* built once per codec instance from its annotations
+(:mod:`conveyor.core.codec.json_encoding`, :mod:`conveyor.core.codec.json_decoding`), and fields
+that JSON already represents (str, int, float, bool, lists and dicts of them) pass straight through
+to :mod:`json`. This module is the public face: the :class:`Codec` seam, the JSON codec itself, and
+the names (including :class:`TypeRegistry`, from :mod:`conveyor.core.codec.type_registry`) that the
+rest of the kernel and its users import.
 
 Choices worth knowing:
 

@@ -1,10 +1,10 @@
 """Payload type names on the wire: which class a consumer builds for which name.
 
-A message crosses a broker as bytes plus a *type name*. The name comes from a
-:class:`TypeRegistry` (never an import path read from the wire, never pickle), so a consumer can
-only ever build the classes it registered. The registry is independent of any codec: every
-:class:`~conveyor.core.codec.serialization.Codec` that names its payloads can share it. It is importable
-from :mod:`conveyor.core.codec.serialization` too, where it has always been.
+A message crosses a broker as bytes plus a *type name*. The name comes from a :class:`TypeRegistry`
+(never an import path read from the wire, never pickle), so a consumer can only ever build the
+classes it registered. The registry is independent of any codec: every
+:class:`~conveyor.core.codec.serialization.Codec` that names its payloads can share it. It is
+importable from :mod:`conveyor.core.codec.serialization` too, where it has always been.
 """
 
 from __future__ import annotations
@@ -82,9 +82,9 @@ class TypeRegistry:
         """The class registered under ``name``; :class:`UnknownMessageType` if there is none."""
         cls = self._types.get(name)
         if cls is None:
-            # Imported here, not at the top: conveyor.core.codec.serialization, the error's public home
-            # (dead letters name it conveyor.core.codec.serialization.UnknownMessageType), imports this
-            # module to re-export TypeRegistry.
+            # Imported here, not at the top: conveyor.core.codec.serialization, the error's public
+            # home (dead letters name it conveyor.core.codec.serialization.UnknownMessageType),
+            # imports this module to re-export TypeRegistry.
             from conveyor.core.codec.serialization import UnknownMessageType
 
             known = ", ".join(repr(n) for n in self.names()) or "none"
