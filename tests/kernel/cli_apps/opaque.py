@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from conveyor import Messaging, SequentialIds, VirtualClock
+from conveyor import Messaging, SequentialIds, SystemClock
 from conveyor.core.clock import Clock
 from conveyor.transports.channels import Channel
 from conveyor.transports.memory import MemoryTransport
@@ -65,4 +65,4 @@ class OpaqueChannel(Channel):
 
 
 def build() -> Messaging:
-    return Messaging([], [OpaqueChannel("remote")], clock=VirtualClock(), ids=SequentialIds())
+    return Messaging([], [OpaqueChannel("remote")], clock=SystemClock(), ids=SequentialIds())

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.core.wire import H
 from conveyor.stores.dead_letters import DeadLetter
-from conveyor.transports.seam import InspectableTransport
 
 if TYPE_CHECKING:
     from conveyor.drivers.messaging import Messaging
@@ -114,8 +113,8 @@ def consumer_info(messaging: Messaging, name: str) -> ConsumerInfo:
         return ConsumerInfo(name, "scheduled", None, endpoint.due, detail)
     transport = runtime.transport
     detail = type(transport).__qualname__ + (" (inline)" if runtime.inline else "")
-    if isinstance(transport, InspectableTransport):
-        pending, due = transport.pending(name), transport.next_due(name)
+    if runtime.inspectable is not None:
+        pending, due = runtime.inspectable.pending(name), runtime.inspectable.next_due(name)
         return ConsumerInfo(name, "channel", pending, due, detail)
     return ConsumerInfo(name, "channel", None, None, detail)
 

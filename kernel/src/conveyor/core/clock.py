@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from conveyor.core.errors import ClockError
 
-__all__ = ["Clock", "SystemClock", "VirtualClock", "ensure_aware"]
+__all__ = ["Clock", "SteppableClock", "SystemClock", "VirtualClock", "ensure_aware"]
 
 
 @runtime_checkable
@@ -149,3 +149,15 @@ class VirtualClock:
 
 
 _DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@runtime_checkable
+class SteppableClock(Clock, Protocol):
+    """A clock whose time is stepped by its owner: virtual time, as ``VirtualClock`` gives.
+
+    The capability the drivers check (once, when a ``Messaging`` is built) to know that
+    ``advance`` and ``run_until_idle(advance_time=True)`` may move time, and that a consumer
+    waits on its own timers instead of sleeping.
+    """
+
+    def advance_to(self, instant: datetime) -> datetime: ...

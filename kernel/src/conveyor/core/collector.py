@@ -1,9 +1,13 @@
 """The message collector: messages a handler sends leave only if it succeeds.
 
 While a top-level send, publish or a consumed message is being handled, every message bound for
-a channel is held in the innermost open scope's buffer. The outermost scope flushes on success
-and discards on failure, so a failed handler (or a failed retry attempt) sends nothing, and no
-consumer can see a message before the work that caused it is done.
+a channel is held in the innermost open collecting scope's buffer. The outermost scope flushes on
+success and discards on failure, so a failed handler (or a failed retry attempt) sends nothing,
+and no consumer can see a message before the work that caused it is done.
+
+A :class:`Scope` is per-call state: one is opened for each handler call and travels with the
+call (``conveyor.drivers.scopes`` keeps the innermost in a ``ContextVar``), so threads and asyncio
+tasks sharing one ``Messaging`` never see each other's scopes.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from conveyor.core.message import Message
-from conveyor.transports.seam import WireMessage
+from conveyor.core.wire import WireMessage
 
-__all__ = ["PendingSend", "Scope"]
+__all__ = ["PendingSend", "Scope", "AttemptState"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,23 +34,62 @@ class PendingSend:
     expires_at: datetime | None
 
 
+class AttemptState:
+    """What one handling attempt (or one top-level bus call) has journaled so far.
+
+    A failure raised by a handler propagates through every enclosing handler and layer of the
+    same attempt; it is recorded once, where it was raised. A new attempt (an instant retry, a
+    redelivery) gets a new state, so the same exception object raised again is recorded again.
+    """
+
+    __slots__ = ("recorded",)
+
+    def __init__(self) -> None:
+        self.recorded: BaseException | None = None
+
+
 class Scope:
     """One level of handling: the message being handled (None at top level) and held sends.
 
     A plain slotted class rather than a dataclass: one is made for every handler call.
     """
 
-    __slots__ = ("buffer", "channel", "collecting", "endpoint_id", "message")
+    __slots__ = ("attempt", "buffer", "channel", "collecting", "endpoint_id", "message", "parent")
 
     def __init__(
         self,
         message: Message | None,
         endpoint_id: str | None = None,
         channel: str | None = None,
+        *,
         collecting: bool = True,
+        parent: Scope | None = None,
+        attempt: AttemptState | None = None,
     ) -> None:
         self.message = message
         self.endpoint_id = endpoint_id
         self.channel = channel
         self.collecting = collecting
+        self.parent = parent
+        if attempt is None:
+            attempt = parent.attempt if parent is not None else AttemptState()
+        self.attempt: AttemptState = attempt
         self.buffer: list[PendingSend] = []
+
+    def handled_message(self) -> Message | None:
+        """The message being handled here or in the nearest enclosing scope that names one."""
+        scope: Scope | None = self
+        while scope is not None:
+            if scope.message is not None:
+                return scope.message
+            scope = scope.parent
+        return None
+
+    def collector(self) -> Scope | None:
+        """The innermost collecting scope, this one or an enclosing one."""
+        scope: Scope | None = self
+        while scope is not None:
+            if scope.collecting:
+                return scope
+            scope = scope.parent
+        return None

@@ -7,6 +7,7 @@ stable from run to run.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 from datetime import UTC, datetime, timedelta
@@ -77,18 +78,20 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class SequentialIds:
-    """``msg-1``, ``msg-2``, ...: readable, repeatable ids for tests."""
+    """``msg-1``, ``msg-2``, ...: readable, repeatable ids for tests.
 
-    __slots__ = ("_next", "_prefix")
+    Numbers come from one ``itertools.count``, whose step is atomic, so threads sharing a
+    generator never get the same id.
+    """
+
+    __slots__ = ("_numbers", "_prefix")
 
     def __init__(self, prefix: str = "msg-", start: int = 1) -> None:
         self._prefix = prefix
-        self._next = start
+        self._numbers = itertools.count(start)
 
     def new(self) -> str:
-        number = self._next
-        self._next = number + 1
-        return f"{self._prefix}{number}"
+        return f"{self._prefix}{next(self._numbers)}"
 
 
 def seeded_random(seed: int | None) -> random.Random:

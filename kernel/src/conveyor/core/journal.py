@@ -7,6 +7,7 @@ plugin prints it as a timeline when an assertion fails.
 
 from __future__ import annotations
 
+import threading
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -40,6 +41,8 @@ class RecordKind(StrEnum):
     DUPLICATE = "duplicate"  # deduplication skipped a copy its endpoint already handled
     REJECTED = "rejected"  # a message that could not be decoded or routed was set aside
     TICKED = "ticked"  # a scheduled endpoint ran
+    RELEASED = "released"  # a delivery was given back to come again (a store it needs failed)
+    STALE = "stale"  # a consumer finished after its lease ran out; the message comes again
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +131,13 @@ class Journal:
     bounds the journal (``max_records``) so it cannot grow without end; tests keep everything.
     """
 
-    __slots__ = ("_entries", "_listeners", "_made", "_seq")
+    __slots__ = ("_entries", "_listeners", "_lock", "_made", "_seq")
 
     def __init__(self, max_records: int | None = None) -> None:
         self._entries: deque[tuple[Any, ...]] = deque(maxlen=max_records)
         self._made: dict[int, Record] = {}
         self._seq = 0
+        self._lock = threading.RLock()
         self._listeners: list[tuple[Callable[[Record], None], frozenset[RecordKind] | None]] = []
 
     def append(
@@ -142,6 +146,7 @@ class Journal:
         kind: RecordKind,
         message_id: str,
         message_type: str,
+        *,
         payload: object = None,
         channel: str | None = None,
         endpoint_id: str | None = None,
@@ -152,11 +157,18 @@ class Journal:
         causation_id: str | None = None,
         headers: Headers | None = None,
     ) -> None:
-        """Add a record; its fields are those of :class:`Record`, numbered in order."""
-        self._seq = seq = self._seq + 1
-        entry = (seq, at, kind, message_id, message_type, payload, channel, endpoint_id,
-                 attempt, exception, delay, detail, causation_id, headers)  # fmt: skip
-        self._entries.append(entry)
+        """Add a record; its fields are those of :class:`Record`, numbered in order.
+
+        Safe from many threads: numbering and appending happen under one lock, so records are
+        numbered in the order they are stored.
+        """
+        with self._lock:
+            self._seq = seq = self._seq + 1
+            entry = (
+                seq, at, kind, message_id, message_type, payload, channel, endpoint_id, attempt,
+                exception, delay, detail, causation_id, headers,
+            )  # fmt: skip
+            self._entries.append(entry)
         for listener, kinds in self._listeners:
             if kinds is None or kind in kinds:
                 listener(self._record(entry))
@@ -164,12 +176,19 @@ class Journal:
     def _record(self, entry: tuple[Any, ...]) -> Record:
         record = self._made.get(entry[0])
         if record is None:
-            record = self._made[entry[0]] = Record(*entry)
-            maxlen = self._entries.maxlen
-            if maxlen is not None and len(self._made) > 2 * maxlen:
-                oldest = self._entries[0][0]
-                self._made = {seq: r for seq, r in self._made.items() if seq >= oldest}
+            with self._lock:
+                record = self._made.get(entry[0])
+                if record is None:
+                    record = self._made[entry[0]] = Record(*entry)
+                    maxlen = self._entries.maxlen
+                    if maxlen is not None and len(self._made) > 2 * maxlen:
+                        oldest = self._entries[0][0]
+                        self._made = {seq: r for seq, r in self._made.items() if seq >= oldest}
         return record
+
+    def _snapshot(self) -> tuple[tuple[Any, ...], ...]:
+        with self._lock:
+            return tuple(self._entries)
 
     def subscribe(
         self, listener: Callable[[Record], None], kinds: Iterable[RecordKind] | None = None
@@ -185,14 +204,15 @@ class Journal:
 
     @property
     def records(self) -> tuple[Record, ...]:
-        return tuple(self._record(entry) for entry in tuple(self._entries))
+        return tuple(self._record(entry) for entry in self._snapshot())
 
     def of_kind(self, *kinds: RecordKind) -> list[Record]:
-        return [self._record(e) for e in tuple(self._entries) if e[2] in kinds]
+        return [self._record(e) for e in self._snapshot() if e[2] in kinds]
 
     def last(self, count: int) -> list[Record]:
-        return [self._record(e) for e in list(self._entries)[-count:]]
+        return [self._record(e) for e in self._snapshot()[-count:]]
 
     def clear(self) -> None:
-        self._entries.clear()
-        self._made.clear()
+        with self._lock:
+            self._entries.clear()
+            self._made.clear()

@@ -27,3 +27,5 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
     HELD = "held"
+    RELEASED = "released"  # given back to the transport to come again (a store failed)
+    STALE = "stale"  # the lease ran out first: another delivery settles the message

@@ -12,20 +12,22 @@ from conveyor.core.clock import Clock
 from conveyor.core.codec.serialization import Codec
 from conveyor.core.errors import ConfigurationError
 from conveyor.core.failure import Failure
+from conveyor.core.lifecycle import ResolvedPolicy
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
-from conveyor.core.retry import RetryPolicy
 from conveyor.drivers import stack
+from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.drivers.stack import Layer
 from conveyor.stores.deduplication import Deduplication
 from conveyor.transports.channels import Channel, Mode, QueueChannel
 from conveyor.transports.seam import Transport
 
 __all__ = [
-    "ChannelRuntime",
     "Invoke",
-    "open_channel",
-    "validate_handlers",
+    "check_channels",
+    "check_handlers",
+    "open_channels",
+    "check_capabilities",
     "resolve_error_handler",
     "unused_layers",
     "base_call",
@@ -34,72 +36,38 @@ __all__ = [
 Invoke = Callable[[Message, object], object]
 
 
-class ChannelRuntime:
-    """A channel definition with its open transport."""
-
-    __slots__ = ("codec", "definition", "inline", "name", "transport")
-
-    def __init__(
-        self, definition: Channel, transport: Transport, inline: bool, codec: Codec
-    ) -> None:
-        self.definition = definition
-        self.name = definition.name
-        self.transport = transport
-        self.inline = inline
-        self.codec = codec
-
-
-def open_channel(
-    definition: Channel | str,
-    *,
-    clock: Clock,
-    mode: Mode,
-    codec: Codec,
-    channels: Mapping[str, ChannelRuntime],
-    endpoints: Mapping[str, HandlerSpec],
-    transports: dict[Hashable, Transport],
-) -> ChannelRuntime:
-    """Check a channel definition against what exists, and open its transport.
-
-    Definitions with equal ``transport_key()`` share the transport opened for the first.
-    """
-    if isinstance(definition, str):
-        definition = QueueChannel(definition)
-    if not isinstance(definition, Channel):
-        raise ConfigurationError(
-            f'channels=[...] takes channel definitions such as QueueChannel("orders"), '
-            f"got {definition!r}"
-        )
-    if definition.name in channels:
-        raise ConfigurationError(
-            f"channel {definition.name!r} is declared twice; declare each channel once."
-        )
-    if definition.name in endpoints:
-        raise ConfigurationError(
-            f"channel {definition.name!r} has the same name as the endpoint of "
-            f"{endpoints[definition.name].name}; consumer names must be unique. "
-            f'Rename the channel or give the handler endpoint_id="...".'
-        )
-    key = definition.transport_key()
-    transport = transports.get(key)
-    if transport is None:
-        transport = transports[key] = definition.open(clock)
-    transport.declare(definition.channel_options())
-    inline = (definition.mode or mode) == "inline"
-    return ChannelRuntime(
-        definition,
-        transport,
-        inline,
-        definition.codec if definition.codec is not None else codec,
-    )
+def check_channels(
+    definitions: Iterable[Channel | str], endpoints: Mapping[str, HandlerSpec]
+) -> dict[str, Channel]:
+    """Channel definitions by name, checked before any transport is opened."""
+    checked: dict[str, Channel] = {}
+    for given in definitions:
+        definition = QueueChannel(given) if isinstance(given, str) else given
+        if not isinstance(definition, Channel):
+            raise ConfigurationError(
+                f'channels=[...] takes channel definitions such as QueueChannel("orders"), '
+                f"got {definition!r}"
+            )
+        if definition.name in checked:
+            raise ConfigurationError(
+                f"channel {definition.name!r} is declared twice; declare each channel once."
+            )
+        if definition.name in endpoints:
+            raise ConfigurationError(
+                f"channel {definition.name!r} has the same name as the endpoint of "
+                f"{endpoints[definition.name].name}; consumer names must be unique. "
+                f'Rename the channel or give the handler endpoint_id="...".'
+            )
+        checked[definition.name] = definition
+    return checked
 
 
-def validate_handlers(
+def check_handlers(
     specs: list[HandlerSpec],
-    channels: Mapping[str, ChannelRuntime],
+    channels: Mapping[str, Channel],
     deduplication: Deduplication | None,
 ) -> None:
-    """Refuse handlers whose options their channels or this Messaging cannot honour."""
+    """Refuse handlers whose options this Messaging cannot honour, before opening anything."""
     for spec in specs:
         if spec.deduplication is not None and not spec.channels:
             raise ConfigurationError(
@@ -114,8 +82,7 @@ def validate_handlers(
                 f"store=InMemoryDeduplicationStore())) or a durable store."
             )
         for channel in spec.channels:
-            runtime = channels.get(channel)
-            if runtime is None:
+            if channel not in channels:
                 declared = ", ".join(repr(c) for c in channels) or "none"
                 raise ConfigurationError(
                     f"handler {spec.name} is asynchronous on channel {channel!r}, but no "
@@ -123,12 +90,52 @@ def validate_handlers(
                     f"QueueChannel({channel!r}) (or a broker channel) to "
                     f"Messaging(channels=[...])."
                 )
+        if not spec.channels and (spec.delay or spec.priority is not None or spec.ttl):
+            raise ConfigurationError(
+                f"handler {spec.name} has @delayed, @priority or @time_to_live but "
+                f"runs synchronously, where they cannot apply. Add @asynchronous(...)."
+            )
+
+
+def open_channels(
+    definitions: Mapping[str, Channel],
+    *,
+    clock: Clock,
+    mode: Mode,
+    codec: Codec,
+    transports: dict[Hashable, Transport],
+) -> dict[str, ChannelRuntime]:
+    """Open (and declare) each channel's transport; definitions with equal
+    ``transport_key()`` share the transport opened for the first.
+
+    ``transports`` receives every transport opened, so the caller can close them all if this
+    or a later step of construction fails.
+    """
+    runtimes: dict[str, ChannelRuntime] = {}
+    for name, definition in definitions.items():
+        key = definition.transport_key()
+        transport = transports.get(key)
+        if transport is None:
+            transport = transports[key] = definition.open(clock)
+        transport.declare(definition.channel_options())
+        runtimes[name] = ChannelRuntime(
+            definition,
+            transport,
+            (definition.mode or mode) == "inline",
+            definition.codec if definition.codec is not None else codec,
+        )
+    return runtimes
+
+
+def check_capabilities(
+    specs: list[HandlerSpec],
+    channels: Mapping[str, ChannelRuntime],
+    *,
+    steps_time: bool,
+) -> None:
+    """Refuse what an open channel's transport cannot honour (its declared capabilities)."""
+    for spec in specs:
         if not spec.channels:
-            if spec.delay or spec.priority is not None or spec.ttl:
-                raise ConfigurationError(
-                    f"handler {spec.name} has @delayed, @priority or @time_to_live but "
-                    f"runs synchronously, where they cannot apply. Add @asynchronous(...)."
-                )
             continue
         final = channels[spec.channels[-1]]
         capabilities = final.transport.capabilities
@@ -144,6 +151,17 @@ def validate_handlers(
                 f"({type(final.transport).__qualname__}) does not honour priority; "
                 f"remove @priority or use a channel that declares it."
             )
+    if steps_time:
+        for runtime in channels.values():
+            if runtime.inspectable is None:
+                raise ConfigurationError(
+                    f"this Messaging steps virtual time (its clock is a VirtualClock), but "
+                    f"channel {runtime.name!r} ({type(runtime.transport).__qualname__}) cannot "
+                    f"say what it holds or when it is next due, so advance() and "
+                    f"run_until_idle() could not find its work. Use a SystemClock with this "
+                    f"channel, or a transport that implements InspectableTransport (the "
+                    f"in-memory and SQLite ones do)."
+                )
 
 
 def resolve_error_handler(
@@ -179,18 +197,14 @@ def resolve_error_handler(
 
 
 def unused_layers(
-    spec: HandlerSpec,
-    channels: Mapping[str, ChannelRuntime],
+    policy: ResolvedPolicy | None,
     *,
-    retry: RetryPolicy | None,
     deduplication: Deduplication | None,
     transaction: object | None,
 ) -> frozenset[Layer]:
-    """Built-in layers that would do nothing for this handler on its final channel."""
+    """Built-in layers that would do nothing for a handler with this policy on its channel."""
     unused: set[Layer] = set()
-    final = channels.get(spec.channels[-1]) if spec.channels else None
-    policy = spec.retry or (final.definition.retry if final else None) or retry
-    if policy is None or policy.instant == 0:
+    if policy is None or policy.retry is None or policy.retry.instant == 0:
         unused.add(stack.instant_retry)
     if deduplication is None:
         unused.add(stack.deduplication)

@@ -8,14 +8,13 @@ decides whether a bus is synchronous or goes through a channel first
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
 
 from conveyor.core.wire import BUS_COMMAND, BUS_EVENT
 
-if TYPE_CHECKING:
-    from conveyor.drivers.messaging import Messaging
-
-__all__ = ["CommandBus", "EventBus", "QueryBus", "BusView"]
+__all__ = ["CommandBus", "EventBus", "QueryBus", "Buses", "BusView"]
 
 
 @runtime_checkable
@@ -33,6 +32,55 @@ class QueryBus(Protocol):
     def ask(self, query: object, **options: Any) -> Any: ...
 
 
+class Buses(Protocol):
+    """The three verbs of a ``Messaging``, and sending through a channel for an async bus.
+
+    What a ``Context`` and a ``BusView`` are given instead of the ``Messaging`` itself.
+    """
+
+    def send(
+        self,
+        command: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        delay: timedelta | None = None,
+        at: datetime | None = None,
+        priority: int | None = None,
+        ttl: timedelta | None = None,
+        routing_key: str | None = None,
+    ) -> object: ...
+
+    def publish(
+        self,
+        event: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        delay: timedelta | None = None,
+        at: datetime | None = None,
+        priority: int | None = None,
+        ttl: timedelta | None = None,
+        routing_key: str | None = None,
+    ) -> None: ...
+
+    def ask(
+        self,
+        query: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+    ) -> Any: ...
+
+    def send_through(
+        self,
+        channel: str,
+        payload: object,
+        *,
+        bus: str,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+    ) -> None: ...
+
+
 class BusView:
     """A narrow bus for application code (``CommandBus``, ``EventBus``, ``QueryBus``).
 
@@ -42,7 +90,7 @@ class BusView:
 
     __slots__ = ("_bus", "_channel", "_messaging")
 
-    def __init__(self, messaging: Messaging, channel: str | None, bus: str) -> None:
+    def __init__(self, messaging: Buses, channel: str | None, bus: str) -> None:
         self._messaging = messaging
         self._channel = channel
         self._bus = bus

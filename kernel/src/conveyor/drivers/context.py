@@ -11,7 +11,7 @@ from conveyor.core.headers import Headers
 from conveyor.core.message import Message
 
 if TYPE_CHECKING:
-    from conveyor.drivers.messaging import Messaging
+    from conveyor.drivers.buses import Buses
 
 __all__ = ["Context"]
 
@@ -23,16 +23,18 @@ class Context:
     message as their cause; they leave only if the handler succeeds (the message collector).
     """
 
-    __slots__ = ("_messaging", "channel", "endpoint_id", "message")
+    __slots__ = ("_clock", "_messaging", "channel", "endpoint_id", "message")
 
     def __init__(
         self,
-        messaging: Messaging,
+        messaging: Buses,
+        clock: Clock,
         message: Message,
         endpoint_id: str | None,
         channel: str | None,
     ) -> None:
         self._messaging = messaging
+        self._clock = clock
         self.message = message
         self.endpoint_id = endpoint_id
         self.channel = channel
@@ -51,11 +53,11 @@ class Context:
 
     @property
     def clock(self) -> Clock:
-        return self._messaging.clock
+        return self._clock
 
     @property
     def now(self) -> datetime:
-        return self._messaging.clock.now()
+        return self._clock.now()
 
     def send(
         self,

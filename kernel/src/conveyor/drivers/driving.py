@@ -12,21 +12,23 @@ import logging
 import resource
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import TYPE_CHECKING
 
-from conveyor.core.clock import VirtualClock
+from conveyor.core.clock import Clock, SteppableClock
 from conveyor.core.errors import ConfigurationError, SettleError
-from conveyor.core.journal import Record, RecordKind
+from conveyor.core.journal import Journal, Record, RecordKind
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
-
-if TYPE_CHECKING:
-    from conveyor.drivers.messaging import Messaging
+from conveyor.core.routing import Router
+from conveyor.drivers.buses import Buses
+from conveyor.drivers.channel_runtime import ChannelRuntime
+from conveyor.drivers.consumption import Consumption
+from conveyor.drivers.dispatch import Dispatch
+from conveyor.drivers.recording import Recorder
 
 __all__ = ["Driver", "RunResult", "ScheduledEndpoint", "format_records"]
 
@@ -69,18 +71,52 @@ class ScheduledEndpoint:
 
 
 class Driver:
-    """Runs the consumers of one ``Messaging``."""
+    """Runs the consumers of one ``Messaging``: channel consumers, schedules, settling, time."""
 
-    __slots__ = ("_m", "_stop_requested", "scheduled")
+    __slots__ = (
+        "_buses",
+        "_channels",
+        "_clock",
+        "_consumption",
+        "_dispatch",
+        "_journal",
+        "_max_steps",
+        "_recorder",
+        "_router",
+        "_stepper",
+        "_stop_requested",
+        "scheduled",
+    )
 
-    def __init__(self, messaging: Messaging, scheduled: list[HandlerSpec]) -> None:
-        self._m = messaging
-        now = messaging.clock.now()
+    def __init__(
+        self,
+        *,
+        channels: Mapping[str, ChannelRuntime],
+        scheduled: list[HandlerSpec],
+        consumption: Consumption,
+        dispatch: Dispatch,
+        recorder: Recorder,
+        router: Router,
+        buses: Buses,
+        clock: Clock,
+        max_steps: int | None,
+    ) -> None:
+        self._channels = channels
+        self._consumption = consumption
+        self._dispatch = dispatch
+        self._recorder = recorder
+        self._journal: Journal = recorder.journal
+        self._router = router
+        self._buses = buses
+        self._clock = clock
+        self._stepper: SteppableClock | None = clock if isinstance(clock, SteppableClock) else None
+        self._max_steps = max_steps
+        now = clock.now()
         self.scheduled = {s.endpoint_id: ScheduledEndpoint(s, now) for s in scheduled}
         self._stop_requested = False
 
     def names(self) -> list[str]:
-        return [*self._m.channels, *self.scheduled]
+        return [*self._channels, *self.scheduled]
 
     # ------------------------------------------------------------------ one step
 
@@ -92,24 +128,23 @@ class Driver:
         ``wait`` (on a real clock only) lets the transport block that long for a message: the
         broker's long poll instead of a sleep between polls.
         """
-        runtime = self._m.channels.get(name)
+        runtime = self._channels.get(name)
         if runtime is not None:
             deliveries = runtime.transport.receive(
                 name, lease=runtime.definition.lease, max_messages=1, wait=wait
             )
             if not deliveries:
                 return False
-            self._m.consumption.consume(runtime, deliveries[0], stop_on_failure=stop_on_failure)
+            self._consumption.consume(runtime, deliveries[0], stop_on_failure=stop_on_failure)
             return True
         endpoint = self.scheduled[name]
-        now = self._m.clock.now()
+        now = self._clock.now()
         if endpoint.due > now:
             return False
         self._tick(endpoint, now, stop_on_failure=stop_on_failure)
         return True
 
     def _tick(self, endpoint: ScheduledEndpoint, now: datetime, *, stop_on_failure: bool) -> None:
-        m = self._m
         spec = endpoint.spec
         schedule = spec.schedule
         assert schedule is not None
@@ -117,22 +152,25 @@ class Driver:
         endpoint.due = schedule.next_due(planned, now)
         if schedule.is_missed(planned, now):
             return
-        tick = Message(planned, m.dispatch.new_message(None, None, None).headers, spec.endpoint_id)
-        m._record(
+        dispatch = self._dispatch
+        tick = Message(planned, dispatch.new_message(None, None, None).headers, spec.endpoint_id)
+        self._recorder.message(
             RecordKind.TICKED,
             tick,
             endpoint_id=spec.endpoint_id,
             detail=f"planned {planned.isoformat()}",
         )
+
+        def run_tick() -> None:
+            result = dispatch.call_handler(spec, tick, None)
+            if result is not None:
+                if self._router.has_command(type(result)):
+                    self._buses.send(result)
+                else:
+                    self._buses.publish(result)
+
         try:
-            with m._transaction(), m.outgoing.collecting(tick, spec.endpoint_id, None) as scope:
-                result = m.dispatch.call_handler(spec, tick, None)
-                if result is not None:
-                    if m.router.has_command(type(result)):
-                        m.send(result)
-                    else:
-                        m.publish(result)
-                m.outgoing.flush(scope)
+            dispatch.collected(tick, spec.endpoint_id, None, run_tick)
         except Exception as error:
             # The failure is in the journal (FAILED); there is no message to retry or set
             # aside, so an operator must see it in the log. The next tick runs as planned.
@@ -178,7 +216,7 @@ class Driver:
                 return steps
             # Jump to the next pending message; schedules that fall due on the way run at their
             # own instants, but a periodic schedule alone never keeps settling going.
-            due = self.next_due([n for n in consumers if n in self._m.channels])
+            due = self.next_due([n for n in consumers if n in self._channels])
             clock = self._virtual_clock("run_until_idle(advance_time=True)")
             if due is None or due <= clock.now():
                 return steps  # nothing pending, or due but leased elsewhere
@@ -197,7 +235,7 @@ class Driver:
         """
         clock = self._virtual_clock("advance")
         if budget is None:
-            budget = StepBudget(max_steps if max_steps is not None else self._m.max_steps)
+            budget = StepBudget(max_steps if max_steps is not None else self._max_steps)
         steps = self.settle(budget=budget)
         while True:
             due = self.next_due(self.names())
@@ -213,31 +251,27 @@ class Driver:
         """The earliest instant any of these consumers has work."""
         earliest: datetime | None = None
         for name in names:
-            runtime = self._m.channels.get(name)
+            runtime = self._channels.get(name)
             if runtime is not None:
-                # An InspectableTransport; checked by attribute, as a runtime Protocol
-                # isinstance costs more than the rest of a settling step.
-                inspect_due = getattr(runtime.transport, "next_due", None)
-                if inspect_due is None:
+                if runtime.inspectable is None:  # refused at bootstrap on a stepped clock
                     continue
-                due = inspect_due(name)
+                due = runtime.inspectable.next_due(name)
             else:
                 due = self.scheduled[name].due
             if due is not None and (earliest is None or due < earliest):
                 earliest = due
         return earliest
 
-    def _virtual_clock(self, what: str) -> VirtualClock:
-        clock = self._m.clock
-        if not isinstance(clock, VirtualClock):
+    def _virtual_clock(self, what: str) -> SteppableClock:
+        if self._stepper is None:
             raise ConfigurationError(
                 f"{what} moves time, so it needs Messaging(clock=VirtualClock(...)); this "
-                f"Messaging runs on {clock!r}."
+                f"Messaging runs on {self._clock!r}."
             )
-        return clock
+        return self._stepper
 
     def _runaway(self, max_steps: int | None) -> SettleError:
-        last = self._m.journal.last(12)
+        last = self._journal.last(12)
         return SettleError(
             f"settling did not finish within {max_steps} steps: a handler keeps producing work "
             f"(a runaway loop?). Last journal records:\n{format_records(last)}\n"
@@ -256,8 +290,7 @@ class Driver:
         stop_on_failure: bool,
         finish_when_empty: bool | None,
     ) -> RunResult:
-        m = self._m
-        if name not in m.channels and name not in self.scheduled:
+        if name not in self._channels and name not in self.scheduled:
             known = ", ".join(self.names()) or "none"
             raise ConfigurationError(
                 f"no consumer named {name!r}; consumers: {known}. A consumer is a declared "
@@ -265,19 +298,20 @@ class Driver:
             )
         if limit is not None and limit < 1:
             raise ConfigurationError(f"run(limit={limit}) must be at least 1")
-        virtual = isinstance(m.clock, VirtualClock)
+        clock = self._clock
+        virtual = self._stepper is not None
         if finish_when_empty is None:
             finish_when_empty = _finishes_when_empty(
-                virtual=virtual, channel=name in m.channels, limit=limit, time_limit=time_limit
+                virtual=virtual, channel=name in self._channels, limit=limit, time_limit=time_limit
             )
-        started = m.clock.now()
+        started = clock.now()
         processed = 0
         self._stop_requested = False
         with self._signals():
             while True:
                 if limit is not None and processed >= limit:
                     return RunResult(name, processed, "limit")
-                if time_limit is not None and m.clock.now() - started >= time_limit:
+                if time_limit is not None and clock.now() - started >= time_limit:
                     return RunResult(name, processed, "time limit")
                 if memory_limit is not None and _resident_mib() >= memory_limit:
                     return RunResult(name, processed, "memory limit")
@@ -291,20 +325,20 @@ class Driver:
                 if virtual and time_limit is None and self.next_due([name]) is None:
                     return RunResult(name, processed, "empty")  # on virtual time, none will come
                 wait = self._idle_wait(name, started, time_limit)
-                if virtual or name not in m.channels:
-                    m.clock.sleep(wait.total_seconds())
+                if virtual or name not in self._channels:
+                    clock.sleep(wait.total_seconds())
                 elif self.step(name, stop_on_failure=stop_on_failure, wait=wait):
                     processed += 1  # the broker's long poll brought one
 
     def _idle_wait(self, name: str, started: datetime, time_limit: timedelta | None) -> timedelta:
-        now = self._m.clock.now()
+        now = self._clock.now()
         due = self.next_due([name])
-        if isinstance(self._m.clock, VirtualClock):
+        if self._stepper is not None:
             wait = due - now if due is not None and due > now else timedelta(days=365)
         else:
             wait = _POLL_INTERVAL
             if due is not None and due > now:
-                wait = min(wait, due - now) if name in self._m.channels else due - now
+                wait = min(wait, due - now) if name in self._channels else due - now
         if time_limit is not None:
             wait = min(wait, max(started + time_limit - now, timedelta(0)))
         return max(wait, timedelta(milliseconds=1))

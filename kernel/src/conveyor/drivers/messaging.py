@@ -10,38 +10,44 @@ consuming a delivery in ``conveyor.drivers.consumption``; running consumers and 
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
-from conveyor.core.clock import Clock, SystemClock, VirtualClock, ensure_aware
+from conveyor.core.clock import Clock, SteppableClock, SystemClock, ensure_aware
 from conveyor.core.codec.serialization import Codec, JsonCodec, TypeRegistry
-from conveyor.core.collector import Scope
 from conveyor.core.delivery import NO_OPTIONS, DeliveryOptions
 from conveyor.core.errors import ConfigurationError, RoutingError
 from conveyor.core.ids import IdGenerator, UuidV7Ids, seeded_random
 from conveyor.core.interceptors import Interceptor, interceptor_mark
-from conveyor.core.journal import ExceptionInfo, Journal, RecordKind
-from conveyor.core.message import Message
+from conveyor.core.journal import Journal, RecordKind
 from conveyor.core.registry import HandlerSpec, read_handlers
 from conveyor.core.retry import RetryPolicy
 from conveyor.core.routing import Router
 from conveyor.core.wire import BUS_COMMAND, BUS_EVENT
 from conveyor.drivers.bootstrap import (
-    ChannelRuntime,
-    open_channel,
+    check_capabilities,
+    check_channels,
+    check_handlers,
+    open_channels,
     resolve_error_handler,
-    validate_handlers,
+    unused_layers,
 )
 from conveyor.drivers.buses import BusView
+from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.drivers.consumption import Consumption
 from conveyor.drivers.dispatch import Dispatch
 from conveyor.drivers.driving import Driver, RunResult
+from conveyor.drivers.error_handlers import ErrorHandlers
 from conveyor.drivers.logs import log_failures as log_failures_to
 from conveyor.drivers.outgoing import Outgoing
+from conveyor.drivers.plans import PlanExecutor
+from conveyor.drivers.policies import resolve_policies
+from conveyor.drivers.recording import Recorder
 from conveyor.drivers.replay import DeadLetters
+from conveyor.drivers.scopes import Scopes
+from conveyor.drivers.stack import Attempt, Layer, StackOrder, StackParts, handling_stack
 from conveyor.stores.dead_letters import DeadLetterStore, InMemoryDeadLetterStore
 from conveyor.stores.deduplication import Deduplication
 from conveyor.transports.channels import Channel, Mode
@@ -100,15 +106,11 @@ class Messaging:
         log_failures: bool = True,
     ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()
+        steps_time = isinstance(self.clock, SteppableClock)
         self.ids: IdGenerator = ids if ids is not None else UuidV7Ids(self.clock)
         self.journal = (
-            journal
-            if journal is not None
-            else Journal(max_records=None if isinstance(self.clock, VirtualClock) else 10_000)
+            journal if journal is not None else Journal(max_records=None if steps_time else 10_000)
         )
-        if log_failures:
-            log_failures_to(self.journal, logging.getLogger("conveyor"))
-        self.random: random.Random = seeded_random(seed)
         self.mode: Mode = mode
         self.retry = retry
         self.dead_letter = dead_letter
@@ -118,52 +120,176 @@ class Messaging:
         self.dead_letter_store: DeadLetterStore = (
             dead_letters if dead_letters is not None else InMemoryDeadLetterStore()
         )
-        specs, found_interceptors = read_handlers([*handlers, *_checked(interceptors)])
+        # 1. Everything that can be checked without a transport is checked first.
+        specs, found_interceptors = read_handlers([*_iterable(handlers), *_checked(interceptors)])
         self.handlers: tuple[HandlerSpec, ...] = tuple(specs)
         self.interceptors: tuple[Interceptor, ...] = tuple(found_interceptors)
         self.router = Router(specs)
-        # Commands routed by their exact type: the common send skips the router's search.
-        self._commands = {t: s for s in specs if s.kind == "command" for t in s.message_types}
         self.endpoints: dict[str, HandlerSpec] = {s.endpoint_id: s for s in specs}
+        definitions = check_channels(_iterable(channels, "channels"), self.endpoints)
+        check_handlers(specs, definitions, deduplication)
+        error_handler_spec = self._error_handler(error_handler, "Messaging")
+        channel_error_handlers = {
+            name: self._error_handler(d.error_handler, f"channel {name!r}")
+            for name, d in definitions.items()
+        }
+        endpoint_error_handlers = {
+            s.endpoint_id: self._error_handler(s.error_handler, s.name) for s in specs
+        }
         registry = TypeRegistry(types)
         for spec in specs:
             for message_type in spec.message_types:
                 registry.register(message_type)
         self.types = registry
         self.codec: Codec = codec if codec is not None else JsonCodec(registry)
-        self.channels: dict[str, ChannelRuntime] = {}
+        # 2. Then the transports are opened; if anything fails from here, they are closed.
         self._transports: dict[Hashable, Transport] = {}
-        for definition in channels:
-            runtime = open_channel(
-                definition,
+        try:
+            self.channels: dict[str, ChannelRuntime] = open_channels(
+                definitions,
                 clock=self.clock,
-                mode=self.mode,
+                mode=mode,
                 codec=self.codec,
-                channels=self.channels,
-                endpoints=self.endpoints,
                 transports=self._transports,
             )
-            self.channels[runtime.name] = runtime
-        self._scopes: list[Scope] = []  # what is being handled now, innermost last
-        self.outgoing = Outgoing(self)
-        self.dispatch = Dispatch(self, self.outgoing)  # composes handlers and interceptors
-        validate_handlers(specs, self.channels, deduplication)
-        self.error_handler = self._error_handler(error_handler, "Messaging")
-        self._channel_error_handlers = {
-            name: self._error_handler(rt.definition.error_handler, f"channel {name!r}")
-            for name, rt in self.channels.items()
-        }
-        self._endpoint_error_handlers = {
-            s.endpoint_id: self._error_handler(s.error_handler, s.name) for s in specs
-        }
-        self.consumption = Consumption(self)
-        self.driver = Driver(self, [s for s in specs if s.kind == "scheduled"])
-        self.dead_letters = DeadLetters(self)
+            check_capabilities(specs, self.channels, steps_time=steps_time)
+        except BaseException:
+            self.close()
+            raise
+        # 3. The parts, each given only what it needs.
+        if log_failures:
+            log_failures_to(self.journal, logging.getLogger("conveyor"))
+        has_inline = any(rt.inline for rt in self.channels.values())
+        drain = self._drain_inline if has_inline else None
+        scopes = Scopes()
+        recorder = Recorder(self.journal, self.clock)
+        outgoing = Outgoing(self.channels, self.clock, scopes, recorder)
+        self.dispatch = Dispatch(
+            self.handlers,
+            self.interceptors,
+            clock=self.clock,
+            ids=self.ids,
+            scopes=scopes,
+            outgoing=outgoing,
+            recorder=recorder,
+            transaction=transaction,
+            buses=self,
+            drain_inline=drain,
+        )
+        self._policies = resolve_policies(
+            self.handlers,
+            self.channels,
+            retry=retry,
+            dead_letter=dead_letter,
+            error_handler=error_handler_spec,
+            channel_error_handlers=channel_error_handlers,
+            endpoint_error_handlers=endpoint_error_handlers,
+        )
+        dispatch = self.dispatch
+        parts = StackParts(
+            scopes=scopes,
+            outgoing=outgoing,
+            recorder=recorder,
+            clock=self.clock,
+            transaction=transaction,
+            deduplication=deduplication,
+            call_handler=lambda spec, message, channel: dispatch.call_handler(
+                spec, message, channel, outer=False
+            ),
+            context=dispatch.context,
+        )
+        self.dead_letters = DeadLetters(
+            self.dead_letter_store,
+            channels=self.channels,
+            journal=self.journal,
+            clock=self.clock,
+            drain_inline=drain,
+        )
+        executor = PlanExecutor(
+            clock=self.clock,
+            journal=self.journal,
+            recorder=recorder,
+            outgoing=outgoing,
+            letters=self.dead_letter_store,
+            letter_id=self.dead_letters.new_id,
+            call_error_handler=ErrorHandlers(
+                self.endpoints, dispatch=dispatch, outgoing=outgoing, clock=self.clock
+            ),
+            rng=seeded_random(seed),
+        )
+        self.consumption = Consumption(
+            channels=self.channels,
+            endpoints=self.endpoints,
+            router=self.router,
+            clock=self.clock,
+            recorder=recorder,
+            outgoing=outgoing,
+            dispatch=dispatch,
+            stacks=self._stacks(specs),
+            parts=parts,
+            policies=self._policies,
+            bus_retry=retry,
+            deduplication=deduplication,
+            executor=executor,
+        )
+        self.outgoing = outgoing
+        self.driver = Driver(
+            channels=self.channels,
+            scheduled=[s for s in specs if s.kind == "scheduled"],
+            consumption=self.consumption,
+            dispatch=dispatch,
+            recorder=recorder,
+            router=self.router,
+            buses=self,
+            clock=self.clock,
+            max_steps=max_steps,
+        )
+        self._recorder = recorder
+        # Commands routed by their exact type: the common send skips the router's search.
+        self._commands = {t: s for s in specs if s.kind == "command" for t in s.message_types}
 
     # ------------------------------------------------------------------ bootstrap
 
     def _error_handler(self, target: object, owner: str) -> HandlerSpec | None:
         return resolve_error_handler(target, owner, self.endpoints, self.handlers)
+
+    def _stacks(self, specs: list[HandlerSpec]) -> dict[str, Callable[[Attempt], object]]:
+        """Each asynchronous handler's consumption stack, composed once.
+
+        Interceptors ordered below ``StackOrder.HANDLER`` sit among the built-in layers; layers
+        that would do nothing for a handler (no instant retries, no deduplication, no
+        transaction) are left out. Handlers that need the same layers share one stack.
+        """
+        stacks: dict[str, Callable[[Attempt], object]] = {}
+        shared: dict[frozenset[Layer], Callable[[Attempt], object]] = {}
+        for spec in specs:
+            if not spec.channels:
+                continue
+            policy = self._policies.get((spec.endpoint_id, spec.channels[-1]))
+            unused = unused_layers(
+                policy, deduplication=self.deduplication, transaction=self.transaction
+            )
+            outer = [
+                i
+                for i in self.interceptors
+                if i.order < StackOrder.HANDLER and i.selects(spec.message_types, spec.markers)
+            ]
+            if outer:
+                stacks[spec.endpoint_id] = handling_stack(outer, unused=unused)
+                continue
+            stack = shared.get(unused)
+            if stack is None:
+                stack = shared[unused] = handling_stack([], unused=unused)
+            stacks[spec.endpoint_id] = stack
+        return stacks
+
+    def _drain_inline(self) -> None:
+        """Run inline channels' consumers until they are idle (inline mode).
+
+        Only from the top of a call: a handler's sends are drained once its caller returns.
+        """
+        inline = [name for name, rt in self.channels.items() if rt.inline]
+        self.driver.settle(names=inline, advance_time=False)
 
     # ------------------------------------------------------------------ buses
 
@@ -185,11 +311,7 @@ class Messaging:
             None if routing_key and _is_json(command) else type(command), routing_key
         )
         message = self.dispatch.new_message(command, headers, routing_key)
-        stamp = message.headers
-        self.journal.append(
-            stamp.timestamp, RecordKind.SENT, stamp.id, message.type_name, command,
-            None, None, 1, None, None, "", stamp.causation_id, stamp,
-        )  # fmt: skip
+        self._recorder.message(RecordKind.SENT, message, at=message.headers.timestamp)
         if delay is None and at is None and priority is None and ttl is None:
             options = NO_OPTIONS
         else:
@@ -201,8 +323,8 @@ class Messaging:
                     f"options, but its handler {spec.name} runs synchronously. Make the handler "
                     f"@asynchronous(...) or send without delivery options."
                 )
-            return self.dispatch.call_from_top(spec, message)
-        self.dispatch.top_level(lambda: self.outgoing.queue_copy(spec, message, options))
+            return self.dispatch.from_top(lambda: self.dispatch.call_handler(spec, message, None))
+        self.dispatch.from_top(lambda: self.outgoing.queue_copy(spec, message, options))
         return None
 
     def publish(
@@ -218,11 +340,7 @@ class Messaging:
     ) -> None:
         """Publish an event to every handler of it, in registration order (none is fine)."""
         message = self.dispatch.new_message(event, headers, routing_key)
-        stamp = message.headers
-        self.journal.append(
-            stamp.timestamp, RecordKind.PUBLISHED, stamp.id, message.type_name, event,
-            None, None, 1, None, None, "", stamp.causation_id, stamp,
-        )  # fmt: skip
+        self._recorder.message(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
         if delay is None and at is None and priority is None and ttl is None:
             options = NO_OPTIONS
         else:
@@ -230,7 +348,7 @@ class Messaging:
         specs = self.router.events(
             None if routing_key and _is_json(event) else type(event), routing_key
         )
-        self.dispatch.publish_from_top(specs, message, options)
+        self.dispatch.from_top(lambda: self.dispatch.publish_to(specs, message, options))
 
     def ask(
         self,
@@ -244,8 +362,8 @@ class Messaging:
             None if routing_key and _is_json(query) else type(query), routing_key
         )
         message = self.dispatch.new_message(query, headers, routing_key)
-        self._record(RecordKind.ASKED, message, at=message.headers.timestamp)
-        return self.dispatch.call_from_top(spec, message)
+        self._recorder.message(RecordKind.ASKED, message, at=message.headers.timestamp)
+        return self.dispatch.from_top(lambda: self.dispatch.call_handler(spec, message, None))
 
     def command_bus(self, channel: str | None = None) -> BusView:
         """A command bus; with ``channel``, every command goes through that channel first."""
@@ -274,50 +392,12 @@ class Messaging:
                 f"{', '.join(self.channels) or 'none'}."
             )
         message = self.dispatch.new_message(payload, headers, routing_key)
-        self._record(
+        self._recorder.message(
             RecordKind.SENT if bus == BUS_COMMAND else RecordKind.PUBLISHED,
             message,
             channel=channel,
         )
-        self.dispatch.top_level(
-            lambda: self.outgoing.enqueue(channel, bus, message, (), NO_OPTIONS)
-        )
-
-    # ------------------------------------------------------------------ transaction and journal
-
-    def _transaction(self) -> AbstractContextManager[object]:
-        return self.transaction() if self.transaction is not None else nullcontext()
-
-    def _record(
-        self,
-        kind: RecordKind,
-        message: Message,
-        *,
-        channel: str | None = None,
-        endpoint_id: str | None = None,
-        attempt: int = 1,
-        exception: ExceptionInfo | None = None,
-        delay: timedelta | None = None,
-        detail: str = "",
-        at: datetime | None = None,
-    ) -> None:
-        headers = message.headers
-        payload = message.payload
-        self.journal.append(
-            self.clock.now() if at is None else at,
-            kind,
-            headers.id,
-            message.routing_key or type(payload).__qualname__,
-            payload,
-            channel,
-            endpoint_id,
-            attempt,
-            exception,
-            delay,
-            detail,
-            headers.causation_id,
-            headers,
-        )
+        self.dispatch.from_top(lambda: self.outgoing.enqueue(channel, bus, message, (), NO_OPTIONS))
 
     # ------------------------------------------------------------------ consumers and time
 
@@ -377,7 +457,7 @@ class Messaging:
         return self.driver.advance_to(ensure_aware(instant), max_steps=max_steps)
 
     def close(self) -> None:
-        """Close every channel's transport."""
+        """Close every transport (each once, however many channels share it)."""
         for transport in self._transports.values():
             transport.close()
 
@@ -396,6 +476,16 @@ class Messaging:
 
 def _is_json(payload: object) -> bool:
     return isinstance(payload, dict | list | str | int | float | bool) or payload is None
+
+
+def _iterable(values: object, what: str = "handlers") -> list[Any]:
+    """``values`` as a list, or a clear error for a single object passed where a list goes."""
+    if (isinstance(values, str | bytes) and what == "handlers") or not isinstance(values, Iterable):
+        raise ConfigurationError(
+            f"Messaging({what}=...) takes a list, got {values!r}; wrap it: "
+            f"Messaging({what}=[{values!r}])."
+        )
+    return list(values)
 
 
 def _checked(interceptors: Iterable[object]) -> list[object]:

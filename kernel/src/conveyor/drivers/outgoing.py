@@ -8,23 +8,20 @@ at once. Sending to a transport records QUEUED in the journal.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
+from conveyor.core.clock import Clock
 from conveyor.core.collector import PendingSend, Scope
 from conveyor.core.delivery import DeliveryOptions
 from conveyor.core.errors import RoutingError
 from conveyor.core.journal import RecordKind
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
-from conveyor.core.wire import to_wire_headers
-from conveyor.transports.seam import WireMessage
-
-if TYPE_CHECKING:
-    from conveyor.drivers.bootstrap import ChannelRuntime
-    from conveyor.drivers.messaging import Messaging
+from conveyor.core.wire import WireMessage, to_wire_headers
+from conveyor.drivers.channel_runtime import ChannelRuntime
+from conveyor.drivers.recording import Recorder
+from conveyor.drivers.scopes import Scopes
 
 __all__ = ["Outgoing"]
 
@@ -32,11 +29,19 @@ __all__ = ["Outgoing"]
 class Outgoing:
     """The sending side of one ``Messaging``: copies for endpoints, held or transmitted."""
 
-    __slots__ = ("_m", "_scopes")
+    __slots__ = ("_channels", "_clock", "_recorder", "_scopes")
 
-    def __init__(self, messaging: Messaging) -> None:
-        self._m = messaging
-        self._scopes = messaging._scopes  # the handling scopes, shared with dispatch
+    def __init__(
+        self,
+        channels: Mapping[str, ChannelRuntime],
+        clock: Clock,
+        scopes: Scopes,
+        recorder: Recorder,
+    ) -> None:
+        self._channels = channels
+        self._clock = clock
+        self._scopes = scopes
+        self._recorder = recorder
 
     def queue_copy(self, spec: HandlerSpec, message: Message, options: DeliveryOptions) -> None:
         """A copy of ``message`` for the asynchronous handler ``spec``, on its first channel."""
@@ -45,7 +50,7 @@ class Outgoing:
             spec.endpoint_id,
             message,
             spec.channels[1:],
-            options.for_handler(spec, self._m.clock),
+            options.for_handler(spec, self._clock),
         )
 
     def enqueue(
@@ -57,7 +62,7 @@ class Outgoing:
         options: DeliveryOptions,
     ) -> None:
         """Encode a copy for ``endpoint`` (the rest of its sequence in ``slip``) and put it."""
-        final = self._m.channels[slip[-1] if slip else channel]
+        final = self._channels[slip[-1] if slip else channel]
         body, type_name = final.codec.encode(message.payload)  # its consumer decodes it
         wire = WireMessage(
             body,
@@ -91,25 +96,14 @@ class Outgoing:
             )
         )
 
-    @contextmanager
-    def collecting(
-        self, message: Message | None, endpoint_id: str | None, channel: str | None
-    ) -> Iterator[Scope]:
-        """Open a collecting scope; the caller flushes it on success."""
-        scope = Scope(message, endpoint_id, channel)
-        self._scopes.append(scope)
-        try:
-            yield scope
-        finally:
-            self._scopes.pop()
-
     def put(self, pending: PendingSend) -> None:
         """Hand a message copy to the innermost collecting scope, or to its channel."""
-        for scope in reversed(self._scopes):
-            if scope.collecting:
-                scope.buffer.append(pending)
-                return
-        self.transmit(pending)
+        scope = self._scopes.current()
+        collector = scope.collector() if scope is not None else None
+        if collector is not None:
+            collector.buffer.append(pending)
+        else:
+            self.transmit(pending)
 
     def flush(self, scope: Scope) -> None:
         """Send what a succeeded scope held, in order."""
@@ -118,8 +112,7 @@ class Outgoing:
             self.transmit(pending)
 
     def transmit(self, pending: PendingSend) -> None:
-        m = self._m
-        runtime = m.channels[pending.channel]
+        runtime = self._channels[pending.channel]
         runtime.transport.send(
             pending.channel,
             pending.wire,
@@ -127,8 +120,8 @@ class Outgoing:
             priority=pending.priority,
             expires_at=pending.expires_at,
         )
-        delay = (pending.available_at - m.clock.now()) if pending.available_at else None
-        m._record(
+        delay = (pending.available_at - self._clock.now()) if pending.available_at else None
+        self._recorder.message(
             RecordKind.QUEUED,
             pending.message,
             endpoint_id=pending.endpoint_id,
@@ -146,4 +139,4 @@ class Outgoing:
         maximum = runtime.transport.capabilities.max_delay
         if due is None or maximum is None:
             return due
-        return min(due, self._m.clock.now() + maximum)
+        return min(due, self._clock.now() + maximum)

@@ -8,16 +8,15 @@ channel.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
 
+from conveyor.core.clock import Clock
 from conveyor.core.errors import ConfigurationError, DeadLetterNotFound
-from conveyor.core.journal import RecordKind
-from conveyor.core.wire import H
+from conveyor.core.journal import Journal, RecordKind
+from conveyor.core.lifecycle import replay_count
+from conveyor.core.wire import H, WireMessage
+from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.stores.dead_letters import DeadLetter, DeadLetterStore
-from conveyor.transports.seam import WireMessage
-
-if TYPE_CHECKING:
-    from conveyor.drivers.messaging import Messaging
 
 __all__ = ["DeadLetters"]
 
@@ -25,44 +24,55 @@ __all__ = ["DeadLetters"]
 class DeadLetters:
     """The dead-letter store of a ``Messaging``, with replay."""
 
-    __slots__ = ("_messaging",)
+    __slots__ = ("_channels", "_clock", "_drain_inline", "_journal", "store")
 
-    def __init__(self, messaging: Messaging) -> None:
-        self._messaging = messaging
+    def __init__(
+        self,
+        store: DeadLetterStore,
+        *,
+        channels: Mapping[str, ChannelRuntime],
+        journal: Journal,
+        clock: Clock,
+        drain_inline: Callable[[], None] | None,
+    ) -> None:
+        self.store = store
+        self._channels = channels
+        self._journal = journal
+        self._clock = clock
+        self._drain_inline = drain_inline
 
     def list(self, *, limit: int | None = None, offset: int = 0) -> list[DeadLetter]:
         """Dead letters, oldest first."""
-        return self._messaging.dead_letter_store.list(limit=limit, offset=offset)
+        return self.store.list(limit=limit, offset=offset)
 
     def get(self, letter_id: str) -> DeadLetter:
-        return self._messaging.dead_letter_store.get(letter_id)
+        return self.store.get(letter_id)
 
     def count(self) -> int:
-        return self._messaging.dead_letter_store.count()
+        return self.store.count()
 
     def delete(self, letter_id: str) -> None:
-        self._messaging.dead_letter_store.delete(letter_id)
+        self.store.delete(letter_id)
 
     def replay(self, letter_id: str) -> None:
         """Send a dead letter back to its channel, for its endpoint only."""
-        m = self._messaging
-        letter = m.dead_letter_store.get(letter_id)
-        runtime = m.channels.get(letter.channel)
+        letter = self.store.get(letter_id)
+        runtime = self._channels.get(letter.channel)
         if runtime is None:
             raise ConfigurationError(
                 f"dead letter {letter_id} came from channel {letter.channel!r}, which this "
-                f"Messaging does not declare (declared: {', '.join(m.channels) or 'none'}); "
+                f"Messaging does not declare (declared: {', '.join(self._channels) or 'none'}); "
                 f"declare it to replay."
             )
         headers = dict(letter.headers)
         headers[H.ATTEMPT] = "1"
-        headers[H.REPLAYED] = str(int(headers.get(H.REPLAYED, "0")) + 1)
+        headers[H.REPLAYED] = str(replay_count(headers) + 1)
         headers.pop(H.FIRST_FAILED_AT, None)
         headers.pop(H.EXPIRES_AT, None)
         runtime.transport.send(letter.channel, WireMessage(letter.body, headers))
-        m.dead_letter_store.delete(letter_id)
-        m.journal.append(
-            m.clock.now(),
+        self.store.delete(letter_id)
+        self._journal.append(
+            self._clock.now(),
             RecordKind.REPLAYED,
             letter.message_id,
             letter.message_type,
@@ -70,7 +80,8 @@ class DeadLetters:
             endpoint_id=letter.endpoint_id,
             detail=f"dead letter {letter_id}",
         )
-        m.dispatch.drain_inline()  # an inline channel handles the replayed message at once
+        if self._drain_inline is not None:  # an inline channel handles it at once
+            self._drain_inline()
 
     def replay_all(self) -> int:
         """Replay every dead letter; returns how many."""
@@ -82,7 +93,7 @@ class DeadLetters:
 
     def new_id(self, message_id: str, where: str) -> str:
         """A readable id, unique in the store: ``<message id>@<endpoint or channel>``."""
-        store = self._messaging.dead_letter_store
+        store = self.store
         base = f"{message_id}@{where}"
         candidate, n = base, 1
         while _exists(store, candidate):

@@ -12,19 +12,22 @@ transaction). Acknowledgement and failure resolution wrap the whole stack in
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING
 
-from conveyor.core.collector import Scope
+from conveyor.core.clock import Clock
+from conveyor.core.collector import AttemptState
 from conveyor.core.interceptors import Interceptor
+from conveyor.core.lifecycle import ResolvedPolicy
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
+from conveyor.drivers.outgoing import Outgoing
+from conveyor.drivers.recording import Recorder
+from conveyor.drivers.scopes import Scopes
+from conveyor.stores.deduplication import Deduplication
 
-if TYPE_CHECKING:
-    from conveyor.drivers.messaging import ChannelRuntime, Messaging
-
-__all__ = ["StackOrder", "Attempt", "handling_stack"]
+__all__ = ["StackOrder", "StackParts", "Attempt", "handling_stack"]
 
 
 class StackOrder(IntEnum):
@@ -38,14 +41,44 @@ class StackOrder(IntEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Attempt:
-    """What every layer knows about the message being handled."""
+class StackParts:
+    """What the built-in layers use, handed over by the composition root."""
 
-    messaging: Messaging
-    runtime: ChannelRuntime
-    spec: HandlerSpec
-    message: Message
-    dedup_key: str | None
+    scopes: Scopes
+    outgoing: Outgoing
+    recorder: Recorder
+    clock: Clock
+    transaction: Callable[[], AbstractContextManager[object]] | None
+    deduplication: Deduplication | None
+    call_handler: Callable[[HandlerSpec, Message, str], object]
+    context: Callable[[Message, str, str], object]
+
+
+class Attempt:
+    """What every layer knows about the delivery being handled.
+
+    ``state`` is the current try's record of what it journaled: instant retry starts a new one
+    for each try, so the same exception object raised by two tries is recorded twice.
+    """
+
+    __slots__ = ("channel", "dedup_key", "message", "parts", "policy", "spec", "state")
+
+    def __init__(
+        self,
+        parts: StackParts,
+        channel: str,
+        spec: HandlerSpec,
+        message: Message,
+        dedup_key: str | None,
+        policy: ResolvedPolicy,
+    ) -> None:
+        self.parts = parts
+        self.channel = channel
+        self.spec = spec
+        self.message = message
+        self.dedup_key = dedup_key
+        self.policy = policy
+        self.state = AttemptState()
 
 
 Proceed = Callable[[], object]
@@ -54,16 +87,22 @@ Layer = Callable[[Proceed, Attempt], object]
 
 def instant_retry(proceed: Proceed, attempt: Attempt) -> object:
     """Retry at once, in the same delivery; each attempt runs every layer inside afresh."""
-    m, spec = attempt.messaging, attempt.spec
-    policy = spec.retry or attempt.runtime.definition.retry or m.retry
+    policy = attempt.policy.retry
     left = policy.instant if policy is not None else 0
     while True:
         try:
             return proceed()
         except Exception as error:
-            m.dispatch.record_failure(spec, attempt.message, attempt.runtime.name, error)
+            attempt.parts.recorder.failure(
+                attempt.state,
+                attempt.message,
+                endpoint_id=attempt.spec.endpoint_id,
+                channel=attempt.channel,
+                error=error,
+            )
             if left > 0 and policy is not None and policy.retries(error):
                 left -= 1
+                attempt.state = AttemptState()
                 continue
             raise
 
@@ -76,34 +115,33 @@ def deduplication(proceed: Proceed, attempt: Attempt) -> object:
     duplicate: the message would be lost. Duplicates are refused before the stack runs.
     """
     result = proceed()
-    m = attempt.messaging
-    if attempt.dedup_key is not None and m.deduplication is not None:
-        m.deduplication.store.add(
+    parts = attempt.parts
+    if attempt.dedup_key is not None and parts.deduplication is not None:
+        parts.deduplication.store.add(
             attempt.spec.endpoint_id,
             attempt.dedup_key,
-            expires_at=m.clock.now() + m.deduplication.expiry,
+            expires_at=parts.clock.now() + parts.deduplication.expiry,
         )
     return result
 
 
 def transaction(proceed: Proceed, attempt: Attempt) -> object:
     """The application's transaction (``Messaging(transaction=...)``) around one attempt."""
-    with attempt.messaging._transaction():
+    transaction = attempt.parts.transaction
+    if transaction is None:
+        return proceed()
+    with transaction():
         return proceed()
 
 
 def collector(proceed: Proceed, attempt: Attempt) -> object:
     """Messages sent while handling leave only when the handler returns (inside the transaction)."""
-    m = attempt.messaging
-    scope = Scope(attempt.message, attempt.spec.endpoint_id, attempt.runtime.name)
-    scopes = m._scopes
-    scopes.append(scope)
-    try:
+    parts = attempt.parts
+    with parts.scopes.opened(
+        attempt.message, attempt.spec.endpoint_id, attempt.channel, attempt=attempt.state
+    ) as scope:
         result = proceed()
-        if scope.buffer:
-            m.outgoing.flush(scope)
-    finally:
-        scopes.pop()
+        parts.outgoing.flush(scope)
     return result
 
 
@@ -138,9 +176,7 @@ def handling_stack(
     layers.sort(key=lambda item: (item[0], item[1]))
 
     def handle(attempt: Attempt) -> object:
-        return attempt.messaging.dispatch.call_handler(
-            attempt.spec, attempt.message, attempt.runtime.name, outer=False
-        )
+        return attempt.parts.call_handler(attempt.spec, attempt.message, attempt.channel)
 
     call: Callable[[Attempt], object] = handle
     for _, _, layer in reversed(layers):
@@ -176,7 +212,4 @@ def _as_layer(interceptor: Interceptor) -> Layer:
 
 
 def _context(attempt: Attempt) -> object:
-    from conveyor.drivers.context import Context
-
-    return Context(attempt.messaging, attempt.message, attempt.spec.endpoint_id,
-                   attempt.runtime.name)  # fmt: skip
+    return attempt.parts.context(attempt.message, attempt.spec.endpoint_id, attempt.channel)

@@ -1,0 +1,83 @@
+"""Writing the journal: one record per step of a message, stamped with the clock's time."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from conveyor.core.clock import Clock
+from conveyor.core.collector import AttemptState
+from conveyor.core.journal import ExceptionInfo, Journal, RecordKind
+from conveyor.core.message import Message
+
+__all__ = ["Recorder"]
+
+
+class Recorder:
+    """Appends records about messages to one journal, reading time from one clock."""
+
+    __slots__ = ("clock", "journal")
+
+    def __init__(self, journal: Journal, clock: Clock) -> None:
+        self.journal = journal
+        self.clock = clock
+
+    def message(
+        self,
+        kind: RecordKind,
+        message: Message,
+        *,
+        channel: str | None = None,
+        endpoint_id: str | None = None,
+        attempt: int = 1,
+        exception: ExceptionInfo | None = None,
+        delay: timedelta | None = None,
+        detail: str = "",
+        at: datetime | None = None,
+    ) -> None:
+        """A record about a message the kernel holds (its payload and headers are known)."""
+        headers = message.headers
+        payload = message.payload
+        self.journal.append(
+            self.clock.now() if at is None else at,
+            kind,
+            headers.id,
+            message.routing_key or type(payload).__qualname__,
+            payload=payload,
+            channel=channel,
+            endpoint_id=endpoint_id,
+            attempt=attempt,
+            exception=exception,
+            delay=delay,
+            detail=detail,
+            causation_id=headers.causation_id,
+            headers=headers,
+        )
+
+    def failure(
+        self,
+        state: AttemptState,
+        message: Message,
+        *,
+        endpoint_id: str,
+        channel: str | None,
+        error: BaseException,
+        detail: str = "",
+    ) -> None:
+        """Journal a failed attempt once, wherever in its stack the exception was raised.
+
+        ``state`` belongs to one attempt: the same exception propagating through enclosing
+        handlers and layers of that attempt is recorded where it was raised, and only there; a
+        later attempt raising the very same object is recorded again.
+        """
+        if state.recorded is error:
+            return
+        state.recorded = error
+        self.message(
+            RecordKind.FAILED,
+            message,
+            endpoint_id=endpoint_id,
+            channel=channel,
+            exception=ExceptionInfo.capture(error),
+            attempt=message.headers.attempt,
+            detail=detail,
+        )

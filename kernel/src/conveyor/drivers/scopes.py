@@ -1,0 +1,56 @@
+"""Per-call state that travels with the call: the innermost handling scope, in a ``ContextVar``.
+
+Each ``Messaging`` owns one :class:`Scopes`, whose ``ContextVar`` holds the innermost
+:class:`~conveyor.core.collector.Scope` of the current thread or asyncio task (each new thread
+starts with none; each task starts with a copy of its creator's). So one ``Messaging`` can be
+used from many threads and tasks at once without one call seeing another's collector, causation
+or failure records, and two ``Messaging`` objects in one process never share scopes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from conveyor.core.collector import AttemptState, Scope
+from conveyor.core.message import Message
+
+__all__ = ["Scopes"]
+
+
+class Scopes:
+    """The handling scopes of one ``Messaging``, per thread and per task."""
+
+    __slots__ = ("_current",)
+
+    def __init__(self) -> None:
+        self._current: ContextVar[Scope | None] = ContextVar("conveyor_scope", default=None)
+
+    def current(self) -> Scope | None:
+        return self._current.get()
+
+    def handled_message(self) -> Message | None:
+        scope = self._current.get()
+        return scope.handled_message() if scope is not None else None
+
+    @contextmanager
+    def opened(
+        self,
+        message: Message | None,
+        endpoint_id: str | None,
+        channel: str | None,
+        *,
+        collecting: bool = True,
+        attempt: AttemptState | None = None,
+    ) -> Iterator[Scope]:
+        """Open a scope inside the current one for the length of the block."""
+        parent = self._current.get()
+        scope = Scope(
+            message, endpoint_id, channel, collecting=collecting, parent=parent, attempt=attempt
+        )
+        token = self._current.set(scope)
+        try:
+            yield scope
+        finally:
+            self._current.reset(token)
