@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from conveyor.core.journal import Record, RecordKind
+from conveyor.core.lifecycle import TRANSITIONS, CopyState
 
 __all__ = [
     "CopyKey",
@@ -32,25 +33,15 @@ __all__ = [
 CopyKey = tuple[str, str]
 """A copy of a message for one endpoint: ``(message id, endpoint id)``."""
 
-FINAL_KINDS = frozenset(
-    {
-        RecordKind.HANDLED,
-        RecordKind.ERROR_HANDLED,
-        RecordKind.DEAD_LETTERED,
-        RecordKind.DISCARDED,
-        RecordKind.DUPLICATE,
-        RecordKind.EXPIRED,
-        RecordKind.REJECTED,
-    }
-)
-"""Records after which a copy has nothing more to do (until a dead letter is replayed)."""
+FINAL_KINDS = frozenset(kind for kind, state in TRANSITIONS.items() if state is CopyState.FINAL)
+"""Records after which a copy has nothing more to do (until a dead letter is replayed); the
+kernel's own transition table (``conveyor.core.lifecycle.TRANSITIONS``) says which."""
 
+_WAITING_NAMES = {RecordKind.RETRIED: "retry"}
 _WAITING = {
-    RecordKind.QUEUED: "queued",
-    RecordKind.FORWARDED: "forwarded",
-    RecordKind.RETRIED: "retry",
-    RecordKind.REPLAYED: "replayed",
-    RecordKind.REQUEUED: "requeued",
+    kind: _WAITING_NAMES.get(kind, kind.value)
+    for kind, state in TRANSITIONS.items()
+    if state is CopyState.WAITING
 }
 
 FAILURE_KINDS = frozenset({RecordKind.FAILED, RecordKind.EXPIRED})
