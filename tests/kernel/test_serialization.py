@@ -214,7 +214,7 @@ def test_a_mutable_dataclass_uses_its_defaults_and_recomputes_init_false_fields(
 
 def test_every_supported_kind_round_trips() -> None:
     value = Everything(
-        when=datetime(2024, 1, 2, 3, 4, 5, 6),
+        when=datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
         day=date(2024, 2, 29),
         at=time(23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-3))),
         took=timedelta(days=1, seconds=2, microseconds=3),
@@ -264,12 +264,26 @@ def test_aware_datetimes_keep_their_offset_and_microseconds() -> None:
     assert decoded.isoformat() == when.isoformat()
 
 
-def test_naive_datetimes_stay_naive() -> None:
-    decoded = round_trip(datetime(2024, 1, 1, 0, 0, 0, 1))
+def test_naive_datetimes_are_refused_both_ways() -> None:
+    """Another process would read a naive datetime in its own local time."""
+    codec = JsonCodec(TypeRegistry([Order]))
+    naive = Order(UUID(int=1), [], datetime(2024, 1, 1, 0, 0, 0, 1))
 
-    assert isinstance(decoded, datetime)
-    assert decoded == datetime(2024, 1, 1, 0, 0, 0, 1)
-    assert decoded.tzinfo is None
+    with pytest.raises(SerializationError) as encoding:
+        codec.encode(naive)
+    decoding = failure(
+        b'{"order_id":"00000000-0000-0000-0000-000000000001","lines":[],'
+        b'"placed_at":"2024-01-01T00:00:00.000001"}',
+        "Order",
+        TypeRegistry([Order]),
+    )
+
+    assert "Order.placed_at holds a datetime without a timezone" in str(encoding.value)
+    assert "tzinfo=UTC" in str(encoding.value)
+    assert (
+        "Order.placed_at expected an ISO 8601 datetime string with a UTC offset, found a "
+        "datetime without one"
+    ) in str(decoding)
 
 
 @pytest.mark.parametrize(
@@ -339,9 +353,10 @@ def test_a_union_of_dataclasses_decodes_as_the_first_member_that_fits() -> None:
 def test_a_union_that_fits_no_member_says_what_each_member_expected() -> None:
     error = failure(b'{"by":{"amount":1.5}}', "Pay", TypeRegistry([Pay]))
 
-    assert "Pay.by expected Card | Cash, found an object with keys 'amount'" in str(error)
+    assert "Pay.by expected Card | Cash, found an object with 1 key" in str(error)
     assert "as Card.number expected a value, found nothing (the field is missing)" in str(error)
-    assert "as Cash.amount expected a decimal number as a string, found a number 1.5" in str(error)
+    assert "as Cash.amount expected a decimal number as a string" in str(error)
+    assert "found a number)" in str(error)
 
 
 def test_union_order_decides_when_several_members_fit() -> None:
@@ -447,7 +462,7 @@ def test_the_codec_never_imports_pydantic_or_msgspec_itself() -> None:
 def test_the_same_payload_always_gives_the_same_bytes() -> None:
     def build(order: list[str]) -> Everything:
         return Everything(
-            when=datetime(2024, 1, 1),
+            when=datetime(2024, 1, 1, tzinfo=UTC),
             day=date(2024, 1, 1),
             at=time(1),
             took=timedelta(1),
@@ -523,7 +538,7 @@ def test_a_wrong_field_type_names_the_path_and_keeps_the_raw_bytes() -> None:
     assert error.raw == body
     assert str(error).startswith(
         f"Cannot decode a 'Order' message into {__name__}.Order: "
-        "Order.lines[2].sku expected a string, found an integer 42."
+        "Order.lines[2].sku expected a string, found an integer."
     )
 
 
@@ -531,15 +546,15 @@ def test_a_wrong_field_type_names_the_path_and_keeps_the_raw_bytes() -> None:
     ("body", "text"),
     [
         (b"[]", "Order expected an object for Order, found an array of 0 items"),
-        (b'{"order_id":"nope"}', "Order.order_id expected a UUID string, found a string 'nope'"),
+        (b'{"order_id":"nope"}', "Order.order_id expected a UUID string, found a string."),
         (
             b'{"order_id":"00000000-0000-0000-0000-000000000001","lines":[]}',
             "Order.placed_at expected a value, found nothing (the field is missing)",
         ),
         (
             b'{"order_id":"00000000-0000-0000-0000-000000000001","lines":[],'
-            b'"placed_at":"2024-01-01","color":"blue"}',
-            "Order.color expected one of Color's values 'red', 'green', found a string 'blue'",
+            b'"placed_at":"2024-01-01T00:00:00Z","color":"blue"}',
+            "Order.color expected one of Color's values 'red', 'green', found a string.",
         ),
         (
             b'{"order_id":"00000000-0000-0000-0000-000000000001","lines":{},'
@@ -559,7 +574,7 @@ def test_nested_collection_and_key_errors_name_the_index_or_key() -> None:
     registry = TypeRegistry([Everything])
     good = JsonCodec(registry).encode(
         Everything(
-            when=datetime(2024, 1, 1),
+            when=datetime(2024, 1, 1, tzinfo=UTC),
             day=date(2024, 1, 1),
             at=time(1),
             took=timedelta(1),
@@ -588,19 +603,19 @@ def test_nested_collection_and_key_errors_name_the_index_or_key() -> None:
         body = json.dumps({**json.loads(good), **changes}).encode()
         return str(failure(body, "Everything", registry))
 
-    assert "Everything.by_number['x'] expected an integer key, found a string 'x'" in broken(
+    assert "Everything.by_number[<key>] expected an integer key, found a string." in broken(
         by_number={"x": "y"}
     )
-    assert "Everything.mapping['a'] expected a decimal number as a string" in broken(
+    assert "Everything.mapping[<key>] expected a decimal number as a string" in broken(
         mapping={"a": 1.5}
     )
     assert "Everything.pair expected an array of 2 items, found an array of 3 items" in broken(
         pair=[1, "a", 2]
     )
-    assert "Everything.many[1] expected an integer, found a boolean true" in broken(many=[1, True])
-    assert "Everything.kind expected one of 'a', 'b', found a string 'c'" in broken(kind="c")
+    assert "Everything.many[1] expected an integer, found a boolean." in broken(many=[1, True])
+    assert "Everything.kind expected one of 'a', 'b', found a string." in broken(kind="c")
     assert "Everything.took expected an ISO 8601 duration" in broken(took="1 day")
-    assert "Everything.maybe expected an integer, found a string '1'" in broken(maybe="1")
+    assert "Everything.maybe expected an integer, found a string." in broken(maybe="1")
 
 
 def test_a_constructor_that_refuses_the_values_is_a_serialization_error() -> None:
@@ -650,13 +665,13 @@ def test_an_unsupported_field_annotation_names_the_field() -> None:
 def test_a_field_holding_a_value_json_cannot_take_is_named() -> None:
     codec = JsonCodec(TypeRegistry())
 
-    with pytest.raises(SerializationError, match=r"WithText\['value'\] holds a builtins\.object"):
+    with pytest.raises(SerializationError, match=r"WithText\.value holds a builtins\.object"):
         codec.encode(WithText(object()))  # type: ignore[arg-type]
     with pytest.raises(SerializationError, match=r"WithAny\.value holds a .*NotAPayload"):
         codec.encode(WithAny(NotAPayload()))
     with pytest.raises(SerializationError, match=r"WithAny\.value\[1\] holds a .*NotAPayload"):
         codec.encode(WithAny([1, NotAPayload()]))
-    with pytest.raises(SerializationError, match=r"payload\['when'\] holds a datetime\.datetime"):
+    with pytest.raises(SerializationError, match=r"payload\[<key>\] holds a datetime\.datetime"):
         codec.encode({"when": datetime(2024, 1, 1)})
 
 
@@ -669,7 +684,7 @@ def test_a_value_of_the_wrong_type_for_its_annotation_is_named() -> None:
 
 
 def test_nan_and_infinity_are_refused() -> None:
-    with pytest.raises(SerializationError, match=r"WithFloat\['value'\] holds NaN or infinity"):
+    with pytest.raises(SerializationError, match=r"WithFloat\.value holds NaN or infinity"):
         JsonCodec(TypeRegistry()).encode(WithFloat(float("nan")))
 
 

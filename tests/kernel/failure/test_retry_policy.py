@@ -9,6 +9,7 @@ import pytest
 from failure_kit import GatewayTimeout, PaymentDeclined
 
 from conveyor import Backoff, ConfigurationError, RetryPolicy
+from conveyor.core.retry import MAX_RETRY_DELAY
 
 
 def s(n: float) -> timedelta:
@@ -75,7 +76,7 @@ def test_jitter_never_pushes_a_delay_past_max_delay() -> None:
     [
         (
             lambda: Backoff.fixed(s(-1)),
-            "Backoff initial delay cannot be negative: -1 day, 23:59:59",
+            "Backoff initial delay cannot be negative, got -1 second",
         ),
         (
             lambda: Backoff.exponential(initial=s(1), factor=0.5),
@@ -192,3 +193,112 @@ def test_on_must_name_exception_types() -> None:
         "RetryPolicy on= takes exception types, got 'TimeoutError'; for example "
         "on=(TimeoutError, ConnectionError)."
     )
+
+
+# ---------------------------------------------------------------- huge numbers and bad input
+
+
+def test_a_capped_exponential_backoff_stays_at_its_cap_for_thousands_of_deliveries() -> None:
+    """The cap is applied before the power: 2 ** 1024 does not fit in a float."""
+    policy = RetryPolicy(
+        delays=Backoff.exponential(
+            initial=timedelta(seconds=1), factor=2, max_delay=timedelta(minutes=1)
+        ),
+        attempts=2000,
+    )
+    assert policy.next_delay(GatewayTimeout(), 1025) == timedelta(minutes=1)
+    assert policy.next_delay(GatewayTimeout(), 1999) == timedelta(minutes=1)
+    assert policy.next_delay(GatewayTimeout(), 2000) is None
+    assert policy.delays.delay(10**9) == timedelta(minutes=1)  # type: ignore[union-attr]
+
+
+def test_an_uncapped_exponential_backoff_grows_to_365_days_and_stays_there() -> None:
+    policy = RetryPolicy(delays=Backoff.exponential(initial=s(1), factor=2), attempts=60)
+    delays = [policy.next_delay(GatewayTimeout(), attempt) for attempt in range(1, 60)]
+    assert delays[:3] == [s(1), s(2), s(4)]
+    assert delays[24] == s(2**24)  # 194 days: still growing
+    assert delays[25:] == [timedelta(days=365)] * 34
+    assert timedelta(days=365) == MAX_RETRY_DELAY
+
+
+def test_seeded_jitter_keeps_working_at_the_cap() -> None:
+    backoff = Backoff.exponential(initial=s(1), factor=2, max_delay=s(60), jitter=0.5)
+    first, second = random.Random(7), random.Random(7)
+    delays = [backoff.delay(k, first) for k in range(1000, 1100)]
+    assert delays == [backoff.delay(k, second) for k in range(1000, 1100)]
+    assert all(s(30) <= d <= s(60) for d in delays)
+    assert len(set(delays)) > 50
+
+
+@pytest.mark.parametrize("attempt", [0, -1, -50])
+def test_an_attempt_below_one_counts_as_the_first_delivery(attempt: int) -> None:
+    listed = RetryPolicy(delays=[s(1), s(30)], attempts=3)
+    backoff = RetryPolicy(delays=Backoff.exponential(initial=s(1), factor=3), attempts=3)
+    assert listed.next_delay(GatewayTimeout(), attempt) == s(1)
+    assert backoff.next_delay(GatewayTimeout(), attempt) == s(1)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"delays": [s(1), s(-1)]},
+            "RetryPolicy delays[1] cannot be negative, got -1 second",
+        ),
+        (
+            {"delays": [5]},
+            "RetryPolicy delays[0] must be a timedelta, got a value of type int; for example "
+            "timedelta(seconds=5).",
+        ),
+        (
+            {"delays": s(5)},
+            "RetryPolicy delays= takes a Backoff or a list of timedeltas, got a value of type "
+            "timedelta; for example delays=[timedelta(seconds=1), timedelta(minutes=1)] or "
+            "delays=Backoff.fixed(timedelta(seconds=5)).",
+        ),
+        (
+            {"delays": [timedelta(days=400)]},
+            "RetryPolicy delays[0] is 400 days, longer than the longest retry delay Conveyor "
+            "keeps (365 days); a message that must wait longer belongs in a store of its own. "
+            "Use a delay of at most 365 days.",
+        ),
+        (
+            {"attempts": "3"},
+            "RetryPolicy attempts= is a whole number, got a value of type str; for example "
+            "RetryPolicy(instant=2, attempts=5).",
+        ),
+    ],
+)
+def test_delays_and_counts_of_the_wrong_kind_are_refused(
+    options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        RetryPolicy(**options)  # type: ignore[arg-type]
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Backoff.exponential(initial=s(1), factor=float("nan")), "factor must be"),
+        (lambda: Backoff.exponential(initial=s(1), factor=float("inf")), "factor must be"),
+        (lambda: Backoff.fixed(timedelta.max), "longer than the longest retry delay"),
+        (
+            lambda: Backoff.exponential(initial=s(1), max_delay=timedelta(days=366)),
+            "Backoff max_delay is 366 days, longer than",
+        ),
+        (
+            lambda: Backoff.fixed(5),
+            "Backoff initial delay must be a timedelta, got a value of type int",
+        ),  # type: ignore[arg-type]
+        (
+            lambda: Backoff.fixed(s(1), jitter="0.1"),
+            "Backoff jitter is a number, got a value of type str",
+        ),  # type: ignore[arg-type]
+    ],
+)
+def test_backoffs_that_could_overflow_or_are_of_the_wrong_kind_are_refused(
+    make: object, message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        make()  # type: ignore[operator]

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from conveyor.core.errors import ClockError
+from conveyor.core.errors import ClockError, InstantOutOfRange
+from conveyor.core.instants import LATEST, before_latest, later, readable
 
 __all__ = ["Clock", "SteppableClock", "SystemClock", "VirtualClock", "ensure_aware"]
 
@@ -81,7 +82,9 @@ class VirtualClock:
 
     def __init__(self, start: datetime | None = None) -> None:
         self._now = (
-            ensure_aware(start, what="VirtualClock start") if start is not None else _DEFAULT_START
+            before_latest(ensure_aware(start, what="VirtualClock start"), what="VirtualClock start")
+            if start is not None
+            else _DEFAULT_START
         )
         self._followers: list[Callable[[datetime], None]] = []
 
@@ -90,20 +93,38 @@ class VirtualClock:
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
-            self.advance(timedelta(seconds=seconds))
+            try:
+                duration = timedelta(seconds=seconds)
+            except (OverflowError, ValueError):  # inf, nan, or more than 999,999,999 days
+                raise InstantOutOfRange(
+                    f"VirtualClock.sleep({seconds!r}) cannot be a duration: sleep at most "
+                    f"until before {LATEST.isoformat()}."
+                ) from None
+            self.advance(duration)
 
     def monotonic(self) -> float:
         """Seconds since an arbitrary origin, in virtual time; used for run-time limits."""
         return (self._now - _DEFAULT_START).total_seconds()
 
     def advance(self, duration: timedelta) -> datetime:
-        """Move forward by ``duration`` (zero is allowed) and return the new instant."""
+        """Move forward by ``duration`` (zero is allowed) and return the new instant.
+
+        Raises:
+            ClockError: ``duration`` is not a ``timedelta``, or is negative.
+            InstantOutOfRange: the clock would reach the year 9000 (:data:`LATEST`).
+        """
+        if not isinstance(duration, timedelta):
+            raise ClockError(
+                f"VirtualClock.advance() takes a timedelta, got a value of type "
+                f"{type(duration).__name__}; "
+                f"for example advance(timedelta(seconds=5))."
+            )
         if duration < timedelta(0):
             raise ClockError(
-                f"cannot advance a VirtualClock by a negative duration ({duration}); "
+                f"cannot advance a VirtualClock by a negative duration ({readable(duration)}); "
                 f"it is at {self._now.isoformat()} and never goes backwards."
             )
-        return self._move(self._now + duration)
+        return self._move(later(self._now, duration, what="VirtualClock.advance()"))
 
     def advance_to(self, instant: datetime) -> datetime:
         """Move forward to ``instant``; an instant before now is an error, not a no-op."""
@@ -114,7 +135,7 @@ class VirtualClock:
                 f"{target.isoformat()}; it never goes backwards. Advance to a later instant, "
                 f"or build a new VirtualClock for a new scenario."
             )
-        return self._move(target)
+        return self._move(before_latest(target, what="VirtualClock.advance_to()"))
 
     def _move(self, target: datetime) -> datetime:
         self._now = target

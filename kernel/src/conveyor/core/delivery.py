@@ -11,9 +11,11 @@ from datetime import datetime, timedelta
 
 from conveyor.core.clock import Clock, ensure_aware
 from conveyor.core.errors import RoutingError
+from conveyor.core.handlers import PRIORITY_RANGE
+from conveyor.core.instants import before_latest, later, readable
 from conveyor.core.registry import HandlerSpec
 
-__all__ = ["DeliveryOptions", "NO_OPTIONS"]
+__all__ = ["DeliveryOptions", "NO_OPTIONS", "check_priority"]
 
 
 class DeliveryOptions:
@@ -46,17 +48,28 @@ class DeliveryOptions:
             return NO_OPTIONS
         if delay is not None and at is not None:
             raise RoutingError("pass delay= or at=, not both: one says how long, one says when")
+        if priority is not None:
+            check_priority(priority, "priority=")
         now = clock.now()
         available_at = None
         if delay is not None:
+            _check_duration(delay, "delay")
             if delay < timedelta(0):
-                raise RoutingError(f"delay= cannot be negative, got {delay}; use at= for a time")
-            available_at = now + delay
+                raise RoutingError(
+                    f"delay= cannot be negative, got {readable(delay)}; pass a duration of zero "
+                    f"or more, or at= for a point in time."
+                )
+            available_at = later(now, delay, what="delay=")
         elif at is not None:
-            available_at = max(ensure_aware(at, what="at="), now)  # a past due time means now
-        if ttl is not None and ttl <= timedelta(0):
-            raise RoutingError(f"ttl= must be positive, got {ttl}")
-        expires_at = (available_at or now) + ttl if ttl is not None else None
+            at = before_latest(ensure_aware(at, what="at="), what="at=")
+            available_at = max(at, now)  # a past due time means now
+        if ttl is not None:
+            _check_duration(ttl, "ttl")
+            if ttl <= timedelta(0):
+                raise RoutingError(
+                    f"ttl= must be positive, got {readable(ttl)}; leave it out for no expiry."
+                )
+        expires_at = later(available_at or now, ttl, what="ttl=") if ttl is not None else None
         return DeliveryOptions(available_at, priority, ttl, expires_at)
 
     def for_handler(self, spec: HandlerSpec, clock: Clock) -> DeliveryOptions:
@@ -64,11 +77,50 @@ class DeliveryOptions:
         if spec.delay is None and spec.priority is None and spec.ttl is None:
             return self
         now = clock.now()
-        available_at = now + spec.delay if spec.delay is not None else self.available_at
+        available_at = (
+            later(now, spec.delay, what=f"@delayed on {spec.name}")
+            if spec.delay is not None
+            else self.available_at
+        )
         priority = spec.priority if spec.priority is not None else self.priority
         ttl = spec.ttl if spec.ttl is not None else self.ttl
-        expires_at = (available_at or now) + ttl if ttl is not None else None
+        expires_at = (
+            later(available_at or now, ttl, what=f"time to live of {spec.name}")
+            if ttl is not None
+            else None
+        )
         return DeliveryOptions(available_at, priority, ttl, expires_at)
+
+
+def check_priority(level: object, what: str) -> int:
+    """``level`` if it is a priority a message can carry; a clear error naming ``what`` if not."""
+    if not isinstance(level, int) or isinstance(level, bool):
+        raise RoutingError(
+            f"{what} takes an int (higher is received first), got a value of type "
+            f"{type(level).__name__}; "
+            f"for example priority=10. Map names such as 'high' to numbers in your own code."
+        )
+    if level not in PRIORITY_RANGE:
+        raise RoutingError(
+            f"{what} must fit in a signed 64-bit integer (from -2**63 to 2**63 - 1), the widest "
+            f"priority a broker or store can keep; got a number of {level.bit_length()} bits. "
+            f"Use a small range such as 0 to 10."
+        )
+    return level
+
+
+def _check_duration(value: object, name: str) -> None:
+    if isinstance(value, timedelta):
+        return
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise RoutingError(
+            f"{name}= takes a timedelta, got the number {value!r}: say the unit, for example "
+            f"{name}=timedelta(seconds={value!r})."
+        )
+    raise RoutingError(
+        f"{name}= takes a timedelta, got a value of type {type(value).__name__}; for example "
+        f"{name}=timedelta(seconds=5)."
+    )
 
 
 NO_OPTIONS = DeliveryOptions(None, None, None, None)

@@ -19,6 +19,7 @@ __all__ = [
     "TransportClosed",
     "StaleReceipt",
     "ClockError",
+    "InstantOutOfRange",
     "SettleError",
     "DeadLetterNotFound",
 ]
@@ -78,6 +79,16 @@ class TransportClosed(TransportError):
 
 class ClockError(ConveyorError):
     """A clock was asked to do what clocks in Conveyor refuse (go backwards, naive times)."""
+
+
+class InstantOutOfRange(ClockError):
+    """A due time, an expiry or a clock would pass the latest instant Conveyor keeps.
+
+    Every instant the kernel computes (a delay added to now, a time to live added to a due time,
+    a virtual clock advanced) must be before :data:`conveyor.core.instants.LATEST` (year 9000):
+    far enough for any real schedule, and far enough from ``datetime.max`` that leases and retry
+    delays added to it never overflow.
+    """
 
 
 class SettleError(ConveyorError):

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any, Literal, TypeVar, overload
 
 from conveyor.core.errors import ConfigurationError
+from conveyor.core.instants import readable
 
 __all__ = [
     "HandlerMark",
@@ -26,7 +27,12 @@ __all__ = [
     "handler_mark",
     "options_of",
     "set_option",
+    "PRIORITY_RANGE",
 ]
+
+#: Priorities a message may carry: a signed 64-bit integer, what every store and broker header
+#: can hold. Brokers with fewer levels map them onto their own.
+PRIORITY_RANGE = range(-(2**63), 2**63)
 
 F = TypeVar("F", bound=Callable[..., Any])
 HandlerKind = Literal["command", "event", "query", "scheduled"]
@@ -192,11 +198,22 @@ def _duration(value: timedelta | int | float, what: str) -> timedelta:
     if isinstance(value, timedelta):
         duration = value
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        duration = timedelta(milliseconds=value)
+        try:
+            duration = timedelta(milliseconds=value)
+        except (OverflowError, ValueError):  # nan, inf, or more than 999,999,999 days
+            raise ConfigurationError(
+                f"@{what}({value!r}) is not a duration in milliseconds a timedelta can hold; "
+                f"pass a timedelta, for example @{what}(timedelta(hours=1))."
+            ) from None
     else:
-        raise ConfigurationError(f"@{what} takes a timedelta or milliseconds, got {value!r}")
+        raise ConfigurationError(
+            f"@{what} takes a timedelta or a number of milliseconds, got a "
+            f"{type(value).__name__}; for example @{what}(timedelta(seconds=5))."
+        )
     if duration < timedelta(0):
-        raise ConfigurationError(f"@{what} cannot be negative, got {duration}")
+        raise ConfigurationError(
+            f"@{what} cannot be negative, got {readable(duration)}; pass zero or more."
+        )
     return duration
 
 
@@ -208,7 +225,17 @@ def delayed(delay: timedelta | int | float) -> Callable[[F], F]:
 def priority(level: int) -> Callable[[F], F]:
     """Give this handler's copy a priority: higher is received first among due messages."""
     if not isinstance(level, int) or isinstance(level, bool):
-        raise ConfigurationError(f"@priority takes an int, got {level!r}")
+        raise ConfigurationError(
+            f"@priority takes an int (higher is received first), got a value of type "
+            f"{type(level).__name__}; "
+            f"for example @priority(10)."
+        )
+    if level not in PRIORITY_RANGE:
+        raise ConfigurationError(
+            f"@priority must fit in a signed 64-bit integer (from -2**63 to 2**63 - 1), the "
+            f"widest priority a broker or store can keep; got a number of {level.bit_length()} "
+            f"bits. Use a small range such as 0 to 10."
+        )
     return set_option("priority", level)
 
 

@@ -1,7 +1,10 @@
 """Decoding plans: rebuilding typed values from parsed JSON, checking their shape on the way.
 
 A consumer trusts nothing in a body, so every value is checked against its annotation as it is
-rebuilt, and a value that does not fit says where it is. Doing that on every message is only
+rebuilt, and a value that does not fit says where it is. Nothing a body holds escapes as anything
+but a :class:`Mismatch`: every conversion (dates, durations, decimals, enums, a class's own
+constructor, a validating library) is guarded, because a consumer must be able to dead-letter a
+message it cannot read and go on to the next one. Doing that on every message is only
 affordable because the checks are planned ahead: :class:`DecoderPlans` builds, per class, one
 function from the class's annotations and keeps it, and a field whose JSON value already has the
 annotated type (str, int, float, bool) is taken without a call. The plans belong to one codec
@@ -17,7 +20,7 @@ import types
 import typing
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import Enum
 from types import NoneType
 from typing import Any
@@ -34,6 +37,7 @@ from conveyor.core.codec.json_annotations import (
 )
 from conveyor.core.codec.json_encoding import enum_value
 from conveyor.core.codec.json_mismatch import (
+    KEY_STEP,
     Mismatch,
     Missing,
     describe,
@@ -96,9 +100,10 @@ class DecoderPlans:
                     raise failure.at("." + name) from None
             try:
                 return cls(**kwargs)
+            except RecursionError:
+                raise
             except Exception as exc:
-                reason = f"could not be built: {cls.__qualname__}(...) raised {exc!r}"
-                raise Mismatch(reason, exc) from None
+                raise _refused(f"{cls.__qualname__}(...)", exc) from None
 
         self._decoders[cls] = decode
         try:
@@ -180,29 +185,85 @@ def _library_decoder(cls: type) -> Decoder | None:
     pydantic = sys.modules.get("pydantic")
     if pydantic is not None and issubclass(cls, pydantic.BaseModel):
         validate = cls.model_validate  # type: ignore[attr-defined]
-        return _guarded(validate, f"a valid {cls.__qualname__}", pydantic.ValidationError)
+        return _guarded(validate, cls, pydantic.ValidationError, _pydantic_errors)
     msgspec = sys.modules.get("msgspec")
     if msgspec is not None and issubclass(cls, msgspec.Struct):
         convert = msgspec.convert
-        expected = f"a valid {cls.__qualname__}"
-        return _guarded(lambda data: convert(data, cls), expected, msgspec.ValidationError)
+        return _guarded(
+            lambda data: convert(data, cls), cls, msgspec.ValidationError, _msgspec_error
+        )
     return None
 
 
-def _guarded(build: Decoder, expected: str, errors: type[Exception]) -> Decoder:
+def _guarded(
+    build: Decoder, cls: type, errors: type[Exception], explain: Callable[[Any], str]
+) -> Decoder:
+    """A library's validation as a decoder: whatever it raises becomes a :class:`Mismatch`.
+
+    A validator may raise anything (pydantic passes a ``KeyError`` from a validator through), and
+    the libraries' own messages quote the input, so only the locations and error kinds are kept.
+    """
+    expected = f"a valid {cls.__qualname__}"
+
     def decode(data: Any) -> Any:
         try:
             return build(data)
+        except RecursionError:
+            raise
         except errors as exc:
-            raise Mismatch(f"expected {expected}, found {describe(data)}: {exc}", exc) from None
+            found = describe(data)
+            raise Mismatch(f"expected {expected}, found {found} ({explain(exc)})", exc) from None
+        except Exception as exc:
+            raise _refused(f"{cls.__qualname__} validation", exc) from None
 
     return decode
+
+
+def _pydantic_errors(exc: Any) -> str:
+    try:
+        errors = exc.errors(include_input=False, include_url=False, include_context=False)
+        parts = [
+            f"{'.'.join(str(step) for step in error['loc']) or '(root)'}: {error['type']}"
+            for error in errors[:5]
+        ]
+    except Exception:  # an unexpected shape: say only that it failed
+        return "pydantic refused it"
+    more = f"; and {len(errors) - 5} more" if len(errors) > 5 else ""
+    return "pydantic refused " + "; ".join(parts) + more
+
+
+_MSGSPEC_KIND = re.compile(r"(Expected `[^`]*`(?:, got `[^`]*`)?|Object missing required field)")
+_MSGSPEC_PATH = re.compile(r" - at `(\$[^`]*)`$")
+
+
+def _msgspec_error(exc: Any) -> str:
+    # msgspec's messages quote some inputs ("Invalid enum value 'x'"): keep only the kinds it
+    # names ("Expected `str`, got `int`") and the path, which holds field names and indices.
+    text = str(exc)
+    kind = _MSGSPEC_KIND.match(text)
+    path = _MSGSPEC_PATH.search(text)
+    where = f" at {path.group(1)}" if path else ""
+    return f"msgspec: {kind.group(1) if kind else 'refused the value'}{where}"
+
+
+def _refused(what: str, exc: BaseException) -> Mismatch:
+    """A class's own code refused the values: name the exception, never its text.
+
+    The text often quotes the value it refused; it stays on the error's ``__cause__``.
+    """
+    return Mismatch(
+        f"could not be built: {what} raised {type(exc).__qualname__} (its message is kept on "
+        f"the error's __cause__, not repeated here, since it may quote payload values)",
+        exc,
+    )
 
 
 def _leaf_decoder(cls: type) -> Decoder | None:
     if issubclass(cls, Enum):
         return _enum_decoder(cls)
-    if issubclass(cls, (datetime, date, time)):
+    if issubclass(cls, datetime):
+        return _datetime_decoder(cls)
+    if issubclass(cls, (date, time)):
         return _text_decoder(cls.fromisoformat, f"an ISO 8601 {cls.__name__} string")
     if issubclass(cls, timedelta):
         return _duration_decoder
@@ -218,9 +279,25 @@ def _text_decoder(parse: Callable[[str], Any], expected: str) -> Decoder:
         if type(data) is str:
             try:
                 return parse(data)
-            except ValueError:
+            except (ValueError, OverflowError, TypeError):
                 pass
         raise expected_but_found(expected, data)
+
+    return decode
+
+
+def _datetime_decoder(cls: type[datetime]) -> Decoder:
+    """Aware datetimes only, as the encoder writes them: a naive one means another local time."""
+    parse = _text_decoder(cls.fromisoformat, "an ISO 8601 datetime string with a UTC offset")
+
+    def decode(data: Any) -> Any:
+        value = parse(data)
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise Mismatch(
+                "expected an ISO 8601 datetime string with a UTC offset, found a datetime "
+                "without one (the producer must send aware datetimes, such as tzinfo=UTC)"
+            )
+        return value
 
     return decode
 
@@ -228,10 +305,13 @@ def _text_decoder(parse: Callable[[str], Any], expected: str) -> Decoder:
 def _decimal_decoder(data: Any) -> Decimal:
     if type(data) is str or type(data) is int:
         try:
-            return Decimal(data)
-        except InvalidOperation:
+            value = Decimal(data)
+        except (ArithmeticError, ValueError):
             pass
-    raise expected_but_found("a decimal number as a string", data)
+        else:
+            if not value.is_snan():  # a signalling NaN raises on every comparison
+                return value
+    raise expected_but_found("a decimal number as a string (not a signalling NaN)", data)
 
 
 def _enum_decoder(cls: type[Enum]) -> Decoder:
@@ -241,26 +321,41 @@ def _enum_decoder(cls: type[Enum]) -> Decoder:
     def decode(data: Any) -> Any:
         try:
             return cls(data)
-        except ValueError:
+        except RecursionError:
+            raise
+        except Exception:  # ValueError, or anything a custom _missing_ raises
             raise expected_but_found(expected, data) from None
 
     return decode
 
 
+#: The longest duration a ``timedelta`` holds, in seconds, which a number of seconds must not pass.
+_MAX_SECONDS = timedelta.max.total_seconds()
+
+
 def _duration_decoder(data: Any) -> timedelta:
+    expected = "an ISO 8601 duration like 'P1DT2H3M4.5S' (or seconds) of at most 999999999 days"
     if type(data) is int or type(data) is float:
-        return timedelta(seconds=data)
+        if -_MAX_SECONDS <= data <= _MAX_SECONDS:  # false for NaN too
+            try:
+                return timedelta(seconds=data)
+            except OverflowError:  # rounding at the very edge
+                pass
+        raise expected_but_found(expected, data)
     match = re.fullmatch(_DURATION, data) if type(data) is str else None
     if match is None or not any(match.groups()[1:]):
-        raise expected_but_found("an ISO 8601 duration like 'P1DT2H3M4.5S'", data)
+        raise expected_but_found(expected, data)
     sign, days, hours, minutes, seconds, fraction = match.groups()
-    value = timedelta(
-        days=int(days or 0),
-        hours=int(hours or 0),
-        minutes=int(minutes or 0),
-        seconds=int(seconds or 0),
-        microseconds=int((fraction or "0").ljust(6, "0")),
-    )
+    try:
+        value = timedelta(
+            days=int(days or 0),
+            hours=int(hours or 0),
+            minutes=int(minutes or 0),
+            seconds=int(seconds or 0),
+            microseconds=int((fraction or "0").ljust(6, "0")),
+        )
+    except (OverflowError, ValueError):  # past timedelta.max, or too many digits for int()
+        raise expected_but_found(expected, data) from None
     return -value if sign else value
 
 
@@ -277,8 +372,13 @@ def _exact(cls: type, expected: str) -> Decoder:
 
 
 def _float_decoder(data: Any) -> float:
-    if type(data) is float or type(data) is int:
-        return float(data)
+    if type(data) is float:
+        return data  # finite: the parser refuses NaN, Infinity and numbers past float's range
+    if type(data) is int:
+        try:
+            return float(data)
+        except OverflowError:
+            raise expected_but_found("a number within a float's range", data) from None
     raise expected_but_found("a number", data)
 
 
@@ -299,6 +399,10 @@ def _collection_decoder(item: Decoder, make: Callable[[list[Any]], Any]) -> Deco
             raise expected_but_found("an array", data)
         try:
             return make([item(x) for x in data])
+        except TypeError:  # a set of items that cannot be hashed (a dict held as Any)
+            raise Mismatch(
+                "expected items that can be put in a set, found unhashable ones"
+            ) from None
         except Mismatch:
             for index, x in enumerate(data):  # only now, find which item it was
                 try:
@@ -336,7 +440,9 @@ def _dict_decoder(key: Decoder, value: Decoder) -> Decoder:
             try:
                 out[key(k)] = value(x)
             except Mismatch as failure:
-                raise failure.at(f"[{k!r}]") from None
+                raise failure.at(KEY_STEP) from None
+            except TypeError:  # a key that decoded to something unhashable
+                raise Mismatch("expected keys that can key a dict").at(KEY_STEP) from None
         return out
 
     return decode

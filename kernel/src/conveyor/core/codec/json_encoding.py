@@ -8,7 +8,11 @@ to the process, so two codecs never share state.
 
 Values are converted by their annotation where it says enough, and by their own type where it
 does not (``Any``, unions). When :mod:`json` still refuses the result, :func:`find_not_json` finds
-the offending value so the error can name it.
+the offending value so the error can name where it is (never what it is: errors are logged).
+
+The encoder refuses what a consumer could not read back the same: float NaN and infinity, naive
+datetimes (another process would read them in its own local time) and signalling NaN decimals
+(they raise on every comparison). The decoder refuses the same values.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from conveyor.core.codec.json_annotations import (
     unwrap,
 )
 from conveyor.core.codec.json_mismatch import (
+    KEY_STEP,
     SUPPORTED,
     Mismatch,
     class_path,
@@ -161,7 +166,10 @@ class EncoderPlans:
         encoded = self._encode_any(key)
         if type(encoded) is str or type(encoded) is int:
             return encoded
-        raise Mismatch(f"has a key {key!r}; keys must encode to strings (str, int, Enum, UUID)")
+        raise Mismatch(
+            f"has a key of type {class_path(type(key))}; keys must encode to strings (str, int, "
+            f"Enum, UUID)"
+        )
 
 
 def enum_value(value: Any) -> Any:
@@ -190,34 +198,52 @@ def _locate(obj: Any, plan: list[tuple[str, Encoder | None]], exc: Exception) ->
         except Mismatch as failure:
             return failure.at("." + name)
         except Exception as error:
-            reason = f"holds {describe_python(value)} and could not be encoded: {error!r}"
+            reason = (
+                f"holds {describe_python(value)} and could not be encoded "
+                f"({type(error).__qualname__})"
+            )
             return Mismatch(reason, error).at("." + name)
-    return exc if isinstance(exc, Mismatch) else Mismatch(f"could not be encoded: {exc!r}", exc)
+    if isinstance(exc, Mismatch):
+        return exc
+    return Mismatch(f"could not be encoded ({type(exc).__qualname__})", exc)
 
 
-def find_not_json(data: Any, where: str) -> tuple[str, Any]:
-    """The path to the first value in ``data`` that JSON cannot hold, and that value.
+def find_not_json(data: Any, where: str, payload: Any = None) -> tuple[str, Any]:
+    """The path to the first value in encoded ``data`` that JSON cannot hold, and that value.
 
-    The path is empty when every value is plain JSON.
+    ``payload`` is what ``data`` was encoded from, walked alongside it only to name the steps: a
+    dictionary encoded from a dataclass has field names for keys (``Order.lines[2].price``); any
+    other dictionary's keys are values, shown as ``[<key>]``. The path is empty when every value
+    is plain JSON.
     """
     cls = type(data)
-    if cls is float and not math.isfinite(data):
-        return where, data
-    if cls in (list, tuple):
+    if cls is float:
+        return ("", None) if math.isfinite(data) else (where, data)
+    if cls in JSON_SCALARS:
+        return "", None
+    if cls is list or cls is tuple:
+        same = type(payload) in (list, tuple) and len(payload) == len(data)
         for index, item in enumerate(data):
-            found = find_not_json(item, f"{where}[{index}]")
+            found = find_not_json(item, f"{where}[{index}]", payload[index] if same else None)
             if found[0]:
                 return found
         return "", None
     if cls is dict:
-        for key, item in data.items():
+        fields = dataclasses.is_dataclass(payload) and not isinstance(payload, type)
+        values = (
+            list(payload.values()) if type(payload) is dict and len(payload) == len(data) else None
+        )
+        for index, (key, item) in enumerate(data.items()):
             if type(key) not in JSON_SCALARS:
                 return f"{where} (a key)", key
-            found = find_not_json(item, f"{where}[{key!r}]")
+            if fields:
+                found = find_not_json(item, f"{where}.{key}", getattr(payload, key, None))
+            else:
+                found = find_not_json(item, where + KEY_STEP, values[index] if values else None)
             if found[0]:
                 return found
         return "", None
-    return ("", None) if cls in JSON_SCALARS else (where, data)
+    return where, data
 
 
 # -- leaf types --------------------------------------------------------------------------------
@@ -236,13 +262,35 @@ def _library_encoder(cls: type) -> Encoder | None:
 def _leaf_encoder(cls: type) -> Encoder | None:
     if issubclass(cls, Enum):
         return enum_value
-    if issubclass(cls, (datetime, date, time)):
+    if issubclass(cls, datetime):
+        return _aware_text
+    if issubclass(cls, (date, time)):
         return cls.isoformat
     if issubclass(cls, timedelta):
         return _duration_text
-    if issubclass(cls, (UUID, Decimal)):
+    if issubclass(cls, UUID):
         return str
+    if issubclass(cls, Decimal):
+        return _decimal_text
     return None
+
+
+def _aware_text(value: datetime) -> str:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise Mismatch(
+            "holds a datetime without a timezone, which another process would read in its own "
+            "local time; make it aware (datetime(..., tzinfo=UTC) or .replace(tzinfo=UTC))"
+        )
+    return value.isoformat()
+
+
+def _decimal_text(value: Decimal) -> str:
+    if value.is_snan():
+        raise Mismatch(
+            "holds a signalling NaN Decimal, which raises on every comparison; use "
+            "Decimal('NaN') or None"
+        )
+    return str(value)
 
 
 def _duration_text(value: timedelta) -> str:

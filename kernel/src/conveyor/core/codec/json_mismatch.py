@@ -3,14 +3,17 @@
 Encoding and decoding plans both find values that do not fit their annotations. They raise a
 :class:`Mismatch` from deep inside nested plans; each enclosing field, item or key adds its step on
 the way out, so the codec can report the whole path (``PlaceOrder.lines[2].sku expected a string,
-found an integer 7``) without any plan tracking where it is on the happy path. This module holds
-that failure and the wording shared by every such message, so all of them name values, types and
+found an integer``) without any plan tracking where it is on the happy path. This module holds
+that failure and the wording shared by every such message, so all of them name types and
 annotations the same way.
+
+A message never quotes a payload value: errors are logged, and a body may hold personal data or
+secrets. It names the field path, what was expected and the *kind* of value found. Object keys
+are values too, so a step into a dictionary shows as ``[<key>]``.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from conveyor.core.errors import SerializationError
@@ -25,7 +28,11 @@ __all__ = [
     "hint_name",
     "unsupported",
     "SUPPORTED",
+    "KEY_STEP",
 ]
+
+#: How a path shows a step into a dictionary: the key is a value, so it is not quoted.
+KEY_STEP = "[<key>]"
 
 #: What the JSON codec can encode and decode, as its error messages list it.
 SUPPORTED = (
@@ -61,33 +68,29 @@ def expected_but_found(expected: str, found: Any) -> Mismatch:
 
 
 def describe(data: Any) -> str:
-    """A JSON value as a person would name it, shortened."""
+    """The kind of a parsed JSON value, as a person would name it; never the value itself."""
     if data is Missing:
         return "nothing (the field is missing)"
     if data is None:
         return "null"
     if type(data) is bool:
-        return f"a boolean {json.dumps(data)}"
+        return "a boolean"
     if type(data) is int:
-        return f"an integer {data}"
+        return "an integer"
     if type(data) is float:
-        return f"a number {data!r}"
+        return "a number"
     if type(data) is str:
-        return f"a string {_short(repr(data))}"
+        return "a string"
     if type(data) is list:
-        return f"an array of {len(data)} items"
+        return f"an array of {len(data)} item{'' if len(data) == 1 else 's'}"
     if type(data) is dict:
-        return f"an object with keys {_short(', '.join(map(repr, data)))}" if data else "{}"
+        return f"an object with {len(data)} key{'' if len(data) == 1 else 's'}" if data else "{}"
     return describe_python(data)
 
 
 def describe_python(value: Any) -> str:
-    """A Python value by its type and a shortened repr."""
-    return f"a {class_path(type(value))} {_short(repr(value))}"
-
-
-def _short(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """A Python value by its type alone."""
+    return f"a {class_path(type(value))}"
 
 
 def class_path(cls: type) -> str:

@@ -23,8 +23,13 @@ Choices worth knowing:
   add fields before its consumers upgrade); missing fields use the dataclass default.
 - ``timedelta`` travels as an ISO 8601 duration (``"-P1DT2H3M4.000005S"``) and round-trips exactly;
   a number of seconds is accepted on decode. Datetimes keep their UTC offset (a ``ZoneInfo``
-  becomes a fixed offset). ``Decimal`` travels as a string. Sets are sorted. NaN and infinity are
-  refused: they are not JSON.
+  becomes a fixed offset); naive datetimes are refused both ways, since another process would read
+  them in its own local time. ``Decimal`` travels as a string (a signalling NaN is refused). Sets
+  are sorted. Float NaN and infinity are refused both ways: they are not JSON.
+- Decoding never raises anything but :class:`SerializationError` (which keeps the raw bytes),
+  whatever the body holds: a value out of range, a structure nested deeper than Python's recursion
+  limit, or an exception from a class's own constructor or a validating library. Its message names
+  the field path, the expected type and the kind of value found, never a payload value.
 - Pydantic v2 models and msgspec Structs are delegated to their own library, which is never
   imported here: a class is recognised only when its library is already loaded.
 """
@@ -78,7 +83,7 @@ class JsonCodec:
     def __init__(self, registry: TypeRegistry) -> None:
         self._registry = registry
         self._json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        self._parser = json.JSONDecoder()
+        self._parser = json.JSONDecoder(parse_constant=_not_json, parse_float=_finite_float)
         self._top: dict[type, tuple[Encoder, str]] = {}
         self._by_name: dict[str, tuple[Decoder, type]] = {}
         fields = AnnotatedFields()
@@ -94,7 +99,7 @@ class JsonCodec:
         """The body and wire name of ``payload``; plain JSON values are named ``"json"``."""
         cls = type(payload)
         if cls in _JSON_VALUES:
-            return self._dump(payload, "payload"), JSON_TYPE_NAME
+            return self._dump(payload, "payload", payload), JSON_TYPE_NAME
         entry = self._top.get(cls)
         if entry is None:
             encoder = self._encoders.class_encoder(cls)
@@ -116,26 +121,37 @@ class JsonCodec:
             ) from failure.cause
         except SerializationError:
             raise
+        except RecursionError as exc:
+            raise SerializationError(
+                f"Cannot encode {cls.__qualname__}: {_TOO_DEEP} (or it refers to itself)."
+            ) from exc
         except Exception as exc:  # a pydantic or msgspec serializer refused the value
             raise SerializationError(
-                f"Cannot encode {cls.__qualname__}: {exc!r}. Fix the value so its own "
-                f"library can serialize it."
+                f"Cannot encode {cls.__qualname__}: its own library refused it "
+                f"({type(exc).__qualname__}; the message is kept on __cause__, not repeated "
+                f"here, since it may quote payload values). Fix the value so its library can "
+                f"serialize it."
             ) from exc
-        return self._dump(data, cls.__qualname__), name
+        return self._dump(data, cls.__qualname__, payload), name
 
     def decode(self, body: bytes, type_name: str) -> object:
-        """Rebuild the payload registered as ``type_name``, checking its shape on the way."""
+        """Rebuild the payload registered as ``type_name``, checking its shape on the way.
+
+        Raises:
+            SerializationError: for any body that is not a valid ``type_name`` (never another
+                exception); ``.raw`` holds ``body``.
+        """
         entry = self._by_name.get(type_name)
         if entry is None and type_name != JSON_TYPE_NAME:
             entry = self._decoder_named(type_name, body)
         try:
             data = self._parse(body.decode())
-        except (ValueError, RecursionError) as exc:
-            raise SerializationError(
-                f"Cannot decode a {type_name!r} message: the body is not UTF-8 JSON ({exc}). "
-                f"The producer must send UTF-8 JSON; the raw bytes are kept on this error (.raw).",
-                raw=body,
-            ) from exc
+        except UnicodeDecodeError as exc:
+            raise _unreadable(type_name, body, f"byte {exc.start} is not UTF-8") from exc
+        except RecursionError as exc:
+            raise _unreadable(type_name, body, _TOO_DEEP) from exc
+        except ValueError as exc:
+            raise _unreadable(type_name, body, str(exc)) from exc
         if entry is None:
             return data
         decoder, cls = entry
@@ -149,22 +165,37 @@ class JsonCodec:
                 f"on both sides, or register another class under {type_name!r}.",
                 raw=body,
             ) from failure.cause
+        except RecursionError as exc:
+            raise SerializationError(
+                f"Cannot decode a {type_name!r} message into {class_path(cls)}: {_TOO_DEEP}. "
+                f"Send flatter data, or split it into several messages.",
+                raw=body,
+            ) from exc
+        except Exception as exc:  # a guard this codec lacks: still a SerializationError
+            raise SerializationError(
+                f"Cannot decode a {type_name!r} message into {class_path(cls)}: decoding raised "
+                f"{type(exc).__qualname__} (kept on __cause__). Please report it to Conveyor.",
+                raw=body,
+            ) from exc
 
     def _parse(self, text: str) -> Any:
-        # raw_decode skips the whitespace scans of json.loads (a third of its time on small
-        # bodies); anything unusual (whitespace around, trailing data, errors) takes json.loads.
+        # raw_decode skips the whitespace scans of decode (a third of its time on small bodies);
+        # anything unusual (whitespace around, trailing data, errors) takes the full decode.
         try:
             data, end = self._parser.raw_decode(text)
         except ValueError:
-            return json.loads(text)
-        return data if end == len(text) else json.loads(text)
+            return self._parser.decode(text)
+        return data if end == len(text) else self._parser.decode(text)
 
     def _decoder_named(self, type_name: str, body: bytes) -> tuple[Decoder, type]:
         try:
             cls = self._registry.type_named(type_name)
         except UnknownMessageType as exc:
             raise UnknownMessageType(str(exc), raw=body) from None
-        decoder = self._decoders.class_decoder(cls)
+        try:
+            decoder = self._decoders.class_decoder(cls)
+        except SerializationError as exc:  # an annotation no plan can be built for
+            raise SerializationError(str(exc), raw=body) from exc
         if decoder is None:
             raise SerializationError(
                 f"Cannot decode {type_name!r}: it names {class_path(cls)}, which the JSON codec "
@@ -174,19 +205,47 @@ class JsonCodec:
         entry = self._by_name[type_name] = (decoder, cls)
         return entry
 
-    def _dump(self, data: object, root: str) -> bytes:
+    def _dump(self, data: object, root: str, payload: object) -> bytes:
         try:
             return self._json.encode(data).encode()
+        except RecursionError as exc:
+            raise SerializationError(f"Cannot encode {root}: {_TOO_DEEP}.") from exc
         except (TypeError, ValueError) as exc:
             try:
-                where, value = find_not_json(data, root)
+                where, value = find_not_json(data, root, payload)
             except RecursionError:
                 where, value = "", None
             if not where:
-                raise SerializationError(f"Cannot encode {root}: {exc}.") from exc
+                raise SerializationError(
+                    f"Cannot encode {root}: it holds a value JSON cannot take "
+                    f"({type(exc).__qualname__})."
+                ) from exc
             what = "NaN or infinity" if isinstance(value, float) else f"a {class_path(type(value))}"
             raise SerializationError(
-                f"Cannot encode {root}: {where} holds {what}, which is not a JSON value ({exc}). "
+                f"Cannot encode {root}: {where} holds {what}, which is not a JSON value. "
                 f"Annotate the field with the value's real type (a dataclass, Enum, datetime, "
                 f"UUID, Decimal, ...) so the codec converts it, or convert it yourself."
             ) from exc
+
+
+_TOO_DEEP = "it is nested deeper than Python's recursion limit lets the codec follow"
+
+
+def _unreadable(type_name: str, body: bytes, reason: str) -> SerializationError:
+    return SerializationError(
+        f"Cannot decode a {type_name!r} message: the body is not UTF-8 JSON ({reason}). "
+        f"The producer must send UTF-8 JSON; the raw bytes are kept on this error (.raw).",
+        raw=body,
+    )
+
+
+def _not_json(constant: str) -> Any:
+    """``json`` reads NaN and Infinity by default; the encoder never writes them, so neither."""
+    raise ValueError(f"{constant} is not a JSON number; JSON has no NaN or infinity")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value - value != 0:  # inf - inf is nan, and nan != 0: cheaper than math.isfinite
+        raise ValueError("a number is past the range of a float (it would read as infinity)")
+    return value
