@@ -170,8 +170,20 @@ def claim_next(
     except Exception as error:
         if is_environmental(error):  # the file, not the row: nothing to move aside
             raise
-        raise UnclaimableRow(row_id, f"{type(error).__name__} while leasing it") from error
+        raise UnclaimableRow(row_id, _problem(error)) from error
     return ClaimedRow(id=row_id, message=message, delivery_count=count, token=token)
+
+
+def _problem(error: Exception) -> str:
+    """Why a row could not be leased, naming no stored value.
+
+    SQLite's own messages name constraints and columns, never values, so they are kept; any
+    other exception is named by its type only.
+    """
+    name = type(error).__name__
+    if hasattr(error, "sqlite_errorcode"):
+        return f"SQLite refused to lease it ({name}: {error})"
+    return f"{name} while leasing it"
 
 
 class UnclaimableRow(Exception):
