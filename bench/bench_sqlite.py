@@ -10,7 +10,8 @@ overlap). The payload is the same small dataclass everywhere, ``Work(n: int, nam
 * raw sqlite3 (the limit): the statements ``SqliteTransport`` runs, written out by hand on one
   connection with the same pragmas (WAL, the same ``synchronous``, busy_timeout 5 s) and the
   adapter's own schema: one autocommit ``INSERT`` per send; per message a ``BEGIN IMMEDIATE``,
-  the due-message ``SELECT``, the lease ``UPDATE``, ``COMMIT``, then the handler (JSON decode,
+  the ``UPDATE`` that marks ready the delayed messages come due, the due-message ``SELECT``, the
+  lease ``UPDATE``, ``COMMIT``, then the handler (JSON decode,
   a call) and one autocommit ``DELETE``. Like the adapter, with ``synchronous=FULL`` it syncs
   the sends and not the leases and deletes (see ``conveyor_sqlite.database``).
 * Conveyor: ``@asynchronous("work") @command_handler`` on ``SqliteChannel("work", path=...,
@@ -91,17 +92,22 @@ def _expected(n: int) -> int:
 _INSERT = """
     INSERT INTO conveyor_messages
         (channel, body, headers, priority, available_at, expires_at, delivery_count,
-         enqueued_seq)
-    VALUES (?, ?, ?, ?, ?, ?, 0, (SELECT IFNULL(MAX(id), 0) + 1 FROM conveyor_messages))
+         enqueued_seq, ready)
+    VALUES (?, ?, ?, ?, ?, ?, 0, (SELECT IFNULL(MAX(id), 0) + 1 FROM conveyor_messages), 1)
+"""
+_PROMOTE = """
+    UPDATE conveyor_messages SET ready = 1 WHERE channel = ? AND ready = 0 AND available_at <= ?
 """
 _SELECT_DUE = """
-    SELECT id, body, headers, delivery_count FROM conveyor_messages
-    WHERE channel = ? AND available_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
+    SELECT id, CAST(body AS BLOB), CAST(headers AS BLOB), CAST(delivery_count AS INTEGER)
+    FROM conveyor_messages
+    WHERE channel = ? AND ready = 1 AND available_at <= ?
+      AND (lease_until IS NULL OR lease_until <= ?
+           OR typeof(lease_until) NOT IN ('integer', 'real'))
     ORDER BY priority DESC, id ASC LIMIT 1
 """
 _LEASE = """
-    UPDATE conveyor_messages
-    SET lease_until = ?, lease_token = ?, delivery_count = delivery_count + 1 WHERE id = ?
+    UPDATE conveyor_messages SET lease_until = ?, lease_token = ?, delivery_count = ? WHERE id = ?
 """
 _DELETE = "DELETE FROM conveyor_messages WHERE id = ? AND lease_token = ?"
 
@@ -138,12 +144,13 @@ def raw_consume(path: str, n: int, synchronous: str) -> float:
     while True:
         now_ms = int(time.time() * 1000)
         execute("BEGIN IMMEDIATE")
+        execute(_PROMOTE, ("work", now_ms))
         row = execute(_SELECT_DUE, ("work", now_ms, now_ms)).fetchone()
         if row is None:
             execute("COMMIT")
             break
         token = f"lease-{row[0]}"
-        execute(_LEASE, (now_ms + 30_000, token, row[0]))
+        execute(_LEASE, (now_ms + 30_000, token, row[3] + 1, row[0]))
         execute("COMMIT")
         loads(row[2])
         handle(Work(**loads(row[1])))

@@ -125,42 +125,71 @@ def test_a_send_and_an_ack_are_single_statements_and_a_receive_one_transaction(
     full.ack(delivery)
 
     verbs = [s.split()[0] for s in statements if not s.startswith("PRAGMA")]
-    assert verbs == ["BEGIN", "SELECT", "UPDATE", "COMMIT", "DELETE"]
+    # the first UPDATE marks ready the delayed messages that came due (none here)
+    assert verbs == ["BEGIN", "UPDATE", "SELECT", "UPDATE", "COMMIT", "DELETE"]
 
 
-# --- schema version 1 -------------------------------------------------------------------------
+# --- older schema versions ---------------------------------------------------------------------
 
 
-def claim_index_columns(path: Path) -> list[str]:
+def index_columns(path: Path, index: str) -> list[str]:
     with sqlite3.connect(path) as connection:
-        rows = connection.execute("PRAGMA index_info(conveyor_messages_claim)").fetchall()
+        rows = connection.execute(f"PRAGMA index_info({index})").fetchall()
     return [str(row[2]) for row in rows]
 
 
-def test_a_version_1_file_gets_the_new_claim_index_and_keeps_its_messages(
-    db_path: Path, clock: VirtualClock
+def make_version(path: Path, version: int) -> None:
+    """Turn a current file into one as release ``version`` left it (1 or 2)."""
+    claim_columns = "channel, priority DESC, id, available_at" + (
+        ", lease_until" if version == 1 else ""
+    )
+    with sqlite3.connect(path) as old:
+        old.execute("DROP INDEX conveyor_messages_ready")
+        old.execute("DROP INDEX conveyor_messages_delayed")
+        old.execute("DROP TABLE conveyor_quarantine")
+        old.execute("ALTER TABLE conveyor_messages DROP COLUMN ready")
+        old.execute(f"CREATE INDEX conveyor_messages_claim ON conveyor_messages ({claim_columns})")
+        old.execute(f"PRAGMA user_version = {version}")
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_file_of_an_older_version_is_migrated_and_keeps_its_messages_in_order(
+    db_path: Path, clock: VirtualClock, version: int
 ) -> None:
     first = SqliteTransport(db_path, clock=clock)
-    first.send("orders", WireMessage(b"kept"))
+    first.send("orders", WireMessage(b"later"), available_at=clock.now() + timedelta(seconds=5))
+    first.send("orders", WireMessage(b"kept-1"))
+    first.send("orders", WireMessage(b"kept-2"))
     first.close()
-    with sqlite3.connect(db_path) as old:  # as release 1 left it
-        old.execute("DROP INDEX conveyor_messages_claim")
-        old.execute(
-            "CREATE INDEX conveyor_messages_claim ON conveyor_messages "
-            "(channel, priority DESC, id, available_at, lease_until)"
-        )
-        old.execute("PRAGMA user_version = 1")
-    assert "lease_until" in claim_index_columns(db_path)
+    make_version(db_path, version)
+    assert "conveyor_messages_claim" in str(
+        rows_of(db_path, "PRAGMA index_list(conveyor_messages)")
+    )
 
     reopened = SqliteTransport(db_path, clock=clock)
 
-    assert claim_index_columns(db_path) == ["channel", "priority", "id", "available_at"]
-    with sqlite3.connect(db_path) as check:
-        assert check.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (2,)
-    delivery = receive_one(reopened, "orders", lease=LEASE)
-    assert delivery is not None
-    assert delivery.message.body == b"kept"
+    assert rows_of(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(3,)]
+    indexes = {row[1] for row in rows_of(db_path, "PRAGMA index_list(conveyor_messages)")}
+    assert "conveyor_messages_claim" not in indexes
+    assert index_columns(db_path, "conveyor_messages_ready") == [
+        "channel",
+        "priority",
+        "id",
+        "available_at",
+    ]
+    assert index_columns(db_path, "conveyor_messages_delayed") == ["channel", "available_at"]
+    received = [receive_one(reopened, "orders", lease=LEASE) for _ in range(3)]
+    assert [d.message.body for d in received if d] == [b"kept-1", b"kept-2"]
+    clock.advance(timedelta(seconds=5))
+    late = receive_one(reopened, "orders", lease=LEASE)
+    assert late is not None
+    assert late.message.body == b"later"
     reopened.close()
+
+
+def rows_of(path: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(path) as connection:
+        return connection.execute(sql).fetchall()
 
 
 def test_leased_rows_at_the_head_are_skipped_without_the_lease_in_the_index(

@@ -85,6 +85,8 @@ def test_the_public_names_are_curated_and_importable() -> None:
         "SqliteTransport",
         "SqliteDeadLetterStore",
         "SqliteDeduplication",
+        "SqliteQuarantine",
+        "QuarantinedRow",
         "Synchronous",
         "sqlite_transaction",
         "insert_message",

@@ -416,23 +416,6 @@ def test_the_file_is_in_wal_mode_with_a_versioned_schema(
     assert rows(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
 
 
-def test_the_claim_query_walks_the_claim_index_in_receive_order(
-    transport: SqliteTransport, db_path: Path
-) -> None:
-    plan = rows(
-        db_path,
-        "EXPLAIN QUERY PLAN SELECT id FROM conveyor_messages WHERE channel = ? "
-        "AND available_at <= ? AND (lease_until IS NULL OR lease_until <= ?) "
-        "ORDER BY priority DESC, id ASC LIMIT 1",
-        "orders",
-        0,
-        0,
-    )
-    details = " ".join(str(row[-1]) for row in plan)
-    assert "conveyor_messages_claim" in details
-    assert "TEMP B-TREE" not in details  # no sort: the index gives the order
-
-
 def test_schema_creation_is_idempotent_and_keeps_existing_messages(
     db_path: Path, clock: VirtualClock
 ) -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "unwritable",
     "read_only",
     "is_a_directory",
+    "is_environmental",
 ]
 
 # SQLite primary result codes (https://sqlite.org/rescode.html); the extended code's low byte.
@@ -35,6 +36,29 @@ _CORRUPT = 11
 _FULL = 13
 _CANTOPEN = 14
 _NOTADB = 26
+_PERM = 3
+_NOMEM = 7
+_INTERRUPT = 9
+_PROTOCOL = 15
+
+# Codes that say something about the file, the disk or the process, never about one row: a
+# failure with one of these is raised, not blamed on the row being read.
+_ENVIRONMENTAL = frozenset(
+    (
+        _PERM,
+        _BUSY,
+        _LOCKED,
+        _NOMEM,
+        _READONLY,
+        _INTERRUPT,
+        _IOERR,
+        _CORRUPT,
+        _FULL,
+        _CANTOPEN,
+        _PROTOCOL,
+        _NOTADB,
+    )
+)
 
 
 def translate(
@@ -95,6 +119,20 @@ def translate(
             f"SQLite's locking) {detail}."
         )
     return TransportError(f"SQLite failed on {path!r} while {action} {detail}.")
+
+
+def is_environmental(error: BaseException) -> bool:
+    """Whether ``error`` is about the database file or the process rather than one row.
+
+    A lock, a full disk, an I/O error, a corrupt or read-only file, or a memory error: moving the
+    row being read aside would not help, and would hide the real trouble.
+    """
+    if isinstance(error, MemoryError | KeyboardInterrupt | SystemExit):
+        return True
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is None:
+        return False
+    return (code & 0xFF) in _ENVIRONMENTAL or "locked" in str(error)
 
 
 def missing_directory(path: str, directory: str) -> ConnectionFailed:

@@ -16,8 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from conveyor.core.errors import SerializationError
 from conveyor.transports.seam import WireMessage
+from conveyor_sqlite.errors import is_environmental
+from conveyor_sqlite.stored import read_body, read_count, read_headers
 
 if TYPE_CHECKING:
     import sqlite3
@@ -26,6 +27,7 @@ __all__ = [
     "insert_message",
     "ClaimedRow",
     "claim_next",
+    "UnclaimableRow",
     "delete_leased",
     "unlease",
     "delivery_count_of",
@@ -39,29 +41,43 @@ __all__ = [
 # ``enqueued_seq`` records the order of sends as the id SQLite assigns to the new row (the
 # largest id plus one): receive order uses ``id`` itself, and the sequence stays on the row
 # for inspection and for any later requeue policy that moves a message without renumbering it.
+# ``ready`` says which index holds the row (see ``schema``): 1 when it is due as it is sent.
 _INSERT = """
     INSERT INTO conveyor_messages
         (channel, body, headers, priority, available_at, expires_at, delivery_count,
-         enqueued_seq)
+         enqueued_seq, ready)
     VALUES (?, ?, ?, ?, ?, ?, 0,
-            (SELECT IFNULL(MAX(id), 0) + 1 FROM conveyor_messages))
+            (SELECT IFNULL(MAX(id), 0) + 1 FROM conveyor_messages), ?)
 """
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
+# Delayed messages that have come due join the ready ones: a range of the delayed index,
+# empty on most receives. A row whose due time is not a number never comes due here (SQLite
+# orders text after every number); it stays stored, counted by ``pending``, blocking nothing.
+_PROMOTE = """
+    UPDATE conveyor_messages SET ready = 1
+    WHERE channel = ? AND ready = 0 AND available_at <= ?
+"""
+
+# The first ready row in receive order whose lease, if any, has run out; a lease that is not a
+# number (a row written by hand) counts as run out. Body and headers are read as bytes: a CAST
+# to BLOB never fails, whatever the column holds, and ``stored`` makes what it can of them.
 _SELECT_DUE = """
-    SELECT id, body, headers, delivery_count
+    SELECT id, CAST(body AS BLOB), CAST(headers AS BLOB), CAST(delivery_count AS INTEGER)
     FROM conveyor_messages
     WHERE channel = ?
+      AND ready = 1
       AND available_at <= ?
-      AND (lease_until IS NULL OR lease_until <= ?)
+      AND (lease_until IS NULL OR lease_until <= ?
+           OR typeof(lease_until) NOT IN ('integer', 'real'))
     ORDER BY priority DESC, id ASC
     LIMIT 1
 """
 
 _LEASE = """
     UPDATE conveyor_messages
-    SET lease_until = ?, lease_token = ?, delivery_count = delivery_count + 1
+    SET lease_until = ?, lease_token = ?, delivery_count = ?
     WHERE id = ?
 """
 
@@ -84,6 +100,7 @@ def insert_message(
     *,
     priority: int = 0,
     expires_at_ms: int | None = None,
+    now_ms: int | None = None,
 ) -> int:
     """Store ``message`` on ``channel`` without committing; returns the new row's id.
 
@@ -96,7 +113,11 @@ def insert_message(
         priority: higher is received first among due messages.
         expires_at_ms: unix milliseconds after which the kernel treats it as expired; stored
             for the kernel, never acted on here (the transport declares ``ttl=False``).
+        now_ms: the current unix milliseconds, if known: a message due by then goes straight
+            to the ready index. Without it the message waits in the delayed index until the
+            next receive of its channel marks it ready, which costs that receive one more write.
     """
+    ready = 1 if now_ms is not None and available_at_ms <= now_ms else 0
     cursor = connection.execute(
         _INSERT,
         (
@@ -106,6 +127,7 @@ def insert_message(
             priority,
             available_at_ms,
             expires_at_ms,
+            ready,
         ),
     )
     row_id = cursor.lastrowid
@@ -125,23 +147,52 @@ def claim_next(
 
     Must run inside ``BEGIN IMMEDIATE``: the write lock, taken before the SELECT, is what stops
     two connections from picking the same row. A lease that has run out counts as no lease.
+    Whatever the row holds, it is delivered (see ``conveyor_sqlite.stored``).
 
     Args:
         new_token: makes the lease token, called only when a row is claimed, so sequential
             ids in tests number deliveries rather than polls.
+
+    Raises:
+        UnclaimableRow: the row could not be leased at all; the caller rolls back and moves it
+            aside (``conveyor_sqlite.quarantine``), so it never blocks the channel.
     """
+    connection.execute(_PROMOTE, (channel, now_ms))
     row = connection.execute(_SELECT_DUE, (channel, now_ms, now_ms)).fetchone()
     if row is None:
         return None
     row_id, body, headers, delivery_count = row
-    token = new_token()
-    connection.execute(_LEASE, (lease_until_ms, token, row_id))
-    return ClaimedRow(
-        id=row_id,
-        message=WireMessage(body=bytes(body), headers=decode_headers(headers)),
-        delivery_count=delivery_count + 1,
-        token=token,
-    )
+    try:
+        count = read_count(delivery_count) + 1
+        message = WireMessage(body=read_body(body), headers=read_headers(headers))
+        token = new_token()
+        connection.execute(_LEASE, (lease_until_ms, token, count, row_id))
+    except Exception as error:
+        if is_environmental(error):  # the file, not the row: nothing to move aside
+            raise
+        raise UnclaimableRow(row_id, _problem(error)) from error
+    return ClaimedRow(id=row_id, message=message, delivery_count=count, token=token)
+
+
+def _problem(error: Exception) -> str:
+    """Why a row could not be leased, naming no stored value.
+
+    SQLite's own messages name constraints and columns, never values, so they are kept; any
+    other exception is named by its type only.
+    """
+    name = type(error).__name__
+    if hasattr(error, "sqlite_errorcode"):
+        return f"SQLite refused to lease it ({name}: {error})"
+    return f"{name} while leasing it"
+
+
+class UnclaimableRow(Exception):
+    """A row a receive could not lease; the caller moves it aside in its own transaction."""
+
+    def __init__(self, row_id: int, problem: str) -> None:
+        super().__init__(f"message {row_id}: {problem}")
+        self.row_id = row_id
+        self.problem = problem
 
 
 def delete_leased(connection: sqlite3.Connection, row_id: int, token: str) -> bool:
@@ -157,11 +208,15 @@ def delete_leased(connection: sqlite3.Connection, row_id: int, token: str) -> bo
 
 
 def unlease(connection: sqlite3.Connection, row_id: int, token: str, available_at_ms: int) -> bool:
-    """Give the row back, receivable from ``available_at_ms``; False if the lease is not ours."""
+    """Give the row back, receivable from ``available_at_ms``; False if the lease is not ours.
+
+    The row goes to the delayed index; the first receive from ``available_at_ms`` on marks it
+    ready again, in its old place (it keeps its id).
+    """
     cursor = connection.execute(
         """
         UPDATE conveyor_messages
-        SET lease_until = NULL, lease_token = NULL, available_at = ?
+        SET lease_until = NULL, lease_token = NULL, available_at = ?, ready = 0
         WHERE id = ? AND lease_token = ?
         """,
         (available_at_ms, row_id, token),
@@ -188,14 +243,27 @@ def count_messages(connection: sqlite3.Connection, channel: str) -> int:
 def earliest_due_ms(connection: sqlite3.Connection, channel: str) -> int | None:
     """The earliest millisecond a message of ``channel`` becomes receivable, or None if empty.
 
-    A leased message counts from the end of its lease, which is when it could come back.
+    A leased message counts from the end of its lease, which is when it could come back. The
+    delayed messages cost one step of their index; the ready ones are read, which the consumer
+    is about to do anyway. A due time or lease that is not a number is left out.
     """
     row = connection.execute(
         """
-        SELECT MIN(MAX(available_at, IFNULL(lease_until, available_at)))
-        FROM conveyor_messages WHERE channel = ?
+        SELECT MIN(due) FROM (
+            SELECT MIN(available_at) AS due FROM conveyor_messages
+            WHERE channel = ? AND ready = 0 AND typeof(available_at) IN ('integer', 'real')
+            UNION ALL
+            SELECT MIN(MAX(available_at, IFNULL(lease_until, available_at))) FROM (
+                SELECT available_at,
+                       CASE WHEN typeof(lease_until) IN ('integer', 'real')
+                            THEN lease_until END AS lease_until
+                FROM conveyor_messages
+                WHERE channel = ? AND ready = 1
+                  AND typeof(available_at) IN ('integer', 'real')
+            )
+        )
         """,
-        (channel,),
+        (channel, channel),
     ).fetchone()
     return None if row[0] is None else int(row[0])
 
@@ -222,16 +290,9 @@ def encode_headers(headers: Mapping[str, str]) -> str:
     return _dumps(headers if type(headers) is dict else dict(headers))
 
 
-def decode_headers(text: str) -> dict[str, str]:
-    """The headers stored by :func:`encode_headers`."""
-    headers = json.loads(text)
-    if not isinstance(headers, dict):
-        raise SerializationError(
-            f"stored headers {text!r} are not a JSON object; the row was not written by "
-            f"conveyor-sqlite. Remove or repair it.",
-            raw=text.encode(),
-        )
-    for value in headers.values():
-        if type(value) is not str:  # a row written by hand: make every value a string
-            return {str(name): str(value) for name, value in headers.items()}
-    return headers
+def decode_headers(text: object) -> dict[str, str]:
+    """The headers stored by :func:`encode_headers`; unreadable ones as ``{"cv-unreadable": why}``.
+
+    Never raises (see ``conveyor_sqlite.stored``).
+    """
+    return read_headers(text)

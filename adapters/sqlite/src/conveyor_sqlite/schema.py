@@ -16,22 +16,35 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_VERSION", "ensure_schema", "schema_version"]
 
 #: The version this release writes. Bump it with a migration step in :func:`ensure_schema`.
-#: 2: the claim index no longer carries ``lease_until`` (see ``_CLAIM_INDEX``).
-SCHEMA_VERSION = 2
+#: 2: the claim index no longer carries ``lease_until``.
+#: 3: messages carry ``ready``; due messages and delayed ones have an index each, so a receive
+#: reaches the first due message directly however many delayed ones are stored ahead of it;
+#: rows that cannot be claimed at all are moved to ``conveyor_quarantine``.
+SCHEMA_VERSION = 3
 
-# The claim index walks one channel in receive order (priority DESC, id) and carries
-# ``available_at``, so messages not yet due are skipped inside the index. It leaves out
-# ``lease_until`` on purpose: every receive sets it, and a column in the index would make each
-# lease rewrite an index page as well as the row's (a fifth more work per message). Only rows
-# leased right now, as many as there are busy consumers, cost a look at the table.
-_CLAIM_INDEX = """
-    CREATE INDEX IF NOT EXISTS conveyor_messages_claim
-        ON conveyor_messages (channel, priority DESC, id, available_at)
+# Why two partial indexes. Receive order is (priority DESC, id) among due messages; no single
+# index over (priority, id) can skip messages that are not due yet except one by one, so with
+# 50,000 delayed messages ahead a receive stepped over 50,000 index entries under the write lock.
+# Instead a message is either ready (``ready = 1``: due, in receive order in ``_READY_INDEX``) or
+# delayed (``ready = 0``: in due-time order in ``_DELAYED_INDEX``). A receive first marks ready
+# the delayed messages that have come due (a range of ``_DELAYED_INDEX``, usually empty), then
+# takes the first entry of ``_READY_INDEX``: O(log n) in the delayed messages, and each message
+# moves from one index to the other at most once per delay.
+#
+# ``_READY_INDEX`` leaves out ``lease_until`` on purpose: every receive sets it, and a column in
+# the index would make each lease rewrite an index page as well as the row's. Only rows leased
+# right now, as many as there are busy consumers, cost a look at the table. It keeps
+# ``available_at`` so a row marked ready by a clock that later stepped back is still skipped.
+_READY_INDEX = """
+    CREATE INDEX IF NOT EXISTS conveyor_messages_ready
+        ON conveyor_messages (channel, priority DESC, id, available_at) WHERE ready = 1
+"""
+_DELAYED_INDEX = """
+    CREATE INDEX IF NOT EXISTS conveyor_messages_delayed
+        ON conveyor_messages (channel, available_at) WHERE ready = 0
 """
 
-_TABLES = (
-    # One table for every channel.
-    """
+_MESSAGES = """
     CREATE TABLE IF NOT EXISTS conveyor_messages (
         id             INTEGER PRIMARY KEY,
         channel        TEXT    NOT NULL,
@@ -43,13 +56,31 @@ _TABLES = (
         lease_until    INTEGER,
         lease_token    TEXT,
         delivery_count INTEGER NOT NULL DEFAULT 0,
-        enqueued_seq   INTEGER NOT NULL
+        enqueued_seq   INTEGER NOT NULL,
+        ready          INTEGER NOT NULL DEFAULT 0
     )
-    """,
-    # Dropped first: a file of version 1 (or one whose version was lost) has the old index
-    # under the same name, which ``IF NOT EXISTS`` would keep.
-    "DROP INDEX IF EXISTS conveyor_messages_claim",
-    _CLAIM_INDEX,
+"""
+
+# A row a receive could not lease at all (see ``conveyor_sqlite.quarantine``), kept verbatim:
+# the columns have no declared type, so whatever was stored is copied without conversion.
+_QUARANTINE = """
+    CREATE TABLE IF NOT EXISTS conveyor_quarantine (
+        seq            INTEGER PRIMARY KEY,
+        message_row    INTEGER NOT NULL,
+        channel,
+        body,
+        headers,
+        priority,
+        available_at,
+        expires_at,
+        delivery_count,
+        enqueued_seq,
+        quarantined_at INTEGER NOT NULL,
+        problem        TEXT    NOT NULL
+    )
+"""
+
+_OTHER_TABLES = (
     # ``seq`` keeps insertion order for "oldest first"; ``id`` is the kernel's own id.
     """
     CREATE TABLE IF NOT EXISTS conveyor_dead_letters (
@@ -83,6 +114,7 @@ _TABLES = (
     CREATE INDEX IF NOT EXISTS conveyor_deduplication_expiry
         ON conveyor_deduplication (expires_at)
     """,
+    _QUARANTINE,
 )
 
 
@@ -93,11 +125,13 @@ def schema_version(connection: sqlite3.Connection) -> int:
 
 
 def ensure_schema(connection: sqlite3.Connection) -> int:
-    """Create Conveyor's tables and indexes if they are missing, on the caller's connection.
+    """Create or migrate Conveyor's tables and indexes, on the caller's connection.
 
-    Runs every statement with ``IF NOT EXISTS``, so several processes may open one file at
-    once. It neither begins nor commits a transaction: call it inside your own (the adapters
-    use ``BEGIN IMMEDIATE``) so the tables and the version appear together.
+    Runs every statement with ``IF NOT EXISTS`` (or after checking), so several processes may
+    open one file at once, and a file of any earlier version (or one whose version was lost)
+    ends at :data:`SCHEMA_VERSION` with its messages kept. It neither begins nor commits a
+    transaction: call it inside your own (the adapters use ``BEGIN IMMEDIATE``) so the tables
+    and the version appear together.
 
     Returns:
         The version found before, so callers can tell a newer file (see ``errors.newer_schema``)
@@ -106,7 +140,19 @@ def ensure_schema(connection: sqlite3.Connection) -> int:
     found = schema_version(connection)
     if found >= SCHEMA_VERSION:
         return found
-    for statement in _TABLES:
+    connection.execute(_MESSAGES)
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(conveyor_messages)")}
+    if "ready" not in columns:
+        # Versions 1 and 2: every stored message starts delayed, and the first receive of its
+        # channel marks the due ones ready, so none is lost or received early.
+        connection.execute(
+            "ALTER TABLE conveyor_messages ADD COLUMN ready INTEGER NOT NULL DEFAULT 0"
+        )
+    # The claim index of versions 1 and 2, which the ready index replaces.
+    connection.execute("DROP INDEX IF EXISTS conveyor_messages_claim")
+    connection.execute(_READY_INDEX)
+    connection.execute(_DELAYED_INDEX)
+    for statement in _OTHER_TABLES:
         connection.execute(statement)
     connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     return found

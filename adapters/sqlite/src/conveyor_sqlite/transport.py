@@ -32,6 +32,7 @@ from conveyor_sqlite.application import (
 from conveyor_sqlite.database import Database, Synchronous
 from conveyor_sqlite.instants import duration_ms, from_unix_ms, to_unix_ms
 from conveyor_sqlite.messages import (
+    UnclaimableRow,
     claim_next,
     count_messages,
     delete_leased,
@@ -40,6 +41,7 @@ from conveyor_sqlite.messages import (
     insert_message,
     unlease,
 )
+from conveyor_sqlite.quarantine import move_aside
 
 if TYPE_CHECKING:
     import sqlite3
@@ -157,7 +159,13 @@ class SqliteTransport:
         texts = self._texts.get(channel) or self._texts_of(channel)
         with self._db.statement(texts.sending, locked_hint=texts.locked_hint) as connection:
             insert_message(
-                connection, channel, message, due_ms, priority=priority, expires_at_ms=expires_ms
+                connection,
+                channel,
+                message,
+                due_ms,
+                priority=priority,
+                expires_at_ms=expires_ms,
+                now_ms=now_ms,
             )
 
     def _send_in_application(
@@ -222,16 +230,25 @@ class SqliteTransport:
         # Not synced even under "FULL": a lease lost to a power cut only means the message is
         # delivered again, which at least once allows; the send that stored it was synced.
         texts = self._texts.get(channel) or self._texts_of(channel)
-        with self._db.transaction(texts.receiving, durable=False) as connection:
-            # Read "now" under the write lock: time spent waiting for it must not eat the lease.
-            now_ms = to_unix_ms(self._clock.now())
-            claimed = claim_next(
-                connection,
-                channel,
-                now_ms=now_ms,
-                lease_until_ms=now_ms + lease_ms,
-                new_token=self._new_token,
-            )
+        while True:
+            try:
+                with self._db.transaction(texts.receiving, durable=False) as connection:
+                    # Read "now" under the write lock: time spent waiting for it must not eat
+                    # the lease.
+                    now_ms = to_unix_ms(self._clock.now())
+                    claimed = claim_next(
+                        connection,
+                        channel,
+                        now_ms=now_ms,
+                        lease_until_ms=now_ms + lease_ms,
+                        new_token=self._new_token,
+                    )
+            except UnclaimableRow as bad:
+                # Rolled back; set the row aside in a transaction of its own, then go on.
+                with self._db.transaction(texts.receiving) as connection:
+                    move_aside(connection, channel, bad.row_id, bad.problem, now_ms=now_ms)
+                continue
+            break
         if claimed is None:
             return None
         return Delivery(
