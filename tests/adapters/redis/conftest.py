@@ -11,8 +11,10 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from private_server import PrivateRedis
 
 _names = itertools.count()
 
@@ -54,3 +56,12 @@ def prefix(redis_url: str, worker_id: str) -> Iterator[str]:
     if keys:
         client.delete(*keys)
     client.close()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of this test's own, with AOF on and fsync at every write."""
+    server = PrivateRedis(tmp_path, "--appendonly", "yes", "--appendfsync", "always")
+    server.start()
+    yield server
+    server.stop()
