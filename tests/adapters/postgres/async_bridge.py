@@ -67,12 +67,21 @@ class SyncFacade:
     ) -> None:
         self._loop.run(
             self.inner.send(
-                channel, message, available_at=available_at, priority=priority, expires_at=expires_at
+                channel,
+                message,
+                available_at=available_at,
+                priority=priority,
+                expires_at=expires_at,
             )
         )
 
     def receive(
-        self, channel: str, *, lease: timedelta, max_messages: int = 1, wait: timedelta | None = None
+        self,
+        channel: str,
+        *,
+        lease: timedelta,
+        max_messages: int = 1,
+        wait: timedelta | None = None,
     ) -> list[Delivery]:
         return self._loop.run(  # type: ignore[no-any-return]
             self.inner.receive(channel, lease=lease, max_messages=max_messages, wait=wait)

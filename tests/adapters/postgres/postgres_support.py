@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
 from conveyor.core.clock import Clock
 
-__all__ = ["database_url", "unique", "RealTime", "Deadline"]
+__all__ = ["database_url", "unique", "fresh_schema", "RealTime", "Deadline"]
 
 _checked: dict[str, str | None] = {}
 
@@ -89,3 +90,13 @@ class Deadline:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+
+def fresh_schema(dsn: str) -> Iterator[str]:
+    """A PostgreSQL schema of its own for one test (fixed channel names never meet), dropped after."""
+    import psycopg
+
+    name = unique("cv_test")
+    yield name
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")

@@ -1,4 +1,4 @@
-"""``python -m conveyor_postgres migrate --dsn ... [--schema conveyor]``: create or upgrade the tables.
+"""``python -m conveyor_postgres migrate --dsn ... [--schema NAME]``: create or upgrade the tables.
 
 For deployments whose application role may not create tables: run this once with a role that
 may, then give the channels and stores ``create_schema=False``. It prints the version found and
@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 
 from conveyor.core.errors import ConveyorError
 from conveyor_postgres.schema import DEFAULT_SCHEMA, SCHEMA_VERSION
@@ -50,8 +51,6 @@ def _migrate(dsn: str, schema: str) -> int:
     from conveyor_postgres.database import connect_kwargs
     from conveyor_postgres.errors import describe, translate
     from conveyor_postgres.schema import ensure_schema
-
-    from datetime import timedelta
 
     server = describe(dsn)
     try:

@@ -105,7 +105,7 @@ class ApplicationConnection:
 
 
 def _kind(source: object) -> str | None:
-    """"psycopg", "session", "sqlalchemy" (a Connection), or None for anything else."""
+    """ "psycopg", "session", "sqlalchemy" (a Connection), or None for anything else."""
     if hasattr(source, "pgconn") and hasattr(source, "info"):
         return "psycopg"
     module = type(source).__module__

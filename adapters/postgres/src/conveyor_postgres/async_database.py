@@ -75,7 +75,9 @@ class AsyncDatabase:
         self._opening: asyncio.Lock | None = None
         self._closed = False
 
-    async def pool(self, action: str) -> psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+    async def pool(
+        self, action: str
+    ) -> psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
         """The pool, opened (and the schema checked) on first use."""
         self.check_open(action)
         if self._pool is not None:
@@ -93,7 +95,9 @@ class AsyncDatabase:
 
         try:
             async with await psycopg.AsyncConnection.connect(self._dsn, **self._kwargs) as first:
-                await ensure_schema_async(first, self.schema, server=self.server, create=self._create)
+                await ensure_schema_async(
+                    first, self.schema, server=self.server, create=self._create
+                )
         except psycopg.Error as error:
             raise translate(error, self.server, "connecting") from None
         pool: psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
@@ -133,7 +137,10 @@ class AsyncDatabase:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def run_on(
-        self, connection: psycopg.AsyncConnection[Any], action: str, call: Callable[[], Awaitable[T]]
+        self,
+        connection: psycopg.AsyncConnection[Any],
+        action: str,
+        call: Callable[[], Awaitable[T]],
     ) -> T:
         """``call`` on the application's connection, errors translated, never retried."""
         import psycopg

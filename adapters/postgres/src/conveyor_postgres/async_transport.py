@@ -156,7 +156,9 @@ class AsyncPostgresTransport:
     ) -> list[Delivery]:
         now = self._clock.now()
         token = self._new_token()
-        cursor = await connection.execute(self._sql.claim, (channel, now, limit, now + lease, token))
+        cursor = await connection.execute(
+            self._sql.claim, (channel, now, limit, now + lease, token)
+        )
         rows = await cursor.fetchall()
         return to_deliveries(channel, rows, token) if rows else []
 
@@ -194,7 +196,9 @@ class AsyncPostgresTransport:
         async def delete(connection: psycopg.AsyncConnection[Any]) -> int:
             return (await connection.execute(sql, (row_id, token))).rowcount
 
-        deleted = await self._db.run(f"acknowledging a delivery on channel {delivery.channel!r}", delete)
+        deleted = await self._db.run(
+            f"acknowledging a delivery on channel {delivery.channel!r}", delete
+        )
         if deleted != 1:
             raise stale(delivery, "acknowledge")
 
@@ -207,7 +211,9 @@ class AsyncPostgresTransport:
             cursor = await connection.execute(sql, (visible_at, row_id, token))
             return len(await cursor.fetchall())
 
-        released = await self._db.run(f"releasing a delivery on channel {delivery.channel!r}", unlease)
+        released = await self._db.run(
+            f"releasing a delivery on channel {delivery.channel!r}", unlease
+        )
         if released != 1:
             raise stale(delivery, "release")
 
@@ -239,7 +245,7 @@ class AsyncPostgresTransport:
 
         async def earliest(connection: psycopg.AsyncConnection[Any]) -> datetime | None:
             row = await (await connection.execute(sql, (channel,))).fetchone()
-            return None if row is None else row[0]  # type: ignore[no-any-return]
+            return None if row is None else row[0]
 
         return await self._db.run(f"reading the next due time of channel {channel!r}", earliest)
 

@@ -31,7 +31,10 @@ class PostgresChannel(Channel):
 
         Messaging(
             handlers=[...],
-            channels=[PostgresChannel("outbox", dsn=DSN, connection=conn), PostgresChannel("orders", dsn=DSN)],
+            channels=[
+                PostgresChannel("outbox", dsn=DSN, connection=conn),
+                PostgresChannel("orders", dsn=DSN),
+            ],
             transaction=postgres_transaction(conn),
         )
 

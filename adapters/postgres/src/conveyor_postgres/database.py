@@ -51,7 +51,17 @@ class Database:
         connect_timeout: how long to wait for the server, and for a free pooled connection.
     """
 
-    __slots__ = ("_closed", "_error", "_kwargs", "_lock", "_owner", "_pool", "_timeout", "schema", "server")
+    __slots__ = (
+        "_closed",
+        "_error",
+        "_kwargs",
+        "_lock",
+        "_owner",
+        "_pool",
+        "_timeout",
+        "schema",
+        "server",
+    )
 
     def __init__(
         self,
@@ -120,9 +130,7 @@ class Database:
                 raise translate(error, self.server, action) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def run_on(
-        self, connection: psycopg.Connection[Any], action: str, call: Callable[[], T]
-    ) -> T:
+    def run_on(self, connection: psycopg.Connection[Any], action: str, call: Callable[[], T]) -> T:
         """``call`` on a connection the application owns (never retried: its transaction is
         the application's), with psycopg's errors translated."""
         self.check_open(action)

@@ -7,6 +7,7 @@ replaces it in place, as the in-memory store does.
 
 from __future__ import annotations
 
+import builtins
 from datetime import timedelta
 from typing import Any
 
@@ -109,7 +110,7 @@ class PostgresDeadLetterStore:
         """Close the pool. Closing again is allowed; every other later call raises."""
         self._db.close()
 
-    def _known_ids(self) -> list[str]:
+    def _known_ids(self) -> builtins.list[str]:
         sql = self._sql["ids"]
         rows = self._db.run("listing dead-letter ids", lambda c: c.execute(sql).fetchall())
         return [str(row[0]) for row in rows]

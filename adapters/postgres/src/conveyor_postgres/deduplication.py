@@ -1,4 +1,4 @@
-"""``PostgresDeduplication``: handled (endpoint, key) pairs remembered in PostgreSQL until they expire.
+"""``PostgresDeduplication``: handled (endpoint, key) pairs kept in PostgreSQL until they expire.
 
 Exactly-once effects need the key recorded in the same transaction as the effect. Given the
 application's connection (``connection=``, as for an outbox channel), the store reads and writes
@@ -109,7 +109,9 @@ class PostgresDeduplication:
             application = self._application.in_transaction()
             if application is not None:
                 return self._db.run_on(
-                    application, f"{action} in the application's transaction", lambda: call(application)
+                    application,
+                    f"{action} in the application's transaction",
+                    lambda: call(application),
                 )
         return self._db.run(action, call)
 

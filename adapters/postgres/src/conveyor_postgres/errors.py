@@ -40,7 +40,8 @@ class Server:
     def __str__(self) -> str:
         host = self.host or "the default host"
         port = self.port or "5432"
-        return f"PostgreSQL at {host}:{port}, database {self.dbname or '?'!r}, user {self.user or '?'!r}"
+        database, user = self.dbname or "?", self.user or "?"
+        return f"PostgreSQL at {host}:{port}, database {database!r}, user {user!r}"
 
     def scrub(self, text: str) -> str:
         """``text`` with the password, if any, replaced by ``***``."""
@@ -108,7 +109,7 @@ def translate(error: Exception, server: Server, action: str) -> TransportError:
             f"{server} refused the credentials while {action}: check the user and password in "
             f"the DSN (and pg_hba.conf on the server) ({detail})."
         )
-    if sqlstate == "3D000" or "does not exist" in detail and "database" in detail:
+    if sqlstate == "3D000" or ("does not exist" in detail and "database" in detail):
         return ConnectionFailed(
             f"the database of {server} does not exist ({action}). Create it "
             f"(CREATE DATABASE ...) or fix dbname in the DSN ({detail})."

@@ -24,7 +24,7 @@ Table design, for the claim (``FOR UPDATE SKIP LOCKED``) to stay cheap:
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from conveyor.core.errors import ConfigurationError
 from conveyor_postgres.errors import Server, newer_schema, older_schema
@@ -158,18 +158,18 @@ def _upsert_version(schema: str) -> str:
     )
 
 
-def _read_version(connection: psycopg.Connection[object], schema: str) -> int:
+def _read_version(connection: psycopg.Connection[Any], schema: str) -> int:
     row = connection.execute(
         "SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.schema_version",)
     ).fetchone()
     if row is None or not row[0]:
         return 0
     found = connection.execute(_version_query(schema)).fetchone()
-    return 0 if found is None else int(found[0])  # type: ignore[call-overload]
+    return 0 if found is None else int(found[0])
 
 
 def ensure_schema(
-    connection: psycopg.Connection[object], schema: str, *, server: Server, create: bool = True
+    connection: psycopg.Connection[Any], schema: str, *, server: Server, create: bool = True
 ) -> int:
     """Check the schema's version and create or upgrade it if allowed; returns the version found.
 
@@ -188,25 +188,25 @@ def ensure_schema(
         found = _read_version(connection, schema)  # again, under the lock
         if _decide(found, server=server, schema=schema, create=create):
             for statement in schema_statements(schema):
-                connection.execute(statement)  # type: ignore[arg-type]
-            connection.execute(_upsert_version(schema))  # type: ignore[arg-type]
+                connection.execute(statement)
+            connection.execute(_upsert_version(schema))
     return found
 
 
-async def _read_version_async(connection: psycopg.AsyncConnection[object], schema: str) -> int:
+async def _read_version_async(connection: psycopg.AsyncConnection[Any], schema: str) -> int:
     cursor = await connection.execute(
         "SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.schema_version",)
     )
     row = await cursor.fetchone()
-    if row is None or not row[0]:  # type: ignore[index]
+    if row is None or not row[0]:
         return 0
-    cursor = await connection.execute(_version_query(schema))  # type: ignore[arg-type]
+    cursor = await connection.execute(_version_query(schema))
     found = await cursor.fetchone()
-    return 0 if found is None else int(found[0])  # type: ignore[index]
+    return 0 if found is None else int(found[0])
 
 
 async def ensure_schema_async(
-    connection: psycopg.AsyncConnection[object],
+    connection: psycopg.AsyncConnection[Any],
     schema: str,
     *,
     server: Server,
@@ -222,6 +222,6 @@ async def ensure_schema_async(
         found = await _read_version_async(connection, schema)
         if _decide(found, server=server, schema=schema, create=create):
             for statement in schema_statements(schema):
-                await connection.execute(statement)  # type: ignore[arg-type]
-            await connection.execute(_upsert_version(schema))  # type: ignore[arg-type]
+                await connection.execute(statement)
+            await connection.execute(_upsert_version(schema))
     return found

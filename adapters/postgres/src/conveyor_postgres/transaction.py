@@ -1,4 +1,4 @@
-"""``postgres_transaction``: the application's PostgreSQL transaction around Conveyor's units of work.
+"""``postgres_transaction``: the application's transaction around Conveyor's units of work.
 
 ``Messaging(transaction=postgres_transaction(conn))`` wraps every top-level send, publish and
 query, and every attempt at handling a consumed message, in a transaction on the application's

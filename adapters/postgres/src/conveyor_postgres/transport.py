@@ -214,9 +214,7 @@ class PostgresTransport:
         if found or wait is None or wait <= timedelta(0):
             return found
         deadline = self._clock.now() + wait
-        return self._db.run(
-            action, lambda c: self._wait(c, channel, lease, max_messages, deadline)
-        )
+        return self._db.run(action, lambda c: self._wait(c, channel, lease, max_messages, deadline))
 
     def _claim(
         self, connection: psycopg.Connection[Any], channel: str, lease: timedelta, limit: int
