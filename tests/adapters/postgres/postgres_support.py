@@ -93,7 +93,7 @@ class Deadline:
 
 
 def fresh_schema(dsn: str) -> Iterator[str]:
-    """A PostgreSQL schema of its own for one test (fixed channel names never meet), dropped after."""
+    """A PostgreSQL schema for one test alone (fixed channel names never meet), dropped after."""
     import psycopg
 
     name = unique("cv_test")

@@ -158,8 +158,12 @@ class TestSchemaVersions:
 
     def test_migrate_command_creates_then_finds_nothing_to_do(self, dsn: str, schema: str) -> None:
         command = [sys.executable, "-m", "conveyor_postgres", "migrate", "--dsn", dsn]
-        first = subprocess.run([*command, "--schema", schema], capture_output=True, text=True)
-        second = subprocess.run([*command, "--schema", schema], capture_output=True, text=True)
+        first = subprocess.run(
+            [*command, "--schema", schema], capture_output=True, text=True, check=False
+        )
+        second = subprocess.run(
+            [*command, "--schema", schema], capture_output=True, text=True, check=False
+        )
 
         assert first.returncode == 0, first.stderr
         assert f"migrated from version 0 to {SCHEMA_VERSION}" in first.stdout
@@ -172,6 +176,7 @@ class TestSchemaVersions:
             [sys.executable, "-m", "conveyor_postgres", "migrate", "--dsn", bad],
             capture_output=True,
             text=True,
+            check=False,
         )
         assert result.returncode == 1
         assert ":1, database 'app'" in result.stderr

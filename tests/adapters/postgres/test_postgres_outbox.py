@@ -125,9 +125,13 @@ def test_a_rollback_sends_nothing(dsn: str, schema: str, app: psycopg.Connection
     shop = Shop(app.execute, schema)
     messaging = shop_messaging(dsn, schema, shop, app)
 
-    with pytest.raises(Boom), app.transaction():
-        messaging.send(PlaceOrder("o-1"))
-        raise Boom
+    def place_then_fail() -> None:
+        with app.transaction():
+            messaging.send(PlaceOrder("o-1"))
+            raise Boom
+
+    with pytest.raises(Boom):
+        place_then_fail()
 
     assert orders(dsn, schema) == []
     assert stored(dsn, schema, "outbox") == 0
@@ -228,9 +232,14 @@ def test_a_sqlalchemy_session_sending_first_still_joins_its_transaction(
 
     with Session(engine) as session:
         messaging = shop_messaging(dsn, schema, Shop(lambda *_: None, schema), session)
-        with pytest.raises(Boom), session.begin():
-            messaging.publish(OrderPlaced("o-1"))
-            raise Boom
+
+        def publish_then_fail() -> None:
+            with session.begin():
+                messaging.publish(OrderPlaced("o-1"))
+                raise Boom
+
+        with pytest.raises(Boom):
+            publish_then_fail()
 
     assert stored(dsn, schema, "outbox") == 0
     messaging.close()

@@ -127,11 +127,16 @@ class TestDeduplicationInTheApplicationTransaction:
     ) -> None:
         store = PostgresDeduplication(dsn, connection=application)
         endpoint = unique("endpoint")
-        with pytest.raises(RuntimeError), application.transaction():
-            store.add(endpoint, "m-1", expires_at=NOW + timedelta(days=1))
-            assert store.in_application_transaction()
-            assert store.contains(endpoint, "m-1", now=NOW)  # visible inside the transaction
-            raise RuntimeError("the handler failed after recording its key")
+
+        def record_then_fail() -> None:
+            with application.transaction():
+                store.add(endpoint, "m-1", expires_at=NOW + timedelta(days=1))
+                assert store.in_application_transaction()
+                assert store.contains(endpoint, "m-1", now=NOW)  # seen inside the transaction
+                raise RuntimeError("the handler failed after recording its key")
+
+        with pytest.raises(RuntimeError):
+            record_then_fail()
 
         assert not store.contains(endpoint, "m-1", now=NOW)
         store.close()
