@@ -1,0 +1,159 @@
+"""``PostgresDeadLetterStore``: dead letters in PostgreSQL, oldest first, surviving restarts.
+
+A record keeps the original body bytes and wire headers exactly, so a message whose type no
+longer decodes can still be inspected and replayed. Adding a record with an id that exists
+replaces it in place, as the in-memory store does.
+"""
+
+from __future__ import annotations
+
+import builtins
+from datetime import timedelta
+from typing import Any
+
+from conveyor.stores.dead_letters import DeadLetter, not_found
+from conveyor_postgres.database import Database
+from conveyor_postgres.schema import DEFAULT_SCHEMA
+from conveyor_postgres.statements import decode_headers, encode_body, encode_headers
+
+__all__ = ["PostgresDeadLetterStore"]
+
+_COLUMNS = (
+    "id, message_id, channel, endpoint_id, message_type, body, headers, reason, "
+    "exception_type, exception_message, traceback, attempts, first_failed_at, "
+    "last_failed_at, replayed"
+)
+_UPDATES = ", ".join(
+    f"{column} = excluded.{column}" for column in _COLUMNS.split(", ") if column != "id"
+)
+
+
+class PostgresDeadLetterStore:
+    """A :class:`~conveyor.stores.dead_letters.DeadLetterStore` in ``<schema>.dead_letters``.
+
+    Args:
+        dsn: a PostgreSQL URL or libpq string; the same database as the channels, or another.
+        schema: the PostgreSQL schema of Conveyor's tables (created on first use).
+        create_schema: False to only check the schema.
+        max_connections: the store's own small pool.
+        connect_timeout: how long to wait for the server.
+    """
+
+    __slots__ = ("_db", "_sql")
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = DEFAULT_SCHEMA,
+        create_schema: bool = True,
+        max_connections: int = 2,
+        connect_timeout: timedelta = timedelta(seconds=5),
+    ) -> None:
+        self._db = Database(
+            dsn,
+            owner="PostgresDeadLetterStore",
+            schema=schema,
+            create_schema=create_schema,
+            min_connections=0,
+            max_connections=max_connections,
+            connect_timeout=connect_timeout,
+        )
+        table = f"{self._db.schema}.dead_letters"
+        self._sql = {
+            "add": f"""INSERT INTO {table} ({_COLUMNS})
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                ON CONFLICT (id) DO UPDATE SET {_UPDATES}""",
+            "list": f"SELECT {_COLUMNS} FROM {table} ORDER BY seq LIMIT %s OFFSET %s",
+            "get": f"SELECT {_COLUMNS} FROM {table} WHERE id = %s",
+            "count": f"SELECT count(*) FROM {table}",
+            "delete": f"DELETE FROM {table} WHERE id = %s",
+            "ids": f"SELECT id FROM {table} ORDER BY seq",
+        }
+
+    def add(self, letter: DeadLetter) -> None:
+        row = _to_row(letter)
+        sql = self._sql["add"]
+        self._db.run(f"adding dead letter {letter.id!r}", lambda c: c.execute(sql, row))
+
+    def list(self, *, limit: int | None = None, offset: int = 0) -> list[DeadLetter]:
+        """Oldest first (in the order they were first added)."""
+        sql = self._sql["list"]
+        rows = self._db.run(
+            "listing dead letters", lambda c: c.execute(sql, (limit, offset)).fetchall()
+        )
+        return [_from_row(row) for row in rows]
+
+    def get(self, letter_id: str) -> DeadLetter:
+        sql = self._sql["get"]
+        row = self._db.run(
+            f"reading dead letter {letter_id!r}", lambda c: c.execute(sql, (letter_id,)).fetchone()
+        )
+        if row is None:
+            raise not_found(letter_id, self._known_ids())
+        return _from_row(row)
+
+    def count(self) -> int:
+        sql = self._sql["count"]
+        row = self._db.run("counting dead letters", lambda c: c.execute(sql).fetchone())
+        return int(row[0]) if row is not None else 0
+
+    def delete(self, letter_id: str) -> None:
+        sql = self._sql["delete"]
+        deleted = self._db.run(
+            f"deleting dead letter {letter_id!r}", lambda c: c.execute(sql, (letter_id,)).rowcount
+        )
+        if deleted == 0:
+            raise not_found(letter_id, self._known_ids())
+
+    def close(self) -> None:
+        """Close the pool. Closing again is allowed; every other later call raises."""
+        self._db.close()
+
+    def _known_ids(self) -> builtins.list[str]:
+        sql = self._sql["ids"]
+        rows = self._db.run("listing dead-letter ids", lambda c: c.execute(sql).fetchall())
+        return [str(row[0]) for row in rows]
+
+    def __repr__(self) -> str:
+        return f"PostgresDeadLetterStore({self._db.server}, schema={self._db.schema!r})"
+
+
+def _to_row(letter: DeadLetter) -> tuple[object, ...]:
+    return (
+        letter.id,
+        letter.message_id,
+        letter.channel,
+        letter.endpoint_id,
+        letter.message_type,
+        encode_body(letter.body),
+        encode_headers(letter.headers),
+        letter.reason,
+        letter.exception_type,
+        letter.exception_message,
+        letter.traceback,
+        letter.attempts,
+        letter.first_failed_at,
+        letter.last_failed_at,
+        letter.replayed,
+    )
+
+
+def _from_row(row: tuple[Any, ...]) -> DeadLetter:
+    return DeadLetter(
+        id=row[0],
+        message_id=row[1],
+        channel=row[2],
+        endpoint_id=row[3],
+        message_type=row[4],
+        body=bytes(row[5]),
+        headers=decode_headers(row[6]),
+        reason=row[7],
+        exception_type=row[8],
+        exception_message=row[9],
+        traceback=row[10],
+        attempts=row[11],
+        first_failed_at=row[12],
+        last_failed_at=row[13],
+        replayed=row[14],
+    )
