@@ -47,7 +47,8 @@ ATTRIBUTE = "conveyor"
 _TYPE = "String"
 _TEXT, _BASE64 = "t", "b"
 _HEADER_ROOM = 4096
-"""Bytes of the queue's limit kept for the attribute's name, type and JSON quoting."""
+"""Bytes of the queue's limit kept for the attribute's name, type and JSON quoting (an eighth
+of it on queues smaller than 32 KiB)."""
 
 # Characters SQS accepts in a body or a string attribute (the XML 1.0 character range).
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -122,7 +123,8 @@ def wire_limit(queue_maximum: int) -> int:
     Room for a base64 body (4 bytes per 3) and for the attribute's overhead; a message within it
     fits unless its headers are dominated by characters JSON escapes (control characters).
     """
-    return max((queue_maximum - _HEADER_ROOM) * 3 // 4, 0)
+    room = min(_HEADER_ROOM, queue_maximum // 8)
+    return (queue_maximum - room) * 3 // 4
 
 
 def group_id(value: str) -> str:
