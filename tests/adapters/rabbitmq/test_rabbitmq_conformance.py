@@ -8,11 +8,11 @@ settling margin under the declared delay precision for the hops of the delay lad
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
+from rabbitmq_kit import TcpProxy, poll_receive, real_wait
 
 from conveyor.core.clock import SystemClock
 from conveyor.transports.seam import WireMessage
@@ -26,15 +26,6 @@ from pytest_conveyor.conformance import (
     TransportHarness,
     receive_one,
 )
-
-SETTLE = 0.04  # seconds: a delayed message's hops through the ladder, under the precision
-
-
-def real_wait(duration: timedelta) -> None:
-    """The harness's clock is the broker's: advancing it is waiting (plus the hops' margin)."""
-    end = time.monotonic() + duration.total_seconds() + SETTLE
-    while time.monotonic() < end:
-        time.sleep(0.005)
 
 
 class _RabbitMQConformance(
@@ -50,6 +41,8 @@ class _RabbitMQConformance(
     max_priority: int | None = None
     max_size = 2 * 1024 * 1024  # over the suite's 1 MiB message, under a slow test
 
+    proxy: TcpProxy
+
     def open(self, url: str) -> RabbitMQTransport:
         return RabbitMQTransport(
             url,
@@ -63,6 +56,7 @@ class _RabbitMQConformance(
     def harness(self, amqp_url: str, queue_names: Callable[[], str]) -> Iterator[TransportHarness]:
         transport = self.open(amqp_url)
         opened = [transport]
+        self.proxy = TcpProxy(amqp_url)
 
         def reopen() -> RabbitMQTransport:
             opened.append(self.open(amqp_url))
@@ -77,6 +71,7 @@ class _RabbitMQConformance(
         )
         for each in opened:
             each.close()
+        self.proxy.close()
 
     # Connection leases: the suite's timed-lease tests, for a lease held by a connection ----
 
@@ -113,36 +108,16 @@ class _RabbitMQConformance(
     expected_counts: tuple[int, ...] = (1, 2, 3)
 
     def test_consumer_killed_mid_message_loses_nothing(self, harness: TransportHarness) -> None:
-        assert harness.reopen is not None
-        victim, channel = harness.reopen(), harness.make_channel()
+        victim, channel = self.open(self.proxy.url), harness.make_channel()
         harness.transport.send(channel, WireMessage(b"survivor"))
         assert receive_one(victim, channel, lease=self.lease) is not None
-        kill_connection(victim)  # the socket dies under it, as when the process is killed
+        self.proxy.cut()  # the connection dies under it, as when the process is killed
 
         second = poll_receive(harness.transport, channel, self.lease)
         harness.transport.ack(second)
         assert second.message.body == b"survivor"
         assert receive_one(harness.transport, channel, lease=self.lease) is None
-
-
-def kill_connection(transport: RabbitMQTransport) -> None:
-    """Cut the transport's TCP connection without a goodbye, as a SIGKILL would."""
-    import socket
-
-    session = transport._session
-    assert session is not None
-    sock = session.connection._impl._transport._sock
-    sock.shutdown(socket.SHUT_RDWR)
-
-
-def poll_receive(transport: RabbitMQTransport, channel: str, lease: timedelta):  # type: ignore[no-untyped-def]
-    """The broker notices a dead connection at once, but requeues asynchronously: poll."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        found = transport.receive(channel, lease=lease, wait=timedelta(milliseconds=200))
-        if found:
-            return found[0]
-    pytest.fail(f"nothing was redelivered on {channel!r} within 5 s")
+        victim.close()
 
 
 class TestRabbitMQQuorumConformance(_RabbitMQConformance):
