@@ -1,0 +1,459 @@
+"""``RabbitMQTransport``: the sync transport, on pika, for one broker (one connection).
+
+Sends are persistent and confirmed: ``send`` returns once RabbitMQ has the message on disk.
+A received message is leased to this connection's consuming channel until it is acknowledged or
+released; if the process dies or the connection drops, RabbitMQ puts it back (a "connection"
+lease). ``receive`` takes what is ready with ``basic.get``; a long poll (``wait``) starts a push
+consumer whose prefetch is the batch size asked for, so a consumer holds at most what it can
+work on. Delays travel down the delay ladder (:mod:`conveyor_rabbitmq.topology`).
+
+One connection serves every channel and thread of a ``Messaging``: calls take a lock, and a
+keep-alive thread services heartbeats while no call is made (a long handler), so the broker
+does not drop a connection that is merely busy. When the connection breaks, the next call
+reconnects with backoff (up to ``reconnect_timeout``), declares again what it uses, and goes on;
+a send in flight is sent again (at least once), and a receipt from the old connection is stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from conveyor.core.clock import Clock
+from conveyor.core.errors import (
+    ConfigurationError,
+    StaleReceipt,
+    TransportClosed,
+    TransportError,
+)
+from conveyor.core.wire import Delivery, WireMessage
+from conveyor.transports.seam import Capabilities, ChannelOptions
+from conveyor_rabbitmq import errors
+from conveyor_rabbitmq.address import parse_url
+from conveyor_rabbitmq.amqp_message import amqp_headers
+from conveyor_rabbitmq.capabilities import (
+    DEFAULT_MAX_SIZE,
+    capabilities_for,
+    check_options,
+    check_priority,
+    check_size,
+)
+from conveyor_rabbitmq.pika_session import PikaSession, is_connection_error, login_refusal
+from conveyor_rabbitmq.topology import (
+    DELIVER_EXCHANGE,
+    QueueType,
+    check_channel_name,
+    delay_levels,
+    delay_milliseconds,
+    delay_routing_key,
+    deliver_binding_key,
+    queue_arguments,
+    top_exchange,
+)
+
+if TYPE_CHECKING:
+    import pika
+
+__all__ = ["RabbitMQTransport"]
+
+_log = logging.getLogger("conveyor.rabbitmq")
+_T = TypeVar("_T")
+_SLICE = 0.02  # seconds a long poll holds the connection's lock at a time
+_FIRST_BACKOFF, _MAX_BACKOFF = 0.05, 2.0
+
+
+class RabbitMQTransport:
+    """Moves Conveyor messages through durable RabbitMQ queues, one queue per channel.
+
+    Args:
+        url: ``amqp://user:password@host:port/vhost``.
+        clock: where delays are counted from and how reconnect backoff waits.
+        queue_type: "quorum" (default: replicated, counts redeliveries) or "classic".
+        max_priority: priority levels of classic queues (``x-max-priority``); None for none.
+        max_size: the largest message accepted (body plus headers), in bytes.
+        connect_timeout: how long the first connection may take, retries included.
+        reconnect_timeout: how long to keep reconnecting after the connection broke.
+        heartbeat: the AMQP heartbeat the connection asks for.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock,
+        queue_type: QueueType = "quorum",
+        max_priority: int | None = None,
+        max_size: int = DEFAULT_MAX_SIZE,
+        connect_timeout: timedelta = timedelta(seconds=10),
+        reconnect_timeout: timedelta = timedelta(seconds=60),
+        heartbeat: timedelta = timedelta(seconds=60),
+    ) -> None:
+        check_options(queue_type, max_priority, max_size)
+        self._address = parse_url(url)
+        self._url = url
+        self._clock = clock
+        self._queue_type: QueueType = queue_type
+        self._max_priority = max_priority if queue_type == "classic" else None
+        self._max_size = max_size
+        self._connect_timeout = connect_timeout
+        self._reconnect_timeout = reconnect_timeout
+        self._heartbeat = heartbeat
+        self._capabilities = capabilities_for(queue_type, self._max_priority, max_size)
+        self._lock = threading.RLock()
+        self._session: PikaSession | None = None
+        self._epochs = 0
+        self._connected_once = False
+        self._options: dict[str, ChannelOptions] = {}
+        self._closed = False
+        self._stop = threading.Event()
+        self._keepalive: threading.Thread | None = None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    @property
+    def address(self) -> str:
+        """The broker, without the password: ``amqp://user@host:port/vhost``."""
+        return str(self._address)
+
+    # ------------------------------------------------------------------ the seam
+
+    def declare(self, options: ChannelOptions) -> None:
+        check_channel_name(options.name)
+        if options.priority and self._max_priority is None:
+            raise ConfigurationError(
+                f"channel {options.name!r} carries priorities, but this RabbitMQ transport's "
+                f"queues have none; use queue_type='classic' with max_priority=N."
+            )
+        self._options[options.name] = options
+        self._call(f"declaring channel {options.name!r}", lambda s: self._declare(s, options.name))
+
+    def send(
+        self,
+        channel: str,
+        message: WireMessage,
+        *,
+        available_at: datetime | None = None,
+        priority: int = 0,
+        expires_at: datetime | None = None,
+    ) -> None:
+        self._check_open()
+        check_size(message, channel, self._max_size)
+        amqp_priority = check_priority(priority, channel, self._max_priority)
+        headers = amqp_headers(message)
+        delay_ms = self._delay_ms(available_at)
+
+        def publish(session: PikaSession) -> None:
+            self._ensure_declared(session, channel)
+            self._publish(session, channel, message.body, headers, amqp_priority, delay_ms)
+
+        self._call(f"sending to channel {channel!r}", publish)
+
+    def receive(
+        self,
+        channel: str,
+        *,
+        lease: timedelta,
+        max_messages: int = 1,
+        wait: timedelta | None = None,
+    ) -> list[Delivery]:
+        self._check_open()
+        check_channel_name(channel)
+        action = f"receiving from channel {channel!r}"
+
+        def take(session: PikaSession) -> list[Delivery]:
+            self._ensure_declared(session, channel)
+            return session.get(channel, max_messages)
+
+        found = self._call(action, take)
+        if found or wait is None or wait <= timedelta(0):
+            return found
+        deadline = self._clock.now() + wait
+        self._call(action, lambda s: s.consume(channel, max_messages))
+        while True:
+            left = (deadline - self._clock.now()).total_seconds()
+
+            def poll(session: PikaSession, left: float = left) -> list[Delivery]:
+                session.consume(channel, max_messages)  # again after a reconnect
+                session.pump(max(0.0, min(left, _SLICE)))
+                return session.get_pushed(channel, max_messages)
+
+            found = self._call(action, poll)
+            if found or left <= 0:
+                return found
+
+    def ack(self, delivery: Delivery) -> None:
+        with self._lock:
+            session, tag = self._holder(delivery, "acknowledge")
+            try:
+                session.consumer.basic_ack(tag)
+            except Exception as error:
+                self._settle_failed(error, delivery)
+            session.inflight.pop(tag, None)
+
+    def release(self, delivery: Delivery, *, available_at: datetime | None = None) -> None:
+        delay_ms = self._delay_ms(available_at)
+        with self._lock:
+            session, tag = self._holder(delivery, "release")
+            held = session.inflight[tag]
+            try:
+                if delay_ms or self._queue_type == "classic":
+                    # A copy goes back (down the ladder when delayed) counting the deliveries
+                    # so far; only once the broker confirmed it is the original settled.
+                    headers = amqp_headers(delivery.message, earlier=delivery.delivery_count)
+                    self._publish(session, held.queue, held.body, headers, held.priority, delay_ms)
+                    session.consumer.basic_ack(tag)
+                else:
+                    session.consumer.basic_nack(tag, requeue=True)  # the broker counts it
+            except Exception as error:
+                self._settle_failed(error, delivery)
+            session.inflight.pop(tag, None)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._stop.set()
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+
+    # ------------------------------------------------------------------ broker work
+
+    def _declare(self, session: PikaSession, queue: str) -> None:
+        import pika.exceptions as pe
+
+        try:
+            session.publisher.queue_declare(
+                queue, durable=True, arguments=queue_arguments(self._queue_type, self._max_priority)
+            )
+        except pe.ChannelClosedByBroker as error:
+            if not session.connection.is_open:
+                raise
+            session.reopen_publisher()
+            if error.reply_code == 406:
+                raise errors.inequivalent_queue(self._address, queue, error.reply_text) from None
+            raise TransportError(
+                f"RabbitMQ at {self._address.where} refused to declare queue {queue!r}: "
+                f"({error.reply_code}) {error.reply_text}"
+            ) from None
+        session.publisher.exchange_declare(DELIVER_EXCHANGE, "topic", durable=True)
+        session.publisher.queue_bind(queue, DELIVER_EXCHANGE, deliver_binding_key(queue))
+        session.declared.add(queue)
+
+    def _ensure_declared(self, session: PikaSession, queue: str) -> None:
+        if queue not in session.declared:
+            check_channel_name(queue)
+            self._declare(session, queue)
+
+    def _ensure_ladder(self, session: PikaSession) -> None:
+        if session.ladder_declared:
+            return
+        channel = session.publisher
+        channel.exchange_declare(DELIVER_EXCHANGE, "topic", durable=True)
+        for level in reversed(delay_levels(self._queue_type)):  # bottom up: targets exist first
+            channel.exchange_declare(level.exchange, "topic", durable=True)
+            channel.queue_declare(level.exchange, durable=True, arguments=level.arguments)
+            channel.queue_bind(level.exchange, level.exchange, level.into_queue)
+            channel.exchange_bind(level.next, level.exchange, level.onward)
+        session.ladder_declared = True
+
+    def _publish(
+        self,
+        session: PikaSession,
+        queue: str,
+        body: bytes,
+        headers: dict[str, Any],
+        priority: int | None,
+        delay_ms: int,
+    ) -> None:
+        import pika
+        import pika.exceptions as pe
+
+        properties = pika.BasicProperties(delivery_mode=2, headers=headers, priority=priority)
+        if delay_ms:
+            self._ensure_ladder(session)
+            exchange, key = top_exchange(self._queue_type), delay_routing_key(delay_ms, queue)
+        else:
+            exchange, key = "", queue
+        try:
+            session.publisher.basic_publish(exchange, key, body, properties, mandatory=True)
+        except pe.UnroutableError:
+            # The queue was deleted behind our back: declare it again and send once more.
+            session.declared.discard(queue)
+            self._ensure_declared(session, queue)
+            session.publisher.basic_publish(exchange, key, body, properties, mandatory=True)
+        except pe.NackError:
+            raise TransportError(
+                f"RabbitMQ at {self._address.where} refused (nacked) a message for channel "
+                f"{queue!r}; see the broker's log (disk or memory alarm, queue limit)."
+            ) from None
+
+    def _delay_ms(self, available_at: datetime | None) -> int:
+        if available_at is None:
+            return 0
+        return delay_milliseconds(available_at - self._clock.now())
+
+    # ------------------------------------------------------------------ leases
+
+    def _holder(self, delivery: Delivery, verb: str) -> tuple[PikaSession, int]:
+        """The session holding ``delivery`` and its tag, or StaleReceipt."""
+        self._check_open()
+        epoch, _, tag_text = delivery.receipt.partition(":")
+        session = self._session
+        tag = int(tag_text) if tag_text.isdigit() else -1
+        if session is None or str(session.epoch) != epoch or tag not in session.inflight:
+            raise StaleReceipt(
+                f"cannot {verb} a message of channel {delivery.channel!r}: the connection or "
+                f"channel that received it closed (or it was settled already), so RabbitMQ has "
+                f"put it back for another delivery."
+            )
+        return session, tag
+
+    def _settle_failed(self, error: BaseException, delivery: Delivery) -> None:
+        session = self._session
+        if is_connection_error(error, session) or _is_channel_error(error):
+            if session is not None and session.connection.is_open:
+                self._reopen_consumer(session)
+            else:
+                self._drop_session()
+            raise StaleReceipt(
+                f"the connection to RabbitMQ at {self._address.where} broke while settling a "
+                f"message of channel {delivery.channel!r}; RabbitMQ puts it back for another "
+                f"delivery."
+            ) from None
+        raise error
+
+    # ------------------------------------------------------------------ connection
+
+    def _call(self, action: str, work: Callable[[PikaSession], _T]) -> _T:
+        """Run ``work`` on a live session under the lock, reconnecting when the connection broke."""
+        with self._lock:
+            self._check_open()
+            started = self._clock.now()
+            while True:
+                session = self._connected(action)
+                try:
+                    return work(session)
+                except Exception as error:
+                    if not is_connection_error(error, session):
+                        if _is_channel_error(error):
+                            self._reopen_consumer(session)
+                        raise
+                    detail = errors.scrub(error, self._password())
+                    self._drop_session()
+                    waited = (self._clock.now() - started).total_seconds()
+                    budget = self._reconnect_timeout.total_seconds()
+                    if waited >= budget:
+                        raise errors.connection_lost(
+                            self._address, action, detail, tried_for=waited
+                        ) from None
+                    _log.warning(
+                        "RabbitMQ connection to %s lost while %s (%s); reconnecting",
+                        self._address.where,
+                        action,
+                        detail,
+                    )
+
+    def _connected(self, action: str) -> PikaSession:
+        if self._session is not None:
+            return self._session
+        first = not self._connected_once
+        budget = (self._connect_timeout if first else self._reconnect_timeout).total_seconds()
+        started, backoff = self._clock.now(), _FIRST_BACKOFF
+        while True:
+            try:
+                self._epochs += 1
+                session = PikaSession(self._parameters(), self._epochs)
+            except Exception as error:
+                detail = errors.scrub(error, self._password())
+                refusal = login_refusal(error)
+                if refusal == "login":
+                    raise errors.refused_login(self._address, detail) from None
+                if refusal == "vhost":
+                    raise errors.refused_vhost(self._address, detail) from None
+                if not is_connection_error(error, None):
+                    raise TransportError(
+                        f"cannot open a connection to RabbitMQ at {self._address.where}: {detail}"
+                    ) from None
+                waited = (self._clock.now() - started).total_seconds()
+                if waited + backoff > budget:
+                    if first:
+                        raise errors.unreachable(self._address, detail, tried_for=waited) from None
+                    raise errors.connection_lost(
+                        self._address, action, detail, tried_for=waited
+                    ) from None
+                self._clock.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+                continue
+            if not first:
+                _log.warning("RabbitMQ connection to %s open again", self._address.where)
+            self._session, self._connected_once = session, True
+            self._start_keepalive()
+            return session
+
+    def _parameters(self) -> pika.URLParameters:
+        import pika
+
+        parameters = pika.URLParameters(self._url)
+        parameters.heartbeat = max(1, int(self._heartbeat.total_seconds()))
+        parameters.connection_attempts = 1
+        parameters.socket_timeout = 5
+        parameters.blocked_connection_timeout = 60
+        parameters.client_properties = {"connection_name": "conveyor"}
+        return parameters
+
+    def _password(self) -> str | None:
+        from urllib.parse import unquote, urlsplit
+
+        password = urlsplit(self._url).password
+        return unquote(password) if password else None
+
+    def _drop_session(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def _reopen_consumer(self, session: PikaSession) -> None:
+        if session.connection.is_open:
+            self._epochs += 1
+            session.reopen_consumer(self._epochs)
+
+    def _start_keepalive(self) -> None:
+        if self._keepalive is None:
+            self._keepalive = threading.Thread(
+                target=self._keep_alive, name="conveyor-rabbitmq-heartbeat", daemon=True
+            )
+            self._keepalive.start()
+
+    def _keep_alive(self) -> None:
+        """Service heartbeats while no call does: a long handler must not lose its leases."""
+        interval = max(0.5, self._heartbeat.total_seconds() / 4)
+        while not self._stop.wait(interval):
+            if not self._lock.acquire(blocking=False):
+                continue  # a call is using the connection, which services it
+            try:
+                if self._session is not None:
+                    self._session.pump(0)
+            except Exception:
+                self._drop_session()  # the next call reconnects
+            finally:
+                self._lock.release()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TransportClosed(
+                f"this RabbitMQ transport ({self._address.where}) is closed; build a new "
+                f"Messaging (or transport) to go on."
+            )
+
+
+def _is_channel_error(error: BaseException) -> bool:
+    import pika.exceptions as pe
+
+    return isinstance(error, pe.AMQPChannelError)
