@@ -19,8 +19,8 @@ from datetime import timedelta
 import pytest
 
 from conveyor.core.clock import SystemClock
-from conveyor_sqs import ClientSettings, SqsTransport
 from conveyor.transports.seam import ChannelOptions, Delivery, Transport, WireMessage
+from conveyor_sqs import ClientSettings, SqsTransport
 from pytest_conveyor.conformance import (
     DelayTransportConformance,
     DurableTransportConformance,

@@ -92,9 +92,7 @@ def run_until(
 
 
 @pytest.fixture
-def channel_factory(
-    sqs_endpoint: str, unique: Callable[[str], str]
-) -> Callable[..., SqsChannel]:
+def channel_factory(sqs_endpoint: str, unique: Callable[[str], str]) -> Callable[..., SqsChannel]:
     prefix = unique("flow") + "-"
 
     def make(name: str, **options: object) -> SqsChannel:
@@ -145,7 +143,7 @@ def test_shop_flow_with_retry_and_dead_letter(shop_messaging: tuple[Messaging, S
 
 
 def test_dead_letter_replays_onto_its_sqs_queue(shop_messaging: tuple[Messaging, Shop]) -> None:
-    messaging, shop = shop_messaging
+    messaging, _shop = shop_messaging
     messaging.send(PlaceOrder("o-2", "grace"))
     messaging.run("orders", finish_when_empty=True)
     run_until(messaging, "warehouse", lambda: messaging.dead_letters.count() == 1)
@@ -217,7 +215,8 @@ def test_oversized_message_is_refused_at_send_naming_both_sizes(
 
     text = str(raised.value)
     assert "2048 bytes (MaximumMessageSize)" in text
-    assert "message of " in text and "region 'us-east-1'" in text
+    assert "message of " in text
+    assert "region 'us-east-1'" in text
 
 
 def test_fifo_keeps_send_order_within_each_group(

@@ -50,9 +50,7 @@ def open_client(settings: ClientSettings) -> tuple[Any, Where]:
     from botocore.exceptions import BotoCoreError
 
     try:
-        session = boto3.session.Session(
-            profile_name=settings.profile, region_name=settings.region
-        )
+        session = boto3.session.Session(profile_name=settings.profile, region_name=settings.region)
     except BotoCoreError as error:  # an unknown profile
         raise ConfigurationError(
             f"cannot configure the SQS client: {error}. Name a profile that exists in "

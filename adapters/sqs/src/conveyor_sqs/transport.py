@@ -54,7 +54,11 @@ _MAX_BATCH = 10
 _MAX_WAIT = 20
 _MAX_HIDING_ROUNDS = 10
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
-_SYSTEM_ATTRIBUTES = ["ApproximateReceiveCount", "ApproximateFirstReceiveTimestamp", "MessageGroupId"]
+_SYSTEM_ATTRIBUTES = [
+    "ApproximateReceiveCount",
+    "ApproximateFirstReceiveTimestamp",
+    "MessageGroupId",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,7 +411,9 @@ class SqsTransport:
         queue = self._settling(delivery, "renewing the lease of")
         self._change_visibility(queue, delivery, _lease_seconds(lease), "renewing the lease of")
 
-    def _change_visibility(self, queue: _Queue, delivery: Delivery, seconds: int, verb: str) -> None:
+    def _change_visibility(
+        self, queue: _Queue, delivery: Delivery, seconds: int, verb: str
+    ) -> None:
         try:
             self._client.change_message_visibility(
                 QueueUrl=queue.url, ReceiptHandle=delivery.receipt, VisibilityTimeout=seconds
@@ -418,7 +424,7 @@ class SqsTransport:
             )
             if isinstance(translated, StaleReceipt):
                 raise StaleReceipt(
-                    f"cannot {verb.split()[0].removesuffix('ing')} delivery "
+                    f"cannot {verb.split(maxsplit=1)[0].removesuffix('ing')} delivery "
                     f"{delivery.delivery_count} of a message on channel {delivery.channel!r}: "
                     f"{translated}"
                 ) from error
