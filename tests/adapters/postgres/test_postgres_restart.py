@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from postgres_private_server import PrivateServer, private_server_or_skip
 from postgres_support import Deadline
-from private_server import PrivateServer, private_server_or_skip
 
 from conveyor.core.clock import VirtualClock
 from conveyor.core.errors import ConnectionFailed
