@@ -66,6 +66,7 @@ from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.drivers.dispatch import Dispatch
 from conveyor.drivers.outgoing import Outgoing
 from conveyor.drivers.plans import Consumed, PlanExecutor
+from conveyor.drivers.policies import bus_retry
 from conveyor.drivers.recording import Recorder
 from conveyor.drivers.stack import Attempt, StackParts
 from conveyor.stores.deduplication import Deduplication
@@ -418,7 +419,7 @@ class Consumption:
             )
         except Exception as error:
             attempt = message.headers.attempt
-            retry = self._bus_retry_of(runtime)
+            retry = bus_retry(runtime, self._bus_retry)
             delay = retry.next_delay(error, attempt, self._executor.random) if retry else None
             plan = after_bus_failure(
                 error=error,
@@ -443,9 +444,6 @@ class Consumption:
             self._dispatch.publish_to(
                 self._router.events(type(payload), envelope.routing_key), message, NO_OPTIONS
             )
-
-    def _bus_retry_of(self, runtime: ChannelRuntime) -> RetryPolicy | None:
-        return runtime.definition.retry or self._bus_retry
 
     def _dedup_key(self, spec: HandlerSpec, message: Message) -> str | None:
         if self._deduplication is None:

@@ -27,7 +27,7 @@ from conveyor.core.registry import HandlerSpec
 from conveyor.core.retry import RetryPolicy
 from conveyor.drivers.channel_runtime import ChannelRuntime
 
-__all__ = ["Policies", "resolve_policies"]
+__all__ = ["Policies", "resolve_policies", "bus_retry"]
 
 Policies = Mapping[tuple[str, str], ResolvedPolicy]
 """The resolved policy of each (endpoint id, channel name) an endpoint is consumed from."""
