@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
-from conveyor.core.construct import fast_constructor
 from conveyor.core.errors import SerializationError
 from conveyor.core.headers import Headers
 
@@ -126,14 +125,6 @@ class Envelope:
     priority: int = 0
 
 
-_make_headers = fast_constructor(
-    Headers, ("id", "correlation_id", "causation_id", "timestamp", "attempt", "user")
-)
-_make_envelope = fast_constructor(
-    Envelope,
-    ("headers", "type_name", "endpoint", "slip", "routing_key", "expires_at",
-     "first_failed_at", "not_before", "priority"),
-)  # fmt: skip
 _NO_USER: Mapping[str, str] = MappingProxyType({})
 _parse_time = datetime.fromisoformat
 
@@ -143,7 +134,7 @@ def read_envelope(wire: Mapping[str, str]) -> Envelope:
     try:
         user = {k: v for k, v in wire.items() if k[:3] != "cv-"}
         get = wire.get
-        headers = _make_headers(
+        headers = Headers(
             wire[H.ID],
             wire[H.CORRELATION],
             get(H.CAUSATION),
@@ -156,7 +147,7 @@ def read_envelope(wire: Mapping[str, str]) -> Envelope:
         first_failed = get(H.FIRST_FAILED_AT)
         not_before = get(H.NOT_BEFORE)
         priority = get(H.PRIORITY)
-        return _make_envelope(
+        return Envelope(
             headers,
             wire[H.TYPE],
             wire[H.ENDPOINT],
