@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from conveyor.core.clock import Clock
+from conveyor.core.collector import Scope
 from conveyor.core.delivery import DeliveryOptions
 from conveyor.core.headers import Headers, check_user_headers
 from conveyor.core.ids import IdGenerator
@@ -138,7 +139,7 @@ class Dispatch:
 
     # ------------------------------------------------------------------ from the top
 
-    def from_top(self, work: Callable[[], object]) -> object:
+    def from_top(self, work: Callable[[], T]) -> T:
         """Run bus work in a collecting scope unless one is open already; then drain inline.
 
         At the top (no handler is running in this thread or task) the work gets its own
@@ -147,14 +148,36 @@ class Dispatch:
         """
         if self._scopes.current() is not None:
             return work()
-        with self._scopes.opened(None, None, None) as scope:
+        return self._at_top(Scope(None), lambda scope: work())
+
+    def handle_from_top(self, spec: HandlerSpec, message: Message) -> object:
+        """Call a synchronous handler for ``send`` or ``ask``.
+
+        At the top, one collecting scope that also names the message serves both purposes (the
+        general path would open a collecting scope and then the handler's own); what is sent,
+        journaled and caused is the same. Inside a handler it is an ordinary nested call.
+        """
+        if self._scopes.current() is not None:
+            return self.call_handler(spec, message, None)
+        return self._at_top(
+            Scope(message, spec.endpoint_id),
+            lambda scope: self._invoke(scope, spec, message, None, outer=True),
+        )
+
+    def _at_top(self, scope: Scope, work: Callable[[Scope], T]) -> T:
+        """Run ``work`` in the top-level ``scope`` and the transaction; flush; drain inline."""
+        token = self._scopes.enter(scope)
+        try:
             if self._transaction is None:
-                result = work()
-                self._outgoing.flush(scope)
+                result = work(scope)
+                if scope.buffer:
+                    self._outgoing.flush(scope)
             else:
                 with self._transaction():
-                    result = work()
+                    result = work(scope)
                     self._outgoing.flush(scope)
+        finally:
+            self._scopes.leave(token)
         if self._drain_inline is not None:
             self._drain_inline()
         return result
@@ -194,23 +217,47 @@ class Dispatch:
     ) -> object:
         """Run one handler with its interceptors, recording the outcome in the journal.
 
-        ``outer=False`` leaves out the interceptors that the consumption stack already ran.
+        The handler gets a scope that names its message (for causation) and joins the enclosing
+        collector. ``outer=False`` leaves out the interceptors that the consumption stack
+        already ran.
         """
+        scope = Scope(
+            message,
+            spec.endpoint_id,
+            channel,
+            collecting=False,
+            parent=self._scopes.current(),
+        )
+        token = self._scopes.enter(scope)
+        try:
+            return self._invoke(scope, spec, message, channel, outer=outer)
+        finally:
+            self._scopes.leave(token)
+
+    def _invoke(
+        self,
+        scope: Scope,
+        spec: HandlerSpec,
+        message: Message,
+        channel: str | None,
+        *,
+        outer: bool,
+    ) -> object:
+        """Call the handler inside ``scope`` (already entered) and journal the outcome."""
         endpoint_id = spec.endpoint_id
-        with self._scopes.opened(message, endpoint_id, channel, collecting=False) as scope:
-            try:
-                invoke = (self._sync_invokers if outer else self._invokers)[endpoint_id]
-                context = (
-                    self.context(message, endpoint_id, channel)
-                    if endpoint_id in self._wants_context
-                    else None
-                )
-                result = invoke(message, context)
-            except Exception as error:
-                self._recorder.failure(
-                    scope.attempt, message, endpoint_id=endpoint_id, channel=channel, error=error
-                )
-                raise
+        try:
+            invoke = (self._sync_invokers if outer else self._invokers)[endpoint_id]
+            context = (
+                self.context(message, endpoint_id, channel)
+                if endpoint_id in self._wants_context
+                else None
+            )
+            result = invoke(message, context)
+        except Exception as error:
+            self._recorder.failure(
+                scope.attempt, message, endpoint_id=endpoint_id, channel=channel, error=error
+            )
+            raise
         self._recorder.message(
             RecordKind.HANDLED,
             message,

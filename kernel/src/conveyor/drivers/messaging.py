@@ -323,7 +323,7 @@ class Messaging:
                     f"options, but its handler {spec.name} runs synchronously. Make the handler "
                     f"@asynchronous(...) or send without delivery options."
                 )
-            return self.dispatch.from_top(lambda: self.dispatch.call_handler(spec, message, None))
+            return self.dispatch.handle_from_top(spec, message)
         self.dispatch.from_top(lambda: self.outgoing.queue_copy(spec, message, options))
         return None
 
@@ -363,7 +363,7 @@ class Messaging:
         )
         message = self.dispatch.new_message(query, headers, routing_key)
         self._recorder.message(RecordKind.ASKED, message, at=message.headers.timestamp)
-        return self.dispatch.from_top(lambda: self.dispatch.call_handler(spec, message, None))
+        return self.dispatch.handle_from_top(spec, message)
 
     def command_bus(self, channel: str | None = None) -> BusView:
         """A command bus; with ``channel``, every command goes through that channel first."""
