@@ -1,7 +1,8 @@
 """AsyncSqsTransport: the asyncio twin keeps the sync transport's semantics, on its own threads.
 
 Round trip, ack, release with a delay, renewal, the long poll woken by a send from another
-task, long polls that run side by side without holding up the event loop, and close. Real time against the real server, each wait bounded by a deadline.
+task, long polls that run side by side without holding up the event loop, and close.
+Real time against the real server, each wait bounded by a deadline.
 """
 
 from __future__ import annotations
