@@ -95,17 +95,31 @@ def test_dead_letters_list_oldest_first_with_limit_and_offset(
     assert letters.count() == 3
 
 
-def test_adding_an_existing_id_replaces_it_in_place_like_the_memory_store(
+def test_adding_an_existing_id_never_overwrites_like_the_memory_store(
     letters: SqliteDeadLetterStore,
 ) -> None:
     memory = InMemoryDeadLetterStore()
     for store in (letters, memory):
-        store.add(letter(1))
-        store.add(letter(2))
-        store.add(letter(1, replayed=1, attempts=4))
+        assert store.add(letter(1)) == "dl-1"
+        assert store.add(letter(2)) == "dl-2"
+        assert store.add(letter(1, replayed=1, attempts=4)) == "dl-1#2"
 
     assert letters.list() == memory.list()
-    assert [(d.id, d.replayed) for d in letters.list()] == [("dl-1", 1), ("dl-2", 0)]
+    assert [(d.id, d.replayed) for d in letters.list()] == [
+        ("dl-1", 0),
+        ("dl-2", 0),
+        ("dl-1#2", 1),
+    ]
+
+
+def test_claim_takes_the_letter_out_once(letters: SqliteDeadLetterStore) -> None:
+    letters.add(letter(1))
+    letters.add(letter(2))
+
+    assert letters.claim("dl-1") == letter(1)
+    with pytest.raises(DeadLetterNotFound):
+        letters.claim("dl-1")
+    assert [d.id for d in letters.list()] == ["dl-2"]
 
 
 def test_delete_removes_one_dead_letter(letters: SqliteDeadLetterStore) -> None:
@@ -130,7 +144,7 @@ def test_unknown_ids_raise_the_kernel_s_not_found_error(letters: SqliteDeadLette
         "no dead letter with id 'dl-9'; the store is empty. List them with "
         "messaging.dead_letters.list() or `conveyor dead-letter list`."
     )
-    # The kernel's helper words it; the store must hand it every id, oldest first.
+    # The kernel's helper words it; the store hands it the oldest ids and the count.
     assert str(on_delete.value) == str(not_found("dl-9", [f"dl-{n}" for n in range(1, 8)]))
     assert "the store holds 7: dl-1, dl-2, dl-3, dl-4, dl-5" in str(on_delete.value)
     assert letters.count() == 7
