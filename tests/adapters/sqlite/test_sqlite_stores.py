@@ -227,6 +227,40 @@ def test_remove_expired_deletes_in_batches_one_transaction_each(
     assert keys.contains("e", "kept", now=T0)
 
 
+def test_remove_expired_stops_at_its_limit_oldest_first(keys: SqliteDeduplication) -> None:
+    for n in range(30):
+        keys.add("e", f"k-{n}", expires_at=T0 + timedelta(milliseconds=n))
+
+    assert keys.remove_expired(now=T0 + timedelta(seconds=1), limit=12) == 12
+    assert not keys.contains("e", "k-11", now=T0)
+    assert keys.contains("e", "k-12", now=T0)
+    assert keys.remove_expired(now=T0 + timedelta(seconds=1), limit=100) == 18
+
+
+def test_a_key_added_through_the_application_s_transaction_commits_with_it(
+    db_path: Path,
+) -> None:
+    application = sqlite3.connect(db_path, isolation_level=None)
+    keys = SqliteDeduplication(db_path, connection=application)
+    assert not keys.in_application_transaction()
+    try:
+        application.execute("BEGIN IMMEDIATE")
+        assert keys.in_application_transaction()
+        keys.add("e", "rolled back", expires_at=T0 + timedelta(days=1))
+        application.execute("ROLLBACK")
+        application.execute("BEGIN IMMEDIATE")
+        keys.add("e", "committed", expires_at=T0 + timedelta(days=1))
+        application.execute("COMMIT")
+        keys.add("e", "own transaction", expires_at=T0 + timedelta(days=1))
+
+        assert not keys.contains("e", "rolled back", now=T0)
+        assert keys.contains("e", "committed", now=T0)
+        assert keys.contains("e", "own transaction", now=T0)
+    finally:
+        keys.close()
+        application.close()
+
+
 def test_keys_survive_reopening(db_path: Path, keys: SqliteDeduplication) -> None:
     keys.add("e", "k", expires_at=T0 + timedelta(days=7))
     keys.close()

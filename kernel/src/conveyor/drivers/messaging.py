@@ -40,6 +40,7 @@ from conveyor.drivers.consumption import Consumption
 from conveyor.drivers.dispatch import Dispatch
 from conveyor.drivers.driving import Driver, RunResult
 from conveyor.drivers.error_handlers import ErrorHandlers
+from conveyor.drivers.key_purge import KeyPurge
 from conveyor.drivers.logs import log_failures as log_failures_to
 from conveyor.drivers.outgoing import Outgoing
 from conveyor.drivers.plans import PlanExecutor
@@ -197,6 +198,7 @@ class Messaging:
                 spec, message, channel, outer=False
             ),
             context=dispatch.context,
+            purge=None if deduplication is None else KeyPurge(deduplication, self.clock),
         )
         self.dead_letters = DeadLetters(
             self.dead_letter_store,
