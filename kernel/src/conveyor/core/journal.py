@@ -128,12 +128,16 @@ class Journal:
 
     Appending is on every send's hot path, so entries are kept as plain tuples and turned into
     :class:`Record` values when read (each at most once). A long-running production consumer
-    bounds the journal (``max_records``) so it cannot grow without end; tests keep everything.
+    bounds the journal (``max_records``) so it cannot grow without end, and keeps no payloads
+    (``keep_payloads=False``): ten thousand records of 100 KB messages would otherwise hold a
+    gigabyte. Listeners still see each record's payload as it is appended. Tests keep
+    everything.
     """
 
-    __slots__ = ("_entries", "_listeners", "_lock", "_made", "_seq")
+    __slots__ = ("_entries", "_keep_payloads", "_listeners", "_lock", "_made", "_seq")
 
-    def __init__(self, max_records: int | None = None) -> None:
+    def __init__(self, max_records: int | None = None, *, keep_payloads: bool = True) -> None:
+        self._keep_payloads = keep_payloads
         self._entries: deque[tuple[Any, ...]] = deque(maxlen=max_records)
         self._made: dict[int, Record] = {}
         self._seq = 0
@@ -164,14 +168,18 @@ class Journal:
         """
         with self._lock:
             self._seq = seq = self._seq + 1
+            kept = payload if self._keep_payloads else None
             entry = (
-                seq, at, kind, message_id, message_type, payload, channel, endpoint_id, attempt,
+                seq, at, kind, message_id, message_type, kept, channel, endpoint_id, attempt,
                 exception, delay, detail, causation_id, headers,
             )  # fmt: skip
             self._entries.append(entry)
         for listener, kinds in self._listeners:
             if kinds is None or kind in kinds:
-                listener(self._record(entry))
+                if kept is payload:
+                    listener(self._record(entry))
+                else:  # the listener sees the payload; the journal does not keep it
+                    listener(Record(*entry[:5], payload, *entry[6:]))
 
     def _record(self, entry: tuple[Any, ...]) -> Record:
         record = self._made.get(entry[0])

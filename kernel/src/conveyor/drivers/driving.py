@@ -9,7 +9,6 @@ last journal records, never a wall-clock timeout.
 from __future__ import annotations
 
 import logging
-import resource
 import signal
 import threading
 from collections.abc import Iterator, Mapping
@@ -29,6 +28,7 @@ from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.drivers.consumption import Consumption
 from conveyor.drivers.dispatch import Dispatch
 from conveyor.drivers.recording import Recorder
+from conveyor.drivers.resident import resident_mib
 
 __all__ = ["Driver", "RunResult", "ScheduledEndpoint", "format_records"]
 
@@ -313,7 +313,7 @@ class Driver:
                     return RunResult(name, processed, "limit")
                 if time_limit is not None and clock.now() - started >= time_limit:
                     return RunResult(name, processed, "time limit")
-                if memory_limit is not None and _resident_mib() >= memory_limit:
+                if memory_limit is not None and resident_mib() >= memory_limit:
                     return RunResult(name, processed, "memory limit")
                 if self._stop_requested:
                     return RunResult(name, processed, "signal")
@@ -379,10 +379,6 @@ def _finishes_when_empty(
     if virtual:
         return limit is None and time_limit is None
     return channel and limit is not None and time_limit is None
-
-
-def _resident_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def format_records(records: list[Record]) -> str:

@@ -110,7 +110,10 @@ class Messaging:
         steps_time = isinstance(self.clock, SteppableClock)
         self.ids: IdGenerator = ids if ids is not None else UuidV7Ids(self.clock)
         self.journal = (
-            journal if journal is not None else Journal(max_records=None if steps_time else 10_000)
+            journal
+            if journal is not None
+            # production keeps the last records, without payloads: bounded memory
+            else Journal(max_records=None if steps_time else 10_000, keep_payloads=steps_time)
         )
         self.mode: Mode = mode
         self.retry = retry
