@@ -105,6 +105,8 @@ class Record:
         causation_id: the id of the message being handled when this one was sent.
         headers: the message's headers (user headers included), when the record is about a
             message the kernel holds; tests match on them.
+        via: for a record on a dynamic channel, the concrete channel behind it (``channel``
+            is "orders", ``via`` is "orders.tenant-a"); None otherwise.
     """
 
     seq: int
@@ -121,6 +123,7 @@ class Record:
     detail: str = ""
     causation_id: str | None = None
     headers: Headers | None = field(default=None, repr=False, compare=False)
+    via: str | None = None
 
 
 class Journal:
@@ -156,6 +159,7 @@ class Journal:
         detail: str = "",
         causation_id: str | None = None,
         headers: Headers | None = None,
+        via: str | None = None,
     ) -> None:
         """Add a record; its fields are those of :class:`Record`, numbered in order.
 
@@ -166,7 +170,7 @@ class Journal:
             self._seq = seq = self._seq + 1
             entry = (
                 seq, at, kind, message_id, message_type, payload, channel, endpoint_id, attempt,
-                exception, delay, detail, causation_id, headers,
+                exception, delay, detail, causation_id, headers, via,
             )  # fmt: skip
             self._entries.append(entry)
         for listener, kinds in self._listeners:
