@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.core.wire import H
 from conveyor.stores.dead_letters import DeadLetter
+from conveyor.transports.dynamic import DynamicTransport, InspectableDynamicTransport
 
 if TYPE_CHECKING:
     from conveyor.drivers.messaging import Messaging
@@ -35,6 +36,7 @@ __all__ = [
     "consumer_info",
     "consumer_table",
     "consumer_to_json",
+    "dynamic_detail",
     "letter_table",
     "letter_to_json",
     "describe_letter",
@@ -90,7 +92,7 @@ class ConsumerInfo:
 
     Attributes:
         name: what ``conveyor run`` takes.
-        kind: "channel" or "scheduled".
+        kind: "channel", "dynamic" (a dynamic channel) or "scheduled".
         pending: messages on the channel; None when the transport cannot say (or scheduled).
         next_due: when the consumer next has work; None when nothing is planned or unknown.
         detail: the schedule of a scheduled endpoint; the transport of a channel.
@@ -113,10 +115,23 @@ def consumer_info(messaging: Messaging, name: str) -> ConsumerInfo:
         return ConsumerInfo(name, "scheduled", None, endpoint.due, detail)
     transport = runtime.transport
     detail = type(transport).__qualname__ + (" (inline)" if runtime.inline else "")
+    kind = "channel"
+    if runtime.router is not None:  # a dynamic channel: its strategies and concrete channels
+        kind, detail = "dynamic", dynamic_detail(runtime.router)
     if runtime.inspectable is not None:
         pending, due = runtime.inspectable.pending(name), runtime.inspectable.next_due(name)
-        return ConsumerInfo(name, "channel", pending, due, detail)
-    return ConsumerInfo(name, "channel", None, None, detail)
+        return ConsumerInfo(name, kind, pending, due, detail)
+    return ConsumerInfo(name, kind, None, None, detail)
+
+
+def dynamic_detail(router: DynamicTransport) -> str:
+    """A dynamic channel's strategies and targets, with what each holds when it can say."""
+    definition = router.definition
+    counts = router.pending_by_channel() if isinstance(router, InspectableDynamicTransport) else {}
+    targets = ", ".join(
+        f"{name} ({counts[name]})" if name in counts else name for name in definition.names
+    )
+    return f"{definition.describe_strategies()} over {targets}"
 
 
 def terminal_width() -> int:

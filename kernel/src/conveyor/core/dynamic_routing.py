@@ -125,7 +125,9 @@ def by_header(
     header: str, mapping: Mapping[str, str] | None = None, *, default: str | None = None
 ) -> ByHeader:
     """Send by the value of ``header``: through ``mapping``, or as the channel's own name."""
-    return ByHeader(header, MappingProxyType(dict(mapping)) if mapping is not None else None, default)
+    return ByHeader(
+        header, MappingProxyType(dict(mapping)) if mapping is not None else None, default
+    )
 
 
 def throttled(allow: Callable[[str, datetime], bool], *channels: str) -> Throttled:
@@ -261,7 +263,9 @@ def _header_sender(owner: str, strategy: ByHeader, internal: Sequence[str]) -> S
     return by_value
 
 
-def _checked_sender(owner: str, strategy: Callable[[Outbound], str], internal: Sequence[str]) -> Sender:
+def _checked_sender(
+    owner: str, strategy: Callable[[Outbound], str], internal: Sequence[str]
+) -> Sender:
     known = frozenset(internal)
 
     def send_custom(outbound: Outbound) -> str:

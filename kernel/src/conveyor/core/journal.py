@@ -125,6 +125,14 @@ class Record:
     headers: Headers | None = field(default=None, repr=False, compare=False)
     via: str | None = None
 
+    @property
+    def where(self) -> str | None:
+        """The channel as people read it: ``orders``, or ``orders[orders.tenant-a]`` when a
+        dynamic channel's concrete channel is known."""
+        if self.channel is None or self.via is None:
+            return self.channel
+        return f"{self.channel}[{self.via}]"
+
 
 class Journal:
     """An append-only, in-order list of records, optionally bounded.

@@ -397,7 +397,7 @@ def format_records(records: list[Record]) -> str:
         where = " ".join(
             part
             for part in (
-                (f"channel={r.channel}" + (f"({r.via})" if r.via else "")) if r.channel else "",
+                f"channel={r.where}" if r.channel else "",
                 f"endpoint={r.endpoint_id}" if r.endpoint_id else "",
                 f"attempt={r.attempt}" if r.attempt > 1 else "",
                 f"delay={r.delay}" if r.delay else "",

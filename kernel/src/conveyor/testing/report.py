@@ -200,10 +200,10 @@ def _columns(r: Record, origin: datetime, depth: int) -> tuple[str, str, str, st
 
 def _where(r: Record) -> str:
     if r.endpoint_id and r.channel:
-        return f"{r.channel} -> {r.endpoint_id}"
+        return f"{r.where} -> {r.endpoint_id}"
     if r.endpoint_id:
         return f"-> {r.endpoint_id}"
-    return r.channel or ""
+    return r.where or ""
 
 
 def _outcome(r: Record) -> str:
@@ -250,7 +250,7 @@ def pending_lines(snapshot: Snapshot) -> list[str]:
             due = format_due(p.due, now, origin)
             lines.append(
                 _fit(
-                    f"  {p.message_type} {p.message_id} on {p.channel} -> "
+                    f"  {p.message_type} {p.message_id} on {p.where} -> "
                     f"{p.endpoint_id}: {p.state}, attempt {p.attempt}, {due}",
                     snapshot.width,
                 )

@@ -22,12 +22,14 @@ from datetime import datetime, timedelta
 
 from conveyor.core.clock import Clock
 from conveyor.core.dynamic_routing import (
+    ByHeader,
     Outbound,
-    ReceivingStrategy,
     Receiver,
+    ReceivingStrategy,
     RoundRobin,
     Sender,
     SendingStrategy,
+    Throttled,
     bind_receiving,
     bind_sending,
 )
@@ -122,12 +124,10 @@ class DynamicChannel(Channel):
         transports[self.transport_key()] = transport
         return transport
 
-    def describe(self) -> str:
-        """How ``conveyor list`` shows it: its strategies and channels."""
-        return (
-            f"dynamic: send {_strategy_name(self.sending)}, receive "
-            f"{_strategy_name(self.receiving)} over {', '.join(self.names)}"
-        )
+    def describe_strategies(self) -> str:
+        """How ``conveyor list`` names its strategies: "send by header 'tenant', receive
+        round robin"."""
+        return f"send {_strategy_name(self.sending)}, receive {_strategy_name(self.receiving)}"
 
 
 class DynamicTransport:
@@ -304,7 +304,9 @@ def _stamped(delivery: Delivery, channel: str) -> Delivery:
     if headers.get(VIA) == channel and delivery.channel == channel:
         return delivery
     return replace(
-        delivery, channel=channel, message=WireMessage(delivery.message.body, {**headers, VIA: channel})
+        delivery,
+        channel=channel,
+        message=WireMessage(delivery.message.body, {**headers, VIA: channel}),
     )
 
 
@@ -336,12 +338,17 @@ def _weakest(all_capabilities: list[Capabilities]) -> Capabilities:
 
 def _strategy_name(strategy: object) -> str:
     if isinstance(strategy, RoundRobin):
-        return "round robin"
-    kind = type(strategy).__name__
-    if kind in ("ByHeader", "Throttled"):
-        header = getattr(strategy, "header", None)
-        return f"by header {header!r}" if header else "throttled"
-    return getattr(strategy, "__qualname__", kind)
+        rotation = f" ({', '.join(strategy.channels)})" if strategy.channels else ""
+        return f"round robin{rotation}"
+    if isinstance(strategy, ByHeader):
+        return f"by header {strategy.header!r}"
+    if isinstance(strategy, Throttled):
+        return f"throttled by {_function_name(strategy.allow)}"
+    return _function_name(strategy)
+
+
+def _function_name(function: object) -> str:
+    return str(getattr(function, "__qualname__", None) or type(function).__qualname__)
 
 
 # ---------------------------------------------------------------------- internal channels
@@ -360,10 +367,10 @@ def internal_channels(definitions: Mapping[str, Channel]) -> dict[str, str]:
         for name in definition.names:
             if name in definitions or name in owners:
                 other = owners.get(name)
+                where = f"in dynamic channel {other!r}" if other else "on its own"
                 raise ConfigurationError(
                     f"channel {name!r} is internal to dynamic channel {definition.name!r} and "
-                    f"also declared {'in dynamic channel ' + repr(other) if other else 'on its own'}"
-                    f"; a channel belongs to one place. Rename one of them."
+                    f"also declared {where}; a channel belongs to one place. Rename one of them."
                 )
             owners[name] = definition.name
     return owners
