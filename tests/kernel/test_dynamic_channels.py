@@ -38,7 +38,7 @@ from conveyor import (
     round_robin,
     throttled,
 )
-from conveyor.testing import Harness
+from conveyor.testing import FlowAssertionError, Harness
 from conveyor.transports.dynamic import VIA
 from conveyor_sqlite import SqliteChannel
 
@@ -469,6 +469,12 @@ def test_the_harness_names_both_channels(closing: list[Messaging]) -> None:
     assert [p.where for p in harness.pending()] == ["orders[orders.a]", "orders[orders.b]"]
     harness.assert_handled(Place, times=2)
     assert [r.where for r in harness.handled(Place)] == ["orders[orders.a]", "orders[orders.b]"]
+
+    with pytest.raises(FlowAssertionError) as failed:
+        harness.assert_handled(Place(3))
+    timeline = str(failed.value)
+    assert "Place msg-1  orders[orders.a] -> place" in timeline
+    assert "Place msg-2  orders[orders.b] -> place" in timeline
 
 
 # ---------------------------------------------------------------------- fairness, as a property

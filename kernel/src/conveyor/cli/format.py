@@ -36,7 +36,7 @@ __all__ = [
     "consumer_info",
     "consumer_table",
     "consumer_to_json",
-    "dynamic_detail",
+    "dynamic_info",
     "letter_table",
     "letter_to_json",
     "describe_letter",
@@ -95,7 +95,9 @@ class ConsumerInfo:
         kind: "channel", "dynamic" (a dynamic channel) or "scheduled".
         pending: messages on the channel; None when the transport cannot say (or scheduled).
         next_due: when the consumer next has work; None when nothing is planned or unknown.
-        detail: the schedule of a scheduled endpoint; the transport of a channel.
+        detail: the schedule of a scheduled endpoint; the transport of a channel; the
+            strategies of a dynamic channel.
+        targets: a dynamic channel's concrete channels (kind "target"), listed under it.
     """
 
     name: str
@@ -103,6 +105,7 @@ class ConsumerInfo:
     pending: int | None
     next_due: datetime | None
     detail: str
+    targets: tuple[ConsumerInfo, ...] = ()
 
 
 def consumer_info(messaging: Messaging, name: str) -> ConsumerInfo:
@@ -115,23 +118,30 @@ def consumer_info(messaging: Messaging, name: str) -> ConsumerInfo:
         return ConsumerInfo(name, "scheduled", None, endpoint.due, detail)
     transport = runtime.transport
     detail = type(transport).__qualname__ + (" (inline)" if runtime.inline else "")
-    kind = "channel"
-    if runtime.router is not None:  # a dynamic channel: its strategies and concrete channels
-        kind, detail = "dynamic", dynamic_detail(runtime.router)
+    if runtime.router is not None:
+        return dynamic_info(runtime.router)
     if runtime.inspectable is not None:
         pending, due = runtime.inspectable.pending(name), runtime.inspectable.next_due(name)
-        return ConsumerInfo(name, kind, pending, due, detail)
-    return ConsumerInfo(name, kind, None, None, detail)
+        return ConsumerInfo(name, "channel", pending, due, detail)
+    return ConsumerInfo(name, "channel", None, None, detail)
 
 
-def dynamic_detail(router: DynamicTransport) -> str:
-    """A dynamic channel's strategies and targets, with what each holds when it can say."""
-    definition = router.definition
-    counts = router.pending_by_channel() if isinstance(router, InspectableDynamicTransport) else {}
-    targets = ", ".join(
-        f"{name} ({counts[name]})" if name in counts else name for name in definition.names
+def dynamic_info(router: DynamicTransport) -> ConsumerInfo:
+    """A dynamic channel with its strategies, and each concrete channel behind it."""
+
+    def info(
+        name: str, kind: str, detail: str, targets: tuple[ConsumerInfo, ...] = ()
+    ) -> ConsumerInfo:
+        if isinstance(router, InspectableDynamicTransport):
+            pending, due = router.pending(name), router.next_due(name)
+            return ConsumerInfo(name, kind, pending, due, detail, targets)
+        return ConsumerInfo(name, kind, None, None, detail, targets)
+
+    targets = tuple(
+        info(name, "target", type(router.transport_of(name)).__qualname__)
+        for name in router.internal
     )
-    return f"{definition.describe_strategies()} over {targets}"
+    return info(router.name, "dynamic", router.definition.describe_strategies(), targets)
 
 
 def terminal_width() -> int:
@@ -173,7 +183,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], width: int) 
 
 
 def consumer_table(consumers: Sequence[ConsumerInfo], now: datetime, width: int) -> list[str]:
-    """``conveyor list``: name, kind, pending messages, next due time, schedule or transport."""
+    """``conveyor list``: name, kind, pending messages, next due time, schedule or transport.
+
+    A dynamic channel's concrete channels follow it, as rows of kind "target".
+    """
     rows = [
         (
             c.name,
@@ -182,19 +195,23 @@ def consumer_table(consumers: Sequence[ConsumerInfo], now: datetime, width: int)
             "now" if c.next_due is not None and c.next_due <= now else when(c.next_due),
             c.detail,
         )
-        for c in consumers
+        for consumer in consumers
+        for c in (consumer, *consumer.targets)
     ]
     return table(("NAME", "KIND", "PENDING", "NEXT DUE (UTC)", "SCHEDULE / TRANSPORT"), rows, width)
 
 
 def consumer_to_json(consumer: ConsumerInfo) -> dict[str, Any]:
-    return {
+    shown: dict[str, Any] = {
         "name": consumer.name,
         "kind": consumer.kind,
         "pending": consumer.pending,
         "next_due": consumer.next_due.isoformat() if consumer.next_due else None,
         "detail": consumer.detail,
     }
+    if consumer.targets:
+        shown["targets"] = [consumer_to_json(t) for t in consumer.targets]
+    return shown
 
 
 # ---------------------------------------------------------------------- dead letters

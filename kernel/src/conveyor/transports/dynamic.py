@@ -168,7 +168,13 @@ class DynamicTransport:
 
     @property
     def internal(self) -> tuple[str, ...]:
+        """The internal channels' names, in declaration order."""
         return self.definition.names
+
+    def transport_of(self, channel: str) -> Transport:
+        """The transport an internal channel's messages travel through."""
+        self._check(channel)
+        return self._inner[channel]
 
     def route(self, channel: str, headers: Mapping[str, str]) -> str:
         """The concrete channel for a message sent to ``channel`` with these wire headers.
