@@ -428,6 +428,14 @@ class Messaging:
     ) -> RunResult:
         """Run one consumer until a limit is reached (whichever comes first).
 
+        On a ``VirtualClock`` one rule says whether a run moves the clock: **a run waits for
+        more work only when a limit can end the wait**. Given ``limit`` or ``time_limit``, a run
+        that finds nothing due waits as a worker would, and on virtual time waiting is a jump of
+        the clock to the next due message or tick; it stops at the limit, or when nothing more
+        can come. Without a limit, ``run()`` handles what is due now and returns, leaving the
+        clock where it was. ``finish_when_empty=True`` never waits, so never moves the clock;
+        to move time on purpose, use ``advance`` or ``run_until_idle(advance_time=True)``.
+
         Args:
             name: a channel or scheduled endpoint (see ``consumers()``).
             limit: stop after this many messages (or ticks).
