@@ -11,7 +11,7 @@ import threading
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -105,6 +105,8 @@ class Record:
         causation_id: the id of the message being handled when this one was sent.
         headers: the message's headers (user headers included), when the record is about a
             message the kernel holds; tests match on them.
+        via: for a record on a dynamic channel, the concrete channel behind it (``channel``
+            is "orders", ``via`` is "orders.tenant-a"); None otherwise.
     """
 
     seq: int
@@ -121,6 +123,15 @@ class Record:
     detail: str = ""
     causation_id: str | None = None
     headers: Headers | None = field(default=None, repr=False, compare=False)
+    via: str | None = None
+
+    @property
+    def where(self) -> str | None:
+        """The channel as people read it: ``orders``, or ``orders[orders.tenant-a]`` when a
+        dynamic channel's concrete channel is known."""
+        if self.channel is None or self.via is None:
+            return self.channel
+        return f"{self.channel}[{self.via}]"
 
 
 class Journal:
@@ -160,6 +171,7 @@ class Journal:
         detail: str = "",
         causation_id: str | None = None,
         headers: Headers | None = None,
+        via: str | None = None,
     ) -> None:
         """Add a record; its fields are those of :class:`Record`, numbered in order.
 
@@ -171,7 +183,7 @@ class Journal:
             kept = payload if self._keep_payloads else None
             entry = (
                 seq, at, kind, message_id, message_type, kept, channel, endpoint_id, attempt,
-                exception, delay, detail, causation_id, headers,
+                exception, delay, detail, causation_id, headers, via,
             )  # fmt: skip
             self._entries.append(entry)
         for listener, kinds in self._listeners:
@@ -179,7 +191,7 @@ class Journal:
                 if kept is payload:
                     listener(self._record(entry))
                 else:  # the listener sees the payload; the journal does not keep it
-                    listener(Record(*entry[:5], payload, *entry[6:]))
+                    listener(replace(Record(*entry), payload=payload))
 
     def _record(self, entry: tuple[Any, ...]) -> Record:
         record = self._made.get(entry[0])

@@ -113,10 +113,7 @@ def open_channels(
     """
     runtimes: dict[str, ChannelRuntime] = {}
     for name, definition in definitions.items():
-        key = definition.transport_key()
-        transport = transports.get(key)
-        if transport is None:
-            transport = transports[key] = definition.open(clock)
+        transport = definition.open_shared(clock, transports)
         transport.declare(definition.channel_options())
         runtimes[name] = ChannelRuntime(
             definition,

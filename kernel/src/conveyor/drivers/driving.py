@@ -135,7 +135,12 @@ class Driver:
             )
             if not deliveries:
                 return False
-            self._consumption.consume(runtime, deliveries[0], stop_on_failure=stop_on_failure)
+            delivery = deliveries[0]
+            if runtime.router is not None:  # a dynamic channel: journal its concrete channel too
+                with self._recorder.consuming_via(name, delivery.channel):
+                    self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
+                return True
+            self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
             return True
         endpoint = self.scheduled[name]
         now = self._clock.now()
@@ -388,7 +393,7 @@ def format_records(records: list[Record]) -> str:
         where = " ".join(
             part
             for part in (
-                f"channel={r.channel}" if r.channel else "",
+                f"channel={r.where}" if r.channel else "",
                 f"endpoint={r.endpoint_id}" if r.endpoint_id else "",
                 f"attempt={r.attempt}" if r.attempt > 1 else "",
                 f"delay={r.delay}" if r.delay else "",

@@ -162,6 +162,7 @@ class PlanExecutor:
             exception=action.exception,
             delay=action.delay,
             detail=action.detail,
+            via=self._recorder.via(runtime.name),
         )
 
     def _resend(self, action: Resend, consumed: Consumed) -> None:

@@ -17,6 +17,7 @@ from conveyor.core.lifecycle import replay_count
 from conveyor.core.wire import H, WireMessage
 from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.stores.dead_letters import DeadLetter, DeadLetterStore
+from conveyor.transports.dynamic import VIA
 
 __all__ = ["DeadLetters"]
 
@@ -83,6 +84,7 @@ class DeadLetters:
             channel=letter.channel,
             endpoint_id=letter.endpoint_id,
             detail=f"dead letter {letter_id}",
+            via=headers.get(VIA) if runtime.router is not None else None,
         )
         if self._drain_inline is not None:  # an inline channel handles it at once
             self._drain_inline()
