@@ -188,7 +188,7 @@ class MessageFlowMachine(RuleBasedStateMachine):
     def _lost(self) -> list[str]:
         harness = self.messaging
         found = [
-            f"Message lost: {p.message_type} {p.message_id} still waits on {p.channel} after "
+            f"Message lost: {p.message_type} {p.message_id} still waits on {p.where} after "
             f"settling with the clock moving."
             for p in harness.pending()
         ]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.core.wire import H
 from conveyor.stores.dead_letters import DeadLetter
+from conveyor.transports.dynamic import DynamicTransport, InspectableDynamicTransport
 
 if TYPE_CHECKING:
     from conveyor.drivers.messaging import Messaging
@@ -35,6 +36,7 @@ __all__ = [
     "consumer_info",
     "consumer_table",
     "consumer_to_json",
+    "dynamic_info",
     "letter_table",
     "letter_to_json",
     "describe_letter",
@@ -90,10 +92,12 @@ class ConsumerInfo:
 
     Attributes:
         name: what ``conveyor run`` takes.
-        kind: "channel" or "scheduled".
+        kind: "channel", "dynamic" (a dynamic channel) or "scheduled".
         pending: messages on the channel; None when the transport cannot say (or scheduled).
         next_due: when the consumer next has work; None when nothing is planned or unknown.
-        detail: the schedule of a scheduled endpoint; the transport of a channel.
+        detail: the schedule of a scheduled endpoint; the transport of a channel; the
+            strategies of a dynamic channel.
+        targets: a dynamic channel's concrete channels (kind "target"), listed under it.
     """
 
     name: str
@@ -101,6 +105,7 @@ class ConsumerInfo:
     pending: int | None
     next_due: datetime | None
     detail: str
+    targets: tuple[ConsumerInfo, ...] = ()
 
 
 def consumer_info(messaging: Messaging, name: str) -> ConsumerInfo:
@@ -113,10 +118,30 @@ def consumer_info(messaging: Messaging, name: str) -> ConsumerInfo:
         return ConsumerInfo(name, "scheduled", None, endpoint.due, detail)
     transport = runtime.transport
     detail = type(transport).__qualname__ + (" (inline)" if runtime.inline else "")
+    if runtime.router is not None:
+        return dynamic_info(runtime.router)
     if runtime.inspectable is not None:
         pending, due = runtime.inspectable.pending(name), runtime.inspectable.next_due(name)
         return ConsumerInfo(name, "channel", pending, due, detail)
     return ConsumerInfo(name, "channel", None, None, detail)
+
+
+def dynamic_info(router: DynamicTransport) -> ConsumerInfo:
+    """A dynamic channel with its strategies, and each concrete channel behind it."""
+
+    def info(
+        name: str, kind: str, detail: str, targets: tuple[ConsumerInfo, ...] = ()
+    ) -> ConsumerInfo:
+        if isinstance(router, InspectableDynamicTransport):
+            pending, due = router.pending(name), router.next_due(name)
+            return ConsumerInfo(name, kind, pending, due, detail, targets)
+        return ConsumerInfo(name, kind, None, None, detail, targets)
+
+    targets = tuple(
+        info(name, "target", type(router.transport_of(name)).__qualname__)
+        for name in router.internal
+    )
+    return info(router.name, "dynamic", router.definition.describe_strategies(), targets)
 
 
 def terminal_width() -> int:
@@ -158,7 +183,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], width: int) 
 
 
 def consumer_table(consumers: Sequence[ConsumerInfo], now: datetime, width: int) -> list[str]:
-    """``conveyor list``: name, kind, pending messages, next due time, schedule or transport."""
+    """``conveyor list``: name, kind, pending messages, next due time, schedule or transport.
+
+    A dynamic channel's concrete channels follow it, as rows of kind "target".
+    """
     rows = [
         (
             c.name,
@@ -167,19 +195,23 @@ def consumer_table(consumers: Sequence[ConsumerInfo], now: datetime, width: int)
             "now" if c.next_due is not None and c.next_due <= now else when(c.next_due),
             c.detail,
         )
-        for c in consumers
+        for consumer in consumers
+        for c in (consumer, *consumer.targets)
     ]
     return table(("NAME", "KIND", "PENDING", "NEXT DUE (UTC)", "SCHEDULE / TRANSPORT"), rows, width)
 
 
 def consumer_to_json(consumer: ConsumerInfo) -> dict[str, Any]:
-    return {
+    shown: dict[str, Any] = {
         "name": consumer.name,
         "kind": consumer.kind,
         "pending": consumer.pending,
         "next_due": consumer.next_due.isoformat() if consumer.next_due else None,
         "detail": consumer.detail,
     }
+    if consumer.targets:
+        shown["targets"] = [consumer_to_json(t) for t in consumer.targets]
+    return shown
 
 
 # ---------------------------------------------------------------------- dead letters

@@ -295,6 +295,12 @@ def _run(messaging: Messaging, args: argparse.Namespace) -> int:
     """Run one consumer; a failure it stops on is logged with its traceback and exits 1."""
     log = logging.getLogger(_LOGGER)
     name: str = args.channel
+    if name in messaging.internal_channels:
+        owner = messaging.internal_channels[name]
+        raise UsageError(
+            f"channel {name!r} is internal to dynamic channel {owner!r}, which polls it through "
+            f"its receiving strategy; run {owner!r} instead. See `conveyor list`."
+        )
     if name not in messaging.consumers():
         raise UsageError(
             f"no consumer named {name!r}; consumers: "

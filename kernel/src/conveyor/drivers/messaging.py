@@ -40,6 +40,7 @@ from conveyor.drivers.consumption import Consumption
 from conveyor.drivers.dispatch import Dispatch
 from conveyor.drivers.driving import Driver, RunResult
 from conveyor.drivers.error_handlers import ErrorHandlers
+from conveyor.drivers.key_purge import KeyPurge
 from conveyor.drivers.logs import log_failures as log_failures_to
 from conveyor.drivers.outgoing import Outgoing
 from conveyor.drivers.plans import PlanExecutor
@@ -51,6 +52,11 @@ from conveyor.drivers.stack import Attempt, Layer, StackOrder, StackParts, handl
 from conveyor.stores.dead_letters import DeadLetterStore, InMemoryDeadLetterStore
 from conveyor.stores.deduplication import Deduplication
 from conveyor.transports.channels import Channel, Mode
+from conveyor.transports.dynamic import (
+    check_internal_channels,
+    internal_channel_error,
+    internal_channels,
+)
 from conveyor.transports.seam import Transport
 
 __all__ = ["Messaging", "ChannelRuntime"]
@@ -109,7 +115,10 @@ class Messaging:
         steps_time = isinstance(self.clock, SteppableClock)
         self.ids: IdGenerator = ids if ids is not None else UuidV7Ids(self.clock)
         self.journal = (
-            journal if journal is not None else Journal(max_records=None if steps_time else 10_000)
+            journal
+            if journal is not None
+            # production keeps the last records, without payloads: bounded memory
+            else Journal(max_records=None if steps_time else 10_000, keep_payloads=steps_time)
         )
         self.mode: Mode = mode
         self.retry = retry
@@ -127,6 +136,9 @@ class Messaging:
         self.router = Router(specs)
         self.endpoints: dict[str, HandlerSpec] = {s.endpoint_id: s for s in specs}
         definitions = check_channels(_iterable(channels, "channels"), self.endpoints)
+        # Internal channels of dynamic channels: name -> their dynamic channel; used nowhere else.
+        self.internal_channels: Mapping[str, str] = internal_channels(definitions)
+        check_internal_channels([(s.name, s.channels) for s in specs], self.internal_channels)
         check_handlers(specs, definitions, deduplication)
         error_handler_spec = self._error_handler(error_handler, "Messaging")
         channel_error_handlers = {
@@ -197,6 +209,7 @@ class Messaging:
                 spec, message, channel, outer=False
             ),
             context=dispatch.context,
+            purge=None if deduplication is None else KeyPurge(deduplication, self.clock),
         )
         self.dead_letters = DeadLetters(
             self.dead_letter_store,
@@ -391,6 +404,9 @@ class Messaging:
         routing_key: str | None = None,
     ) -> None:
         """Queue a message on ``channel`` so its consumer routes it on the bus (async bus)."""
+        if channel in self.internal_channels:
+            owner = self.internal_channels[channel]
+            raise internal_channel_error(channel, owner, "an asynchronous bus uses")
         if channel not in self.channels:
             raise ConfigurationError(
                 f"asynchronous bus channel {channel!r} is not declared; declared: "
@@ -441,6 +457,8 @@ class Messaging:
                 on a SystemClock, True for a channel run with only ``limit`` (handle what is
                 queued), else False: a worker that waits until a limit, SIGTERM or SIGINT.
         """
+        if name in self.internal_channels:
+            raise internal_channel_error(name, self.internal_channels[name], "run() was asked for")
         return self.driver.run(
             name,
             limit=limit,
