@@ -19,6 +19,7 @@ from conveyor.core.clock import Clock, SteppableClock, SystemClock, ensure_aware
 from conveyor.core.codec.serialization import Codec, JsonCodec, TypeRegistry
 from conveyor.core.delivery import NO_OPTIONS, DeliveryOptions
 from conveyor.core.errors import ConfigurationError, RoutingError
+from conveyor.core.handlers import ErrorHandler
 from conveyor.core.ids import IdGenerator, UuidV7Ids, seeded_random
 from conveyor.core.interceptors import Interceptor, interceptor_mark
 from conveyor.core.journal import Journal, RecordKind
@@ -102,7 +103,7 @@ class Messaging:
         dead_letters: DeadLetterStore | None = None,
         deduplication: Deduplication | None = None,
         retry: RetryPolicy | None = None,
-        error_handler: object | None = None,
+        error_handler: ErrorHandler | None = None,
         dead_letter: bool = True,
         mode: Mode = "queued",
         transaction: Callable[[], AbstractContextManager[object]] | None = None,
@@ -316,7 +317,7 @@ class Messaging:
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
-    ) -> object:
+    ) -> Any:
         """Send a command to its one handler; returns what a synchronous handler returns."""
         check_payload("send", command)
         spec = (
