@@ -232,8 +232,7 @@ class OutcomeCounts:
             RecordKind.RETRIED,
             RecordKind.DEAD_LETTERED,
             RecordKind.ERROR_HANDLED,
-            RecordKind.DISCARDED,
-            RecordKind.REJECTED,
+            RecordKind.DISCARDED,  # a rejected message is dead-lettered too: counted once
         }
     )
 
