@@ -64,3 +64,34 @@ def test_the_readme_examples_pass_mypy_strict(tmp_path: Path) -> None:
         ["--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache"), str(source)]
     )
     assert status == 0, out + err
+
+
+TYPED_QUERIES = """
+from dataclasses import dataclass
+from typing import Any, assert_type
+
+from conveyor import Record
+from conveyor.testing import Harness
+
+
+@dataclass(frozen=True)
+class Placed:
+    order_id: str
+
+
+def check(messaging: Harness) -> None:
+    assert_type(messaging.published(Placed).one(), Record[Placed])
+    assert_type(messaging.assert_sent(Placed).one().payload, Placed)
+    assert_type(messaging.handled(Placed, by="x").payloads(), list[Placed])
+    assert_type(messaging.dead_lettered(Placed).one().payload.order_id, str)
+    assert_type(messaging.published(Placed("o-1")).one().payload, Any)  # a value: any payload
+"""
+
+
+def test_a_query_by_class_types_its_payloads(tmp_path: Path) -> None:
+    source = tmp_path / "typed_queries.py"
+    source.write_text(TYPED_QUERIES)
+    out, err, status = api.run(
+        ["--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache"), str(source)]
+    )
+    assert status == 0, out + err

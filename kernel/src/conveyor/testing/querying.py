@@ -164,31 +164,75 @@ class QueryingHarness(SettlingHarness):
         """Events published, after settling."""
         return self.matches(self.query("published", _PUBLISHED, message, headers=headers))
 
+    @overload
     def asked(
-        self, message: type[M] | MessageMatcher = None, *, headers: Mapping[str, str] | None = None
-    ) -> Matches[M]:
+        self, message: type[M], *, headers: Mapping[str, str] | None = None
+    ) -> Matches[M]: ...
+    @overload
+    def asked(
+        self, message: MessageMatcher = None, *, headers: Mapping[str, str] | None = None
+    ) -> Matches[Any]: ...
+    def asked(
+        self, message: MessageMatcher = None, *, headers: Mapping[str, str] | None = None
+    ) -> Matches[Any]:
         """Queries asked, after settling."""
         return self.matches(self.query("asked", _ASKED, message, headers=headers))
 
+    @overload
     def handled(
         self,
-        message: type[M] | MessageMatcher = None,
+        message: type[M],
         *,
         by: object = None,
         headers: Mapping[str, str] | None = None,
-    ) -> Matches[M]:
+    ) -> Matches[M]: ...
+    @overload
+    def handled(
+        self,
+        message: MessageMatcher = None,
+        *,
+        by: object = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Matches[Any]: ...
+    def handled(
+        self,
+        message: MessageMatcher = None,
+        *,
+        by: object = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Matches[Any]:
         """Successful handlings (one record per handler that returned), after settling."""
         return self.matches(self.query("handled", _HANDLED, message, by=by, headers=headers))
 
+    @overload
     def failed(
         self,
-        message: type[M] | MessageMatcher = None,
+        message: type[M],
         *,
         by: object = None,
         exception: ExceptionSpec | None = None,
         match: str | None = None,
         attempt: int | None = None,
-    ) -> Matches[M]:
+    ) -> Matches[M]: ...
+    @overload
+    def failed(
+        self,
+        message: MessageMatcher = None,
+        *,
+        by: object = None,
+        exception: ExceptionSpec | None = None,
+        match: str | None = None,
+        attempt: int | None = None,
+    ) -> Matches[Any]: ...
+    def failed(
+        self,
+        message: MessageMatcher = None,
+        *,
+        by: object = None,
+        exception: ExceptionSpec | None = None,
+        match: str | None = None,
+        attempt: int | None = None,
+    ) -> Matches[Any]:
         """Failed attempts (instant retries included), after settling."""
         return self.matches(
             self.query(
@@ -196,20 +240,44 @@ class QueryingHarness(SettlingHarness):
             )
         )
 
-    def retried(self, message: type[M] | MessageMatcher = None, *, by: object = None) -> Matches[M]:
+    @overload
+    def retried(self, message: type[M], *, by: object = None) -> Matches[M]: ...
+    @overload
+    def retried(self, message: MessageMatcher = None, *, by: object = None) -> Matches[Any]: ...
+    def retried(self, message: MessageMatcher = None, *, by: object = None) -> Matches[Any]:
         """Delayed retries scheduled (each record has the ``delay``), after settling."""
         return self.matches(self.query("retried", _RETRIED, message, by=by))
 
-    def expired(self, message: type[M] | MessageMatcher = None, *, by: object = None) -> Matches[M]:
+    @overload
+    def expired(self, message: type[M], *, by: object = None) -> Matches[M]: ...
+    @overload
+    def expired(self, message: MessageMatcher = None, *, by: object = None) -> Matches[Any]: ...
+    def expired(self, message: MessageMatcher = None, *, by: object = None) -> Matches[Any]:
         """Copies whose time to live ran out before they were handled, after settling."""
         return self.matches(self.query("expired", _EXPIRED, message, by=by))
 
+    @overload
     def dead_lettered(
         self,
-        message: type[M] | MessageMatcher = None,
+        message: type[M],
         *,
         by: object = None,
         exception: ExceptionSpec | None = None,
-    ) -> Matches[M]:
+    ) -> Matches[M]: ...
+    @overload
+    def dead_lettered(
+        self,
+        message: MessageMatcher = None,
+        *,
+        by: object = None,
+        exception: ExceptionSpec | None = None,
+    ) -> Matches[Any]: ...
+    def dead_lettered(
+        self,
+        message: MessageMatcher = None,
+        *,
+        by: object = None,
+        exception: ExceptionSpec | None = None,
+    ) -> Matches[Any]:
         """Copies put in the dead-letter store, after settling."""
         return self.matches(self.query("dead-lettered", _DEAD, message, by=by, exception=exception))
