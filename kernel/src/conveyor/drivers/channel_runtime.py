@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from conveyor.core.codec.serialization import Codec
 from conveyor.transports.channels import Channel
+from conveyor.transports.dynamic import DynamicTransport
 from conveyor.transports.seam import InspectableTransport, RenewableTransport, Transport
 
 __all__ = ["ChannelRuntime"]
@@ -15,9 +16,12 @@ class ChannelRuntime:
     The transport's optional abilities are looked up once, here, when the ``Messaging`` is
     built: ``inspectable`` (it can say what it holds and when it is next due, which stepping
     virtual time needs) and ``renewable`` (it can extend a lease while a long handler runs).
+    ``router`` is set for a dynamic channel: it places each message on a concrete channel.
     """
 
-    __slots__ = ("codec", "definition", "inline", "inspectable", "name", "renewable", "transport")
+    __slots__ = (
+        "codec", "definition", "inline", "inspectable", "name", "renewable", "router", "transport",
+    )  # fmt: skip
 
     def __init__(
         self, definition: Channel, transport: Transport, inline: bool, codec: Codec
@@ -32,4 +36,7 @@ class ChannelRuntime:
         )
         self.renewable: RenewableTransport | None = (
             transport if isinstance(transport, RenewableTransport) else None
+        )
+        self.router: DynamicTransport | None = (
+            transport if isinstance(transport, DynamicTransport) else None
         )
