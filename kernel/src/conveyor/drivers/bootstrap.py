@@ -19,7 +19,7 @@ from conveyor.core.registry import HandlerSpec
 from conveyor.drivers import stack
 from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.drivers.stack import Layer
-from conveyor.stores.deduplication import Deduplication
+from conveyor.stores.deduplication import Deduplication, TransactionalDeduplicationStore
 from conveyor.transports.channels import Channel, Mode, QueueChannel
 from conveyor.transports.seam import Transport
 
@@ -117,10 +117,7 @@ def open_channels(
     """
     runtimes: dict[str, ChannelRuntime] = {}
     for name, definition in definitions.items():
-        key = definition.transport_key()
-        transport = transports.get(key)
-        if transport is None:
-            transport = transports[key] = definition.open(clock)
+        transport = definition.open_shared(clock, transports)
         transport.declare(definition.channel_options())
         runtimes[name] = ChannelRuntime(
             definition,
@@ -215,6 +212,12 @@ def unused_layers(
         unused.add(stack.deduplication)
     if transaction is None:
         unused.add(stack.transaction)
+    if (
+        deduplication is None
+        or transaction is None
+        or not isinstance(deduplication.store, TransactionalDeduplicationStore)
+    ):
+        unused.add(stack.deduplication_in_transaction)
     return frozenset(unused)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from conveyor.core.codec.serialization import Codec
 from conveyor.transports.channels import Channel
+from conveyor.transports.dynamic import DynamicTransport
 from conveyor.transports.seam import InspectableTransport, RenewableTransport, Transport
 
 __all__ = ["ChannelRuntime"]
@@ -17,6 +18,7 @@ class ChannelRuntime:
     virtual time needs) and ``renewable`` (it can extend a lease while a long handler runs).
     ``bus`` says whether the channel carries an asynchronous bus's messages (only there does a
     consumer route one to any handler), ``max_priority`` the highest priority a header may hold.
+    ``router`` is set for a dynamic channel: it places each message on a concrete channel.
     """
 
     __slots__ = (
@@ -28,6 +30,7 @@ class ChannelRuntime:
         "max_priority",
         "name",
         "renewable",
+        "router",
         "transport",
     )
 
@@ -52,4 +55,7 @@ class ChannelRuntime:
         )
         self.renewable: RenewableTransport | None = (
             transport if isinstance(transport, RenewableTransport) else None
+        )
+        self.router: DynamicTransport | None = (
+            transport if isinstance(transport, DynamicTransport) else None
         )

@@ -204,7 +204,7 @@ def pending_lines(snapshot: Snapshot, *, timers_matter: bool = True) -> list[str
             due = format_due(p.due, now, origin)
             lines.append(
                 fit(
-                    f"  {p.message_type} {p.message_id} on {p.channel} -> "
+                    f"  {p.message_type} {p.message_id} on {p.where} -> "
                     f"{p.endpoint_id}: {p.state}, attempt {p.attempt}, {due}",
                     snapshot.width,
                 )

@@ -177,12 +177,12 @@ def _columns(r: Record, origin: datetime, depth: int) -> tuple[str, str, str, st
 
 
 def where(r: Record) -> str:
-    """``payments -> charge``: the channel and endpoint a record is about."""
+    """``payments -> charge``: the channel (``orders[orders.a]``: dynamic) and the endpoint."""
     if r.endpoint_id and r.channel:
-        return f"{r.channel} -> {r.endpoint_id}"
+        return f"{r.where} -> {r.endpoint_id}"
     if r.endpoint_id:
         return f"-> {r.endpoint_id}"
-    return r.channel or ""
+    return r.where or ""
 
 
 def _outcome(r: Record) -> str:
