@@ -19,6 +19,7 @@ from types import FrameType
 
 from conveyor.core.clock import Clock, SteppableClock
 from conveyor.core.errors import ConfigurationError, SettleError
+from conveyor.core.instants import later
 from conveyor.core.journal import Journal, Record, RecordKind
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
@@ -301,6 +302,8 @@ class Driver:
                 f"no consumer named {name!r}; consumers: {known}. A consumer is a declared "
                 f"channel or a @scheduled endpoint."
             )
+        if time_limit is not None:
+            check_time_limit(time_limit, self._clock.now())
         if limit is not None and limit < 1:
             raise ConfigurationError(f"run(limit={limit}) must be at least 1")
         clock = self._clock
@@ -345,7 +348,7 @@ class Driver:
             if due is not None and due > now:
                 wait = min(wait, due - now) if name in self._channels else due - now
         if time_limit is not None:
-            wait = min(wait, max(started + time_limit - now, timedelta(0)))
+            wait = min(wait, max(time_limit - (now - started), timedelta(0)))
         return max(wait, timedelta(milliseconds=1))
 
     @contextmanager
@@ -368,6 +371,22 @@ class Driver:
     def request_stop(self) -> None:
         """Ask a running consumer to stop after the current message."""
         self._stop_requested = True
+
+
+def check_time_limit(time_limit: object, now: datetime) -> None:
+    """Refuse a ``run(time_limit=...)`` that is not a duration, or ends past the year 9000.
+
+    A run's deadline is summed with the clock like any due time, so ``timedelta.max`` gets the
+    same clear error as ``send(delay=timedelta.max)`` instead of an overflow mid-run.
+    """
+    if not isinstance(time_limit, timedelta):
+        raise ConfigurationError(
+            f"run(time_limit=...) takes a timedelta, got a value of type "
+            f"{type(time_limit).__name__}; for example time_limit=timedelta(hours=1)."
+        )
+    if time_limit < timedelta(0):
+        raise ConfigurationError("run(time_limit=...) cannot be negative")
+    later(now, time_limit, what="run(time_limit=...)")
 
 
 def _finishes_when_empty(

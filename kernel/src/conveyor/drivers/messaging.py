@@ -18,7 +18,8 @@ from typing import Any
 from conveyor.core.clock import Clock, SteppableClock, SystemClock, ensure_aware
 from conveyor.core.codec.serialization import Codec, JsonCodec, TypeRegistry
 from conveyor.core.delivery import NO_OPTIONS, DeliveryOptions
-from conveyor.core.errors import ConfigurationError, RoutingError
+from conveyor.core.errors import ClockError, ConfigurationError, RoutingError
+from conveyor.core.instants import later
 from conveyor.core.handlers import ErrorHandler
 from conveyor.core.ids import IdGenerator, UuidV7Ids, seeded_random
 from conveyor.core.interceptors import Interceptor, interceptor_mark
@@ -490,8 +491,19 @@ class Messaging:
         )
 
     def advance(self, duration: timedelta, *, max_steps: int | None = None) -> int:
-        """Move the VirtualClock forward, handling everything due on the way at its due time."""
-        return self.driver.advance_to(self.clock.now() + duration, max_steps=max_steps)
+        """Move the VirtualClock forward, handling everything due on the way at its due time.
+
+        Raises:
+            ClockError: ``duration`` is not a ``timedelta``.
+            InstantOutOfRange: the clock would reach the year 9000 (``timedelta.max``, say).
+        """
+        if not isinstance(duration, timedelta):
+            raise ClockError(
+                f"advance() takes a timedelta, got a value of type {type(duration).__name__}; "
+                f"for example advance(timedelta(seconds=5))."
+            )
+        target = later(self.clock.now(), duration, what="advance()")
+        return self.driver.advance_to(target, max_steps=max_steps)
 
     def advance_to(self, instant: datetime, *, max_steps: int | None = None) -> int:
         """Move the VirtualClock to ``instant``, handling everything due on the way."""

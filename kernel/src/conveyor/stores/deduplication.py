@@ -94,6 +94,10 @@ class InMemoryDeduplicationStore:
         return len(self._entries)
 
 
+#: The longest a handled key may be remembered: a century, far below any date overflow.
+MAX_DEDUPLICATION_EXPIRY = timedelta(days=36525)
+
+
 @dataclass(frozen=True, slots=True)
 class Deduplication:
     """Messaging-wide deduplication of asynchronous endpoints.
@@ -113,9 +117,19 @@ class Deduplication:
     purge_limit: int = 1000
 
     def __post_init__(self) -> None:
-        if self.purge_every < 1 or self.purge_limit < 1:
-            from conveyor.core.errors import ConfigurationError
+        from conveyor.core.errors import ConfigurationError
 
+        # A key's expiry is summed with the clock when it is written: bound it here, so a
+        # timedelta.max fails when the Messaging is configured, not as an overflow mid-handling.
+        if not isinstance(self.expiry, timedelta) or not (
+            timedelta(0) < self.expiry <= MAX_DEDUPLICATION_EXPIRY
+        ):
+            raise ConfigurationError(
+                f"Deduplication(expiry=...) takes a positive timedelta of at most "
+                f"{MAX_DEDUPLICATION_EXPIRY.days} days (keys are kept that long after handling); "
+                f"for example expiry=timedelta(days=7)."
+            )
+        if self.purge_every < 1 or self.purge_limit < 1:
             raise ConfigurationError(
                 f"Deduplication(purge_every={self.purge_every}, purge_limit={self.purge_limit}): "
                 f"both must be at least 1."
