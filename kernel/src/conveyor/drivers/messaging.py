@@ -19,9 +19,9 @@ from conveyor.core.clock import Clock, SteppableClock, SystemClock, ensure_aware
 from conveyor.core.codec.serialization import Codec, JsonCodec, TypeRegistry
 from conveyor.core.delivery import NO_OPTIONS, DeliveryOptions
 from conveyor.core.errors import ClockError, ConfigurationError, RoutingError
-from conveyor.core.instants import later
 from conveyor.core.handlers import ErrorHandler
 from conveyor.core.ids import IdGenerator, UuidV7Ids, seeded_random
+from conveyor.core.instants import later
 from conveyor.core.interceptors import Interceptor, interceptor_mark
 from conveyor.core.journal import Journal, RecordKind
 from conveyor.core.registry import HandlerSpec, read_handlers

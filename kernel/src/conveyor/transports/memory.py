@@ -30,8 +30,8 @@ from itertools import chain, count
 
 from conveyor.core.clock import Clock, ensure_aware
 from conveyor.core.errors import MessageTooLarge, StaleReceipt, TransportClosed
-from conveyor.core.timers import Timer, TimerQueue
 from conveyor.core.instants import saturating_later
+from conveyor.core.timers import Timer, TimerQueue
 from conveyor.transports.seam import Capabilities, ChannelOptions, Delivery, WireMessage
 
 __all__ = ["MemoryTransport"]
