@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic
+
+from typing_extensions import TypeVar
 
 from conveyor.core.headers import Headers
 
@@ -85,8 +87,12 @@ class ExceptionInfo:
         return f"{self.type_name}: {self.message}" if self.message else self.type_name
 
 
+P = TypeVar("P", default=object)
+"""The payload type of a record: ``Record[OrderPlaced]`` from ``published(OrderPlaced)``."""
+
+
 @dataclass(frozen=True, slots=True)
-class Record:
+class Record(Generic[P]):
     """One step in a message's life.
 
     Attributes:
@@ -114,7 +120,7 @@ class Record:
     kind: RecordKind
     message_id: str
     message_type: str
-    payload: object = None
+    payload: P = None  # type: ignore[assignment]  # None when the payload is unknown
     channel: str | None = None
     endpoint_id: str | None = None
     attempt: int = 1

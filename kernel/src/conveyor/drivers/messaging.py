@@ -19,12 +19,13 @@ from conveyor.core.clock import Clock, SteppableClock, SystemClock, ensure_aware
 from conveyor.core.codec.serialization import Codec, JsonCodec, TypeRegistry
 from conveyor.core.delivery import NO_OPTIONS, DeliveryOptions
 from conveyor.core.errors import ConfigurationError, RoutingError
+from conveyor.core.handlers import ErrorHandler
 from conveyor.core.ids import IdGenerator, UuidV7Ids, seeded_random
 from conveyor.core.interceptors import Interceptor, interceptor_mark
 from conveyor.core.journal import Journal, RecordKind
 from conveyor.core.registry import HandlerSpec, read_handlers
 from conveyor.core.retry import RetryPolicy
-from conveyor.core.routing import Router
+from conveyor.core.routing import Router, check_payload, unrouted_plain_event
 from conveyor.core.wire import BUS_COMMAND, BUS_EVENT
 from conveyor.drivers.bootstrap import (
     check_capabilities,
@@ -102,7 +103,7 @@ class Messaging:
         dead_letters: DeadLetterStore | None = None,
         deduplication: Deduplication | None = None,
         retry: RetryPolicy | None = None,
-        error_handler: object | None = None,
+        error_handler: ErrorHandler | None = None,
         dead_letter: bool = True,
         mode: Mode = "queued",
         transaction: Callable[[], AbstractContextManager[object]] | None = None,
@@ -316,8 +317,9 @@ class Messaging:
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
-    ) -> object:
+    ) -> Any:
         """Send a command to its one handler; returns what a synchronous handler returns."""
+        check_payload("send", command)
         spec = (
             self._commands.get(type(command)) if routing_key is None else None
         ) or self.router.command(
@@ -352,15 +354,18 @@ class Messaging:
         routing_key: str | None = None,
     ) -> None:
         """Publish an event to every handler of it, in registration order (none is fine)."""
+        check_payload("publish", event)
+        specs = self.router.events(
+            None if routing_key and _is_json(event) else type(event), routing_key
+        )
+        if not specs and routing_key is None and isinstance(event, dict | list):
+            raise unrouted_plain_event(event)
         message = self.dispatch.new_message(event, headers, routing_key)
         self._recorder.message(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
         if delay is None and at is None and priority is None and ttl is None:
             options = NO_OPTIONS
         else:
             options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
-        specs = self.router.events(
-            None if routing_key and _is_json(event) else type(event), routing_key
-        )
         self.dispatch.from_top(lambda: self.dispatch.publish_to(specs, message, options))
 
     def ask(
@@ -371,6 +376,7 @@ class Messaging:
         routing_key: str | None = None,
     ) -> Any:
         """Ask a query of its one handler and return the answer."""
+        check_payload("ask", query)
         spec = self.router.query(
             None if routing_key and _is_json(query) else type(query), routing_key
         )
@@ -507,9 +513,10 @@ def _is_json(payload: object) -> bool:
 def _iterable(values: object, what: str = "handlers") -> list[Any]:
     """``values`` as a list, or a clear error for a single object passed where a list goes."""
     if (isinstance(values, str | bytes) and what == "handlers") or not isinstance(values, Iterable):
+        shown = getattr(values, "__qualname__", None) or repr(values)
         raise ConfigurationError(
-            f"Messaging({what}=...) takes a list, got {values!r}; wrap it: "
-            f"Messaging({what}=[{values!r}])."
+            f"Messaging({what}=...) takes a list, got {shown}; wrap it in one: "
+            f"Messaging({what}=[{shown}])."
         )
     return list(values)
 

@@ -16,6 +16,7 @@ from typing import Literal
 from conveyor.core.clock import Clock
 from conveyor.core.codec.serialization import Codec
 from conveyor.core.errors import ConfigurationError
+from conveyor.core.handlers import ErrorHandler
 from conveyor.core.retry import RetryPolicy
 from conveyor.transports.seam import AsyncTransport, ChannelOptions, Transport
 
@@ -51,7 +52,7 @@ class Channel:
     name: str = field(kw_only=False)
     retry: RetryPolicy | None = None
     dead_letter: bool | None = None
-    error_handler: object | None = None
+    error_handler: ErrorHandler | None = None
     final_failure: FinalFailure = "resend"
     mode: Mode | None = None
     lease: timedelta = timedelta(seconds=30)
