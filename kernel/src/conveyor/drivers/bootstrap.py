@@ -7,6 +7,7 @@ then, naming what is wrong, what exists instead and the fix, never a surprise at
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 
 from conveyor.core.clock import Clock
 from conveyor.core.codec.serialization import Codec
@@ -104,12 +105,15 @@ def open_channels(
     mode: Mode,
     codec: Codec,
     transports: dict[Hashable, Transport],
+    handler_channels: AbstractSet[str] = frozenset(),
 ) -> dict[str, ChannelRuntime]:
     """Open (and declare) each channel's transport; definitions with equal
     ``transport_key()`` share the transport opened for the first.
 
     ``transports`` receives every transport opened, so the caller can close them all if this
-    or a later step of construction fails.
+    or a later step of construction fails. A channel carries an asynchronous bus's messages when
+    its definition says so (``bus=True``) or, by default, when no asynchronous handler is bound
+    to it (``handler_channels`` names those that are).
     """
     runtimes: dict[str, ChannelRuntime] = {}
     for name, definition in definitions.items():
@@ -120,6 +124,7 @@ def open_channels(
             transport,
             (definition.mode or mode) == "inline",
             definition.codec if definition.codec is not None else codec,
+            bus=definition.bus if definition.bus is not None else name not in handler_channels,
         )
     return runtimes
 

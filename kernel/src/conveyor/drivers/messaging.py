@@ -164,6 +164,7 @@ class Messaging:
                 mode=mode,
                 codec=self.codec,
                 transports=self._transports,
+                handler_channels={name for spec in specs for name in spec.channels},
             )
             check_capabilities(specs, self.channels, steps_time=steps_time)
         except BaseException:
@@ -412,6 +413,14 @@ class Messaging:
             raise ConfigurationError(
                 f"asynchronous bus channel {channel!r} is not declared; declared: "
                 f"{', '.join(self.channels) or 'none'}."
+            )
+        if not self.channels[channel].bus:
+            raise ConfigurationError(
+                f"channel {channel!r} does not carry an asynchronous bus's messages: "
+                f"asynchronous handlers are bound to it, and its consumer routes a bus message "
+                f"only on a bus channel (so a forged one cannot reach every handler). Use a "
+                f"channel of its own for the bus, or declare this one with bus=True, for "
+                f"example QueueChannel({channel!r}, bus=True)."
             )
         message = self.dispatch.new_message(payload, headers, routing_key)
         self._recorder.message(

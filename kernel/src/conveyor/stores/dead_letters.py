@@ -45,7 +45,9 @@ class DeadLetter:
         headers: the wire headers exactly as they were.
         reason: why it is here: "failed", "expired", "undecodable" (the body), "malformed
             headers", "unknown type", "no endpoint ..." (with the endpoints that exist),
-            "unknown channel" (in a channel sequence).
+            "wrong type for endpoint: ..." (the payload is not of a type the endpoint
+            handles), "unroutable: ..." (a bus message off its bus's channel, or a bus command
+            no handler takes), "unknown channel" (in a channel sequence).
         exception_type: the qualified name of the last exception, if one was raised.
         exception_message: its message.
         traceback: its formatted traceback.

@@ -47,6 +47,11 @@ class Channel:
         dead_letter_expired: also dead-letter messages whose time to live ran out.
         codec: how payloads on this channel become bytes; None uses the Messaging's codec
             (JSON). ``InProcessCodec()`` opts an in-memory channel out of serialization.
+        bus: the channel carries messages of an asynchronous bus
+            (``messaging.command_bus(name)``), which its consumer routes to any handler of
+            their type. None (the default) means: when no asynchronous handler is bound to it.
+            Elsewhere a message addressed to a bus is dead-lettered as unroutable, so whoever
+            can write to a handler's channel cannot reach every other handler through it.
     """
 
     name: str = field(kw_only=False)
@@ -58,6 +63,7 @@ class Channel:
     lease: timedelta = timedelta(seconds=30)
     dead_letter_expired: bool = False
     codec: Codec | None = None
+    bus: bool | None = None
 
     def __post_init__(self) -> None:
         if self.final_failure not in ("resend", "ignore", "stop"):
