@@ -33,6 +33,7 @@ from conveyor.core.codec.serialization import UnknownMessageType
 from conveyor.core.delivery import NO_OPTIONS
 from conveyor.core.errors import (
     ConnectionFailed,
+    NoHandlerError,
     SerializationError,
     StaleReceipt,
     TransportClosed,
@@ -68,6 +69,7 @@ from conveyor.drivers.outgoing import Outgoing
 from conveyor.drivers.plans import Consumed, PlanExecutor
 from conveyor.drivers.policies import bus_retry
 from conveyor.drivers.recording import Recorder
+from conveyor.drivers.rejections import handles, no_endpoint, not_a_bus, wrong_type
 from conveyor.drivers.stack import Attempt, StackParts
 from conveyor.stores.deduplication import Deduplication
 
@@ -151,7 +153,7 @@ class Consumption:
     ) -> Outcome:
         wire = delivery.message.headers
         try:
-            envelope = read_envelope(wire)
+            envelope = read_envelope(wire, max_priority=runtime.max_priority)
         except SerializationError as error:
             consumed = Consumed(runtime, delivery, endpoint_id=wire.get(H.ENDPOINT))
             return self._reject(consumed, "malformed headers", error)
@@ -162,13 +164,19 @@ class Consumption:
             if envelope.not_before is not None and envelope.not_before > self._clock.now():
                 return self._hold(consumed, envelope)
             if envelope.endpoint in (BUS_COMMAND, BUS_EVENT):
+                if not runtime.bus:
+                    return self._reject(consumed, "unroutable", None, not_a_bus(runtime.name))
                 return self._route_on_bus(consumed, envelope)
             spec = self._endpoints.get(envelope.endpoint)
             if spec is None or runtime.name not in spec.channels:
-                return self._reject(consumed, "no endpoint", None)
+                detail = no_endpoint(envelope.endpoint, runtime.name, self._endpoints.values())
+                return self._reject(consumed, "no endpoint", None, detail)
             message = self._decode(consumed, envelope)
             if isinstance(message, Outcome):
                 return message
+            if not handles(spec, message.payload):
+                detail = wrong_type(spec, message.payload)
+                return self._reject(consumed, "wrong type for endpoint", None, detail)
             consumed = Consumed(runtime, delivery, envelope, message, spec.endpoint_id)
         except (ConnectionFailed, TransportClosed, StaleReceipt):
             raise
@@ -191,15 +199,10 @@ class Consumption:
             headers = headers.with_attempt(delivery.delivery_count)
         return Message(payload, headers, envelope.routing_key)
 
-    def _reject(self, consumed: Consumed, reason: str, error: Exception | None) -> Outcome:
-        detail = reason
-        runtime = consumed.runtime
-        if reason == "no endpoint":
-            known = [s.endpoint_id for s in self._endpoints.values() if runtime.name in s.channels]
-            detail = (
-                f"no endpoint {consumed.endpoint_id!r} on channel {runtime.name!r}; endpoints "
-                f"here: {', '.join(known) or 'none'}"
-            )
+    def _reject(
+        self, consumed: Consumed, reason: str, error: Exception | None, detail: str = ""
+    ) -> Outcome:
+        detail = detail or reason
         info = ExceptionInfo.capture(error) if error is not None else None
         plan = reject(reason, detail, info, consumed.attempt)
         return self._execute(plan, consumed)
@@ -410,12 +413,21 @@ class Consumption:
             return decoded
         message = Message(decoded.payload, envelope.headers, envelope.routing_key)
         consumed = Consumed(runtime, delivery, envelope, message, envelope.endpoint)
+        command: HandlerSpec | None = None
+        if envelope.endpoint == BUS_COMMAND:
+            try:
+                command = self._router.command(type(message.payload), envelope.routing_key)
+            except NoHandlerError as error:
+                return self._reject(consumed, "unroutable", error, "unroutable: no handler")
+            if not handles(command, message.payload):
+                detail = wrong_type(command, message.payload)
+                return self._reject(consumed, "wrong type for endpoint", None, detail)
         try:
             self._dispatch.collected(
                 message,
                 envelope.endpoint,
                 runtime.name,
-                lambda: self._route(envelope, message, runtime.name),
+                lambda: self._route(command, envelope, message, runtime.name),
             )
         except Exception as error:
             attempt = message.headers.attempt
@@ -432,14 +444,15 @@ class Consumption:
         runtime.transport.ack(delivery)
         return Outcome.HANDLED
 
-    def _route(self, envelope: Envelope, message: Message, channel: str) -> None:
+    def _route(
+        self, command: HandlerSpec | None, envelope: Envelope, message: Message, channel: str
+    ) -> None:
         payload = message.payload
-        if envelope.endpoint == BUS_COMMAND:
-            spec = self._router.command(type(payload), envelope.routing_key)
-            if spec.is_async:
-                self._outgoing.queue_copy(spec, message, NO_OPTIONS)
+        if command is not None:
+            if command.is_async:
+                self._outgoing.queue_copy(command, message, NO_OPTIONS)
             else:
-                self._dispatch.call_handler(spec, message, channel)
+                self._dispatch.call_handler(command, message, channel)
         else:
             self._dispatch.publish_to(
                 self._router.events(type(payload), envelope.routing_key), message, NO_OPTIONS

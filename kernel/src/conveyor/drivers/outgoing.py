@@ -22,6 +22,7 @@ from conveyor.core.wire import WireMessage, to_wire_headers
 from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.drivers.recording import Recorder
 from conveyor.drivers.scopes import Scopes
+from conveyor.transports.dynamic import VIA
 
 __all__ = ["Outgoing"]
 
@@ -64,20 +65,21 @@ class Outgoing:
         """Encode a copy for ``endpoint`` (the rest of its sequence in ``slip``) and put it."""
         final = self._channels[slip[-1] if slip else channel]
         body, type_name = final.codec.encode(message.payload)  # its consumer decodes it
-        wire = WireMessage(
-            body,
-            to_wire_headers(
-                message.headers,
-                type_name=type_name,
-                content_type=final.codec.content_type,
-                endpoint=endpoint,
-                slip=slip,
-                routing_key=message.routing_key,
-                expires_at=options.expires_at,
-                not_before=options.available_at,
-                priority=options.priority,
-            ),
+        headers = to_wire_headers(
+            message.headers,
+            type_name=type_name,
+            content_type=final.codec.content_type,
+            endpoint=endpoint,
+            slip=slip,
+            routing_key=message.routing_key,
+            expires_at=options.expires_at,
+            not_before=options.available_at,
+            priority=options.priority,
         )
+        router = self._channels[channel].router
+        if router is not None:  # a dynamic channel: its strategy places the copy now, at send
+            headers[VIA] = router.route(channel, headers)
+        wire = WireMessage(body, headers)
         if options.priority and not final.transport.capabilities.priority:
             raise RoutingError(
                 f"priority={options.priority} was asked for {message.type_name}, but channel "
@@ -128,6 +130,7 @@ class Outgoing:
             channel=pending.channel,
             delay=delay if delay and delay > timedelta(0) else None,
             attempt=pending.message.headers.attempt,
+            via=pending.wire.headers.get(VIA) if runtime.router is not None else None,
         )
 
     def held_until(self, runtime: ChannelRuntime, due: datetime | None) -> datetime | None:

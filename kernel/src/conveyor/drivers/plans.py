@@ -162,6 +162,7 @@ class PlanExecutor:
             exception=action.exception,
             delay=action.delay,
             detail=action.detail,
+            via=self._recorder.via(runtime.name),
         )
 
     def _resend(self, action: Resend, consumed: Consumed) -> None:
@@ -198,13 +199,13 @@ class PlanExecutor:
             last_failed_at=now,
             replayed=replay_count(delivery.message.headers),
         )
-        self._letters.add(letter)
+        letter_id = self._letters.add(letter)  # the store's id: never an overwrite
         self._record(
             Record(
                 RecordKind.DEAD_LETTERED,
                 exception=action.exception,
                 detail=f"{letter.reason if consumed.message is None else action.reason}; "
-                f"dead letter {letter.id}",
+                f"dead letter {letter_id}",
                 attempt=action.attempts,
             ),
             consumed,
