@@ -120,19 +120,25 @@ def test_claim_takes_a_letter_out_once_even_when_raced(letters: RedisDeadLetterS
 
 
 def test_letters_expire_on_their_own_after_keep(redis_url: str, prefix: str) -> None:
-    store = RedisDeadLetterStore(redis_url, prefix=prefix, keep=timedelta(milliseconds=150))
-    store.add(letter(1))
-    assert store.count() == 1
+    # ``keep`` runs on Redis's clock from the add, so it must outlast the adds and the first
+    # count on a loaded machine (150 ms did not: the letter was sometimes gone before it was
+    # counted). A long-kept letter beside it shows that only the expired one goes.
+    kept = RedisDeadLetterStore(redis_url, prefix=prefix)
+    short = RedisDeadLetterStore(redis_url, prefix=prefix, keep=timedelta(seconds=2))
+    kept.add(letter(2))
+    short.add(letter(1))
+    assert short.count() == 2
 
-    deadline = time.monotonic() + 5
-    while store.count() and time.monotonic() < deadline:
-        time.sleep(0.02)  # polling Redis's own expiry until a deadline
+    deadline = time.monotonic() + 15
+    while short.count() == 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling Redis's own expiry until a deadline
 
-    assert store.count() == 0
-    assert store.list() == []
+    assert short.count() == 1
+    assert short.list() == [letter(2)]
     with pytest.raises(DeadLetterNotFound):
-        store.get("dl-1")
-    store.close()
+        short.get("dl-1")
+    short.close()
+    kept.close()
 
 
 def test_deduplication_keys_hold_until_their_expiry(redis_url: str, prefix: str) -> None:

@@ -95,10 +95,16 @@ class QueueChannel(Channel):
     """An in-memory channel: serializes through the codec, honours delay, priority and leases."""
 
     def transport_key(self) -> Hashable:
-        """Every in-memory channel of one ``Messaging`` shares one ``MemoryTransport``."""
+        """Every in-memory channel of one ``Messaging`` shares one ``MemoryTransport`` (one
+        ``AsyncMemoryTransport`` under ``AsyncMessaging``)."""
         return (QueueChannel,)
 
     def open(self, clock: Clock) -> Transport:
         from conveyor.transports.memory import MemoryTransport
 
         return MemoryTransport(clock)
+
+    def open_async(self, clock: Clock) -> AsyncTransport:
+        from conveyor.transports.async_memory import AsyncMemoryTransport
+
+        return AsyncMemoryTransport(clock)
