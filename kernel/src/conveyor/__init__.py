@@ -36,6 +36,8 @@ from conveyor.core.journal import Journal, Record, RecordKind
 from conveyor.core.message import Message
 from conveyor.core.retry import Backoff, RetryPolicy
 from conveyor.core.scheduling import scheduled
+from conveyor.drivers.async_context import AsyncContext
+from conveyor.drivers.async_messaging import AsyncMessaging
 from conveyor.drivers.buses import CommandBus, EventBus, QueryBus
 from conveyor.drivers.context import Context
 from conveyor.drivers.driving import RunResult
@@ -51,6 +53,7 @@ from conveyor.transports.channels import Channel, QueueChannel
 __all__ = [
     # the facade and its buses
     "Messaging",
+    "AsyncMessaging",
     "CommandBus",
     "EventBus",
     "QueryBus",
@@ -69,6 +72,7 @@ __all__ = [
     "after",
     "Marker",
     "Context",
+    "AsyncContext",
     # values
     "Message",
     "Headers",

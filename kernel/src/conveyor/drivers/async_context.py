@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from conveyor.core.clock import Clock
-from conveyor.core.headers import Headers
 from conveyor.core.message import Message
+from conveyor.drivers.context import Handling
 
 __all__ = ["AsyncContext", "AsyncBuses"]
 
@@ -54,10 +54,10 @@ class AsyncBuses(Protocol):
     ) -> Any: ...
 
 
-class AsyncContext:
+class AsyncContext(Handling):
     """Headers of the message being handled, and the awaitable buses, bound to it."""
 
-    __slots__ = ("_clock", "_messaging", "channel", "endpoint_id", "message")
+    __slots__ = ("_messaging",)
 
     def __init__(
         self,
@@ -67,31 +67,8 @@ class AsyncContext:
         endpoint_id: str | None,
         channel: str | None,
     ) -> None:
+        super().__init__(clock, message, endpoint_id, channel)
         self._messaging = messaging
-        self._clock = clock
-        self.message = message
-        self.endpoint_id = endpoint_id
-        self.channel = channel
-
-    @property
-    def headers(self) -> Headers:
-        return self.message.headers
-
-    @property
-    def message_id(self) -> str:
-        return self.message.headers.id
-
-    @property
-    def attempt(self) -> int:
-        return self.message.headers.attempt
-
-    @property
-    def clock(self) -> Clock:
-        return self._clock
-
-    @property
-    def now(self) -> datetime:
-        return self._clock.now()
 
     async def send(self, command: object, **options: Any) -> object:
         """Send a command caused by this message (the options of ``AsyncMessaging.send``)."""
@@ -104,6 +81,3 @@ class AsyncContext:
     async def ask(self, query: object, **options: Any) -> Any:
         """Ask a query; its answer comes back once its handler returns."""
         return await self._messaging.ask(query, **options)
-
-    def __repr__(self) -> str:
-        return f"AsyncContext(message_id={self.message_id!r}, endpoint_id={self.endpoint_id!r})"

@@ -16,7 +16,19 @@ from conveyor.transports.seam import (
 __all__ = ["ChannelRuntime", "AsyncChannelRuntime", "AnyRuntime"]
 
 
-class ChannelRuntime:
+class _Runtime:
+    """What both drivers' runtimes hold besides the transport."""
+
+    __slots__ = ("codec", "definition", "inline", "name")
+
+    def __init__(self, definition: Channel, inline: bool, codec: Codec) -> None:
+        self.definition = definition
+        self.name = definition.name
+        self.inline = inline
+        self.codec = codec
+
+
+class ChannelRuntime(_Runtime):
     """A channel definition with its open transport.
 
     The transport's optional abilities are looked up once, here, when the ``Messaging`` is
@@ -24,16 +36,13 @@ class ChannelRuntime:
     virtual time needs) and ``renewable`` (it can extend a lease while a long handler runs).
     """
 
-    __slots__ = ("codec", "definition", "inline", "inspectable", "name", "renewable", "transport")
+    __slots__ = ("inspectable", "renewable", "transport")
 
     def __init__(
         self, definition: Channel, transport: Transport, inline: bool, codec: Codec
     ) -> None:
-        self.definition = definition
-        self.name = definition.name
+        super().__init__(definition, inline, codec)
         self.transport = transport
-        self.inline = inline
-        self.codec = codec
         self.inspectable: InspectableTransport | None = (
             transport if isinstance(transport, InspectableTransport) else None
         )
@@ -42,19 +51,16 @@ class ChannelRuntime:
         )
 
 
-class AsyncChannelRuntime:
+class AsyncChannelRuntime(_Runtime):
     """The asyncio twin of :class:`ChannelRuntime`, around an open ``AsyncTransport``."""
 
-    __slots__ = ("codec", "definition", "inline", "inspectable", "name", "renewable", "transport")
+    __slots__ = ("inspectable", "renewable", "transport")
 
     def __init__(
         self, definition: Channel, transport: AsyncTransport, inline: bool, codec: Codec
     ) -> None:
-        self.definition = definition
-        self.name = definition.name
+        super().__init__(definition, inline, codec)
         self.transport = transport
-        self.inline = inline
-        self.codec = codec
         self.inspectable: AsyncInspectableTransport | None = (
             transport if isinstance(transport, AsyncInspectableTransport) else None
         )

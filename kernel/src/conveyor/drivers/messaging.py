@@ -15,24 +15,23 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
-from conveyor.core.clock import Clock, SteppableClock, SystemClock, ensure_aware
-from conveyor.core.codec.serialization import Codec, JsonCodec, TypeRegistry
-from conveyor.core.delivery import NO_OPTIONS, DeliveryOptions
-from conveyor.core.errors import ConfigurationError, RoutingError
-from conveyor.core.ids import IdGenerator, UuidV7Ids, seeded_random
-from conveyor.core.interceptors import Interceptor, interceptor_mark
+from conveyor.core.clock import Clock, ensure_aware
+from conveyor.core.codec.serialization import Codec
+from conveyor.core.delivery import NO_OPTIONS
+from conveyor.core.errors import ConfigurationError
+from conveyor.core.ids import IdGenerator, seeded_random
+from conveyor.core.interceptors import Interceptor
 from conveyor.core.journal import Journal, RecordKind
-from conveyor.core.registry import HandlerSpec, read_handlers
+from conveyor.core.registry import HandlerSpec
 from conveyor.core.retry import RetryPolicy
-from conveyor.core.routing import Router
 from conveyor.core.wire import BUS_COMMAND, BUS_EVENT
+from conveyor.drivers.addressing import Addressing
 from conveyor.drivers.bootstrap import (
+    basics,
     check_capabilities,
-    check_channels,
-    check_handlers,
+    compose_stacks,
     open_channels,
-    resolve_error_handler,
-    unused_layers,
+    prepare,
 )
 from conveyor.drivers.buses import BusView
 from conveyor.drivers.channel_runtime import ChannelRuntime
@@ -47,8 +46,8 @@ from conveyor.drivers.policies import resolve_policies
 from conveyor.drivers.recording import Recorder
 from conveyor.drivers.replay import DeadLetters
 from conveyor.drivers.scopes import Scopes
-from conveyor.drivers.stack import Attempt, Layer, StackOrder, StackParts, handling_stack
-from conveyor.stores.dead_letters import DeadLetterStore, InMemoryDeadLetterStore
+from conveyor.drivers.stack import StackParts, handling_stack
+from conveyor.stores.dead_letters import DeadLetterStore
 from conveyor.stores.deduplication import Deduplication
 from conveyor.transports.channels import Channel, Mode
 from conveyor.transports.seam import Transport
@@ -105,43 +104,37 @@ class Messaging:
         max_steps: int | None = 100_000,
         log_failures: bool = True,
     ) -> None:
-        self.clock: Clock = clock if clock is not None else SystemClock()
-        steps_time = isinstance(self.clock, SteppableClock)
-        self.ids: IdGenerator = ids if ids is not None else UuidV7Ids(self.clock)
-        self.journal = (
-            journal if journal is not None else Journal(max_records=None if steps_time else 10_000)
-        )
+        given = basics(clock, ids, journal, dead_letters)
+        self.clock: Clock = given.clock
+        steps_time = given.steps_time
+        self.ids: IdGenerator = given.ids
+        self.journal = given.journal
+        self.dead_letter_store: DeadLetterStore = given.dead_letters
         self.mode: Mode = mode
         self.retry = retry
         self.dead_letter = dead_letter
         self.transaction = transaction
         self.deduplication = deduplication
         self.max_steps = max_steps
-        self.dead_letter_store: DeadLetterStore = (
-            dead_letters if dead_letters is not None else InMemoryDeadLetterStore()
-        )
         # 1. Everything that can be checked without a transport is checked first.
-        specs, found_interceptors = read_handlers([*_iterable(handlers), *_checked(interceptors)])
-        self.handlers: tuple[HandlerSpec, ...] = tuple(specs)
-        self.interceptors: tuple[Interceptor, ...] = tuple(found_interceptors)
-        self.router = Router(specs)
-        self.endpoints: dict[str, HandlerSpec] = {s.endpoint_id: s for s in specs}
-        definitions = check_channels(_iterable(channels, "channels"), self.endpoints)
-        check_handlers(specs, definitions, deduplication)
-        error_handler_spec = self._error_handler(error_handler, "Messaging")
-        channel_error_handlers = {
-            name: self._error_handler(d.error_handler, f"channel {name!r}")
-            for name, d in definitions.items()
-        }
-        endpoint_error_handlers = {
-            s.endpoint_id: self._error_handler(s.error_handler, s.name) for s in specs
-        }
-        registry = TypeRegistry(types)
-        for spec in specs:
-            for message_type in spec.message_types:
-                registry.register(message_type)
-        self.types = registry
-        self.codec: Codec = codec if codec is not None else JsonCodec(registry)
+        prepared = prepare(
+            handlers,
+            channels,
+            interceptors,
+            deduplication=deduplication,
+            error_handler=error_handler,
+            types=types,
+            codec=codec,
+            root="Messaging",
+        )
+        specs = list(prepared.handlers)
+        definitions = prepared.definitions
+        self.handlers: tuple[HandlerSpec, ...] = prepared.handlers
+        self.interceptors: tuple[Interceptor, ...] = prepared.interceptors
+        self.router = prepared.router
+        self.endpoints: dict[str, HandlerSpec] = prepared.endpoints
+        self.types = prepared.types
+        self.codec: Codec = prepared.codec
         # 2. Then the transports are opened; if anything fails from here, they are closed.
         self._transports: dict[Hashable, Transport] = {}
         try:
@@ -181,9 +174,9 @@ class Messaging:
             self.channels,
             retry=retry,
             dead_letter=dead_letter,
-            error_handler=error_handler_spec,
-            channel_error_handlers=channel_error_handlers,
-            endpoint_error_handlers=endpoint_error_handlers,
+            error_handler=prepared.error_handler,
+            channel_error_handlers=prepared.channel_error_handlers,
+            endpoint_error_handlers=prepared.endpoint_error_handlers,
         )
         dispatch = self.dispatch
         parts = StackParts(
@@ -225,7 +218,13 @@ class Messaging:
             recorder=recorder,
             outgoing=outgoing,
             dispatch=dispatch,
-            stacks=self._stacks(specs),
+            stacks=compose_stacks(
+                prepared,
+                self._policies,
+                deduplication=deduplication,
+                transaction=transaction,
+                build=lambda outer, unused: handling_stack(outer, unused=unused),
+            ),
             parts=parts,
             policies=self._policies,
             bus_retry=retry,
@@ -245,43 +244,7 @@ class Messaging:
             max_steps=max_steps,
         )
         self._recorder = recorder
-        # Commands routed by their exact type: the common send skips the router's search.
-        self._commands = {t: s for s in specs if s.kind == "command" for t in s.message_types}
-
-    # ------------------------------------------------------------------ bootstrap
-
-    def _error_handler(self, target: object, owner: str) -> HandlerSpec | None:
-        return resolve_error_handler(target, owner, self.endpoints, self.handlers)
-
-    def _stacks(self, specs: list[HandlerSpec]) -> dict[str, Callable[[Attempt], object]]:
-        """Each asynchronous handler's consumption stack, composed once.
-
-        Interceptors ordered below ``StackOrder.HANDLER`` sit among the built-in layers; layers
-        that would do nothing for a handler (no instant retries, no deduplication, no
-        transaction) are left out. Handlers that need the same layers share one stack.
-        """
-        stacks: dict[str, Callable[[Attempt], object]] = {}
-        shared: dict[frozenset[Layer], Callable[[Attempt], object]] = {}
-        for spec in specs:
-            if not spec.channels:
-                continue
-            policy = self._policies.get((spec.endpoint_id, spec.channels[-1]))
-            unused = unused_layers(
-                policy, deduplication=self.deduplication, transaction=self.transaction
-            )
-            outer = [
-                i
-                for i in self.interceptors
-                if i.order < StackOrder.HANDLER and i.selects(spec.message_types, spec.markers)
-            ]
-            if outer:
-                stacks[spec.endpoint_id] = handling_stack(outer, unused=unused)
-                continue
-            stack = shared.get(unused)
-            if stack is None:
-                stack = shared[unused] = handling_stack([], unused=unused)
-            stacks[spec.endpoint_id] = stack
-        return stacks
+        self._addressing = Addressing(self.router, self.handlers, self.clock)
 
     def _drain_inline(self) -> None:
         """Run inline channels' consumers until they are idle (inline mode).
@@ -305,24 +268,12 @@ class Messaging:
         routing_key: str | None = None,
     ) -> object:
         """Send a command to its one handler; returns what a synchronous handler returns."""
-        spec = (
-            self._commands.get(type(command)) if routing_key is None else None
-        ) or self.router.command(
-            None if routing_key and _is_json(command) else type(command), routing_key
-        )
+        spec = self._addressing.command(command, routing_key)
         message = self.dispatch.new_message(command, headers, routing_key)
         self._recorder.message(RecordKind.SENT, message, at=message.headers.timestamp)
-        if delay is None and at is None and priority is None and ttl is None:
-            options = NO_OPTIONS
-        else:
-            options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
+        options = self._addressing.options(delay, at, priority, ttl)
         if not spec.is_async:
-            if options.any:
-                raise RoutingError(
-                    f"send({message.type_name}, delay/at/priority/ttl=...) asks for delivery "
-                    f"options, but its handler {spec.name} runs synchronously. Make the handler "
-                    f"@asynchronous(...) or send without delivery options."
-                )
+            self._addressing.refuse_options(spec, message, options)
             return self.dispatch.from_top(lambda: self.dispatch.call_handler(spec, message, None))
         self.dispatch.from_top(lambda: self.outgoing.queue_copy(spec, message, options))
         return None
@@ -341,13 +292,8 @@ class Messaging:
         """Publish an event to every handler of it, in registration order (none is fine)."""
         message = self.dispatch.new_message(event, headers, routing_key)
         self._recorder.message(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
-        if delay is None and at is None and priority is None and ttl is None:
-            options = NO_OPTIONS
-        else:
-            options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
-        specs = self.router.events(
-            None if routing_key and _is_json(event) else type(event), routing_key
-        )
+        options = self._addressing.options(delay, at, priority, ttl)
+        specs = self._addressing.events(event, routing_key)
         self.dispatch.from_top(lambda: self.dispatch.publish_to(specs, message, options))
 
     def ask(
@@ -358,9 +304,7 @@ class Messaging:
         routing_key: str | None = None,
     ) -> Any:
         """Ask a query of its one handler and return the answer."""
-        spec = self.router.query(
-            None if routing_key and _is_json(query) else type(query), routing_key
-        )
+        spec = self._addressing.query(query, routing_key)
         message = self.dispatch.new_message(query, headers, routing_key)
         self._recorder.message(RecordKind.ASKED, message, at=message.headers.timestamp)
         return self.dispatch.from_top(lambda: self.dispatch.call_handler(spec, message, None))
@@ -472,32 +416,3 @@ class Messaging:
             f"Messaging(handlers={len(self.handlers)}, channels={list(self.channels)}, "
             f"clock={self.clock!r})"
         )
-
-
-def _is_json(payload: object) -> bool:
-    return isinstance(payload, dict | list | str | int | float | bool) or payload is None
-
-
-def _iterable(values: object, what: str = "handlers") -> list[Any]:
-    """``values`` as a list, or a clear error for a single object passed where a list goes."""
-    if (isinstance(values, str | bytes) and what == "handlers") or not isinstance(values, Iterable):
-        raise ConfigurationError(
-            f"Messaging({what}=...) takes a list, got {values!r}; wrap it: "
-            f"Messaging({what}=[{values!r}])."
-        )
-    return list(values)
-
-
-def _checked(interceptors: Iterable[object]) -> list[object]:
-    found = list(interceptors)
-    for item in found:
-        if (
-            callable(item)
-            and not isinstance(item, type)
-            and interceptor_mark(item) is None
-            and not hasattr(item, "__dict__")
-        ):
-            raise ConfigurationError(
-                f"{item!r} is not an interceptor; mark it @before/@around/@after"
-            )
-    return found

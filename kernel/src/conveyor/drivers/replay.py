@@ -9,37 +9,29 @@ channel.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TypeVar
 
 from conveyor.core.clock import Clock
 from conveyor.core.errors import ConfigurationError, DeadLetterNotFound
 from conveyor.core.journal import Journal, RecordKind
 from conveyor.core.lifecycle import replay_count
 from conveyor.core.wire import H, WireMessage
-from conveyor.drivers.channel_runtime import ChannelRuntime
+from conveyor.drivers.channel_runtime import AnyRuntime, ChannelRuntime
 from conveyor.stores.dead_letters import DeadLetter, DeadLetterStore
 
-__all__ = ["DeadLetters"]
+__all__ = ["StoredLetters", "DeadLetters", "replay_target", "replayed_copy", "record_replayed"]
 
 
-class DeadLetters:
-    """The dead-letter store of a ``Messaging``, with replay."""
+class StoredLetters:
+    """Reading and deleting dead letters: the part of ``dead_letters`` that never waits."""
 
-    __slots__ = ("_channels", "_clock", "_drain_inline", "_journal", "store")
+    __slots__ = ("_clock", "_journal", "store")
 
-    def __init__(
-        self,
-        store: DeadLetterStore,
-        *,
-        channels: Mapping[str, ChannelRuntime],
-        journal: Journal,
-        clock: Clock,
-        drain_inline: Callable[[], None] | None,
-    ) -> None:
+    def __init__(self, store: DeadLetterStore, journal: Journal, clock: Clock) -> None:
         self.store = store
-        self._channels = channels
         self._journal = journal
         self._clock = clock
-        self._drain_inline = drain_inline
 
     def list(self, *, limit: int | None = None, offset: int = 0) -> list[DeadLetter]:
         """Dead letters, oldest first."""
@@ -54,32 +46,42 @@ class DeadLetters:
     def delete(self, letter_id: str) -> None:
         self.store.delete(letter_id)
 
+    def new_id(self, message_id: str, where: str) -> str:
+        """A readable id, unique in the store: ``<message id>@<endpoint or channel>``."""
+        store = self.store
+        base = f"{message_id}@{where}"
+        candidate, n = base, 1
+        while _exists(store, candidate):
+            n += 1
+            candidate = f"{base}#{n}"
+        return candidate
+
+
+class DeadLetters(StoredLetters):
+    """The dead-letter store of a ``Messaging``, with replay."""
+
+    __slots__ = ("_channels", "_drain_inline")
+
+    def __init__(
+        self,
+        store: DeadLetterStore,
+        *,
+        channels: Mapping[str, ChannelRuntime],
+        journal: Journal,
+        clock: Clock,
+        drain_inline: Callable[[], None] | None,
+    ) -> None:
+        super().__init__(store, journal, clock)
+        self._channels = channels
+        self._drain_inline = drain_inline
+
     def replay(self, letter_id: str) -> None:
         """Send a dead letter back to its channel, for its endpoint only."""
         letter = self.store.get(letter_id)
-        runtime = self._channels.get(letter.channel)
-        if runtime is None:
-            raise ConfigurationError(
-                f"dead letter {letter_id} came from channel {letter.channel!r}, which this "
-                f"Messaging does not declare (declared: {', '.join(self._channels) or 'none'}); "
-                f"declare it to replay."
-            )
-        headers = dict(letter.headers)
-        headers[H.ATTEMPT] = "1"
-        headers[H.REPLAYED] = str(replay_count(headers) + 1)
-        headers.pop(H.FIRST_FAILED_AT, None)
-        headers.pop(H.EXPIRES_AT, None)
-        runtime.transport.send(letter.channel, WireMessage(letter.body, headers))
+        runtime = replay_target(letter, self._channels)
+        runtime.transport.send(letter.channel, replayed_copy(letter))
         self.store.delete(letter_id)
-        self._journal.append(
-            self._clock.now(),
-            RecordKind.REPLAYED,
-            letter.message_id,
-            letter.message_type,
-            channel=letter.channel,
-            endpoint_id=letter.endpoint_id,
-            detail=f"dead letter {letter_id}",
-        )
+        record_replayed(self._journal, self._clock.now(), letter)
         if self._drain_inline is not None:  # an inline channel handles it at once
             self._drain_inline()
 
@@ -91,15 +93,42 @@ class DeadLetters:
             replayed += 1
         return replayed
 
-    def new_id(self, message_id: str, where: str) -> str:
-        """A readable id, unique in the store: ``<message id>@<endpoint or channel>``."""
-        store = self.store
-        base = f"{message_id}@{where}"
-        candidate, n = base, 1
-        while _exists(store, candidate):
-            n += 1
-            candidate = f"{base}#{n}"
-        return candidate
+
+R = TypeVar("R", bound=AnyRuntime)
+
+
+def replay_target(letter: DeadLetter, channels: Mapping[str, R]) -> R:
+    """The channel a dead letter goes back to; an error naming it when it is not declared."""
+    runtime = channels.get(letter.channel)
+    if runtime is None:
+        raise ConfigurationError(
+            f"dead letter {letter.id} came from channel {letter.channel!r}, which this "
+            f"Messaging does not declare (declared: {', '.join(channels) or 'none'}); "
+            f"declare it to replay."
+        )
+    return runtime
+
+
+def replayed_copy(letter: DeadLetter) -> WireMessage:
+    """The original bytes and headers, with a fresh attempt count and one more replay."""
+    headers = dict(letter.headers)
+    headers[H.ATTEMPT] = "1"
+    headers[H.REPLAYED] = str(replay_count(headers) + 1)
+    headers.pop(H.FIRST_FAILED_AT, None)
+    headers.pop(H.EXPIRES_AT, None)
+    return WireMessage(letter.body, headers)
+
+
+def record_replayed(journal: Journal, now: datetime, letter: DeadLetter) -> None:
+    journal.append(
+        now,
+        RecordKind.REPLAYED,
+        letter.message_id,
+        letter.message_type,
+        channel=letter.channel,
+        endpoint_id=letter.endpoint_id,
+        detail=f"dead letter {letter.id}",
+    )
 
 
 def _exists(store: DeadLetterStore, letter_id: str) -> bool:
