@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from conveyor.core.clock import Clock, SystemClock, VirtualClock
 from conveyor.core.deduplication import deduplicated
+from conveyor.core.dynamic_routing import Outbound, by_header, round_robin, throttled
 from conveyor.core.errors import (
     ConfigurationError,
     ConveyorError,
@@ -49,6 +50,7 @@ from conveyor.stores.deduplication import (
     InMemoryDeduplicationStore,
 )
 from conveyor.transports.channels import Channel, QueueChannel
+from conveyor.transports.dynamic import DynamicChannel
 
 __all__ = [
     # the facade and its buses
@@ -84,6 +86,11 @@ __all__ = [
     # channels and failure handling
     "Channel",
     "QueueChannel",
+    "DynamicChannel",
+    "round_robin",
+    "by_header",
+    "throttled",
+    "Outbound",
     "RetryPolicy",
     "Backoff",
     "DeadLetter",

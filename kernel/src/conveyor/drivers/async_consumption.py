@@ -30,6 +30,7 @@ from conveyor.drivers.channel_runtime import AsyncChannelRuntime
 from conveyor.drivers.plans import Consumed
 from conveyor.drivers.policies import bus_retry
 from conveyor.drivers.recording import Recorder
+from conveyor.drivers.rejections import handles, no_endpoint, not_a_bus, wrong_type
 from conveyor.drivers.stack import Attempt
 from conveyor.stores.deduplication import Deduplication
 
@@ -105,7 +106,7 @@ class AsyncConsumption:
         self, runtime: AsyncChannelRuntime, delivery: Delivery, stop_on_failure: bool
     ) -> Outcome:
         try:
-            envelope = read_envelope(delivery.message.headers)
+            envelope = read_envelope(delivery.message.headers, max_priority=runtime.max_priority)
         except SerializationError as error:
             endpoint = delivery.message.headers.get(H.ENDPOINT)
             return await self._reject(
@@ -118,14 +119,21 @@ class AsyncConsumption:
                 return await self._forward(consumed, envelope)
             if route == "hold":
                 return await self._hold(consumed, envelope)
+            if route == "bus" and not runtime.bus:
+                detail = not_a_bus(runtime.name)
+                return await self._reject(consumed, "unroutable", None, detail)
             spec = self._endpoints.get(envelope.endpoint)
             if route == "endpoint" and (spec is None or runtime.name not in spec.channels):
-                return await self._reject(consumed, "no endpoint", None)
+                detail = no_endpoint(envelope.endpoint, runtime.name, self._endpoints.values())
+                return await self._reject(consumed, "no endpoint", None, detail)
             decoded = deliveries.decode(runtime.codec, delivery, envelope)
             if not isinstance(decoded, Message):
                 return await self._reject(consumed, *decoded)
             if route == "bus" or spec is None:
                 return await self._route_on_bus(consumed, envelope, decoded)
+            if not handles(spec, decoded.payload):
+                detail = wrong_type(spec, decoded.payload)
+                return await self._reject(consumed, "wrong type for endpoint", None, detail)
             consumed = Consumed(runtime, delivery, envelope, decoded, spec.endpoint_id)
         except _UNREACHABLE:
             raise
@@ -134,9 +142,9 @@ class AsyncConsumption:
         return await self._handle(consumed, spec, envelope, decoded, stop_on_failure)
 
     async def _reject(
-        self, consumed: AsyncConsumed, reason: str, error: Exception | None
+        self, consumed: AsyncConsumed, reason: str, error: Exception | None, detail: str = ""
     ) -> Outcome:
-        plan = deliveries.rejection(consumed, reason, error, self._endpoints)
+        plan = deliveries.rejection(consumed, reason, error, self._endpoints, detail)
         return await self._execute(plan, consumed)
 
     async def _handle(

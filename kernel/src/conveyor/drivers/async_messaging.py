@@ -107,6 +107,7 @@ class AsyncMessaging:
         self.channels: dict[str, AsyncChannelRuntime] = open_async_channels(
             prepared.definitions, clock=self.clock, mode=mode, codec=self.codec,
             transports=self._transports,
+            handler_channels={c for s in self.handlers for c in s.channels},
         )  # fmt: skip
         check_capabilities(list(self.handlers), self.channels, steps_time=steps_time)
         if log_failures:

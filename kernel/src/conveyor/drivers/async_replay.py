@@ -38,10 +38,14 @@ class AsyncDeadLetters(StoredLetters):
 
     async def replay(self, letter_id: str) -> None:
         """Send a dead letter back to its channel, for its endpoint only."""
-        letter = self.store.get(letter_id)
-        runtime = replay_target(letter, self._channels)
-        await runtime.transport.send(letter.channel, replayed_copy(letter))
-        self.store.delete(letter_id)
+        replay_target(self.store.get(letter_id), self._channels)  # refuse before claiming
+        letter = self.store.claim(letter_id)  # one replay of many concurrent ones gets it
+        try:
+            runtime = replay_target(letter, self._channels)
+            await runtime.transport.send(letter.channel, replayed_copy(letter))
+        except BaseException:
+            self.store.add(letter)
+            raise
         record_replayed(self._journal, self._clock.now(), letter)
         if self._drain_inline is not None:
             await self._drain_inline()

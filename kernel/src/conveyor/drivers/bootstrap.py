@@ -7,6 +7,7 @@ then, naming what is wrong, what exists instead and the fix, never a surprise at
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -25,7 +26,7 @@ from conveyor.drivers import stack
 from conveyor.drivers.channel_runtime import AnyRuntime, AsyncChannelRuntime, ChannelRuntime
 from conveyor.drivers.stack import Layer, StackOrder
 from conveyor.stores.dead_letters import DeadLetterStore, InMemoryDeadLetterStore
-from conveyor.stores.deduplication import Deduplication
+from conveyor.stores.deduplication import Deduplication, TransactionalDeduplicationStore
 from conveyor.transports.channels import Channel, Mode, QueueChannel
 from conveyor.transports.seam import AsyncTransport, Transport
 
@@ -271,25 +272,26 @@ def open_channels(
     mode: Mode,
     codec: Codec,
     transports: dict[Hashable, Transport],
+    handler_channels: AbstractSet[str] = frozenset(),
 ) -> dict[str, ChannelRuntime]:
     """Open (and declare) each channel's transport; definitions with equal
     ``transport_key()`` share the transport opened for the first.
 
     ``transports`` receives every transport opened, so the caller can close them all if this
-    or a later step of construction fails.
+    or a later step of construction fails. A channel carries an asynchronous bus's messages when
+    its definition says so (``bus=True``) or, by default, when no asynchronous handler is bound
+    to it (``handler_channels`` names those that are).
     """
     runtimes: dict[str, ChannelRuntime] = {}
     for name, definition in definitions.items():
-        key = definition.transport_key()
-        transport = transports.get(key)
-        if transport is None:
-            transport = transports[key] = definition.open(clock)
+        transport = definition.open_shared(clock, transports)
         transport.declare(definition.channel_options())
         runtimes[name] = ChannelRuntime(
             definition,
             transport,
             (definition.mode or mode) == "inline",
             definition.codec if definition.codec is not None else codec,
+            bus=definition.bus if definition.bus is not None else name not in handler_channels,
         )
     return runtimes
 
@@ -301,6 +303,7 @@ def open_async_channels(
     mode: Mode,
     codec: Codec,
     transports: dict[Hashable, AsyncTransport],
+    handler_channels: AbstractSet[str] = frozenset(),
 ) -> dict[str, AsyncChannelRuntime]:
     """The asyncio twin of :func:`open_channels`; channels are declared later, awaited."""
     runtimes: dict[str, AsyncChannelRuntime] = {}
@@ -314,6 +317,7 @@ def open_async_channels(
             transport,
             (definition.mode or mode) == "inline",
             definition.codec if definition.codec is not None else codec,
+            bus=definition.bus if definition.bus is not None else name not in handler_channels,
         )
     return runtimes
 
@@ -401,6 +405,12 @@ def unused_layers(
         unused.add(stack.deduplication)
     if transaction is None:
         unused.add(stack.transaction)
+    if (
+        deduplication is None
+        or transaction is None
+        or not isinstance(deduplication.store, TransactionalDeduplicationStore)
+    ):
+        unused.add(stack.deduplication_in_transaction)
     return frozenset(unused)
 
 

@@ -30,18 +30,19 @@ from conveyor.core.clock import Clock
 from conveyor.core.delivery import NO_OPTIONS
 from conveyor.core.errors import (
     ConnectionFailed,
+    NoHandlerError,
     SerializationError,
     StaleReceipt,
     TransportClosed,
 )
-from conveyor.core.journal import RecordKind
-from conveyor.core.lifecycle import Plan, ResolvedPolicy, expire
+from conveyor.core.journal import ExceptionInfo, RecordKind
+from conveyor.core.lifecycle import Plan, ResolvedPolicy, expire, reject
 from conveyor.core.message import Message
 from conveyor.core.outcome import Outcome
 from conveyor.core.registry import HandlerSpec
 from conveyor.core.retry import RetryPolicy
 from conveyor.core.routing import Router
-from conveyor.core.wire import BUS_COMMAND, Delivery, Envelope, H, read_envelope
+from conveyor.core.wire import BUS_COMMAND, BUS_EVENT, Delivery, Envelope, H, read_envelope
 from conveyor.drivers import deliveries
 from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.drivers.dispatch import Dispatch
@@ -49,6 +50,7 @@ from conveyor.drivers.outgoing import Outgoing
 from conveyor.drivers.plans import Consumed, PlanExecutor
 from conveyor.drivers.policies import bus_retry
 from conveyor.drivers.recording import Recorder
+from conveyor.drivers.rejections import handles, no_endpoint, not_a_bus, wrong_type
 from conveyor.drivers.stack import Attempt, StackParts
 from conveyor.stores.deduplication import Deduplication
 
@@ -130,7 +132,7 @@ class Consumption:
     ) -> Outcome:
         wire = delivery.message.headers
         try:
-            envelope = read_envelope(wire)
+            envelope = read_envelope(wire, max_priority=runtime.max_priority)
         except SerializationError as error:
             consumed = Consumed(runtime, delivery, endpoint_id=wire.get(H.ENDPOINT))
             return self._reject(consumed, "malformed headers", error)
@@ -141,14 +143,20 @@ class Consumption:
                 return self._forward(consumed, envelope)
             if route == "hold":
                 return self._hold(consumed, envelope)
-            if route == "bus":
+            if envelope.endpoint in (BUS_COMMAND, BUS_EVENT):
+                if not runtime.bus:
+                    return self._reject(consumed, "unroutable", None, not_a_bus(runtime.name))
                 return self._route_on_bus(consumed, envelope)
             spec = self._endpoints.get(envelope.endpoint)
             if spec is None or runtime.name not in spec.channels:
-                return self._reject(consumed, "no endpoint", None)
+                detail = no_endpoint(envelope.endpoint, runtime.name, self._endpoints.values())
+                return self._reject(consumed, "no endpoint", None, detail)
             message = self._decode(consumed, envelope)
             if isinstance(message, Outcome):
                 return message
+            if not handles(spec, message.payload):
+                detail = wrong_type(spec, message.payload)
+                return self._reject(consumed, "wrong type for endpoint", None, detail)
             consumed = Consumed(runtime, delivery, envelope, message, spec.endpoint_id)
         except (ConnectionFailed, TransportClosed, StaleReceipt):
             raise
@@ -164,10 +172,13 @@ class Consumption:
             return decoded
         return self._reject(consumed, *decoded)
 
-    def _reject(self, consumed: Consumed, reason: str, error: Exception | None) -> Outcome:
-        return self._execute(
-            deliveries.rejection(consumed, reason, error, self._endpoints), consumed
-        )
+    def _reject(
+        self, consumed: Consumed, reason: str, error: Exception | None, detail: str = ""
+    ) -> Outcome:
+        detail = detail or reason
+        info = ExceptionInfo.capture(error) if error is not None else None
+        plan = reject(reason, detail, info, consumed.attempt)
+        return self._execute(plan, consumed)
 
     # ---------------------------------------------------------------- handling
 
@@ -321,12 +332,21 @@ class Consumption:
             return decoded
         message = Message(decoded.payload, envelope.headers, envelope.routing_key)
         consumed = Consumed(runtime, delivery, envelope, message, envelope.endpoint)
+        command: HandlerSpec | None = None
+        if envelope.endpoint == BUS_COMMAND:
+            try:
+                command = self._router.command(type(message.payload), envelope.routing_key)
+            except NoHandlerError as error:
+                return self._reject(consumed, "unroutable", error, "unroutable: no handler")
+            if not handles(command, message.payload):
+                detail = wrong_type(command, message.payload)
+                return self._reject(consumed, "wrong type for endpoint", None, detail)
         try:
             self._dispatch.collected(
                 message,
                 envelope.endpoint,
                 runtime.name,
-                lambda: self._route(envelope, message, runtime.name),
+                lambda: self._route(command, envelope, message, runtime.name),
             )
         except Exception as error:
             retry = bus_retry(runtime, self._bus_retry)
@@ -336,14 +356,15 @@ class Consumption:
         runtime.transport.ack(delivery)
         return Outcome.HANDLED
 
-    def _route(self, envelope: Envelope, message: Message, channel: str) -> None:
+    def _route(
+        self, command: HandlerSpec | None, envelope: Envelope, message: Message, channel: str
+    ) -> None:
         payload = message.payload
-        if envelope.endpoint == BUS_COMMAND:
-            spec = self._router.command(type(payload), envelope.routing_key)
-            if spec.is_async:
-                self._outgoing.queue_copy(spec, message, NO_OPTIONS)
+        if command is not None:
+            if command.is_async:
+                self._outgoing.queue_copy(command, message, NO_OPTIONS)
             else:
-                self._dispatch.call_handler(spec, message, channel)
+                self._dispatch.call_handler(command, message, channel)
         else:
             self._dispatch.publish_to(
                 self._router.events(type(payload), envelope.routing_key), message, NO_OPTIONS

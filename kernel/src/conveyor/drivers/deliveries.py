@@ -89,8 +89,12 @@ def rejection(
     reason: str,
     error: Exception | None,
     endpoints: Mapping[str, HandlerSpec],
+    detail: str = "",
 ) -> Plan:
     """The plan for a delivery that cannot be handled here, with a reason a reader can act on."""
+    if detail:
+        info = ExceptionInfo.capture(error) if error is not None else None
+        return reject(reason, detail, info, consumed.attempt)
     detail = reason
     channel = consumed.channel
     if reason == "no endpoint":

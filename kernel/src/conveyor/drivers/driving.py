@@ -9,7 +9,6 @@ last journal records, never a wall-clock timeout.
 from __future__ import annotations
 
 import logging
-import resource
 import signal
 import threading
 from collections.abc import Iterator, Mapping
@@ -29,6 +28,7 @@ from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.drivers.consumption import Consumption
 from conveyor.drivers.dispatch import Dispatch
 from conveyor.drivers.recording import Recorder
+from conveyor.drivers.resident import resident_mib
 
 __all__ = [
     "Driver",
@@ -154,7 +154,12 @@ class Driver:
             )
             if not deliveries:
                 return False
-            self._consumption.consume(runtime, deliveries[0], stop_on_failure=stop_on_failure)
+            delivery = deliveries[0]
+            if runtime.router is not None:  # a dynamic channel: journal its concrete channel too
+                with self._recorder.consuming_via(name, delivery.channel):
+                    self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
+                return True
+            self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
             return True
         endpoint = self.scheduled[name]
         now = self._clock.now()
@@ -397,7 +402,7 @@ def stop_reason(
         return "limit"
     if time_limit is not None and elapsed >= time_limit:
         return "time limit"
-    if memory_limit is not None and _resident_mib() >= memory_limit:
+    if memory_limit is not None and resident_mib() >= memory_limit:
         return "memory limit"
     if stop_requested:
         return "signal"
@@ -445,10 +450,6 @@ def finishes_when_empty(
     return channel and limit is not None and time_limit is None
 
 
-def _resident_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def format_records(records: list[Record]) -> str:
     """One readable line per record: time, kind, type, id, channel, endpoint, outcome."""
     lines = []
@@ -456,7 +457,7 @@ def format_records(records: list[Record]) -> str:
         where = " ".join(
             part
             for part in (
-                f"channel={r.channel}" if r.channel else "",
+                f"channel={r.where}" if r.channel else "",
                 f"endpoint={r.endpoint_id}" if r.endpoint_id else "",
                 f"attempt={r.attempt}" if r.attempt > 1 else "",
                 f"delay={r.delay}" if r.delay else "",

@@ -15,23 +15,25 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
-from conveyor.core.clock import Clock, ensure_aware
-from conveyor.core.codec.serialization import Codec
-from conveyor.core.delivery import NO_OPTIONS
-from conveyor.core.errors import ConfigurationError
-from conveyor.core.ids import IdGenerator, seeded_random
-from conveyor.core.interceptors import Interceptor
+from conveyor.core.clock import Clock, SteppableClock, SystemClock, ensure_aware
+from conveyor.core.codec.serialization import Codec, JsonCodec, TypeRegistry
+from conveyor.core.delivery import NO_OPTIONS, DeliveryOptions
+from conveyor.core.errors import ConfigurationError, RoutingError
+from conveyor.core.handlers import ErrorHandler
+from conveyor.core.ids import IdGenerator, UuidV7Ids, seeded_random
+from conveyor.core.interceptors import Interceptor, interceptor_mark
 from conveyor.core.journal import Journal, RecordKind
-from conveyor.core.registry import HandlerSpec
+from conveyor.core.registry import HandlerSpec, read_handlers
 from conveyor.core.retry import RetryPolicy
+from conveyor.core.routing import Router, check_payload, unrouted_plain_event
 from conveyor.core.wire import BUS_COMMAND, BUS_EVENT
-from conveyor.drivers.addressing import Addressing
 from conveyor.drivers.bootstrap import (
-    basics,
     check_capabilities,
-    compose_stacks,
+    check_channels,
+    check_handlers,
     open_channels,
-    prepare,
+    resolve_error_handler,
+    unused_layers,
 )
 from conveyor.drivers.buses import BusView
 from conveyor.drivers.channel_runtime import ChannelRuntime
@@ -39,6 +41,7 @@ from conveyor.drivers.consumption import Consumption
 from conveyor.drivers.dispatch import Dispatch
 from conveyor.drivers.driving import Driver, RunResult
 from conveyor.drivers.error_handlers import ErrorHandlers
+from conveyor.drivers.key_purge import KeyPurge
 from conveyor.drivers.logs import log_failures as log_failures_to
 from conveyor.drivers.outgoing import Outgoing
 from conveyor.drivers.plans import PlanExecutor
@@ -46,10 +49,15 @@ from conveyor.drivers.policies import resolve_policies
 from conveyor.drivers.recording import Recorder
 from conveyor.drivers.replay import DeadLetters
 from conveyor.drivers.scopes import Scopes
-from conveyor.drivers.stack import StackParts, handling_stack
-from conveyor.stores.dead_letters import DeadLetterStore
+from conveyor.drivers.stack import Attempt, Layer, StackOrder, StackParts, handling_stack
+from conveyor.stores.dead_letters import DeadLetterStore, InMemoryDeadLetterStore
 from conveyor.stores.deduplication import Deduplication
 from conveyor.transports.channels import Channel, Mode
+from conveyor.transports.dynamic import (
+    check_internal_channels,
+    internal_channel_error,
+    internal_channels,
+)
 from conveyor.transports.seam import Transport
 
 __all__ = ["Messaging", "ChannelRuntime"]
@@ -95,7 +103,7 @@ class Messaging:
         dead_letters: DeadLetterStore | None = None,
         deduplication: Deduplication | None = None,
         retry: RetryPolicy | None = None,
-        error_handler: object | None = None,
+        error_handler: ErrorHandler | None = None,
         dead_letter: bool = True,
         mode: Mode = "queued",
         transaction: Callable[[], AbstractContextManager[object]] | None = None,
@@ -104,37 +112,49 @@ class Messaging:
         max_steps: int | None = 100_000,
         log_failures: bool = True,
     ) -> None:
-        given = basics(clock, ids, journal, dead_letters)
-        self.clock: Clock = given.clock
-        steps_time = given.steps_time
-        self.ids: IdGenerator = given.ids
-        self.journal = given.journal
-        self.dead_letter_store: DeadLetterStore = given.dead_letters
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        steps_time = isinstance(self.clock, SteppableClock)
+        self.ids: IdGenerator = ids if ids is not None else UuidV7Ids(self.clock)
+        self.journal = (
+            journal
+            if journal is not None
+            # production keeps the last records, without payloads: bounded memory
+            else Journal(max_records=None if steps_time else 10_000, keep_payloads=steps_time)
+        )
         self.mode: Mode = mode
         self.retry = retry
         self.dead_letter = dead_letter
         self.transaction = transaction
         self.deduplication = deduplication
         self.max_steps = max_steps
-        # 1. Everything that can be checked without a transport is checked first.
-        prepared = prepare(
-            handlers,
-            channels,
-            interceptors,
-            deduplication=deduplication,
-            error_handler=error_handler,
-            types=types,
-            codec=codec,
-            root="Messaging",
+        self.dead_letter_store: DeadLetterStore = (
+            dead_letters if dead_letters is not None else InMemoryDeadLetterStore()
         )
-        specs = list(prepared.handlers)
-        definitions = prepared.definitions
-        self.handlers: tuple[HandlerSpec, ...] = prepared.handlers
-        self.interceptors: tuple[Interceptor, ...] = prepared.interceptors
-        self.router = prepared.router
-        self.endpoints: dict[str, HandlerSpec] = prepared.endpoints
-        self.types = prepared.types
-        self.codec: Codec = prepared.codec
+        # 1. Everything that can be checked without a transport is checked first.
+        specs, found_interceptors = read_handlers([*_iterable(handlers), *_checked(interceptors)])
+        self.handlers: tuple[HandlerSpec, ...] = tuple(specs)
+        self.interceptors: tuple[Interceptor, ...] = tuple(found_interceptors)
+        self.router = Router(specs)
+        self.endpoints: dict[str, HandlerSpec] = {s.endpoint_id: s for s in specs}
+        definitions = check_channels(_iterable(channels, "channels"), self.endpoints)
+        # Internal channels of dynamic channels: name -> their dynamic channel; used nowhere else.
+        self.internal_channels: Mapping[str, str] = internal_channels(definitions)
+        check_internal_channels([(s.name, s.channels) for s in specs], self.internal_channels)
+        check_handlers(specs, definitions, deduplication)
+        error_handler_spec = self._error_handler(error_handler, "Messaging")
+        channel_error_handlers = {
+            name: self._error_handler(d.error_handler, f"channel {name!r}")
+            for name, d in definitions.items()
+        }
+        endpoint_error_handlers = {
+            s.endpoint_id: self._error_handler(s.error_handler, s.name) for s in specs
+        }
+        registry = TypeRegistry(types)
+        for spec in specs:
+            for message_type in spec.message_types:
+                registry.register(message_type)
+        self.types = registry
+        self.codec: Codec = codec if codec is not None else JsonCodec(registry)
         # 2. Then the transports are opened; if anything fails from here, they are closed.
         self._transports: dict[Hashable, Transport] = {}
         try:
@@ -144,6 +164,7 @@ class Messaging:
                 mode=mode,
                 codec=self.codec,
                 transports=self._transports,
+                handler_channels={name for spec in specs for name in spec.channels},
             )
             check_capabilities(specs, self.channels, steps_time=steps_time)
         except BaseException:
@@ -174,9 +195,9 @@ class Messaging:
             self.channels,
             retry=retry,
             dead_letter=dead_letter,
-            error_handler=prepared.error_handler,
-            channel_error_handlers=prepared.channel_error_handlers,
-            endpoint_error_handlers=prepared.endpoint_error_handlers,
+            error_handler=error_handler_spec,
+            channel_error_handlers=channel_error_handlers,
+            endpoint_error_handlers=endpoint_error_handlers,
         )
         dispatch = self.dispatch
         parts = StackParts(
@@ -190,6 +211,7 @@ class Messaging:
                 spec, message, channel, outer=False
             ),
             context=dispatch.context,
+            purge=None if deduplication is None else KeyPurge(deduplication, self.clock),
         )
         self.dead_letters = DeadLetters(
             self.dead_letter_store,
@@ -218,13 +240,7 @@ class Messaging:
             recorder=recorder,
             outgoing=outgoing,
             dispatch=dispatch,
-            stacks=compose_stacks(
-                prepared,
-                self._policies,
-                deduplication=deduplication,
-                transaction=transaction,
-                build=lambda outer, unused: handling_stack(outer, unused=unused),
-            ),
+            stacks=self._stacks(specs),
             parts=parts,
             policies=self._policies,
             bus_retry=retry,
@@ -244,7 +260,43 @@ class Messaging:
             max_steps=max_steps,
         )
         self._recorder = recorder
-        self._addressing = Addressing(self.router, self.handlers, self.clock)
+        # Commands routed by their exact type: the common send skips the router's search.
+        self._commands = {t: s for s in specs if s.kind == "command" for t in s.message_types}
+
+    # ------------------------------------------------------------------ bootstrap
+
+    def _error_handler(self, target: object, owner: str) -> HandlerSpec | None:
+        return resolve_error_handler(target, owner, self.endpoints, self.handlers)
+
+    def _stacks(self, specs: list[HandlerSpec]) -> dict[str, Callable[[Attempt], object]]:
+        """Each asynchronous handler's consumption stack, composed once.
+
+        Interceptors ordered below ``StackOrder.HANDLER`` sit among the built-in layers; layers
+        that would do nothing for a handler (no instant retries, no deduplication, no
+        transaction) are left out. Handlers that need the same layers share one stack.
+        """
+        stacks: dict[str, Callable[[Attempt], object]] = {}
+        shared: dict[frozenset[Layer], Callable[[Attempt], object]] = {}
+        for spec in specs:
+            if not spec.channels:
+                continue
+            policy = self._policies.get((spec.endpoint_id, spec.channels[-1]))
+            unused = unused_layers(
+                policy, deduplication=self.deduplication, transaction=self.transaction
+            )
+            outer = [
+                i
+                for i in self.interceptors
+                if i.order < StackOrder.HANDLER and i.selects(spec.message_types, spec.markers)
+            ]
+            if outer:
+                stacks[spec.endpoint_id] = handling_stack(outer, unused=unused)
+                continue
+            stack = shared.get(unused)
+            if stack is None:
+                stack = shared[unused] = handling_stack([], unused=unused)
+            stacks[spec.endpoint_id] = stack
+        return stacks
 
     def _drain_inline(self) -> None:
         """Run inline channels' consumers until they are idle (inline mode).
@@ -266,14 +318,27 @@ class Messaging:
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
-    ) -> object:
+    ) -> Any:
         """Send a command to its one handler; returns what a synchronous handler returns."""
-        spec = self._addressing.command(command, routing_key)
+        check_payload("send", command)
+        spec = (
+            self._commands.get(type(command)) if routing_key is None else None
+        ) or self.router.command(
+            None if routing_key and _is_json(command) else type(command), routing_key
+        )
         message = self.dispatch.new_message(command, headers, routing_key)
         self._recorder.message(RecordKind.SENT, message, at=message.headers.timestamp)
-        options = self._addressing.options(delay, at, priority, ttl)
+        if delay is None and at is None and priority is None and ttl is None:
+            options = NO_OPTIONS
+        else:
+            options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
         if not spec.is_async:
-            self._addressing.refuse_options(spec, message, options)
+            if options.any:
+                raise RoutingError(
+                    f"send({message.type_name}, delay/at/priority/ttl=...) asks for delivery "
+                    f"options, but its handler {spec.name} runs synchronously. Make the handler "
+                    f"@asynchronous(...) or send without delivery options."
+                )
             return self.dispatch.from_top(lambda: self.dispatch.call_handler(spec, message, None))
         self.dispatch.from_top(lambda: self.outgoing.queue_copy(spec, message, options))
         return None
@@ -290,10 +355,18 @@ class Messaging:
         routing_key: str | None = None,
     ) -> None:
         """Publish an event to every handler of it, in registration order (none is fine)."""
+        check_payload("publish", event)
+        specs = self.router.events(
+            None if routing_key and _is_json(event) else type(event), routing_key
+        )
+        if not specs and routing_key is None and isinstance(event, dict | list):
+            raise unrouted_plain_event(event)
         message = self.dispatch.new_message(event, headers, routing_key)
         self._recorder.message(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
-        options = self._addressing.options(delay, at, priority, ttl)
-        specs = self._addressing.events(event, routing_key)
+        if delay is None and at is None and priority is None and ttl is None:
+            options = NO_OPTIONS
+        else:
+            options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
         self.dispatch.from_top(lambda: self.dispatch.publish_to(specs, message, options))
 
     def ask(
@@ -304,7 +377,10 @@ class Messaging:
         routing_key: str | None = None,
     ) -> Any:
         """Ask a query of its one handler and return the answer."""
-        spec = self._addressing.query(query, routing_key)
+        check_payload("ask", query)
+        spec = self.router.query(
+            None if routing_key and _is_json(query) else type(query), routing_key
+        )
         message = self.dispatch.new_message(query, headers, routing_key)
         self._recorder.message(RecordKind.ASKED, message, at=message.headers.timestamp)
         return self.dispatch.from_top(lambda: self.dispatch.call_handler(spec, message, None))
@@ -330,10 +406,21 @@ class Messaging:
         routing_key: str | None = None,
     ) -> None:
         """Queue a message on ``channel`` so its consumer routes it on the bus (async bus)."""
+        if channel in self.internal_channels:
+            owner = self.internal_channels[channel]
+            raise internal_channel_error(channel, owner, "an asynchronous bus uses")
         if channel not in self.channels:
             raise ConfigurationError(
                 f"asynchronous bus channel {channel!r} is not declared; declared: "
                 f"{', '.join(self.channels) or 'none'}."
+            )
+        if not self.channels[channel].bus:
+            raise ConfigurationError(
+                f"channel {channel!r} does not carry an asynchronous bus's messages: "
+                f"asynchronous handlers are bound to it, and its consumer routes a bus message "
+                f"only on a bus channel (so a forged one cannot reach every handler). Use a "
+                f"channel of its own for the bus, or declare this one with bus=True, for "
+                f"example QueueChannel({channel!r}, bus=True)."
             )
         message = self.dispatch.new_message(payload, headers, routing_key)
         self._recorder.message(
@@ -361,6 +448,14 @@ class Messaging:
     ) -> RunResult:
         """Run one consumer until a limit is reached (whichever comes first).
 
+        On a ``VirtualClock`` one rule says whether a run moves the clock: **a run waits for
+        more work only when a limit can end the wait**. Given ``limit`` or ``time_limit``, a run
+        that finds nothing due waits as a worker would, and on virtual time waiting is a jump of
+        the clock to the next due message or tick; it stops at the limit, or when nothing more
+        can come. Without a limit, ``run()`` handles what is due now and returns, leaving the
+        clock where it was. ``finish_when_empty=True`` never waits, so never moves the clock;
+        to move time on purpose, use ``advance`` or ``run_until_idle(advance_time=True)``.
+
         Args:
             name: a channel or scheduled endpoint (see ``consumers()``).
             limit: stop after this many messages (or ticks).
@@ -372,6 +467,8 @@ class Messaging:
                 on a SystemClock, True for a channel run with only ``limit`` (handle what is
                 queued), else False: a worker that waits until a limit, SIGTERM or SIGINT.
         """
+        if name in self.internal_channels:
+            raise internal_channel_error(name, self.internal_channels[name], "run() was asked for")
         return self.driver.run(
             name,
             limit=limit,
@@ -416,3 +513,33 @@ class Messaging:
             f"Messaging(handlers={len(self.handlers)}, channels={list(self.channels)}, "
             f"clock={self.clock!r})"
         )
+
+
+def _is_json(payload: object) -> bool:
+    return isinstance(payload, dict | list | str | int | float | bool) or payload is None
+
+
+def _iterable(values: object, what: str = "handlers") -> list[Any]:
+    """``values`` as a list, or a clear error for a single object passed where a list goes."""
+    if (isinstance(values, str | bytes) and what == "handlers") or not isinstance(values, Iterable):
+        shown = getattr(values, "__qualname__", None) or repr(values)
+        raise ConfigurationError(
+            f"Messaging({what}=...) takes a list, got {shown}; wrap it in one: "
+            f"Messaging({what}=[{shown}])."
+        )
+    return list(values)
+
+
+def _checked(interceptors: Iterable[object]) -> list[object]:
+    found = list(interceptors)
+    for item in found:
+        if (
+            callable(item)
+            and not isinstance(item, type)
+            and interceptor_mark(item) is None
+            and not hasattr(item, "__dict__")
+        ):
+            raise ConfigurationError(
+                f"{item!r} is not an interceptor; mark it @before/@around/@after"
+            )
+    return found

@@ -22,6 +22,7 @@ from conveyor.core.wire import WireMessage, to_wire_headers
 from conveyor.drivers.channel_runtime import AnyRuntime, ChannelRuntime
 from conveyor.drivers.recording import Recorder
 from conveyor.drivers.scopes import Scopes
+from conveyor.transports.dynamic import VIA
 
 __all__ = ["Outgoing", "held_until", "pending_copy", "record_queued"]
 
@@ -88,7 +89,7 @@ class Outgoing:
             priority=pending.priority,
             expires_at=pending.expires_at,
         )
-        record_queued(self._recorder, pending)
+        record_queued(self._recorder, pending, via=runtime.router is not None)
 
     def held_until(self, runtime: AnyRuntime, due: datetime | None) -> datetime | None:
         """The broker's not-before time: ``due``, or as far as the broker holds delays.
@@ -118,20 +119,21 @@ def pending_copy(
     """A copy for ``endpoint`` on ``channel``, encoded for the last channel of its sequence."""
     final = channels[slip[-1] if slip else channel]
     body, type_name = final.codec.encode(message.payload)  # its consumer decodes it
-    wire = WireMessage(
-        body,
-        to_wire_headers(
-            message.headers,
-            type_name=type_name,
-            content_type=final.codec.content_type,
-            endpoint=endpoint,
-            slip=slip,
-            routing_key=message.routing_key,
-            expires_at=options.expires_at,
-            not_before=options.available_at,
-            priority=options.priority,
-        ),
+    headers = to_wire_headers(
+        message.headers,
+        type_name=type_name,
+        content_type=final.codec.content_type,
+        endpoint=endpoint,
+        slip=slip,
+        routing_key=message.routing_key,
+        expires_at=options.expires_at,
+        not_before=options.available_at,
+        priority=options.priority,
     )
+    router = channels[channel].router
+    if router is not None:  # a dynamic channel: its strategy places the copy now, at send
+        headers[VIA] = router.route(channel, headers)
+    wire = WireMessage(body, headers)
     if options.priority and not final.transport.capabilities.priority:
         raise RoutingError(
             f"priority={options.priority} was asked for {message.type_name}, but channel "
@@ -149,7 +151,7 @@ def pending_copy(
     )
 
 
-def record_queued(recorder: Recorder, pending: PendingSend) -> None:
+def record_queued(recorder: Recorder, pending: PendingSend, *, via: bool = False) -> None:
     """Journal a copy handed to its channel's transport, with what is left of its delay."""
     delay = (pending.available_at - recorder.clock.now()) if pending.available_at else None
     recorder.message(
@@ -159,4 +161,5 @@ def record_queued(recorder: Recorder, pending: PendingSend) -> None:
         channel=pending.channel,
         delay=delay if delay and delay > timedelta(0) else None,
         attempt=pending.message.headers.attempt,
+        via=pending.wire.headers.get(VIA) if via else None,
     )

@@ -182,6 +182,7 @@ class PlanSteps:
             exception=action.exception,
             delay=action.delay,
             detail=action.detail,
+            via=self._recorder.via(consumed.channel),
         )
 
     def _store(self, action: StoreDeadLetter, consumed: Consumed[Any]) -> None:
@@ -208,13 +209,13 @@ class PlanSteps:
             last_failed_at=now,
             replayed=replay_count(delivery.message.headers),
         )
-        self._letters.add(letter)
+        letter_id = self._letters.add(letter)  # the store's id: never an overwrite
         self._record(
             Record(
                 RecordKind.DEAD_LETTERED,
                 exception=action.exception,
                 detail=f"{letter.reason if consumed.message is None else action.reason}; "
-                f"dead letter {letter.id}",
+                f"dead letter {letter_id}",
                 attempt=action.attempts,
             ),
             consumed,

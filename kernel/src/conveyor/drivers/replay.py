@@ -2,8 +2,8 @@
 
 Replay sends the original bytes and headers back to the channel they were consumed from, for the
 same endpoint only (other handlers of the same event are not run again), with a fresh attempt
-count, and records that it did; the letter leaves the store once the message is back on its
-channel.
+count, and records that it did. The letter is claimed out of the store before the message is
+sent (and put back if sending fails), so concurrent replays and deletes never send it twice.
 """
 
 from __future__ import annotations
@@ -19,12 +19,117 @@ from conveyor.core.lifecycle import replay_count
 from conveyor.core.wire import H, WireMessage
 from conveyor.drivers.channel_runtime import AnyRuntime, ChannelRuntime
 from conveyor.stores.dead_letters import DeadLetter, DeadLetterStore
+from conveyor.transports.dynamic import VIA
 
-__all__ = ["StoredLetters", "DeadLetters", "replay_target", "replayed_copy", "record_replayed"]
+__all__ = ["DeadLetters", "StoredLetters", "replay_target", "replayed_copy", "record_replayed"]
+
+
+class DeadLetters:
+    """The dead-letter store of a ``Messaging``, with replay."""
+
+    __slots__ = ("_channels", "_clock", "_drain_inline", "_journal", "store")
+
+    def __init__(
+        self,
+        store: DeadLetterStore,
+        *,
+        channels: Mapping[str, ChannelRuntime],
+        journal: Journal,
+        clock: Clock,
+        drain_inline: Callable[[], None] | None,
+    ) -> None:
+        self.store = store
+        self._channels = channels
+        self._journal = journal
+        self._clock = clock
+        self._drain_inline = drain_inline
+
+    def list(self, *, limit: int | None = None, offset: int = 0) -> list[DeadLetter]:
+        """Dead letters, oldest first."""
+        return self.store.list(limit=limit, offset=offset)
+
+    def get(self, letter_id: str) -> DeadLetter:
+        return self.store.get(letter_id)
+
+    def count(self) -> int:
+        return self.store.count()
+
+    def delete(self, letter_id: str) -> None:
+        self.store.delete(letter_id)
+
+    def replay(self, letter_id: str) -> None:
+        """Send a dead letter back to its channel, for its endpoint only.
+
+        The letter is claimed (taken out of the store atomically) before the message is sent, so
+        however many operators replay or delete one letter at once, exactly one of them gets it
+        and the message is sent at most once. If sending fails, the letter is put back (at the
+        end of the list) and the error raised.
+        """
+        self._runtime(self.store.get(letter_id))  # refuse an undeclared channel before claiming
+        letter = self.store.claim(letter_id)
+        try:
+            runtime = self._runtime(letter)
+            headers = dict(letter.headers)
+            headers[H.ATTEMPT] = "1"
+            headers[H.REPLAYED] = str(replay_count(headers) + 1)
+            headers.pop(H.FIRST_FAILED_AT, None)
+            headers.pop(H.EXPIRES_AT, None)
+            runtime.transport.send(letter.channel, WireMessage(letter.body, headers))
+        except BaseException:
+            self.store.add(letter)
+            raise
+        self._journal.append(
+            self._clock.now(),
+            RecordKind.REPLAYED,
+            letter.message_id,
+            letter.message_type,
+            channel=letter.channel,
+            endpoint_id=letter.endpoint_id,
+            detail=f"dead letter {letter_id}",
+            via=headers.get(VIA) if runtime.router is not None else None,
+        )
+        if self._drain_inline is not None:  # an inline channel handles it at once
+            self._drain_inline()
+
+    def _runtime(self, letter: DeadLetter) -> ChannelRuntime:
+        runtime = self._channels.get(letter.channel)
+        if runtime is None:
+            raise ConfigurationError(
+                f"dead letter {letter.id} came from channel {letter.channel!r}, which this "
+                f"Messaging does not declare (declared: {', '.join(self._channels) or 'none'}); "
+                f"declare it to replay."
+            )
+        return runtime
+
+    def replay_all(self) -> int:
+        """Replay every dead letter; returns how many this call replayed.
+
+        A letter another operator replays or deletes meanwhile is skipped, not an error.
+        """
+        replayed = 0
+        for letter in self.list():
+            try:
+                self.replay(letter.id)
+            except DeadLetterNotFound:
+                continue
+            replayed += 1
+        return replayed
+
+    @staticmethod
+    def new_id(message_id: str, where: str) -> str:
+        """A readable id to propose: ``<message id>@<endpoint or channel>``.
+
+        It reads nothing: the store's ``add`` keeps it, or the first free ``#2``, ``#3``, ...
+        suffix, and returns the id it used.
+        """
+        return f"{message_id}@{where}"
 
 
 class StoredLetters:
-    """Reading and deleting dead letters: the part of ``dead_letters`` that never waits."""
+    """Reading and deleting dead letters: the part of ``dead_letters`` that never waits.
+
+    What ``AsyncMessaging.dead_letters`` shares with the sync ``DeadLetters``.
+    """
 
     __slots__ = ("_clock", "_journal", "store")
 
@@ -46,52 +151,10 @@ class StoredLetters:
     def delete(self, letter_id: str) -> None:
         self.store.delete(letter_id)
 
-    def new_id(self, message_id: str, where: str) -> str:
-        """A readable id, unique in the store: ``<message id>@<endpoint or channel>``."""
-        store = self.store
-        base = f"{message_id}@{where}"
-        candidate, n = base, 1
-        while _exists(store, candidate):
-            n += 1
-            candidate = f"{base}#{n}"
-        return candidate
-
-
-class DeadLetters(StoredLetters):
-    """The dead-letter store of a ``Messaging``, with replay."""
-
-    __slots__ = ("_channels", "_drain_inline")
-
-    def __init__(
-        self,
-        store: DeadLetterStore,
-        *,
-        channels: Mapping[str, ChannelRuntime],
-        journal: Journal,
-        clock: Clock,
-        drain_inline: Callable[[], None] | None,
-    ) -> None:
-        super().__init__(store, journal, clock)
-        self._channels = channels
-        self._drain_inline = drain_inline
-
-    def replay(self, letter_id: str) -> None:
-        """Send a dead letter back to its channel, for its endpoint only."""
-        letter = self.store.get(letter_id)
-        runtime = replay_target(letter, self._channels)
-        runtime.transport.send(letter.channel, replayed_copy(letter))
-        self.store.delete(letter_id)
-        record_replayed(self._journal, self._clock.now(), letter)
-        if self._drain_inline is not None:  # an inline channel handles it at once
-            self._drain_inline()
-
-    def replay_all(self) -> int:
-        """Replay every dead letter; returns how many."""
-        replayed = 0
-        for letter in self.list():
-            self.replay(letter.id)
-            replayed += 1
-        return replayed
+    @staticmethod
+    def new_id(message_id: str, where: str) -> str:
+        """A readable id to propose (as ``DeadLetters.new_id``): the store keeps it unique."""
+        return DeadLetters.new_id(message_id, where)
 
 
 R = TypeVar("R", bound=AnyRuntime)
@@ -129,11 +192,3 @@ def record_replayed(journal: Journal, now: datetime, letter: DeadLetter) -> None
         endpoint_id=letter.endpoint_id,
         detail=f"dead letter {letter.id}",
     )
-
-
-def _exists(store: DeadLetterStore, letter_id: str) -> bool:
-    try:
-        store.get(letter_id)
-    except DeadLetterNotFound:
-        return False
-    return True

@@ -25,10 +25,11 @@ from conveyor.core.interceptors import Interceptor
 from conveyor.core.lifecycle import ResolvedPolicy
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
+from conveyor.drivers.key_purge import KeyPurge
 from conveyor.drivers.outgoing import Outgoing
 from conveyor.drivers.recording import Recorder
 from conveyor.drivers.scopes import Scopes
-from conveyor.stores.deduplication import Deduplication
+from conveyor.stores.deduplication import Deduplication, TransactionalDeduplicationStore
 
 __all__ = ["StackOrder", "StackParts", "Attempt", "handling_stack"]
 
@@ -39,6 +40,7 @@ class StackOrder(IntEnum):
     INSTANT_RETRY = -2002
     DEDUPLICATION = -2001
     TRANSACTION = -2000
+    DEDUPLICATION_IN_TRANSACTION = -1999
     COLLECTOR = -1998
     HANDLER = 0
 
@@ -55,6 +57,7 @@ class StackParts:
     deduplication: Deduplication | None
     call_handler: Callable[[HandlerSpec, Message, str], object]
     context: Callable[[Message, str, str], object]
+    purge: KeyPurge | None = None
 
 
 P = TypeVar("P", default="StackParts")
@@ -68,9 +71,19 @@ class Attempt(Generic[P]):
 
     ``state`` is the current try's record of what it journaled: instant retry starts a new one
     for each try, so the same exception object raised by two tries is recorded twice.
+    ``key_recorded`` is set once the deduplication key was written inside the transaction.
     """
 
-    __slots__ = ("channel", "dedup_key", "message", "parts", "policy", "spec", "state")
+    __slots__ = (
+        "channel",
+        "dedup_key",
+        "key_recorded",
+        "message",
+        "parts",
+        "policy",
+        "spec",
+        "state",
+    )
 
     def __init__(
         self,
@@ -88,6 +101,7 @@ class Attempt(Generic[P]):
         self.dedup_key = dedup_key
         self.policy = policy
         self.state = AttemptState()
+        self.key_recorded = False
 
 
 Proceed = Callable[[], object]
@@ -125,18 +139,51 @@ def instant_retry(proceed: Proceed, attempt: Attempt) -> object:
 def deduplication(proceed: Proceed, attempt: Attempt) -> object:
     """Remember a success, once the transaction committed and the collector flushed.
 
-    The stores keep their own transactions, so recording inside the handler's transaction
-    could remember a success that a failed flush or commit undid, and then skip its retry as a
-    duplicate: the message would be lost. Duplicates are refused before the stack runs.
+    A store that keeps its own transactions is written here, after the commit: recording inside
+    the handler's transaction could remember a success that a failed flush or commit undid, and
+    then skip its retry as a duplicate, losing the message. The price is a window: a crash
+    between the commit and this write leaves an effect without its key, and the redelivery runs
+    the handler again. A store that joins the handler's transaction has written the key already
+    (``deduplication_in_transaction``), with no window. Duplicates are refused before the stack
+    runs. Every deduplicated success also gives the purge of expired keys its turn.
     """
     result = proceed()
     parts = attempt.parts
     if attempt.dedup_key is not None and parts.deduplication is not None:
-        parts.deduplication.store.add(
+        if not attempt.key_recorded:
+            parts.deduplication.store.add(
+                attempt.spec.endpoint_id,
+                attempt.dedup_key,
+                expires_at=parts.clock.now() + parts.deduplication.expiry,
+            )
+        if parts.purge is not None:
+            parts.purge.after_message()
+    return result
+
+
+def deduplication_in_transaction(proceed: Proceed, attempt: Attempt) -> object:
+    """Record the key inside the handler's transaction, when the store writes through it.
+
+    It runs after the handler and the collector's flush, before the commit, so the effect, the
+    messages sent and the key commit together or not at all. Only a
+    ``TransactionalDeduplicationStore`` that says it is inside the application's transaction now
+    is written here; otherwise the outer layer writes after the commit.
+    """
+    result = proceed()
+    parts = attempt.parts
+    deduplication = parts.deduplication
+    if (
+        attempt.dedup_key is not None
+        and deduplication is not None
+        and isinstance(deduplication.store, TransactionalDeduplicationStore)
+        and deduplication.store.in_application_transaction()
+    ):
+        deduplication.store.add(
             attempt.spec.endpoint_id,
             attempt.dedup_key,
-            expires_at=parts.clock.now() + parts.deduplication.expiry,
+            expires_at=parts.clock.now() + deduplication.expiry,
         )
+        attempt.key_recorded = True
     return result
 
 
@@ -164,6 +211,7 @@ BUILT_IN: tuple[tuple[int, Layer], ...] = (
     (StackOrder.INSTANT_RETRY, instant_retry),
     (StackOrder.DEDUPLICATION, deduplication),
     (StackOrder.TRANSACTION, transaction),
+    (StackOrder.DEDUPLICATION_IN_TRANSACTION, deduplication_in_transaction),
     (StackOrder.COLLECTOR, collector),
 )
 
