@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -132,4 +132,42 @@ def test_a_rolled_back_handler_leaves_no_key(db_path: Path, conn: sqlite3.Connec
 
     assert len(attempts) == 2
     assert shipped(conn) == ["o-1"]
+    messaging.close()
+
+
+def test_a_key_committed_by_another_consumer_meanwhile_is_found_inside_the_transaction(
+    db_path: Path, conn: sqlite3.Connection
+) -> None:
+    ran: list[str] = []
+
+    @asynchronous("orders")
+    @command_handler(endpoint_id="ship")
+    def ship(command: Ship) -> None:
+        ran.append(command.order_id)
+
+    # After the check before the stack, another consumer (its lease ran out on this one)
+    # commits the same message: its key is in the file when this transaction begins.
+    @around(order=StackOrder.TRANSACTION - 1)
+    def another_consumer_commits(proceed: Callable[[], object], message: object) -> object:
+        other = SqliteDeduplication(db_path)
+        other.add("ship", "msg-1", expires_at=datetime(2100, 1, 1, tzinfo=UTC))
+        other.close()
+        return proceed()
+
+    messaging = Messaging(
+        handlers=[ship],
+        channels=[SqliteChannel("orders", path=db_path, connection=conn)],
+        clock=VirtualClock(),
+        ids=SequentialIds(),
+        transaction=sqlite_transaction(conn),
+        deduplication=Deduplication(store=SqliteDeduplication(db_path, connection=conn)),
+        interceptors=[another_consumer_commits],
+    )
+    messaging.send(Ship("o-1"))
+
+    messaging.run_until_idle()
+
+    assert ran == []
+    [duplicate] = messaging.journal.of_kind(RecordKind.DUPLICATE)
+    assert duplicate.detail == "found inside the transaction"
     messaging.close()

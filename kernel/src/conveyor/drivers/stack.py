@@ -22,6 +22,7 @@ from typing_extensions import TypeVar
 from conveyor.core.clock import Clock
 from conveyor.core.collector import AttemptState
 from conveyor.core.interceptors import Interceptor
+from conveyor.core.journal import RecordKind
 from conveyor.core.lifecycle import ResolvedPolicy
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
@@ -162,28 +163,40 @@ def deduplication(proceed: Proceed, attempt: Attempt) -> object:
 
 
 def deduplication_in_transaction(proceed: Proceed, attempt: Attempt) -> object:
-    """Record the key inside the handler's transaction, when the store writes through it.
+    """Check and record the key inside the handler's transaction, when the store writes there.
 
-    It runs after the handler and the collector's flush, before the commit, so the effect, the
-    messages sent and the key commit together or not at all. Only a
-    ``TransactionalDeduplicationStore`` that says it is inside the application's transaction now
-    is written here; otherwise the outer layer writes after the commit.
+    Only a ``TransactionalDeduplicationStore`` that says it is inside the application's
+    transaction now is used here; otherwise the outer layer writes after the commit. The key is
+    looked up again inside the transaction (another consumer may have committed the same
+    message since the check before the stack, after its lease ran out) and written after the
+    handler and the collector's flush, before the commit: the effect, the messages sent and the
+    key commit together or not at all.
     """
-    result = proceed()
     parts = attempt.parts
     deduplication = parts.deduplication
+    key = attempt.dedup_key
     if (
-        attempt.dedup_key is not None
-        and deduplication is not None
-        and isinstance(deduplication.store, TransactionalDeduplicationStore)
-        and deduplication.store.in_application_transaction()
+        key is None
+        or deduplication is None
+        or not isinstance(deduplication.store, TransactionalDeduplicationStore)
+        or not deduplication.store.in_application_transaction()
     ):
-        deduplication.store.add(
-            attempt.spec.endpoint_id,
-            attempt.dedup_key,
-            expires_at=parts.clock.now() + deduplication.expiry,
+        return proceed()
+    store, endpoint_id = deduplication.store, attempt.spec.endpoint_id
+    if store.contains(endpoint_id, key, now=parts.clock.now()):
+        parts.recorder.message(
+            RecordKind.DUPLICATE,
+            attempt.message,
+            endpoint_id=endpoint_id,
+            channel=attempt.channel,
+            attempt=attempt.message.headers.attempt,
+            detail="found inside the transaction",
         )
         attempt.key_recorded = True
+        return None
+    result = proceed()
+    store.add(endpoint_id, key, expires_at=parts.clock.now() + deduplication.expiry)
+    attempt.key_recorded = True
     return result
 
 
