@@ -36,21 +36,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import fmt_int, fmt_ratio, machine_facts, print_table, title
+from _harness import machine_facts
+from _rivals import Cases, measure, report
 
 from conveyor import Messaging, SystemClock, asynchronous, command_handler
 from conveyor.transports.seam import WireMessage
 from conveyor_redis import RedisChannel, RedisTransport, scripts
 from conveyor_redis.keys import channel_keys
 
-TARGET_VS_RAW = 0.7
 _run_ids = itertools.count()
 
 
@@ -249,13 +249,14 @@ def celery_flow(url: str, n: int) -> float:
         return time.perf_counter() - start
 
 
-ROUND_TRIP: dict[str, tuple[str, Callable[[str, int], float]]] = {
+ROUND_TRIP: Cases = {
     "raw": ("raw redis-py, the adapter's scripts (limit)", raw_round_trip),
     "conveyor": ("Conveyor RedisTransport", conveyor_round_trip),
     "dramatiq": ("dramatiq RedisBroker (peer)", dramatiq_round_trip),
     "celery": ("Celery's Redis transport, kombu (peer)", kombu_round_trip),
 }
-FLOW: dict[str, tuple[str, Callable[[str, int], float]]] = {
+PEERS = ("dramatiq", "celery")
+FLOW: Cases = {
     "raw": ("raw redis-py scripts + json + call (limit)", raw_flow),
     "conveyor": ("Conveyor Messaging, RedisChannel", conveyor_flow),
     "dramatiq": ("dramatiq actor + Worker, 1 thread (peer)", dramatiq_flow),
@@ -266,61 +267,8 @@ FLOW: dict[str, tuple[str, Callable[[str, int], float]]] = {
 # ---------------------------------------------------------------------------- running
 
 
-def measure(
-    cases: dict[str, tuple[str, Callable[[str, int], float]]], url: str, n: int, repeats: int
-) -> tuple[dict[str, float], dict[str, str]]:
-    best: dict[str, float] = {}
-    failed: dict[str, str] = {}
-    for _ in range(repeats):
-        for name, (_, run) in cases.items():  # interleaved, so a burst of load hits every row
-            if name in failed:
-                continue
-            Seen.total = Seen.count = 0
-            try:
-                seconds = run(url, n)
-            except Exception as error:  # a peer that cannot run here is reported, not fatal
-                failed[name] = f"{type(error).__name__}: {error}"
-                continue
-            best[name] = min(best.get(name, seconds), seconds)
-    return best, failed
-
-
-def report(
-    heading: str,
-    cases: dict[str, tuple[str, Callable[[str, int], float]]],
-    best: dict[str, float],
-    failed: dict[str, str],
-    n: int,
-) -> None:
-    title(heading)
-    rows = []
-    for name, (label, _) in cases.items():
-        if name not in best:
-            rows.append([label, "-", "-", "-", "-"])
-            continue
-        rows.append(
-            [
-                label,
-                fmt_int(n / best[name]),
-                f"{best[name] / n * 1e6:.0f}",
-                fmt_ratio(best["raw"] / best[name]),
-                fmt_ratio(best[name] / best["conveyor"]) if name != "conveyor" else "-",
-            ]
-        )
-    print_table(["", "msgs/s", "us/msg", "throughput / raw", "conveyor is x faster"], rows)
-    for name, why in failed.items():
-        print(f"({cases[name][0]} could not run here: {why})")
-    vs_raw = best["raw"] / best["conveyor"]
-    print(
-        f"target 'at least {TARGET_VS_RAW}x the raw client's throughput': {vs_raw:.2f}x -> "
-        f"{'MET' if vs_raw >= TARGET_VS_RAW else 'MISSED'}"
-    )
-    for peer in ("dramatiq", "celery"):
-        if peer in best:
-            ratio = best[peer] / best["conveyor"]
-            print(f"target 'ahead of {peer}': {ratio:.2f}x -> {'MET' if ratio > 1 else 'MISSED'}")
-    print()
-    sys.stdout.flush()
+def _reset() -> None:
+    Seen.total = Seen.count = 0
 
 
 @contextlib.contextmanager
@@ -374,17 +322,17 @@ def main(quick: bool) -> None:
         client.close()
         where, appendonly = url.rsplit("@", 1)[-1], persistence["appendonly"]
         print(f"redis    {info['redis_version']} at {where}, appendonly {appendonly}")
-        best, failed = measure(ROUND_TRIP, url, n, repeats)
+        best, failed = measure(ROUND_TRIP, url, n, repeats, before_each=_reset)
         report(
             f"Issue 13 - round trip per message (send, receive, ack), {n:,} messages, one at a "
             f"time; best of {repeats}",
-            ROUND_TRIP, best, failed, n,
+            ROUND_TRIP, best, failed, n, peers=PEERS,
         )  # fmt: skip
-        best, failed = measure(FLOW, url, n, repeats)
+        best, failed = measure(FLOW, url, n, repeats, before_each=_reset)
         report(
             f"Issue 13 - send {n:,}, then handle them with one consumer, whole frameworks; best "
             f"of {repeats}",
-            FLOW, best, failed, n,
+            FLOW, best, failed, n, peers=PEERS,
         )  # fmt: skip
 
 

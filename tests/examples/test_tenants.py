@@ -64,7 +64,10 @@ def test_the_cli_lists_the_dynamic_channel_with_its_targets_and_runs_it(tmp_path
         tmp_path,
     )
     assert ran.returncode == 0, ran.stderr
-    assert ran.stdout == "reports: processed 4 messages, stopped: limit\n"
+    assert (
+        ran.stdout
+        == "reports: processed 4 messages (4 handled, 0 retried, 0 failed), stopped: limit\n"
+    )
     after = run([sys.executable, "-m", "conveyor", "list", "--app", APP], tmp_path)
     # one report from each tenant, and a second from the noisy one
     assert [line.split()[:3] for line in after.stdout.splitlines()[2:]] == [

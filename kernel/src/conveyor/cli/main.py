@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="conveyor", description=_DESCRIPTION, epilog=_EXIT_CODES, formatter_class=_RAW
     )
+    parser.add_argument("--version", action="version", version=f"conveyor {_version()}")
     parser.add_argument("--app", metavar="MODULE:ATTRIBUTE", help=_APP_HELP)
     parser.add_argument(
         "--log-level", default="INFO", help="log level on stderr (default: INFO)", **level
@@ -145,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", help="show at most N", **count)
     listing.add_argument("--offset", type=fmt.non_negative_int, default=0, metavar="N")
     listing.add_argument("--json", **as_json)
+    listing.add_argument("--wide", action="store_true", help="full ids, no column cut")
     show = _command(actions, hidden, "show", _dl_show, "one dead letter in full")
     show.add_argument("id")
     show.add_argument("--json", **as_json)
@@ -180,7 +182,9 @@ def load_app(path: str, *, source: str = "--app") -> tuple[Messaging, bool]:
             f"no app given: pass --app module:attribute (for example --app "
             f"myproject.messaging:messaging) or set {_ENV_APP}."
         )
-    module_name, _, attribute = path.partition(":")
+    module_name, _, attribute = path.rpartition(":") if path.count(":") > 1 else path.partition(":")
+    if module_name.endswith(".py") and _dotted(attribute):
+        module_name = _module_of_file(module_name, path)
     if not _dotted(module_name) or not _dotted(attribute):
         shown = repr(path) if re.fullmatch(r"[\w.:-]+", path) else "(not shown)"
         raise UsageError(
@@ -229,6 +233,33 @@ def load_app(path: str, *, source: str = "--app") -> tuple[Messaging, bool]:
     if not isinstance(built, Messaging):
         raise UsageError(f"--app {path}() returned {_kind(built)}, not a Messaging.")
     return built, True
+
+
+def _module_of_file(file: str, path: str) -> str:
+    """``examples/shop/app.py`` as the dotted module it is from the current directory.
+
+    A file under the current directory is imported by its dotted name (so its package's relative
+    imports work); one outside it cannot be, and the error says which form to use.
+    """
+    absolute = os.path.abspath(file)
+    relative = os.path.relpath(absolute, os.getcwd())
+    if not os.path.isfile(absolute):
+        raise UsageError(f"--app {path}: no such file {file!r}; --app takes module:attribute.")
+    if relative.startswith(".."):
+        raise UsageError(
+            f"--app {path}: the file is outside the current directory; run conveyor from the "
+            f"project's directory, or pass the dotted form module:attribute."
+        )
+    return relative[: -len(".py")].replace(os.sep, ".")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("conveyor")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
 
 
 def _dotted(name: str) -> bool:
@@ -315,6 +346,8 @@ def _run(messaging: Messaging, args: argparse.Namespace) -> int:
     }
     limits = ", ".join(f"{key}: {value}" for key, value in given.items() if value is not None)
     log.info("consumer %s started on %r (%s)", name, messaging.clock, limits or "no limits")
+    counts = fmt.OutcomeCounts(name)
+    messaging.journal.subscribe(counts.add, fmt.OutcomeCounts.KINDS)
     try:
         result = messaging.run(
             name,
@@ -330,7 +363,9 @@ def _run(messaging: Messaging, args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     log.info("consumer %s stopped: %s", name, result.stopped_because)
     noun = "message" if result.processed == 1 else "messages"
-    print(f"{name}: processed {result.processed} {noun}, stopped: {result.stopped_because}")
+    print(
+        f"{name}: processed {result.processed} {noun} ({counts}), stopped: {result.stopped_because}"
+    )
     return EXIT_OK
 
 
@@ -358,7 +393,8 @@ def _dl_list(messaging: Messaging, args: argparse.Namespace) -> int:
             else f"no dead letters at offset {args.offset} ({total} in the store)"
         )
         return EXIT_OK
-    print("\n".join(fmt.letter_table(letters, fmt.terminal_width())))
+    width = 1_000_000 if args.wide else fmt.terminal_width()
+    print("\n".join(fmt.letter_table(letters, width, short_ids=not args.wide)))
     first = args.offset + 1
     print(
         f"({first}-{args.offset + len(letters)} of {total}; "
@@ -368,7 +404,7 @@ def _dl_list(messaging: Messaging, args: argparse.Namespace) -> int:
 
 
 def _dl_show(messaging: Messaging, args: argparse.Namespace) -> int:
-    letter = messaging.dead_letters.get(args.id)
+    letter = messaging.dead_letters.get(_full_id(messaging, args.id))
     if args.json:
         print(json.dumps(fmt.letter_to_json(letter), indent=2))
     else:
@@ -377,7 +413,7 @@ def _dl_show(messaging: Messaging, args: argparse.Namespace) -> int:
 
 
 def _dl_replay(messaging: Messaging, args: argparse.Namespace) -> int:
-    letter = messaging.dead_letters.get(args.id)
+    letter = messaging.dead_letters.get(_full_id(messaging, args.id))
     _warn_if_not_durable(messaging, [letter.channel])
     messaging.dead_letters.replay(letter.id)
     print(
@@ -395,9 +431,29 @@ def _dl_replay_all(messaging: Messaging, args: argparse.Namespace) -> int:
 
 
 def _dl_delete(messaging: Messaging, args: argparse.Namespace) -> int:
-    messaging.dead_letters.delete(args.id)
+    messaging.dead_letters.delete(_full_id(messaging, args.id))
     print(f"deleted {fmt.printable(args.id)}")
     return EXIT_OK
+
+
+def _full_id(messaging: Messaging, given: str) -> str:
+    """The id of the one dead letter ``given`` names: in full, or as ``dead-letter list`` shows it.
+
+    The list prints the end of each message id (uuid v7 ids made close together share their
+    start); any unique part from either end of it is accepted, with or without ``@endpoint``.
+    """
+    ids = [letter.id for letter in messaging.dead_letters.list()]
+    if given in ids:
+        return given
+    found = [i for i in ids if fmt.id_matches(i, given)]
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        raise UsageError(
+            f"{given!r} matches {len(found)} dead letters; give more of the id "
+            f"(`conveyor dead-letter list --wide` shows them in full)."
+        )
+    return given  # the store says it is not there, with its own message
 
 
 def _warn_if_not_durable(messaging: Messaging, channels: list[str]) -> None:

@@ -19,12 +19,13 @@ from conveyor.core.clock import Clock, SteppableClock, SystemClock, ensure_aware
 from conveyor.core.codec.serialization import Codec, JsonCodec, TypeRegistry
 from conveyor.core.delivery import NO_OPTIONS, DeliveryOptions
 from conveyor.core.errors import ConfigurationError, RoutingError
+from conveyor.core.handlers import ErrorHandler
 from conveyor.core.ids import IdGenerator, UuidV7Ids, seeded_random
 from conveyor.core.interceptors import Interceptor, interceptor_mark
 from conveyor.core.journal import Journal, RecordKind
 from conveyor.core.registry import HandlerSpec, read_handlers
 from conveyor.core.retry import RetryPolicy
-from conveyor.core.routing import Router
+from conveyor.core.routing import Router, check_payload, unrouted_plain_event
 from conveyor.core.wire import BUS_COMMAND, BUS_EVENT
 from conveyor.drivers.bootstrap import (
     check_capabilities,
@@ -40,6 +41,7 @@ from conveyor.drivers.consumption import Consumption
 from conveyor.drivers.dispatch import Dispatch
 from conveyor.drivers.driving import Driver, RunResult
 from conveyor.drivers.error_handlers import ErrorHandlers
+from conveyor.drivers.key_purge import KeyPurge
 from conveyor.drivers.logs import log_failures as log_failures_to
 from conveyor.drivers.outgoing import Outgoing
 from conveyor.drivers.plans import PlanExecutor
@@ -101,7 +103,7 @@ class Messaging:
         dead_letters: DeadLetterStore | None = None,
         deduplication: Deduplication | None = None,
         retry: RetryPolicy | None = None,
-        error_handler: object | None = None,
+        error_handler: ErrorHandler | None = None,
         dead_letter: bool = True,
         mode: Mode = "queued",
         transaction: Callable[[], AbstractContextManager[object]] | None = None,
@@ -114,7 +116,10 @@ class Messaging:
         steps_time = isinstance(self.clock, SteppableClock)
         self.ids: IdGenerator = ids if ids is not None else UuidV7Ids(self.clock)
         self.journal = (
-            journal if journal is not None else Journal(max_records=None if steps_time else 10_000)
+            journal
+            if journal is not None
+            # production keeps the last records, without payloads: bounded memory
+            else Journal(max_records=None if steps_time else 10_000, keep_payloads=steps_time)
         )
         self.mode: Mode = mode
         self.retry = retry
@@ -159,6 +164,7 @@ class Messaging:
                 mode=mode,
                 codec=self.codec,
                 transports=self._transports,
+                handler_channels={name for spec in specs for name in spec.channels},
             )
             check_capabilities(specs, self.channels, steps_time=steps_time)
         except BaseException:
@@ -205,6 +211,7 @@ class Messaging:
                 spec, message, channel, outer=False
             ),
             context=dispatch.context,
+            purge=None if deduplication is None else KeyPurge(deduplication, self.clock),
         )
         self.dead_letters = DeadLetters(
             self.dead_letter_store,
@@ -311,8 +318,9 @@ class Messaging:
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
-    ) -> object:
+    ) -> Any:
         """Send a command to its one handler; returns what a synchronous handler returns."""
+        check_payload("send", command)
         spec = (
             self._commands.get(type(command)) if routing_key is None else None
         ) or self.router.command(
@@ -347,15 +355,18 @@ class Messaging:
         routing_key: str | None = None,
     ) -> None:
         """Publish an event to every handler of it, in registration order (none is fine)."""
+        check_payload("publish", event)
+        specs = self.router.events(
+            None if routing_key and _is_json(event) else type(event), routing_key
+        )
+        if not specs and routing_key is None and isinstance(event, dict | list):
+            raise unrouted_plain_event(event)
         message = self.dispatch.new_message(event, headers, routing_key)
         self._recorder.message(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
         if delay is None and at is None and priority is None and ttl is None:
             options = NO_OPTIONS
         else:
             options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
-        specs = self.router.events(
-            None if routing_key and _is_json(event) else type(event), routing_key
-        )
         self.dispatch.from_top(lambda: self.dispatch.publish_to(specs, message, options))
 
     def ask(
@@ -366,6 +377,7 @@ class Messaging:
         routing_key: str | None = None,
     ) -> Any:
         """Ask a query of its one handler and return the answer."""
+        check_payload("ask", query)
         spec = self.router.query(
             None if routing_key and _is_json(query) else type(query), routing_key
         )
@@ -401,6 +413,14 @@ class Messaging:
             raise ConfigurationError(
                 f"asynchronous bus channel {channel!r} is not declared; declared: "
                 f"{', '.join(self.channels) or 'none'}."
+            )
+        if not self.channels[channel].bus:
+            raise ConfigurationError(
+                f"channel {channel!r} does not carry an asynchronous bus's messages: "
+                f"asynchronous handlers are bound to it, and its consumer routes a bus message "
+                f"only on a bus channel (so a forged one cannot reach every handler). Use a "
+                f"channel of its own for the bus, or declare this one with bus=True, for "
+                f"example QueueChannel({channel!r}, bus=True)."
             )
         message = self.dispatch.new_message(payload, headers, routing_key)
         self._recorder.message(
@@ -502,9 +522,10 @@ def _is_json(payload: object) -> bool:
 def _iterable(values: object, what: str = "handlers") -> list[Any]:
     """``values`` as a list, or a clear error for a single object passed where a list goes."""
     if (isinstance(values, str | bytes) and what == "handlers") or not isinstance(values, Iterable):
+        shown = getattr(values, "__qualname__", None) or repr(values)
         raise ConfigurationError(
-            f"Messaging({what}=...) takes a list, got {values!r}; wrap it: "
-            f"Messaging({what}=[{values!r}])."
+            f"Messaging({what}=...) takes a list, got {shown}; wrap it in one: "
+            f"Messaging({what}=[{shown}])."
         )
     return list(values)
 
