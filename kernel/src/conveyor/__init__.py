@@ -37,6 +37,8 @@ from conveyor.core.journal import Journal, Record, RecordKind
 from conveyor.core.message import Message
 from conveyor.core.retry import Backoff, RetryPolicy
 from conveyor.core.scheduling import scheduled
+from conveyor.drivers.async_context import AsyncContext
+from conveyor.drivers.async_messaging import AsyncMessaging
 from conveyor.drivers.buses import CommandBus, EventBus, QueryBus
 from conveyor.drivers.context import Context
 from conveyor.drivers.driving import RunResult
@@ -53,6 +55,7 @@ from conveyor.transports.dynamic import DynamicChannel
 __all__ = [
     # the facade and its buses
     "Messaging",
+    "AsyncMessaging",
     "CommandBus",
     "EventBus",
     "QueryBus",
@@ -71,6 +74,7 @@ __all__ = [
     "after",
     "Marker",
     "Context",
+    "AsyncContext",
     # values
     "Message",
     "Headers",

@@ -63,9 +63,13 @@ class HandlerSpec:
 
 
 def read_handlers(
-    targets: Iterable[object],
+    targets: Iterable[object], *, coroutines: bool = False
 ) -> tuple[list[HandlerSpec], list[Interceptor]]:
-    """Find handler and interceptor marks on functions, objects' methods, and classes."""
+    """Find handler and interceptor marks on functions, objects' methods, and classes.
+
+    ``coroutines``: ``async def`` handlers and interceptors are welcome (the asyncio driver
+    awaits them); the sync driver refuses them, naming the fix.
+    """
     specs: list[HandlerSpec] = []
     interceptors: list[Interceptor] = []
     listed: list[object] = []
@@ -82,10 +86,18 @@ def read_handlers(
             if interceptor_mark(function) is not None:
                 mark = interceptor_mark(function)
                 assert mark is not None
-                interceptors.append(Interceptor.build(function, mark, len(interceptors)))
+                interceptors.append(
+                    Interceptor.build(function, mark, len(interceptors), coroutines=coroutines)
+                )
                 continue
             spec = _read_one(function, class_options, len(specs))
             if spec is not None:
+                if not coroutines and inspect.iscoroutinefunction(spec.function):
+                    raise ConfigurationError(
+                        f"handler {spec.name} is a coroutine function (async def); the sync "
+                        f"Messaging calls handlers directly. Make it a plain def, or build an "
+                        f"AsyncMessaging, which awaits it."
+                    )
                 specs.append(spec)
     _check_unique_endpoints(specs)
     return specs, interceptors
@@ -169,11 +181,6 @@ def _read_fresh(
     position: int,
 ) -> HandlerSpec:
     name = getattr(function, "__qualname__", repr(function))
-    if inspect.iscoroutinefunction(function):
-        raise ConfigurationError(
-            f"handler {name} is a coroutine function (async def); the sync Messaging calls "
-            f"handlers directly. Make it a plain def."
-        )
     options = {**class_options, **options_of(getattr(function, "__func__", function))}
     params = [
         p

@@ -5,9 +5,16 @@ from __future__ import annotations
 from conveyor.core.codec.serialization import Codec
 from conveyor.transports.channels import Channel
 from conveyor.transports.dynamic import DynamicTransport
-from conveyor.transports.seam import InspectableTransport, RenewableTransport, Transport
+from conveyor.transports.seam import (
+    AsyncInspectableTransport,
+    AsyncRenewableTransport,
+    AsyncTransport,
+    InspectableTransport,
+    RenewableTransport,
+    Transport,
+)
 
-__all__ = ["ChannelRuntime"]
+__all__ = ["ChannelRuntime", "AsyncChannelRuntime", "AnyRuntime"]
 
 
 class ChannelRuntime:
@@ -59,3 +66,51 @@ class ChannelRuntime:
         self.router: DynamicTransport | None = (
             transport if isinstance(transport, DynamicTransport) else None
         )
+
+
+class AsyncChannelRuntime:
+    """The asyncio twin of :class:`ChannelRuntime`, around an open ``AsyncTransport``.
+
+    Dynamic channels are not offered to ``AsyncMessaging`` yet, so ``router`` is always None.
+    """
+
+    __slots__ = (
+        "bus",
+        "codec",
+        "definition",
+        "inline",
+        "inspectable",
+        "max_priority",
+        "name",
+        "renewable",
+        "router",
+        "transport",
+    )
+
+    def __init__(
+        self,
+        definition: Channel,
+        transport: AsyncTransport,
+        inline: bool,
+        codec: Codec,
+        *,
+        bus: bool = False,
+    ) -> None:
+        self.definition = definition
+        self.name = definition.name
+        self.transport = transport
+        self.inline = inline
+        self.codec = codec
+        self.bus = bus
+        self.max_priority: int | None = transport.capabilities.max_priority
+        self.inspectable: AsyncInspectableTransport | None = (
+            transport if isinstance(transport, AsyncInspectableTransport) else None
+        )
+        self.renewable: AsyncRenewableTransport | None = (
+            transport if isinstance(transport, AsyncRenewableTransport) else None
+        )
+        self.router: DynamicTransport | None = None
+
+
+AnyRuntime = ChannelRuntime | AsyncChannelRuntime
+"""What the decisions shared by both drivers read of a channel: its definition, name and codec."""

@@ -30,7 +30,18 @@ from conveyor.drivers.dispatch import Dispatch
 from conveyor.drivers.recording import Recorder
 from conveyor.drivers.resident import resident_mib
 
-__all__ = ["Driver", "RunResult", "ScheduledEndpoint", "format_records"]
+__all__ = [
+    "Driver",
+    "RunResult",
+    "ScheduledEndpoint",
+    "StepBudget",
+    "format_records",
+    "finishes_when_empty",
+    "idle_wait",
+    "next_jump",
+    "stop_reason",
+    "check_run",
+]
 
 _POLL_INTERVAL = timedelta(milliseconds=200)
 
@@ -68,6 +79,14 @@ class ScheduledEndpoint:
         assert spec.schedule is not None
         self.spec = spec
         self.due = spec.schedule.first_due(started)
+
+    def take(self, now: datetime) -> datetime | None:
+        """Move on to the next planned tick; the planned instant of this one if it runs."""
+        schedule = self.spec.schedule
+        assert schedule is not None
+        planned = self.due
+        self.due = schedule.next_due(planned, now)
+        return None if schedule.is_missed(planned, now) else planned
 
 
 class Driver:
@@ -151,11 +170,8 @@ class Driver:
 
     def _tick(self, endpoint: ScheduledEndpoint, now: datetime, *, stop_on_failure: bool) -> None:
         spec = endpoint.spec
-        schedule = spec.schedule
-        assert schedule is not None
-        planned = endpoint.due
-        endpoint.due = schedule.next_due(planned, now)
-        if schedule.is_missed(planned, now):
+        planned = endpoint.take(now)
+        if planned is None:
             return
         dispatch = self._dispatch
         tick = Message(planned, dispatch.new_message(None, None, None).headers, spec.endpoint_id)
@@ -223,9 +239,10 @@ class Driver:
             # own instants, but a periodic schedule alone never keeps settling going.
             due = self.next_due([n for n in consumers if n in self._channels])
             clock = self._virtual_clock("run_until_idle(advance_time=True)")
-            if due is None or due <= clock.now():
+            jump = next_jump(due, clock.now())
+            if jump is None:
                 return steps  # nothing pending, or due but leased elsewhere
-            steps += self.advance_to(due, budget=budget)
+            steps += self.advance_to(jump, budget=budget)
 
     def advance_to(
         self,
@@ -243,8 +260,8 @@ class Driver:
             budget = StepBudget(max_steps if max_steps is not None else self._max_steps)
         steps = self.settle(budget=budget)
         while True:
-            due = self.next_due(self.names())
-            if due is None or due > target or due <= clock.now():
+            due = next_jump(self.next_due(self.names()), clock.now(), target)
+            if due is None:
                 break
             clock.advance_to(due)
             steps += self.settle(budget=budget)
@@ -295,18 +312,11 @@ class Driver:
         stop_on_failure: bool,
         finish_when_empty: bool | None,
     ) -> RunResult:
-        if name not in self._channels and name not in self.scheduled:
-            known = ", ".join(self.names()) or "none"
-            raise ConfigurationError(
-                f"no consumer named {name!r}; consumers: {known}. A consumer is a declared "
-                f"channel or a @scheduled endpoint."
-            )
-        if limit is not None and limit < 1:
-            raise ConfigurationError(f"run(limit={limit}) must be at least 1")
+        check_run(name, self.names(), limit)
         clock = self._clock
         virtual = self._stepper is not None
         if finish_when_empty is None:
-            finish_when_empty = _finishes_when_empty(
+            finish_when_empty = finishes_when_empty(
                 virtual=virtual, channel=name in self._channels, limit=limit, time_limit=time_limit
             )
         started = clock.now()
@@ -314,14 +324,12 @@ class Driver:
         self._stop_requested = False
         with self._signals():
             while True:
-                if limit is not None and processed >= limit:
-                    return RunResult(name, processed, "limit")
-                if time_limit is not None and clock.now() - started >= time_limit:
-                    return RunResult(name, processed, "time limit")
-                if memory_limit is not None and resident_mib() >= memory_limit:
-                    return RunResult(name, processed, "memory limit")
-                if self._stop_requested:
-                    return RunResult(name, processed, "signal")
+                reason = stop_reason(
+                    processed, limit, clock.now() - started, time_limit, memory_limit,
+                    stop_requested=self._stop_requested,
+                )  # fmt: skip
+                if reason is not None:
+                    return RunResult(name, processed, reason)
                 if self.step(name, stop_on_failure=stop_on_failure):
                     processed += 1
                     continue
@@ -336,17 +344,14 @@ class Driver:
                     processed += 1  # the broker's long poll brought one
 
     def _idle_wait(self, name: str, started: datetime, time_limit: timedelta | None) -> timedelta:
-        now = self._clock.now()
-        due = self.next_due([name])
-        if self._stepper is not None:
-            wait = due - now if due is not None and due > now else timedelta(days=365)
-        else:
-            wait = _POLL_INTERVAL
-            if due is not None and due > now:
-                wait = min(wait, due - now) if name in self._channels else due - now
-        if time_limit is not None:
-            wait = min(wait, max(started + time_limit - now, timedelta(0)))
-        return max(wait, timedelta(milliseconds=1))
+        return idle_wait(
+            self._clock.now(),
+            self.next_due([name]),
+            virtual=self._stepper is not None,
+            channel=name in self._channels,
+            started=started,
+            time_limit=time_limit,
+        )
 
     @contextmanager
     def _signals(self) -> Iterator[None]:
@@ -370,7 +375,66 @@ class Driver:
         self._stop_requested = True
 
 
-def _finishes_when_empty(
+def next_jump(
+    due: datetime | None, now: datetime, target: datetime | None = None
+) -> datetime | None:
+    """Where settling on virtual time jumps next: ``due``, if it is ahead and not past ``target``.
+
+    None when nothing is pending, when what is due is leased elsewhere (due now, yet not
+    received), or when it lies beyond the instant being advanced to.
+    """
+    if due is None or due <= now or (target is not None and due > target):
+        return None
+    return due
+
+
+def stop_reason(
+    processed: int,
+    limit: int | None,
+    elapsed: timedelta,
+    time_limit: timedelta | None,
+    memory_limit: int | None,
+    *,
+    stop_requested: bool,
+) -> str | None:
+    """Why a consumer run stops before taking another message (whichever limit comes first)."""
+    if limit is not None and processed >= limit:
+        return "limit"
+    if time_limit is not None and elapsed >= time_limit:
+        return "time limit"
+    if memory_limit is not None and resident_mib() >= memory_limit:
+        return "memory limit"
+    if stop_requested:
+        return "signal"
+    return None
+
+
+def idle_wait(
+    now: datetime,
+    due: datetime | None,
+    *,
+    virtual: bool,
+    channel: bool,
+    started: datetime,
+    time_limit: timedelta | None,
+) -> timedelta:
+    """How long an idle consumer waits before looking again.
+
+    On virtual time: until the next due time (the clock jumps there). On a real clock: a poll
+    interval, shorter when something falls due sooner; a schedule waits for its next tick.
+    """
+    if virtual:
+        wait = due - now if due is not None and due > now else timedelta(days=365)
+    else:
+        wait = _POLL_INTERVAL
+        if due is not None and due > now:
+            wait = min(wait, due - now) if channel else due - now
+    if time_limit is not None:
+        wait = min(wait, max(started + time_limit - now, timedelta(0)))
+    return max(wait, timedelta(milliseconds=1))
+
+
+def finishes_when_empty(
     *, virtual: bool, channel: bool, limit: int | None, time_limit: timedelta | None
 ) -> bool:
     """The default of ``finish_when_empty``: what a caller who did not say most likely means.
@@ -407,3 +471,15 @@ def format_records(records: list[Record]) -> str:
             f"[{r.message_id}] {where}{detail}{failure}".rstrip()
         )
     return "\n".join(lines)
+
+
+def check_run(name: str, consumers: list[str], limit: int | None) -> None:
+    """Refuse a run of a consumer that does not exist, or with a limit below one."""
+    if name not in consumers:
+        known = ", ".join(consumers) or "none"
+        raise ConfigurationError(
+            f"no consumer named {name!r}; consumers: {known}. A consumer is a declared "
+            f"channel or a @scheduled endpoint."
+        )
+    if limit is not None and limit < 1:
+        raise ConfigurationError(f"run(limit={limit}) must be at least 1")

@@ -9,17 +9,19 @@ sent (and put back if sending fails), so concurrent replays and deletes never se
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TypeVar
 
 from conveyor.core.clock import Clock
 from conveyor.core.errors import ConfigurationError, DeadLetterNotFound
 from conveyor.core.journal import Journal, RecordKind
 from conveyor.core.lifecycle import replay_count
 from conveyor.core.wire import H, WireMessage
-from conveyor.drivers.channel_runtime import ChannelRuntime
+from conveyor.drivers.channel_runtime import AnyRuntime, ChannelRuntime
 from conveyor.stores.dead_letters import DeadLetter, DeadLetterStore
 from conveyor.transports.dynamic import VIA
 
-__all__ = ["DeadLetters"]
+__all__ = ["DeadLetters", "StoredLetters", "replay_target", "replayed_copy", "record_replayed"]
 
 
 class DeadLetters:
@@ -121,3 +123,72 @@ class DeadLetters:
         suffix, and returns the id it used.
         """
         return f"{message_id}@{where}"
+
+
+class StoredLetters:
+    """Reading and deleting dead letters: the part of ``dead_letters`` that never waits.
+
+    What ``AsyncMessaging.dead_letters`` shares with the sync ``DeadLetters``.
+    """
+
+    __slots__ = ("_clock", "_journal", "store")
+
+    def __init__(self, store: DeadLetterStore, journal: Journal, clock: Clock) -> None:
+        self.store = store
+        self._journal = journal
+        self._clock = clock
+
+    def list(self, *, limit: int | None = None, offset: int = 0) -> list[DeadLetter]:
+        """Dead letters, oldest first."""
+        return self.store.list(limit=limit, offset=offset)
+
+    def get(self, letter_id: str) -> DeadLetter:
+        return self.store.get(letter_id)
+
+    def count(self) -> int:
+        return self.store.count()
+
+    def delete(self, letter_id: str) -> None:
+        self.store.delete(letter_id)
+
+    @staticmethod
+    def new_id(message_id: str, where: str) -> str:
+        """A readable id to propose (as ``DeadLetters.new_id``): the store keeps it unique."""
+        return DeadLetters.new_id(message_id, where)
+
+
+R = TypeVar("R", bound=AnyRuntime)
+
+
+def replay_target(letter: DeadLetter, channels: Mapping[str, R]) -> R:
+    """The channel a dead letter goes back to; an error naming it when it is not declared."""
+    runtime = channels.get(letter.channel)
+    if runtime is None:
+        raise ConfigurationError(
+            f"dead letter {letter.id} came from channel {letter.channel!r}, which this "
+            f"Messaging does not declare (declared: {', '.join(channels) or 'none'}); "
+            f"declare it to replay."
+        )
+    return runtime
+
+
+def replayed_copy(letter: DeadLetter) -> WireMessage:
+    """The original bytes and headers, with a fresh attempt count and one more replay."""
+    headers = dict(letter.headers)
+    headers[H.ATTEMPT] = "1"
+    headers[H.REPLAYED] = str(replay_count(headers) + 1)
+    headers.pop(H.FIRST_FAILED_AT, None)
+    headers.pop(H.EXPIRES_AT, None)
+    return WireMessage(letter.body, headers)
+
+
+def record_replayed(journal: Journal, now: datetime, letter: DeadLetter) -> None:
+    journal.append(
+        now,
+        RecordKind.REPLAYED,
+        letter.message_id,
+        letter.message_type,
+        channel=letter.channel,
+        endpoint_id=letter.endpoint_id,
+        detail=f"dead letter {letter.id}",
+    )

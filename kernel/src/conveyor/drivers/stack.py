@@ -15,6 +15,9 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any, Generic
+
+from typing_extensions import TypeVar
 
 from conveyor.core.clock import Clock
 from conveyor.core.collector import AttemptState
@@ -58,8 +61,14 @@ class StackParts:
     purge: KeyPurge | None = None
 
 
-class Attempt:
+P = TypeVar("P", default="StackParts")
+
+
+class Attempt(Generic[P]):
     """What every layer knows about the delivery being handled.
+
+    ``parts`` are what the driver's layers use: :class:`StackParts` here, their asyncio twin in
+    ``conveyor.drivers.async_stack``.
 
     ``state`` is the current try's record of what it journaled: instant retry starts a new one
     for each try, so the same exception object raised by two tries is recorded twice.
@@ -79,7 +88,7 @@ class Attempt:
 
     def __init__(
         self,
-        parts: StackParts,
+        parts: P,
         channel: str,
         spec: HandlerSpec,
         message: Message,
@@ -100,6 +109,12 @@ Proceed = Callable[[], object]
 Layer = Callable[[Proceed, Attempt], object]
 
 
+def retries_again(attempt: Attempt[Any], error: Exception, left: int) -> bool:
+    """Whether an instant retry follows this failure, with ``left`` instant retries to go."""
+    policy = attempt.policy.retry
+    return left > 0 and policy is not None and policy.retries(error)
+
+
 def instant_retry(proceed: Proceed, attempt: Attempt) -> object:
     """Retry at once, in the same delivery; each attempt runs every layer inside afresh."""
     policy = attempt.policy.retry
@@ -115,7 +130,7 @@ def instant_retry(proceed: Proceed, attempt: Attempt) -> object:
                 channel=attempt.channel,
                 error=error,
             )
-            if left > 0 and policy is not None and policy.retries(error):
+            if retries_again(attempt, error, left):
                 left -= 1
                 attempt.state = AttemptState()
                 continue
