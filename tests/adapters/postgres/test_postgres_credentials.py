@@ -26,7 +26,14 @@ RIGHT, WRONG = "the-r1ght-one", "s3cr3t-Wr0ng"
 @pytest.fixture(scope="module")
 def server() -> Iterator[PrivateServer]:
     server = private_server_or_skip()
-    deadline = Deadline(60)
+    try:
+        require_a_password(server, Deadline(60))
+        yield server
+    finally:
+        server.remove()  # stops the server even when the setup failed half way
+
+
+def require_a_password(server: PrivateServer, deadline: Deadline) -> None:
     server.start(deadline)
     with psycopg.connect(server.dsn) as trusted:
         trusted.execute(f"ALTER ROLE postgres PASSWORD '{RIGHT}'")
@@ -41,10 +48,8 @@ def server() -> Iterator[PrivateServer]:
         try:
             psycopg.connect(server.dsn, connect_timeout=2).close()
         except psycopg.OperationalError:
-            break
+            return
         deadline.remaining()
-    yield server
-    server.remove()
 
 
 def dsn_with(server: PrivateServer, password: str) -> str:
