@@ -695,3 +695,19 @@ def test_an_app_given_as_a_file_path_is_imported_by_its_dotted_name(conveyor: Co
     missing = conveyor("list", "--app", "nowhere/app.py:build")
     assert missing.code == 2
     assert "no such file 'nowhere/app.py'" in missing.err
+
+
+def test_run_serves_an_asyncio_app_with_concurrency(conveyor: Conveyor) -> None:
+    result = conveyor(
+        "--app", "async_shop:build", "run", "orders", "--concurrency", "3", "--finish-when-empty"
+    )
+    assert result.code == 0, result.err
+    assert result.out == (
+        "orders: processed 5 messages (5 handled, 0 retried, 0 failed), stopped: empty\n"
+    )
+
+
+def test_other_commands_name_run_for_an_asyncio_app(conveyor: Conveyor) -> None:
+    result = conveyor("--app", "async_shop:build", "list")
+    assert result.code == 2
+    assert "AsyncMessaging, which conveyor serves with `conveyor run` only" in result.err

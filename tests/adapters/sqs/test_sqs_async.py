@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -27,6 +29,11 @@ from conveyor_sqs import AsyncSqsTransport, ClientSettings, SqsChannel, SqsTrans
 LEASE = timedelta(seconds=2)
 
 Scenario = Callable[[AsyncSqsTransport, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Ship:
+    order_id: str
 
 
 def run(settings: ClientSettings, channel: str, scenario: Scenario) -> None:
@@ -115,3 +122,41 @@ def test_every_verb_after_close_raises_transport_closed(
 def test_threads_must_be_positive(settings: ClientSettings) -> None:
     with pytest.raises(ValueError, match="threads=0"):
         AsyncSqsTransport(SqsTransport(clock=SystemClock(), settings=settings), threads=0)
+
+
+def test_the_asyncio_driver_runs_a_flow_on_sqs_queues(
+    sqs_endpoint: str, unique: Callable[[str], str], tmp_path: Any
+) -> None:
+    """``AsyncMessaging`` on an SQS channel: an async handler's message goes through the queue
+    and is handled once; a failing one ends in the SQLite dead-letter store."""
+    from conveyor import AsyncMessaging, asynchronous, command_handler
+    from conveyor_sqlite import SqliteDeadLetterStore
+
+    shipped: list[str] = []
+
+    @asynchronous("shipping")
+    @command_handler
+    async def ship(command: Ship) -> None:
+        if command.order_id == "broken":
+            raise ValueError("no such address")
+        shipped.append(command.order_id)
+
+    prefix = unique("aflow") + "-"
+    letters = SqliteDeadLetterStore(tmp_path / "letters.db")
+
+    async def main() -> None:
+        channel = SqsChannel(
+            "shipping", endpoint_url=sqs_endpoint, queue_prefix=prefix, lease=LEASE
+        )
+        async with AsyncMessaging(
+            handlers=[ship], channels=[channel], dead_letters=letters, clock=SystemClock()
+        ) as messaging:
+            await messaging.send(Ship("o-1"))
+            await messaging.send(Ship("broken"))
+            deadline = time.monotonic() + 20
+            while (not shipped or letters.count() == 0) and time.monotonic() < deadline:
+                await messaging.run("shipping", limit=1, time_limit=timedelta(seconds=1))
+
+    asyncio.run(main())
+    assert shipped == ["o-1"]
+    assert [letter.exception_message for letter in letters.list()] == ["no such address"]

@@ -19,6 +19,7 @@ are the ones a process manager (systemd, Kubernetes, supervisord) acts on:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import inspect
 import json
@@ -36,6 +37,7 @@ from conveyor.cli import format as fmt
 from conveyor.core.errors import ConfigurationError, ConveyorError
 from conveyor.core.handlers import handler_mark
 from conveyor.core.interceptors import interceptor_mark
+from conveyor.drivers.async_messaging import AsyncMessaging
 from conveyor.drivers.messaging import Messaging
 
 __all__ = ["main", "build_parser", "load_app", "UsageError"]
@@ -58,7 +60,8 @@ _EXIT_CODES = """exit codes:
   1  failure: a consumer stopped on a handler failure, an unknown dead letter
   2  usage or configuration error"""
 
-Command = Callable[[Messaging, argparse.Namespace], int]
+Command = Callable[[Any, argparse.Namespace], int]
+App = Messaging | AsyncMessaging
 
 
 class UsageError(Exception):
@@ -88,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(EXIT_USAGE, str(error), error.detail)
         try:
             command: Command = args.command
+            if isinstance(messaging, AsyncMessaging) and command is not _run:
+                raise UsageError(
+                    f"conveyor {args.command_name} takes a Messaging; --app names an "
+                    f"AsyncMessaging, which conveyor serves with `conveyor run` only. Build a "
+                    f"Messaging on the same channels for {args.command_name}."
+                )
             return command(messaging, args)
         except (UsageError, ConfigurationError) as error:
             return _fail(EXIT_USAGE, str(error))
@@ -98,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_FAILURE
         finally:
             if owned:  # built by the app's factory for this command: nobody else closes it
-                messaging.close()
+                if isinstance(messaging, AsyncMessaging):
+                    asyncio.run(messaging.aclose())
+                else:
+                    messaging.close()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
         "help": _EMPTY_HELP,
     }
     run.add_argument("--finish-when-empty", **empty)
+    run.add_argument(
+        "--concurrency",
+        type=fmt.positive_int,
+        default=1,
+        metavar="N",
+        help="messages handled at once (an AsyncMessaging app; default: 1)",
+    )
     _command(commands, hidden, "list", _list, "list the consumers").add_argument(
         "--json", **as_json
     )
@@ -171,7 +190,7 @@ def _command(
 # ---------------------------------------------------------------------- loading the app
 
 
-def load_app(path: str, *, source: str = "--app") -> tuple[Messaging, bool]:
+def load_app(path: str, *, source: str = "--app") -> tuple[App, bool]:
     """Import ``module:attribute`` and return its Messaging, and whether a factory built it.
 
     ``source`` names where the path came from (``--app`` or ``CONVEYOR_APP``) in messages. A
@@ -213,7 +232,7 @@ def load_app(path: str, *, source: str = "--app") -> tuple[Messaging, bool]:
             )
             raise UsageError(_missing(module, path, owner, name))
         target = getattr(target, name)
-    if isinstance(target, Messaging):
+    if isinstance(target, Messaging | AsyncMessaging):
         return target, False
     if not callable(target) or handler_mark(target) or interceptor_mark(target):
         raise UsageError(
@@ -230,7 +249,7 @@ def load_app(path: str, *, source: str = "--app") -> tuple[Messaging, bool]:
         built = target()
     except Exception as error:
         raise _raised(f"{path}()", error) from None
-    if not isinstance(built, Messaging):
+    if not isinstance(built, Messaging | AsyncMessaging):
         raise UsageError(f"--app {path}() returned {_kind(built)}, not a Messaging.")
     return built, True
 
@@ -322,12 +341,16 @@ def _kind(value: object) -> str:
 # ---------------------------------------------------------------------- commands
 
 
-def _run(messaging: Messaging, args: argparse.Namespace) -> int:
-    """Run one consumer; a failure it stops on is logged with its traceback and exits 1."""
+def _run(messaging: App, args: argparse.Namespace) -> int:
+    """Run one consumer; a failure it stops on is logged with its traceback and exits 1.
+
+    An ``AsyncMessaging`` app runs on a new event loop, with ``--concurrency`` messages at once.
+    """
     log = logging.getLogger(_LOGGER)
     name: str = args.channel
-    if name in messaging.internal_channels:
-        owner = messaging.internal_channels[name]
+    internal: dict[str, str] = getattr(messaging, "internal_channels", {})
+    if name in internal:
+        owner = internal[name]
         raise UsageError(
             f"channel {name!r} is internal to dynamic channel {owner!r}, which polls it through "
             f"its receiving strategy; run {owner!r} instead. See `conveyor list`."
@@ -344,19 +367,23 @@ def _run(messaging: Messaging, args: argparse.Namespace) -> int:
         "stop on failure": args.stop_on_failure or None,
         "finish when empty": args.finish_when_empty,
     }
-    limits = ", ".join(f"{key}: {value}" for key, value in given.items() if value is not None)
-    log.info("consumer %s started on %r (%s)", name, messaging.clock, limits or "no limits")
+    shown = ", ".join(f"{key}: {value}" for key, value in given.items() if value is not None)
+    log.info("consumer %s started on %r (%s)", name, messaging.clock, shown or "no limits")
     counts = fmt.OutcomeCounts(name)
     messaging.journal.subscribe(counts.add, fmt.OutcomeCounts.KINDS)
+    limits: dict[str, Any] = {
+        "limit": args.limit,
+        "time_limit": args.time_limit,
+        "memory_limit": args.memory_limit,
+        "stop_on_failure": args.stop_on_failure,
+        "finish_when_empty": args.finish_when_empty,
+    }
     try:
-        result = messaging.run(
-            name,
-            limit=args.limit,
-            time_limit=args.time_limit,
-            memory_limit=args.memory_limit,
-            stop_on_failure=args.stop_on_failure,
-            finish_when_empty=args.finish_when_empty,
-        )
+        if isinstance(messaging, AsyncMessaging):
+            concurrency: int = getattr(args, "concurrency", 1)
+            result = asyncio.run(messaging.run(name, concurrency=concurrency, **limits))
+        else:
+            result = messaging.run(name, **limits)
     except Exception as error:
         log.exception("consumer %s stopped on a failure", name)
         print(f"{name}: stopped: failure ({type(error).__name__}: {error})")
