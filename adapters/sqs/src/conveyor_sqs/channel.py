@@ -10,7 +10,7 @@ from conveyor.core.clock import Clock
 from conveyor.transports.channels import Channel
 from conveyor.transports.seam import AsyncTransport, ChannelOptions, Transport
 from conveyor_sqs.client import ClientSettings
-from conveyor_sqs.transport import SQS_MAX_DELAY
+from conveyor_sqs.seconds import SQS_MAX_DELAY
 
 __all__ = ["SqsChannel"]
 

@@ -24,10 +24,8 @@ sent message is visible only eventually (SQS samples servers on a short poll).
 from __future__ import annotations
 
 import math
-import re
-import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,35 +39,28 @@ from conveyor.core.errors import (
 )
 from conveyor.transports.seam import Capabilities, ChannelOptions, Delivery, WireMessage
 from conveyor_sqs import wire
-from conveyor_sqs.client import ClientSettings, open_client
-from conveyor_sqs.errors import Where, translate
+from conveyor_sqs.client import ClientSettings, open_client, where_of
+from conveyor_sqs.errors import translate
+from conveyor_sqs.queues import Queue, QueueDirectory
+from conveyor_sqs.seconds import (
+    SQS_MAX_DELAY,
+    SQS_MAX_VISIBILITY,
+    SQS_MAX_WAIT,
+    hiding_hops,
+    lease_seconds,
+    max_visibility,
+    seconds_up,
+)
 
 __all__ = ["SqsTransport", "SQS_MAX_DELAY", "SQS_MAX_VISIBILITY"]
 
-SQS_MAX_DELAY = timedelta(minutes=15)
-"""The longest ``DelaySeconds`` SQS accepts."""
-SQS_MAX_VISIBILITY = timedelta(hours=12)
-"""The longest visibility timeout (lease) SQS accepts."""
 _MAX_BATCH = 10
-_MAX_WAIT = 20
 _MAX_HIDING_ROUNDS = 10
-_QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
 _SYSTEM_ATTRIBUTES = [
     "ApproximateReceiveCount",
     "ApproximateFirstReceiveTimestamp",
     "MessageGroupId",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class _Queue:
-    """A declared channel's queue: its URL and what was read from its attributes."""
-
-    name: str
-    url: str
-    maximum: int
-    group_header: str | None
-    default_group: str
 
 
 class SqsTransport:
@@ -114,16 +105,17 @@ class SqsTransport:
         if client is None:
             client, self._where = open_client(self._settings)
         else:
-            self._where = Where(
-                region=str(client.meta.region_name), endpoint=str(client.meta.endpoint_url)
-            )
+            self._where = where_of(client)
         self._client = client
-        self._prefix = queue_prefix
         self._fifo = fifo
-        self._create = create_queues
-        self._attributes = dict(queue_attributes or {})
-        self._queues: dict[str, _Queue] = {}
-        self._lock = threading.Lock()
+        self._queues = QueueDirectory(
+            client,
+            self._where,
+            prefix=queue_prefix,
+            fifo=fifo,
+            create=create_queues,
+            attributes=queue_attributes or {},
+        )
         self._closed = False
         self._capabilities = Capabilities(
             delay=True,
@@ -132,7 +124,7 @@ class SqsTransport:
             priority=False,
             ttl=False,
             ordering="fifo" if fifo else "none",
-            max_size=wire.wire_limit(_maximum_of(self._attributes)),
+            max_size=self._queues.smallest_limit(),
             durable=True,
             lease="timed",
             visibility="eventual",
@@ -151,52 +143,24 @@ class SqsTransport:
 
     def queue_name(self, channel: str) -> str:
         """The SQS queue name of ``channel``."""
-        return f"{self._prefix}{channel}{'.fifo' if self._fifo else ''}"
+        return self._queues.name(channel)
 
     # ------------------------------------------------------------------ channels
 
     def declare(self, options: ChannelOptions) -> None:
         """Create the channel's queue if missing (or look it up), and read its size limit."""
         self._check_open(f"declaring channel {options.name!r}")
-        name = self.queue_name(options.name)
-        if not _QUEUE_NAME.fullmatch(name.removesuffix(".fifo")):
-            raise ConfigurationError(
-                f"channel {options.name!r} makes the SQS queue name {name!r}, which SQS "
-                f"refuses: up to 80 letters, digits, '-' and '_' (with the prefix, and '.fifo' "
-                f"on FIFO queues). Rename the channel or change queue_prefix."
-            )
-        action = f"declaring channel {options.name!r}"
-        try:
-            if self._create:
-                attributes = dict(self._attributes)
-                if self._fifo:
-                    attributes["FifoQueue"] = "true"
-                url = self._client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-            else:
-                url = self._client.get_queue_url(QueueName=name)["QueueUrl"]
-            found = self._client.get_queue_attributes(
-                QueueUrl=url, AttributeNames=["MaximumMessageSize"]
-            )["Attributes"]
-        except Exception as error:
-            raise self._translate(error, name, action) from error
-        queue = _Queue(
-            name=name,
-            url=url,
-            maximum=int(found["MaximumMessageSize"]),
-            group_header=options.fifo_group_header,
-            default_group=options.name,
-        )
-        with self._lock:
-            self._queues[options.name] = queue
-            limit = min(wire.wire_limit(q.maximum) for q in self._queues.values())
-            if limit < (self._capabilities.max_size or limit + 1):
-                self._capabilities = _with_max_size(self._capabilities, limit)
+        self._queues.declare(options)
+        limit = self._queues.smallest_limit()
+        if limit < (self._capabilities.max_size or limit + 1):
+            self._capabilities = replace(self._capabilities, max_size=limit)
 
-    def _queue(self, channel: str) -> _Queue:
+    def _queue(self, channel: str) -> Queue:
         queue = self._queues.get(channel)
         if queue is None:
             self.declare(ChannelOptions(channel))
-            queue = self._queues[channel]
+            queue = self._queues.get(channel)
+            assert queue is not None
         return queue
 
     # ------------------------------------------------------------------ send
@@ -250,9 +214,9 @@ class SqsTransport:
             )
 
     def _send_request(
-        self, queue: _Queue, channel: str, message: WireMessage, available_at: datetime | None
+        self, queue: Queue, channel: str, message: WireMessage, available_at: datetime | None
     ) -> dict[str, Any]:
-        delay = 0 if available_at is None else _seconds_up(available_at - self._clock.now())
+        delay = 0 if available_at is None else seconds_up(available_at - self._clock.now())
         due_ms = None
         if delay and self._fifo:
             due_ms = math.ceil(available_at.timestamp() * 1000) if available_at else None
@@ -276,9 +240,9 @@ class SqsTransport:
         return request
 
     def _check_size(
-        self, queue: _Queue, channel: str, message: WireMessage, encoded: wire.EncodedMessage
+        self, queue: Queue, channel: str, message: WireMessage, encoded: wire.EncodedMessage
     ) -> None:
-        limit = wire.wire_limit(queue.maximum)
+        limit = queue.limit
         size = wire.encoded_size(encoded)
         if message.size > limit or size > queue.maximum:
             raise MessageTooLarge(
@@ -316,7 +280,7 @@ class SqsTransport:
             raise ValueError(f"max_messages={max_messages} must be at least 1.")
         queue = self._queue(channel)
         started = self._clock.now()
-        seconds = 0 if wait is None else min(int(wait.total_seconds()), _MAX_WAIT)
+        seconds = 0 if wait is None else min(int(wait.total_seconds()), SQS_MAX_WAIT)
         deliveries: list[Delivery] = []
         for _ in range(_MAX_HIDING_ROUNDS):
             received = self._receive_batch(queue, channel, lease, max_messages, seconds)
@@ -334,14 +298,14 @@ class SqsTransport:
         return deliveries
 
     def _receive_batch(
-        self, queue: _Queue, channel: str, lease: timedelta, max_messages: int, seconds: int
+        self, queue: Queue, channel: str, lease: timedelta, max_messages: int, seconds: int
     ) -> list[dict[str, Any]]:
         try:
             answer = self._client.receive_message(
                 QueueUrl=queue.url,
                 MaxNumberOfMessages=min(max_messages, _MAX_BATCH),
                 WaitTimeSeconds=seconds,
-                VisibilityTimeout=_lease_seconds(lease),
+                VisibilityTimeout=lease_seconds(lease),
                 MessageAttributeNames=[wire.ATTRIBUTE],
                 MessageSystemAttributeNames=_SYSTEM_ATTRIBUTES,
             )
@@ -353,7 +317,7 @@ class SqsTransport:
         return messages
 
     def _deliveries(
-        self, queue: _Queue, channel: str, received: list[dict[str, Any]]
+        self, queue: Queue, channel: str, received: list[dict[str, Any]]
     ) -> list[Delivery]:
         deliveries: list[Delivery] = []
         held_groups: set[str] = set()
@@ -365,7 +329,7 @@ class SqsTransport:
             handle = sqs_message["ReceiptHandle"]
             if due_ms is not None:
                 first_ms = int(attributes.get("ApproximateFirstReceiveTimestamp", now_ms))
-                count = max(1, count - _hops(first_ms, due_ms))
+                count = max(1, count - hiding_hops(first_ms, due_ms))
                 if due_ms > now_ms:  # a FIFO message delayed: hide it, hold its group back
                     self._hide(queue, channel, handle, due_ms - now_ms)
                     held_groups.add(attributes.get("MessageGroupId", ""))
@@ -376,7 +340,7 @@ class SqsTransport:
             deliveries.append(Delivery(channel, message, handle, count))
         return deliveries
 
-    def _hide(self, queue: _Queue, channel: str, handle: str, milliseconds: float) -> None:
+    def _hide(self, queue: Queue, channel: str, handle: str, milliseconds: float) -> None:
         seconds = min(math.ceil(milliseconds / 1000), int(SQS_MAX_VISIBILITY.total_seconds()))
         try:
             self._client.change_message_visibility(
@@ -403,17 +367,15 @@ class SqsTransport:
     def release(self, delivery: Delivery, *, available_at: datetime | None = None) -> None:
         """Make the message visible again now, or at ``available_at`` (at most 12 hours on)."""
         queue = self._settling(delivery, "releasing")
-        seconds = 0 if available_at is None else _seconds_up(available_at - self._clock.now())
-        self._change_visibility(queue, delivery, min(seconds, _max_visibility()), "releasing")
+        seconds = 0 if available_at is None else seconds_up(available_at - self._clock.now())
+        self._change_visibility(queue, delivery, min(seconds, max_visibility()), "releasing")
 
     def renew(self, delivery: Delivery, *, lease: timedelta) -> None:
         """Extend the lease to ``lease`` from now (SQS caps a message's total at 12 hours)."""
         queue = self._settling(delivery, "renewing the lease of")
-        self._change_visibility(queue, delivery, _lease_seconds(lease), "renewing the lease of")
+        self._change_visibility(queue, delivery, lease_seconds(lease), "renewing the lease of")
 
-    def _change_visibility(
-        self, queue: _Queue, delivery: Delivery, seconds: int, verb: str
-    ) -> None:
+    def _change_visibility(self, queue: Queue, delivery: Delivery, seconds: int, verb: str) -> None:
         try:
             self._client.change_message_visibility(
                 QueueUrl=queue.url, ReceiptHandle=delivery.receipt, VisibilityTimeout=seconds
@@ -430,7 +392,7 @@ class SqsTransport:
                 ) from error
             raise translated from error
 
-    def _settling(self, delivery: Delivery, verb: str) -> _Queue:
+    def _settling(self, delivery: Delivery, verb: str) -> Queue:
         self._check_open(f"{verb} a message on channel {delivery.channel!r}")
         queue = self._queues.get(delivery.channel)
         if queue is None:
@@ -465,37 +427,3 @@ class SqsTransport:
     def __repr__(self) -> str:
         kind = "FIFO " if self._fifo else ""
         return f"SqsTransport({kind}region={self.region!r}, endpoint={self._where.endpoint!r})"
-
-
-def _seconds_up(duration: timedelta) -> int:
-    """Whole seconds, rounded up (never early), never negative."""
-    return max(math.ceil(duration.total_seconds() - 1e-6), 0)
-
-
-def _lease_seconds(lease: timedelta) -> int:
-    return min(max(_seconds_up(lease), 1), _max_visibility())
-
-
-def _max_visibility() -> int:
-    return int(SQS_MAX_VISIBILITY.total_seconds())
-
-
-def _hops(first_received_ms: float, due_ms: int) -> int:
-    """Receives spent hiding a delayed FIFO message, so they do not count as deliveries.
-
-    The first receive before the due time hides it until then, 12 hours at most per receive;
-    a message first received after its due time was never hidden. (A consumer that dies
-    between receiving and hiding it adds one: the count is approximate, as SQS's own is.)
-    """
-    window = SQS_MAX_VISIBILITY.total_seconds() * 1000
-    return math.ceil(max(due_ms - first_received_ms, 0) / window)
-
-
-def _maximum_of(attributes: Mapping[str, str]) -> int:
-    return int(attributes.get("MaximumMessageSize", 1_048_576))
-
-
-def _with_max_size(capabilities: Capabilities, max_size: int) -> Capabilities:
-    from dataclasses import replace
-
-    return replace(capabilities, max_size=max_size)

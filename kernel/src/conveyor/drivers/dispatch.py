@@ -39,13 +39,76 @@ from conveyor.drivers.recording import Recorder
 from conveyor.drivers.scopes import Scopes
 from conveyor.drivers.stack import StackOrder
 
-__all__ = ["Dispatch", "Transaction"]
+__all__ = ["Dispatch", "Transaction", "NewMessages", "compose_invokers"]
 
 Transaction = Callable[[], AbstractContextManager[object]]
 
 T = TypeVar("T")
 
 _EMPTY_USER: Mapping[str, str] = MappingProxyType({})
+
+
+class NewMessages:
+    """Makes messages with new ids, caused by the message being handled in this call, if any."""
+
+    __slots__ = ("_clock", "_new_id", "_scopes")
+
+    def __init__(self, clock: Clock, ids: IdGenerator, scopes: Scopes) -> None:
+        self._clock = clock
+        new_at = getattr(ids, "new_at", None)  # uuid v7 ids reuse the clock reading
+        self._new_id: Callable[[datetime], str] = (
+            new_at if new_at is not None else (lambda now: ids.new())
+        )
+        self._scopes = scopes
+
+    def __call__(
+        self, payload: object, headers: Mapping[str, str] | None, routing_key: str | None
+    ) -> Message:
+        """A message with a new id, caused by the message being handled, if any."""
+        user = check_user_headers(headers) if headers else _EMPTY_USER
+        parent = self._scopes.handled_message()
+        now = self._clock.now()
+        message_id = self._new_id(now)
+        if parent is None:
+            built = Headers(message_id, message_id, None, now, 1, user)
+        else:
+            parent_headers = parent.headers
+            inherited = {**parent_headers.user, **user} if user else parent_headers.user
+            built = Headers(
+                message_id, parent_headers.correlation_id, parent_headers.id, now, 1, inherited
+            )
+        return Message(payload, built, routing_key)
+
+
+def compose_invokers(
+    specs: tuple[HandlerSpec, ...],
+    interceptors: tuple[Interceptor, ...],
+    wrap: Callable[[list[Interceptor], Invoke], Invoke],
+) -> tuple[dict[str, Invoke], dict[str, Invoke], set[str]]:
+    """Each handler with its interceptors: as consumed, as called, and which want a context.
+
+    Interceptors ordered below ``StackOrder.HANDLER`` sit among the consumption stack's layers
+    when the handler is consumed from a channel (``conveyor.drivers.stack``); on a synchronous
+    call they simply wrap the inner ones. ``wrap`` composes (the sync or the asyncio way).
+    """
+    consumed: dict[str, Invoke] = {}
+    called: dict[str, Invoke] = {}
+    for spec in specs:
+        selected = [i for i in interceptors if i.selects(spec.message_types, spec.markers)]
+        inner = [i for i in selected if i.order >= StackOrder.HANDLER]
+        base = base_call(spec)
+        consumed[spec.endpoint_id] = wrap(inner, base) if inner else base
+        called[spec.endpoint_id] = (
+            wrap(selected, base) if len(inner) < len(selected) else consumed[spec.endpoint_id]
+        )
+    wants_context = {
+        s.endpoint_id
+        for s in specs
+        if s.kind == "scheduled"
+        or s.arity != 1
+        or any(i.selects(s.message_types, s.markers) for i in interceptors)
+    }
+    return consumed, called, wants_context
 
 
 class Dispatch:
@@ -56,13 +119,13 @@ class Dispatch:
         "_clock",
         "_drain_inline",
         "_invokers",
-        "_new_id",
         "_outgoing",
         "_recorder",
         "_scopes",
         "_sync_invokers",
         "_transaction",
         "_wants_context",
+        "new_message",
     )
 
     def __init__(
@@ -80,58 +143,18 @@ class Dispatch:
         drain_inline: Callable[[], None] | None,
     ) -> None:
         self._clock = clock
-        new_at = getattr(ids, "new_at", None)  # uuid v7 ids reuse the clock reading
-        self._new_id: Callable[[datetime], str] = (
-            new_at if new_at is not None else (lambda now: ids.new())
-        )
+        self.new_message = NewMessages(clock, ids, scopes)
         self._scopes = scopes
         self._outgoing = outgoing
         self._recorder = recorder
         self._transaction = transaction
         self._buses = buses
         self._drain_inline = drain_inline
-        self._invokers: dict[str, Invoke] = {}
-        self._sync_invokers: dict[str, Invoke] = {}
-        for spec in specs:
-            selected = [i for i in interceptors if i.selects(spec.message_types, spec.markers)]
-            # Interceptors ordered below StackOrder.HANDLER sit among the consumption stack's
-            # layers when the handler is consumed from a channel (conveyor.drivers.stack); on a
-            # synchronous call they simply wrap the inner ones.
-            inner = [i for i in selected if i.order >= StackOrder.HANDLER]
-            base = base_call(spec)
-            self._invokers[spec.endpoint_id] = wrap_with(inner, base) if inner else base
-            self._sync_invokers[spec.endpoint_id] = (
-                wrap_with(selected, base)
-                if len(inner) < len(selected)
-                else (self._invokers[spec.endpoint_id])
-            )
-        self._wants_context = {
-            s.endpoint_id
-            for s in specs
-            if s.kind == "scheduled"
-            or s.arity != 1
-            or any(i.selects(s.message_types, s.markers) for i in interceptors)
-        }
+        self._invokers, self._sync_invokers, self._wants_context = compose_invokers(
+            specs, interceptors, wrap_with
+        )
 
     # ------------------------------------------------------------------ new messages
-
-    def new_message(
-        self, payload: object, headers: Mapping[str, str] | None, routing_key: str | None
-    ) -> Message:
-        """A message with a new id, caused by the message being handled, if any."""
-        user = check_user_headers(headers) if headers else _EMPTY_USER
-        parent = self._scopes.handled_message()
-        now = self._clock.now()
-        message_id = self._new_id(now)
-        if parent is None:
-            built = Headers(message_id, message_id, None, now, 1, user)
-        else:
-            parent_headers = parent.headers
-            inherited = {**parent_headers.user, **user} if user else parent_headers.user
-            built = Headers(
-                message_id, parent_headers.correlation_id, parent_headers.id, now, 1, inherited
-            )
-        return Message(payload, built, routing_key)
 
     def context(self, message: Message, endpoint_id: str | None, channel: str | None) -> Context:
         """The ``Context`` a handler (or an interceptor) handling ``message`` receives."""
