@@ -83,6 +83,7 @@ tried = {"messages": 0}
 @settings(
     max_examples=int(os.environ.get("CONVEYOR_FUZZ_EXAMPLES", "300")),
     deadline=None,
+    derandomize=os.environ.get("CI") == "true",  # CI gates merges: the same examples each run
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(poison=st.lists(wire_messages(), min_size=1, max_size=3))
@@ -115,6 +116,9 @@ def test_nothing_on_a_channel_can_stop_its_consumer(poison: list[tuple[str, Wire
     assert pending(messaging, "orders") == 0
     assert pending(messaging, "bus") == 0
     finals = sum(1 for record in messaging.journal if record.kind in FINAL)
-    assert finals >= len(poison) + 1  # each ended: handled, dead-lettered or expired
+    # Each ended: handled, dead-lettered or expired. A well-formed event of a type nobody
+    # subscribes to is the exception, as with publish(): it is acknowledged and nothing runs.
+    events = sum(1 for _, message in poison if message.headers.get(H.ENDPOINT) == BUS_EVENT)
+    assert finals >= len(poison) - events + 1
     for letter in messaging.dead_letters.list():
         assert letter.reason  # every dead letter says why

@@ -25,6 +25,7 @@ SECRET = "SECRET-4242"
         ("TIMESTAMP", "2026-01-01T00:00:00", "a date and time without one"),
         ("FIRST_FAILED_AT", "2026-01-01T00:00:00", "a date and time without one"),
         ("TIMESTAMP", SECRET, "a string of 11 characters"),
+        ("TIMESTAMP", "", "an empty string"),
         ("NOT_BEFORE", "9999-12-31T23:59:59-23:59", "an instant outside the range of a datetime"),
         ("TIMESTAMP", "0001-01-01T00:00:00+23:59", "an instant outside the range of a datetime"),
         ("NOT_BEFORE", "9999-12-31T00:00:00+00:00", "a later instant"),

@@ -20,7 +20,14 @@ from conveyor.core.errors import SerializationError
 from conveyor.core.handlers import PRIORITY_RANGE
 from conveyor.core.instants import LATEST
 
-__all__ = ["MAX_ATTEMPT", "read_attempt", "read_priority", "read_instant", "found"]
+__all__ = [
+    "MAX_ATTEMPT",
+    "read_attempt",
+    "read_priority",
+    "read_instant",
+    "read_timestamp",
+    "found",
+]
 
 #: The highest delivery attempt a header may carry: far beyond any retry policy, small enough
 #: that every broker's integer keeps it.
@@ -91,6 +98,14 @@ def read_instant(name: str, value: str | None, *, due: bool = False) -> datetime
         raise _malformed(name, expected, "an instant outside the range of a datetime") from None
     if due and instant >= LATEST:
         raise _malformed(name, f"an instant before {LATEST.isoformat()}", "a later instant")
+    return instant
+
+
+def read_timestamp(name: str, value: str) -> datetime:
+    """When a message was created: required, so an empty value is malformed, not absent."""
+    instant = read_instant(name, value)
+    if instant is None:
+        raise _malformed(name, "an ISO 8601 date and time with a UTC offset", found(value))
     return instant
 
 

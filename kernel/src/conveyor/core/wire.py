@@ -14,7 +14,12 @@ from datetime import datetime
 from types import MappingProxyType
 
 from conveyor.core.errors import SerializationError
-from conveyor.core.header_values import read_attempt, read_instant, read_priority
+from conveyor.core.header_values import (
+    read_attempt,
+    read_instant,
+    read_priority,
+    read_timestamp,
+)
 from conveyor.core.headers import Headers
 
 __all__ = ["WireMessage", "Delivery", "Envelope", "to_wire_headers", "read_envelope", "H"]
@@ -143,7 +148,7 @@ def read_envelope(wire: Mapping[str, str], *, max_priority: int | None = None) -
             wire[H.ID],
             wire[H.CORRELATION],
             get(H.CAUSATION),
-            read_instant(H.TIMESTAMP, wire[H.TIMESTAMP]),
+            read_timestamp(H.TIMESTAMP, wire[H.TIMESTAMP]),
             read_attempt(H.ATTEMPT, get(H.ATTEMPT)),
             MappingProxyType(user) if user else _NO_USER,
         )
