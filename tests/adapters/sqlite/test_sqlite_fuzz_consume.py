@@ -105,7 +105,8 @@ def rows(draw: st.DrawFn, template: dict[str, str]) -> dict[str, object]:
     """One row of ``conveyor_messages`` as column values; due now unless its lease says not."""
     good = st.sampled_from([b'{"order_id":"o-planted"}', '{"order_id":"o-planted"}'])
     body = draw(st.one_of(good, good, json_texts, sql_values))
-    headers = draw(st.one_of(wire_headers(template), wire_headers(template), json_texts, sql_values))
+    wire = wire_headers(template)
+    headers = draw(st.one_of(wire, wire, json_texts, sql_values))
     counts = st.one_of(st.just(0), st.integers(-(2**63), 2**63 - 1), sql_values)
     leases = st.one_of(
         st.none(),
@@ -163,14 +164,15 @@ def row(**columns: object) -> dict[str, object]:
         **columns,
     }
 
+
 tried = {"rows": 0, "examples": 0}
 
 
 def plant(path: Path, row: dict[str, object]) -> None:
     with sqlite3.connect(path) as connection:
+        names, marks = ", ".join(row), ", ".join("?" * len(row))
         connection.execute(
-            f"INSERT INTO conveyor_messages ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-            tuple(row.values()),
+            f"INSERT INTO conveyor_messages ({names}) VALUES ({marks})", tuple(row.values())
         )
     connection.close()
 
