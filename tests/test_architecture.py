@@ -1,8 +1,9 @@
 """The tree shows the layers, and the import graph keeps them (DESIGN section 2).
 
 Read with ``ast``, without importing anything: the pure core imports no driver, transport,
-store, testing or CLI module; only the composition root (``conveyor.drivers.messaging``) builds
-the parts, so no other kernel module imports ``Messaging``; and no module reaches into another
+store, testing or CLI module; only the composition roots (``conveyor.drivers.messaging`` and
+``conveyor.drivers.async_messaging``) build the parts, so no other kernel module imports
+``Messaging`` or ``AsyncMessaging``; and no module reaches into another
 object's private members.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 KERNEL = Path(__file__).resolve().parents[1] / "kernel" / "src" / "conveyor"
-ROOT_MODULE = "conveyor.drivers.messaging"
+ROOT_MODULES = ("conveyor.drivers.messaging", "conveyor.drivers.async_messaging")
 # Clients of the composition root, as user code is: they build or drive a Messaging.
 CLIENTS = ("conveyor", "conveyor.testing", "conveyor.cli")
 
@@ -64,14 +65,14 @@ def test_the_core_imports_nothing_outside_the_core(name: str, tree: ast.Module) 
 def test_only_the_composition_root_and_its_clients_import_messaging(
     name: str, tree: ast.Module
 ) -> None:
-    if name == ROOT_MODULE or name in CLIENTS or name.startswith(CLIENTS[1:]):
+    if name in ROOT_MODULES or name in CLIENTS or name.startswith(CLIENTS[1:]):
         return
     reaching = {
         imported
         for imported in imports(tree)
-        if imported == ROOT_MODULE
-        or imported.startswith(f"{ROOT_MODULE}.")
-        or imported == "conveyor.Messaging"
+        if imported in ROOT_MODULES
+        or imported.startswith(tuple(f"{root}." for root in ROOT_MODULES))
+        or imported in ("conveyor.Messaging", "conveyor.AsyncMessaging")
     }
     assert reaching == set(), f"{name} imports the composition root: {sorted(reaching)}"
 

@@ -101,7 +101,7 @@ def test_a_coroutine_handler_on_the_sync_kernel() -> None:
     assert message_of(place_async) == (
         "handler test_a_coroutine_handler_on_the_sync_kernel.<locals>.place_async is a "
         "coroutine function (async def); the sync Messaging calls handlers directly. Make it "
-        "a plain def."
+        "a plain def, or build an AsyncMessaging, which awaits it."
     )
 
 

@@ -226,7 +226,7 @@ def test_a_messaging_instance_or_a_factory_is_an_app(conveyor: Conveyor) -> None
 def test_the_app_comes_from_either_side_of_the_command_or_from_the_environment(
     conveyor: Conveyor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    expected = "orders: processed 1 message, stopped: limit\n"
+    expected = "orders: processed 1 message (1 handled, 0 retried, 0 failed), stopped: limit\n"
     assert conveyor("run", "orders", "--limit", "1", "--app", "shop:build").out == expected
     assert conveyor("dead-letter", "list", "--app", "letters:messaging").code == 0
     monkeypatch.setenv("CONVEYOR_APP", "shop:build")
@@ -260,7 +260,10 @@ def test_help_exits_zero_and_lists_the_exit_codes(conveyor: Conveyor) -> None:
 def test_run_stops_at_the_limit_and_logs_start_and_stop(conveyor: Conveyor) -> None:
     result = conveyor("--app", "shop:build", "run", "orders", "--limit", "2")
     assert result.code == 0
-    assert result.out == "orders: processed 2 messages, stopped: limit\n"
+    assert (
+        result.out
+        == "orders: processed 2 messages (1 handled, 0 retried, 1 failed), stopped: limit\n"
+    )
     started, stopped = result.err.splitlines()
     assert started.endswith(
         "INFO conveyor.cli: consumer orders started on VirtualClock(2026-01-01T00:00:00+00:00) "
@@ -274,7 +277,10 @@ def test_run_finishes_when_empty_a_failure_without_stop_on_failure_is_a_dead_let
 ) -> None:
     result = conveyor("--app", "shop:build", "run", "orders", "--finish-when-empty")
     assert result.code == 0
-    assert result.out == "orders: processed 3 messages, stopped: empty\n"
+    assert (
+        result.out
+        == "orders: processed 3 messages (2 handled, 0 retried, 1 failed), stopped: empty\n"
+    )
     (built,) = app_module("shop").built
     assert [letter.id for letter in built.dead_letters.list()] == ["msg-2@place_order"]
 
@@ -284,14 +290,20 @@ def test_run_stops_at_the_time_limit_on_the_apps_clock(conveyor: Conveyor) -> No
         "--app", "shop:build", "run", "report", "--time-limit", "10m", "--no-finish-when-empty"
     )
     assert result.code == 0
-    assert result.out == "report: processed 2 messages, stopped: time limit\n"  # at 1m and 6m
+    assert (
+        result.out
+        == "report: processed 2 messages (2 handled, 0 retried, 0 failed), stopped: time limit\n"
+    )  # at 1m and 6m
     assert "(time limit: 0:10:00, finish when empty: False)" in result.err
 
 
 def test_run_stops_at_the_memory_limit(conveyor: Conveyor) -> None:
     result = conveyor("--app", "shop:build", "run", "orders", "--memory-limit", "1")
     assert result.code == 0
-    assert result.out == "orders: processed 0 messages, stopped: memory limit\n"
+    assert (
+        result.out
+        == "orders: processed 0 messages (0 handled, 0 retried, 0 failed), stopped: memory limit\n"
+    )
 
 
 def test_stop_on_failure_logs_the_traceback_and_exits_1(conveyor: Conveyor) -> None:
@@ -480,6 +492,10 @@ def test_dead_letter_show_prints_fields_headers_body_and_traceback(conveyor: Con
         "  replayed:     0",
         "  exception:    ValueError: order bad-2 is out of stock",
         "",
+        "Raised in your code (innermost first)",  # before the kernel's frames
+        f"  {APPS / 'shop.py'}:37 in place_order: "
+        'raise ValueError(f"order {command.order} is out of stock")',
+        "",
         f"Headers ({len(headers)})",
         *(f"  {name}: {value}" for name, value in sorted(headers.items())),
         "",
@@ -552,7 +568,10 @@ def test_dead_letter_replay_and_delete_round_trip(conveyor: Conveyor) -> None:
     assert messaging.journal.last(1)[0].kind == RecordKind.REPLAYED
 
     # The order still fails: consuming it again puts it back, counting the replay.
-    assert conveyor(*app, "run", "orders").out == "orders: processed 1 message, stopped: empty\n"
+    assert (
+        conveyor(*app, "run", "orders").out
+        == "orders: processed 1 message (0 handled, 0 retried, 1 failed), stopped: empty\n"
+    )
     assert messaging.dead_letters.get("msg-2@place_order").headers["cv-replayed"] == "1"
 
     deleted = conveyor(*app, "dead-letter", "delete", "raw-1@orders")
@@ -600,7 +619,10 @@ def test_a_signal_finishes_the_current_message_then_exits_0(signum: signal.Signa
             process.kill()
             process.wait()
     assert process.returncode == 0, err.decode()
-    assert out.decode() == "jobs: processed 1 message, stopped: signal\n"
+    assert (
+        out.decode()
+        == "jobs: processed 1 message (1 handled, 0 retried, 0 failed), stopped: signal\n"
+    )
     assert "finished first" in err.decode()
     assert "working on second" not in err.decode()
     assert "INFO conveyor.cli: consumer jobs stopped: signal" in err.decode()
@@ -633,7 +655,10 @@ def test_python_dash_m_conveyor_runs_the_command() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "orders: processed 3 messages, stopped: limit\n"
+    assert (
+        result.stdout
+        == "orders: processed 3 messages (2 handled, 0 retried, 1 failed), stopped: limit\n"
+    )
 
 
 def test_failures_while_consuming_reach_the_operator_log(conveyor: Conveyor) -> None:
@@ -641,3 +666,48 @@ def test_failures_while_consuming_reach_the_operator_log(conveyor: Conveyor) -> 
     assert result.code == 0
     assert " ERROR conveyor: dead_lettered PlaceOrder [msg-2] channel=orders " in result.log
     assert "out of stock" in result.log
+
+
+def test_version(conveyor: Conveyor) -> None:
+    result = conveyor("--version")
+    assert (result.code, result.out.split()[0]) == (0, "conveyor")
+
+
+def test_dead_letter_list_shows_short_ids_that_show_accepts_wide_shows_them_whole(
+    conveyor: Conveyor,
+) -> None:
+    from conveyor.cli.format import id_matches, short_id
+
+    long = "0190f3a2-7b1c-7d2e-8f90-a1b2c3d4e5f6@charge"
+    assert short_id(long) == "…c3d4e5f6@charge"
+    assert id_matches(long, short_id(long))
+    assert id_matches(long, "c3d4e5f6")
+    assert not id_matches(long, "c3d4e5f6@refund")
+    wide = conveyor("--app", "letters:messaging", "dead-letter", "list", "--wide").out
+    assert "ValueError: order bad-2 is out of stock" in wide  # nothing is cut
+    shown = conveyor("--app", "letters:messaging", "dead-letter", "show", "msg-2")
+    assert shown.out.startswith("Dead letter msg-2@place_order")
+
+
+def test_an_app_given_as_a_file_path_is_imported_by_its_dotted_name(conveyor: Conveyor) -> None:
+    result = conveyor("run", "orders", "--limit", "1", "--app", "shop.py:build")
+    assert result.out.startswith("orders: processed 1 message (1 handled")
+    missing = conveyor("list", "--app", "nowhere/app.py:build")
+    assert missing.code == 2
+    assert "no such file 'nowhere/app.py'" in missing.err
+
+
+def test_run_serves_an_asyncio_app_with_concurrency(conveyor: Conveyor) -> None:
+    result = conveyor(
+        "--app", "async_shop:build", "run", "orders", "--concurrency", "3", "--finish-when-empty"
+    )
+    assert result.code == 0, result.err
+    assert result.out == (
+        "orders: processed 5 messages (5 handled, 0 retried, 0 failed), stopped: empty\n"
+    )
+
+
+def test_other_commands_name_run_for_an_asyncio_app(conveyor: Conveyor) -> None:
+    result = conveyor("--app", "async_shop:build", "list")
+    assert result.code == 2
+    assert "AsyncMessaging, which conveyor serves with `conveyor run` only" in result.err

@@ -389,3 +389,34 @@ def test_one_advance_shares_its_step_limit_and_reports_it() -> None:
         messaging.advance(timedelta(minutes=1), max_steps=3)
     messaging.advance(timedelta(minutes=1), max_steps=10)  # the rest fits in 10
     assert len(messaging.journal.of_kind(RecordKind.HANDLED)) == 5
+
+
+def test_a_run_moves_the_virtual_clock_only_when_a_limit_can_end_its_wait() -> None:
+    """The documented rule of ``Messaging.run`` on a VirtualClock, pinned both ways."""
+
+    @asynchronous("tasks")
+    @delayed(timedelta(minutes=5))
+    @command_handler
+    def later(task: Task) -> None: ...
+
+    def fresh() -> Messaging:
+        messaging = build([later], [QueueChannel("tasks")])
+        messaging.send(Task("a"))
+        return messaging
+
+    unlimited = fresh()
+    assert unlimited.run("tasks").processed == 0
+    assert unlimited.clock.now() == START  # nothing was due now; no wait, no jump
+
+    emptied = fresh()
+    assert emptied.run("tasks", limit=5, finish_when_empty=True).processed == 0
+    assert emptied.clock.now() == START
+
+    limited = fresh()
+    result = limited.run("tasks", limit=5)
+    assert (result.processed, result.stopped_because) == (1, "empty")
+    assert limited.clock.now() == START + timedelta(minutes=5)  # it waited, on virtual time
+
+    timed = fresh()
+    assert timed.run("tasks", time_limit=timedelta(minutes=1)).processed == 0
+    assert timed.clock.now() == START + timedelta(minutes=1)

@@ -11,7 +11,8 @@ from plugin_app import CardDeclined, ChargeCard, OrderPlaced, PlaceOrder, charge
 
 from conveyor import RecordKind
 from conveyor.core.journal import Journal
-from conveyor.testing import ALWAYS, FailurePlan, Setup, fold_copies
+from conveyor.testing import ALWAYS, FailurePlan, Setup
+from conveyor.testing.flow import fold_copies
 from pytest_conveyor.hypothesis import failure_plans, messages
 
 WAREHOUSE = """

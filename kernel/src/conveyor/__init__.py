@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from conveyor.core.clock import Clock, SystemClock, VirtualClock
 from conveyor.core.deduplication import deduplicated
+from conveyor.core.dynamic_routing import Outbound, by_header, round_robin, throttled
 from conveyor.core.errors import (
     ConfigurationError,
     ConveyorError,
@@ -36,6 +37,8 @@ from conveyor.core.journal import Journal, Record, RecordKind
 from conveyor.core.message import Message
 from conveyor.core.retry import Backoff, RetryPolicy
 from conveyor.core.scheduling import scheduled
+from conveyor.drivers.async_context import AsyncContext
+from conveyor.drivers.async_messaging import AsyncMessaging
 from conveyor.drivers.buses import CommandBus, EventBus, QueryBus
 from conveyor.drivers.context import Context
 from conveyor.drivers.driving import RunResult
@@ -47,10 +50,12 @@ from conveyor.stores.deduplication import (
     InMemoryDeduplicationStore,
 )
 from conveyor.transports.channels import Channel, QueueChannel
+from conveyor.transports.dynamic import DynamicChannel
 
 __all__ = [
     # the facade and its buses
     "Messaging",
+    "AsyncMessaging",
     "CommandBus",
     "EventBus",
     "QueryBus",
@@ -69,6 +74,7 @@ __all__ = [
     "after",
     "Marker",
     "Context",
+    "AsyncContext",
     # values
     "Message",
     "Headers",
@@ -80,6 +86,11 @@ __all__ = [
     # channels and failure handling
     "Channel",
     "QueueChannel",
+    "DynamicChannel",
+    "round_robin",
+    "by_header",
+    "throttled",
+    "Outbound",
     "RetryPolicy",
     "Backoff",
     "DeadLetter",

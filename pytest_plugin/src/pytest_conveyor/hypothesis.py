@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
 from conveyor.core.journal import RecordKind
-from conveyor.testing import FailurePlan, FlowAssertionError, Harness, Setup, fold_copies
-from conveyor.testing.flow import ancestors, causal_parents
+from conveyor.testing import FailurePlan, FlowAssertionError, Harness, Setup
+from conveyor.testing.flow import ancestors, causal_parents, fold_copies
 from conveyor.testing.matching import MessageMatcher, as_matcher
 from conveyor.testing.report import explain
 
@@ -188,7 +188,7 @@ class MessageFlowMachine(RuleBasedStateMachine):
     def _lost(self) -> list[str]:
         harness = self.messaging
         found = [
-            f"Message lost: {p.message_type} {p.message_id} still waits on {p.channel} after "
+            f"Message lost: {p.message_type} {p.message_id} still waits on {p.where} after "
             f"settling with the clock moving."
             for p in harness.pending()
         ]

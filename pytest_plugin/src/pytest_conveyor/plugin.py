@@ -16,13 +16,17 @@ The pytest-free part lives in ``conveyor.testing``; this module only wires it to
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import types
+from collections.abc import Generator, Iterator
+from pathlib import Path
 
 import pytest
 
+import conveyor
 from conveyor.core.clock import VirtualClock
 from conveyor.core.ids import SequentialIds
-from conveyor.testing import Harness, Services, Setup, Strictness, strict_report
+from conveyor.testing import FlowAssertionError, Harness, Services, Setup, Strictness, strict_report
+from conveyor.testing.report import flow_section
 from conveyor.testing.setup import DEFAULT_START
 from conveyor.testing.transcript import transcript_difference
 
@@ -34,10 +38,14 @@ __all__ = [
     "pytest_addoption",
     "pytest_configure",
     "pytest_report_header",
+    "pytest_runtest_makereport",
+    "pytest_pyfunc_call",
 ]
 
 _REGISTERED = pytest.StashKey[list[tuple[Harness, Setup]]]()
 _TRANSCRIPTS = pytest.StashKey[dict[str, str]]()
+_EXPLAINED = pytest.StashKey[bool]()  # the failure text holds the flow already
+_LIBRARY = (str(Path(conveyor.__file__ or "").parent), str(Path(__file__).parent))
 _RUN_IDS = {1: "conveyor-run-1", 2: "conveyor-run-2"}
 _MARKER = (
     "conveyor(**options): configure the `messaging` fixture for this module, class or test: "
@@ -229,6 +237,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     ]
     problems = [report for report in reports if report]
     if problems:
+        item.stash[_EXPLAINED] = True
         pytest.fail("\n\n".join(problems), pytrace=False)
     _compare_runs(item, [harness for harness, _ in item.stash.get(_REGISTERED, [])])
     return result
@@ -280,4 +289,61 @@ def _compare_runs(item: pytest.Item, harnesses: list[Harness]) -> None:
         return
     difference = transcript_difference(first, text)
     if difference is not None:
+        item.stash[_EXPLAINED] = True
         pytest.fail(difference, pytrace=False)
+
+
+# ---------------------------------------------------------------------- failure output
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Append the flow of each harness to a failed test whose failure text does not have it.
+
+    A plain ``assert`` on a side effect (made while the flow was still queued) says only
+    ``assert [] == [...]``; where the flow stood is what explains it.
+    """
+    report = yield
+    if report.when != "call" or not report.failed or item.stash.get(_EXPLAINED, False):
+        return report
+    if call.excinfo is not None and isinstance(call.excinfo.value, FlowAssertionError):
+        return report
+    harnesses = [harness for harness, _ in item.stash.get(_REGISTERED, [])]
+    for number, harness in enumerate(harnesses, 1):
+        name = "conveyor flow" if len(harnesses) == 1 else f"conveyor flow (service {number})"
+        text = flow_section(harness.snapshot())
+        add = getattr(report.longrepr, "addsection", None)
+        if callable(add):
+            add(name, text)
+        else:
+            report.sections.append((name, text))
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
+    """Errors from Conveyor start at the user's line: library frames leave the traceback.
+
+    ``NoHandlerError`` raised deep in routing would otherwise print the library's source
+    before its message. A handler's own frames stay. ``--full-trace`` keeps everything.
+    """
+    try:
+        return (yield)
+    except BaseException as error:
+        if _REGISTERED in pyfuncitem.stash and not pyfuncitem.config.getoption("fulltrace"):
+            error.with_traceback(_user_frames(error.__traceback__))
+        raise
+
+
+def _user_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
+    kept: list[types.TracebackType] = []
+    while tb is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith(_LIBRARY):
+            kept.append(tb)
+        tb = tb.tb_next
+    chain: types.TracebackType | None = None
+    for entry in reversed(kept):
+        chain = types.TracebackType(chain, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    return chain

@@ -260,7 +260,7 @@ sys.stdin.read()  # blocks until the test kills this relay
 """
 
 
-def test_a_relay_killed_holding_the_message_loses_nothing(
+def test_a_relay_killed_holding_a_committed_message_loses_it_not_and_sends_no_rollback(
     dsn: str, schema: str, app: psycopg.Connection[Any]
 ) -> None:
     deadline = Deadline(30)
@@ -268,6 +268,14 @@ def test_a_relay_killed_holding_the_message_loses_nothing(
     messaging = shop_messaging(dsn, schema, shop, app, clock=SystemClock())
     with app.transaction():
         messaging.send(PlaceOrder("o-1"))
+
+    def place_then_fail() -> None:
+        with app.transaction():
+            messaging.send(PlaceOrder("o-2"))
+            raise Boom("the application fails after sending: o-2 must not leave")
+
+    with pytest.raises(Boom):
+        place_then_fail()
 
     relay = subprocess.Popen(
         [sys.executable, "-c", RELAY, dsn, schema],
@@ -284,10 +292,12 @@ def test_a_relay_killed_holding_the_message_loses_nothing(
         if relay.poll() is None:
             relay.kill()
 
-    # The lease (500 ms) runs out; the next relay moves the message on, once.
+    # The lease (500 ms) runs out; the next relay moves the committed message on, once.
     moved = messaging.run("outbox", limit=1, time_limit=timedelta(seconds=deadline.remaining()))
     assert moved.processed == 1
     assert messaging.run("orders", finish_when_empty=True).processed == 1
-    assert shop.notified == ["o-1"]
+    assert shop.notified == ["o-1"]  # the committed one moved on once, the rolled back never
+    assert orders(dsn, schema) == ["o-1"]
     assert stored(dsn, schema, "outbox") == 0
+    assert messaging.run("outbox", finish_when_empty=True).processed == 0
     messaging.close()

@@ -61,14 +61,34 @@ def test_dead_letters_round_trip_exactly_oldest_first(letters: PostgresDeadLette
     assert letters.list(limit=1, offset=1) == [second]
 
 
-def test_adding_an_existing_id_replaces_it_in_place(letters: PostgresDeadLetterStore) -> None:
-    letters.add(_letter("a"))
-    letters.add(_letter("b"))
-    replaced = _letter("a", attempts=5, replayed=1)
-    letters.add(replaced)
+def test_adding_an_existing_id_never_overwrites(letters: PostgresDeadLetterStore) -> None:
+    assert letters.add(_letter("a")) == "a"
+    assert letters.add(_letter("b")) == "b"
+    again = _letter("a", attempts=5, replayed=1)
+    assert letters.add(again) == "a#2"
 
-    assert [letter.id for letter in letters.list()] == ["a", "b"]
-    assert letters.get("a") == replaced
+    assert [letter.id for letter in letters.list()] == ["a", "b", "a#2"]
+    assert letters.get("a") == _letter("a")
+    assert letters.get("a#2") == _letter("a", id="a#2", attempts=5, replayed=1)
+
+
+def test_claim_takes_the_letter_out_once(letters: PostgresDeadLetterStore) -> None:
+    letters.add(_letter("a"))
+
+    assert letters.claim("a") == _letter("a")
+    with pytest.raises(DeadLetterNotFound):
+        letters.claim("a")
+    assert letters.count() == 0
+
+
+def test_not_found_lists_a_bounded_sample(letters: PostgresDeadLetterStore) -> None:
+    for n in range(12):
+        letters.add(_letter(f"l{n:02}"))
+
+    with pytest.raises(DeadLetterNotFound) as raised:
+        letters.get("nope")
+
+    assert "the store holds 12: l00, l01, l02, l03, l04 and 7 more." in str(raised.value)
 
 
 def test_unknown_dead_letter_names_what_exists(letters: PostgresDeadLetterStore) -> None:

@@ -8,8 +8,10 @@ without an AMQP goodbye, and the client sees its socket fail.
 from __future__ import annotations
 
 import contextlib
+import os
 import selectors
 import socket
+import subprocess
 import threading
 import time
 from datetime import timedelta
@@ -19,7 +21,7 @@ import pytest
 
 from conveyor.transports.seam import Delivery, Transport
 
-__all__ = ["TcpProxy", "real_wait", "poll_receive", "SETTLE"]
+__all__ = ["TcpProxy", "real_wait", "poll_receive", "read_line", "ready_count", "SETTLE"]
 
 SETTLE = 0.04  # seconds: a delayed message's hops through the ladder, under the precision
 
@@ -114,3 +116,34 @@ class TcpProxy:
         self.cut()
         with contextlib.suppress(OSError):
             self._listener.close()
+
+
+def read_line(process: subprocess.Popen[str], deadline: float) -> str:
+    """The child's next stdout line, or a test failure once ``time.monotonic()`` passes
+    ``deadline`` (read unbuffered from the pipe, so a line never waits in a buffer)."""
+    assert process.stdout is not None
+    fd = process.stdout.fileno()
+    line = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while not line.endswith(b"\n"):
+            if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                pytest.fail(f"{process.args!r} printed no line before the deadline")
+            byte = os.read(fd, 1)
+            if not byte:
+                _, err = process.communicate(timeout=5)
+                pytest.fail(f"{process.args!r} exited early ({process.returncode}):\n{err}")
+            line += byte
+    return line.decode().strip()
+
+
+def ready_count(url: str, queue: str) -> int:
+    """Messages ready for delivery on ``queue`` (not those held unacknowledged by a consumer)."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        method = connection.channel().queue_declare(queue, passive=True).method
+        return int(method.message_count)
+    finally:
+        connection.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
@@ -29,6 +30,16 @@ from conveyor_redis import AsyncRedisTransport, RedisChannel
 LEASE = timedelta(seconds=30)
 
 Scenario = Callable[[AsyncRedisTransport, VirtualClock], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Ship:
+    order_id: str
+
+
+@dataclass(frozen=True)
+class Bill:
+    order_id: str
 
 
 def run(redis_url: str, prefix: str, scenario: Scenario, clock: VirtualClock | None = None) -> None:
@@ -154,3 +165,47 @@ def test_every_operation_after_close_raises_transport_closed(
         await transport.close()  # closing twice is a no-op
 
     asyncio.run(main())
+
+
+def test_the_asyncio_driver_runs_a_flow_on_redis_channels(redis_url: str, prefix: str) -> None:
+    """``AsyncMessaging`` on Redis channels: an async handler that fails once is retried after
+    its delay, another always fails and is dead-lettered in Redis; virtual time, exact."""
+    from conveyor import AsyncMessaging, RetryPolicy, asynchronous, command_handler
+    from conveyor_redis import RedisDeadLetterStore
+
+    shipped: list[str] = []
+    failures = [TimeoutError("carrier timed out")]
+
+    @asynchronous("shipping")
+    @command_handler
+    async def ship(command: Ship) -> None:
+        if failures:
+            raise failures.pop()
+        shipped.append(command.order_id)
+
+    @asynchronous("billing")
+    @command_handler
+    async def bill(command: Bill) -> None:
+        raise ConnectionError("billing is down")
+
+    retry = RetryPolicy(delays=[timedelta(seconds=30)], attempts=2)
+
+    async def main() -> tuple[int, list[str]]:
+        letters = RedisDeadLetterStore(redis_url, prefix=prefix)
+        async with AsyncMessaging(
+            handlers=[ship, bill],
+            channels=[
+                RedisChannel("shipping", url=redis_url, prefix=prefix, retry=retry),
+                RedisChannel("billing", url=redis_url, prefix=prefix, retry=retry),
+            ],
+            dead_letters=letters,
+            clock=VirtualClock(),
+        ) as messaging:
+            await messaging.send(Ship("o-1"))
+            await messaging.send(Bill("o-1"))
+            await messaging.run_until_idle(advance_time=True)
+            return letters.count(), [letter.channel for letter in letters.list()]
+
+    count, channels = asyncio.run(main())
+    assert shipped == ["o-1"]
+    assert (count, channels) == (1, ["billing"])

@@ -8,6 +8,7 @@ logging each attempt, and goes on when it is back.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import threading
@@ -19,7 +20,7 @@ from private_server import PrivateRedis
 from conveyor import SystemClock
 from conveyor.core.errors import ConnectionFailed
 from conveyor.transports.seam import WireMessage
-from conveyor_redis import Reconnect, RedisTransport
+from conveyor_redis import AsyncRedisTransport, Reconnect, RedisTransport
 
 FAST = Reconnect(first=timedelta(milliseconds=50), longest=timedelta(milliseconds=200))
 
@@ -77,8 +78,38 @@ def test_a_consumer_waits_out_a_lost_server_logging_each_attempt(
     assert len(attempts) >= 2
     assert all(f"Redis at 127.0.0.1:{private_redis.port}" in r.getMessage() for r in attempts)
     assert [int(r.args[1]) for r in attempts] == list(range(1, len(attempts) + 1))  # type: ignore[index]
+    pauses = [float(r.args[3]) for r in attempts]  # type: ignore[index]
+    assert pauses[0] == 0.05  # then growing (backoff) up to the longest pause
+    assert pauses == sorted(pauses)
+    assert max(pauses) <= 0.2
     assert any("reconnected" in r.getMessage() for r in caplog.records)
     transport.close()
+
+
+def test_an_async_consumer_waits_out_a_lost_server_logging_each_attempt(
+    private_redis: PrivateRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> list[bytes]:
+        transport = AsyncRedisTransport(private_redis.url, clock=SystemClock(), reconnect=FAST)
+        try:
+            await transport.send("orders", WireMessage(b"before"))
+            private_redis.stop(signal.SIGKILL)
+            back = threading.Timer(0.6, private_redis.start)
+            back.start()
+            found = await transport.receive("orders", lease=timedelta(seconds=5))
+            back.join()
+            return [d.message.body for d in found]
+        finally:
+            await transport.close()
+
+    with caplog.at_level(logging.INFO, logger="conveyor.redis"):
+        bodies = asyncio.run(scenario())
+
+    assert bodies == [b"before"]
+    attempts = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(attempts) >= 2
+    assert all(f"Redis at 127.0.0.1:{private_redis.port}" in r.getMessage() for r in attempts)
+    assert any("reconnected" in r.getMessage() for r in caplog.records)
 
 
 def test_a_consumer_gives_up_after_its_reconnect_budget_with_a_clear_error(

@@ -69,18 +69,32 @@ def test_a_dead_letter_round_trips_every_field_exactly(letters: RedisDeadLetterS
     assert stored.utcoffset() == timedelta(hours=2)
 
 
-def test_letters_are_listed_oldest_first_and_replaced_in_place(
+def test_letters_are_listed_oldest_first_and_never_overwritten(
     letters: RedisDeadLetterStore,
 ) -> None:
     for n in range(5):
-        letters.add(letter(n))
-    letters.add(letter(1, reason="expired"))
+        assert letters.add(letter(n)) == f"dl-{n}"
+    assert letters.add(letter(1, reason="expired")) == "dl-1#2"
 
-    assert [x.id for x in letters.list()] == ["dl-0", "dl-1", "dl-2", "dl-3", "dl-4"]
-    assert letters.get("dl-1").reason == "expired"
-    assert [x.id for x in letters.list(limit=2, offset=1)] == ["dl-1", "dl-2"]
+    # Letters added within one millisecond are ordered by id (the index is scored in ms).
+    assert [x.id for x in letters.list()][:2] == ["dl-0", "dl-1"]
+    assert {x.id for x in letters.list()} == {"dl-0", "dl-1", "dl-2", "dl-3", "dl-4", "dl-1#2"}
+    assert letters.get("dl-1").reason == "failed"
+    assert letters.get("dl-1#2") == letter(1, id="dl-1#2", reason="expired")
+    listed = [x.id for x in letters.list()]
+    assert [x.id for x in letters.list(limit=2, offset=1)] == listed[1:3]
     assert letters.list(limit=0) == []
-    assert letters.count() == 5
+    assert letters.count() == 6
+
+
+def test_not_found_lists_a_bounded_sample(letters: RedisDeadLetterStore) -> None:
+    for n in range(12):
+        letters.add(letter(n))
+
+    with pytest.raises(DeadLetterNotFound) as raised:
+        letters.get("nope")
+
+    assert "the store holds 12: dl-0, dl-1, dl-2, dl-3, dl-4 and 7 more." in str(raised.value)
 
 
 def test_delete_and_unknown_ids(letters: RedisDeadLetterStore) -> None:

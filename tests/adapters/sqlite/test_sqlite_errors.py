@@ -6,11 +6,10 @@ No bare ``sqlite3`` exception escapes: each one is translated and kept as ``__ca
 from __future__ import annotations
 
 import os
+import pwd
 import random
 import shutil
 import sqlite3
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -91,28 +90,45 @@ def test_a_directory_given_as_the_path_is_refused_with_an_example(tmp_path: Path
 
 
 def open_as_an_ordinary_user(path: Path) -> str:
-    """Open a SqliteTransport on ``path`` in a process without root's power over permissions.
+    """Open a SqliteTransport on ``path`` in a child without root's power over permissions.
 
-    Root ignores permission bits, and CI runs as root; there the child drops to ``nobody``
-    (setpriv, from util-linux), so the real permission check runs, not a simulation.
+    Root ignores permission bits, and CI runs as root; there the child drops to ``nobody`` so
+    the real permission check runs, not a simulation. The child is a fork of this process, not
+    a new interpreter: ``nobody`` needs to reach nothing but the database, so the test passes
+    in a clone under a private (0700) directory, where ``nobody`` could not run this checkout's
+    interpreter or read its sources. Every module the child uses is imported before the fork.
     """
-    code = (
-        "import sys\n"
-        "from conveyor.core.clock import VirtualClock\n"
-        "from conveyor_sqlite import SqliteTransport\n"
-        "from conveyor.core.errors import ConnectionFailed\n"
-        "try:\n"
-        "    SqliteTransport(sys.argv[1], clock=VirtualClock())\n"
-        "except ConnectionFailed as error:\n"
-        "    print(error)\n"
-        "else:\n"
-        "    print('opened')\n"
-    )
-    command = [sys.executable, "-c", code, str(path)]
-    if running_as_root:
-        command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *command]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
-    return done.stdout.strip()
+    warm_up = Path(tempfile.mkdtemp(prefix="conveyor-warm-up-"))
+    try:
+        SqliteTransport(warm_up / "conveyor.db", clock=VirtualClock()).close()
+    finally:
+        shutil.rmtree(warm_up, ignore_errors=True)
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: report through the pipe and never return into pytest
+        code = 1
+        try:
+            os.close(read_end)
+            if running_as_root:
+                nobody = pwd.getpwnam("nobody")
+                os.setgroups([])
+                os.setgid(nobody.pw_gid)
+                os.setuid(nobody.pw_uid)
+            try:
+                SqliteTransport(path, clock=VirtualClock()).close()
+                said = "opened"
+            except ConnectionFailed as error:
+                said = str(error)
+            os.write(write_end, said.encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        said_bytes = reader.read()
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the unprivileged child failed"
+    return said_bytes.decode()
 
 
 @pytest.fixture

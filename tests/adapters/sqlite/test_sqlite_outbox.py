@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -681,3 +682,71 @@ def test_a_failure_on_the_application_connection_is_a_conveyor_error_naming_the_
     app.execute("ROLLBACK")
     transport.close()
     app.close()
+
+
+def test_the_per_thread_outbox_recipe_sends_every_committed_order_and_no_rolled_back_one(
+    db_path: Path,
+) -> None:
+    """Two threads, each with its own connection (the recipe for a threaded web app): every
+    committed order's event leaves through the outbox, no rolled-back order's does, and neither
+    thread waits on the other's lock until ``database is locked``."""
+    local = threading.local()
+
+    def connection() -> sqlite3.Connection:
+        if not hasattr(local, "conn"):
+            local.conn = sqlite3.connect(db_path, timeout=30)
+        conn: sqlite3.Connection = local.conn
+        return conn
+
+    with connection() as setup:
+        setup.execute("CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY)")
+
+    notified: list[str] = []
+
+    @command_handler
+    def place(command: PlaceOrder, ctx: Context) -> None:
+        connection().execute("INSERT INTO orders VALUES (?)", (command.order_id,))
+        ctx.publish(OrderPlaced(command.order_id))
+        if command.order_id.endswith("3"):
+            raise Boom(command.order_id)
+
+    @asynchronous("outbox", "orders")
+    @event_handler
+    def notify(event: OrderPlaced) -> None:
+        notified.append(event.order_id)
+
+    messaging = Messaging(
+        handlers=[place, notify],
+        channels=[
+            SqliteChannel("outbox", path=db_path, connection=connection),
+            SqliteChannel("orders", path=db_path),
+        ],
+        transaction=sqlite_transaction(connection),
+    )
+    failed: list[str] = []
+
+    def place_orders(thread: int) -> None:
+        for n in range(100):
+            order_id = f"t{thread}-{n:03d}"
+            try:
+                messaging.send(PlaceOrder(order_id))
+            except Boom:
+                failed.append(order_id)
+        connection().close()
+
+    threads = [threading.Thread(target=place_orders, args=(t,)) for t in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    committed = orders(db_path)
+    assert len(committed) == 180
+    assert len(failed) == 20
+    assert not set(committed) & set(failed)
+    assert stored(db_path, "outbox") == 180
+    assert messaging.run("outbox", finish_when_empty=True).processed == 180
+    assert messaging.run("orders", finish_when_empty=True).processed == 180
+    assert sorted(notified) == committed
+    messaging.close()
+    connection().close()

@@ -188,7 +188,10 @@ def test_conveyor_run_exits_0_on_a_channel_with_poison_rows(
     out = capsys.readouterr().out
     assert code == 0
     planted = len(UNREADABLE_HEADERS) + len(UNDECODABLE_BODIES)
-    assert out == f"orders: processed {len(good) + planted} messages, stopped: empty\n"
+    assert out == (
+        f"orders: processed {len(good) + planted} messages "
+        f"({len(good)} handled, 0 retried, {planted} failed), stopped: empty\n"
+    )
     assert sorted(poison_app.HANDLED) == sorted(good)
     with sqlite3.connect(db_path) as connection:
         assert connection.execute("SELECT COUNT(*) FROM conveyor_messages").fetchone() == (0,)

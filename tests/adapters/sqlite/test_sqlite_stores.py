@@ -95,17 +95,31 @@ def test_dead_letters_list_oldest_first_with_limit_and_offset(
     assert letters.count() == 3
 
 
-def test_adding_an_existing_id_replaces_it_in_place_like_the_memory_store(
+def test_adding_an_existing_id_never_overwrites_like_the_memory_store(
     letters: SqliteDeadLetterStore,
 ) -> None:
     memory = InMemoryDeadLetterStore()
     for store in (letters, memory):
-        store.add(letter(1))
-        store.add(letter(2))
-        store.add(letter(1, replayed=1, attempts=4))
+        assert store.add(letter(1)) == "dl-1"
+        assert store.add(letter(2)) == "dl-2"
+        assert store.add(letter(1, replayed=1, attempts=4)) == "dl-1#2"
 
     assert letters.list() == memory.list()
-    assert [(d.id, d.replayed) for d in letters.list()] == [("dl-1", 1), ("dl-2", 0)]
+    assert [(d.id, d.replayed) for d in letters.list()] == [
+        ("dl-1", 0),
+        ("dl-2", 0),
+        ("dl-1#2", 1),
+    ]
+
+
+def test_claim_takes_the_letter_out_once(letters: SqliteDeadLetterStore) -> None:
+    letters.add(letter(1))
+    letters.add(letter(2))
+
+    assert letters.claim("dl-1") == letter(1)
+    with pytest.raises(DeadLetterNotFound):
+        letters.claim("dl-1")
+    assert [d.id for d in letters.list()] == ["dl-2"]
 
 
 def test_delete_removes_one_dead_letter(letters: SqliteDeadLetterStore) -> None:
@@ -130,7 +144,7 @@ def test_unknown_ids_raise_the_kernel_s_not_found_error(letters: SqliteDeadLette
         "no dead letter with id 'dl-9'; the store is empty. List them with "
         "messaging.dead_letters.list() or `conveyor dead-letter list`."
     )
-    # The kernel's helper words it; the store must hand it every id, oldest first.
+    # The kernel's helper words it; the store hands it the oldest ids and the count.
     assert str(on_delete.value) == str(not_found("dl-9", [f"dl-{n}" for n in range(1, 8)]))
     assert "the store holds 7: dl-1, dl-2, dl-3, dl-4, dl-5" in str(on_delete.value)
     assert letters.count() == 7
@@ -211,6 +225,40 @@ def test_remove_expired_deletes_in_batches_one_transaction_each(
 
     assert [s for s in statements if s.startswith("BEGIN")] == ["BEGIN IMMEDIATE"] * 5
     assert keys.contains("e", "kept", now=T0)
+
+
+def test_remove_expired_stops_at_its_limit_oldest_first(keys: SqliteDeduplication) -> None:
+    for n in range(30):
+        keys.add("e", f"k-{n}", expires_at=T0 + timedelta(milliseconds=n))
+
+    assert keys.remove_expired(now=T0 + timedelta(seconds=1), limit=12) == 12
+    assert not keys.contains("e", "k-11", now=T0)
+    assert keys.contains("e", "k-12", now=T0)
+    assert keys.remove_expired(now=T0 + timedelta(seconds=1), limit=100) == 18
+
+
+def test_a_key_added_through_the_application_s_transaction_commits_with_it(
+    db_path: Path,
+) -> None:
+    application = sqlite3.connect(db_path, isolation_level=None)
+    keys = SqliteDeduplication(db_path, connection=application)
+    assert not keys.in_application_transaction()
+    try:
+        application.execute("BEGIN IMMEDIATE")
+        assert keys.in_application_transaction()
+        keys.add("e", "rolled back", expires_at=T0 + timedelta(days=1))
+        application.execute("ROLLBACK")
+        application.execute("BEGIN IMMEDIATE")
+        keys.add("e", "committed", expires_at=T0 + timedelta(days=1))
+        application.execute("COMMIT")
+        keys.add("e", "own transaction", expires_at=T0 + timedelta(days=1))
+
+        assert not keys.contains("e", "rolled back", now=T0)
+        assert keys.contains("e", "committed", now=T0)
+        assert keys.contains("e", "own transaction", now=T0)
+    finally:
+        keys.close()
+        application.close()
 
 
 def test_keys_survive_reopening(db_path: Path, keys: SqliteDeduplication) -> None:

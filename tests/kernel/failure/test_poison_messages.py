@@ -7,48 +7,13 @@ message that must still be handled.
 from __future__ import annotations
 
 import pytest
-from failure_kit import START, ChargeCard, build, pending
+from failure_kit import ChargeCard, build
+from poison_kit import consume_after, good_headers
 
-from conveyor import Messaging, RecordKind, SerializationError, asynchronous, command_handler
+from conveyor import RecordKind, SerializationError, asynchronous, command_handler
 from conveyor.core.codec.serialization import UnknownMessageType
 from conveyor.core.wire import H
 from conveyor.transports.seam import WireMessage
-
-
-def good_headers(**overrides: str | None) -> dict[str, str]:
-    headers = {
-        H.ID: "poison-1",
-        H.CORRELATION: "poison-1",
-        H.TIMESTAMP: START.isoformat(),
-        H.ATTEMPT: "1",
-        H.TYPE: "ChargeCard",
-        H.CONTENT_TYPE: "application/json",
-        H.ENDPOINT: "charge",
-    }
-    for name, value in overrides.items():
-        key = getattr(H, name)
-        if value is None:
-            del headers[key]
-        else:
-            headers[key] = value
-    return headers
-
-
-def consume_after(body: bytes, headers: dict[str, str]) -> tuple[Messaging, list[ChargeCard]]:
-    handled: list[ChargeCard] = []
-
-    @asynchronous("orders")
-    @command_handler(endpoint_id="charge")
-    def charge(command: ChargeCard) -> None:
-        handled.append(command)
-
-    messaging = build([charge], ["orders"])
-    messaging.channels["orders"].transport.send("orders", WireMessage(body, headers))
-    messaging.send(ChargeCard("o-2"))
-    messaging.run("orders")
-    assert handled == [ChargeCard("o-2")]  # the next message is handled
-    assert pending(messaging, "orders") == 0  # the poison message was not left behind
-    return messaging, handled
 
 
 def test_a_body_the_codec_cannot_decode_is_dead_lettered_as_undecodable() -> None:
@@ -116,11 +81,13 @@ def test_a_message_for_no_endpoint_of_this_channel_is_dead_lettered() -> None:
         ),
         (
             good_headers(TIMESTAMP="yesterday"),
-            "message headers are malformed: Invalid isoformat string: 'yesterday'",
+            "message headers are malformed: 'cv-timestamp' expected an ISO 8601 date and time "
+            "with a UTC offset, found a string of 9 characters",
         ),
         (
             good_headers(ATTEMPT="first"),
-            "message headers are malformed: invalid literal for int() with base 10: 'first'",
+            "message headers are malformed: 'cv-attempt' expected a whole number from 1 to "
+            "2147483647, found a string of 5 characters",
         ),
     ],
 )

@@ -1,8 +1,10 @@
 """``PostgresDeadLetterStore``: dead letters in PostgreSQL, oldest first, surviving restarts.
 
 A record keeps the original body bytes and wire headers exactly, so a message whose type no
-longer decodes can still be inspected and replayed. Adding a record with an id that exists
-replaces it in place, as the in-memory store does.
+longer decodes can still be inspected and replayed. Adding a record never replaces one: a taken
+id gets the first free ``#2``, ``#3``, ... suffix, probed through the primary key, so the n-th
+letter costs what the first costs. ``claim`` is one ``DELETE ... RETURNING``, which is what makes
+replay atomic across processes.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import builtins
 from datetime import timedelta
 from typing import Any
 
-from conveyor.stores.dead_letters import DeadLetter, not_found
+from conveyor.core.errors import DeadLetterNotFound
+from conveyor.stores.dead_letters import SAMPLE, DeadLetter, next_id, not_found
 from conveyor_postgres.database import Database
 from conveyor_postgres.schema import DEFAULT_SCHEMA
 from conveyor_postgres.statements import decode_headers, encode_body, encode_headers
@@ -22,9 +25,6 @@ _COLUMNS = (
     "id, message_id, channel, endpoint_id, message_type, body, headers, reason, "
     "exception_type, exception_message, traceback, attempts, first_failed_at, "
     "last_failed_at, replayed"
-)
-_UPDATES = ", ".join(
-    f"{column} = excluded.{column}" for column in _COLUMNS.split(", ") if column != "id"
 )
 
 
@@ -63,18 +63,28 @@ class PostgresDeadLetterStore:
         self._sql = {
             "add": f"""INSERT INTO {table} ({_COLUMNS})
                 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                ON CONFLICT (id) DO UPDATE SET {_UPDATES}""",
+                ON CONFLICT (id) DO NOTHING""",
             "list": f"SELECT {_COLUMNS} FROM {table} ORDER BY seq LIMIT %s OFFSET %s",
             "get": f"SELECT {_COLUMNS} FROM {table} WHERE id = %s",
             "count": f"SELECT count(*) FROM {table}",
             "delete": f"DELETE FROM {table} WHERE id = %s",
-            "ids": f"SELECT id FROM {table} ORDER BY seq",
+            "claim": f"DELETE FROM {table} WHERE id = %s RETURNING {_COLUMNS}",
+            "sample": f"SELECT id FROM {table} ORDER BY seq LIMIT {SAMPLE}",
         }
 
-    def add(self, letter: DeadLetter) -> None:
-        row = _to_row(letter)
+    def add(self, letter: DeadLetter) -> str:
+        """Keep ``letter`` under its id or the first free suffix of it; returns that id."""
         sql = self._sql["add"]
-        self._db.run(f"adding dead letter {letter.id!r}", lambda c: c.execute(sql, row))
+
+        def insert(connection: Any) -> str:
+            row = list(_to_row(letter))
+            n = 1
+            while connection.execute(sql, row).rowcount == 0:
+                n += 1
+                row[0] = next_id(letter.id, n)
+            return str(row[0])
+
+        return self._db.run(f"adding dead letter {letter.id!r}", insert)
 
     def list(self, *, limit: int | None = None, offset: int = 0) -> list[DeadLetter]:
         """Oldest first (in the order they were first added)."""
@@ -90,7 +100,7 @@ class PostgresDeadLetterStore:
             f"reading dead letter {letter_id!r}", lambda c: c.execute(sql, (letter_id,)).fetchone()
         )
         if row is None:
-            raise not_found(letter_id, self._known_ids())
+            raise self._not_found(letter_id)
         return _from_row(row)
 
     def count(self) -> int:
@@ -104,16 +114,34 @@ class PostgresDeadLetterStore:
             f"deleting dead letter {letter_id!r}", lambda c: c.execute(sql, (letter_id,)).rowcount
         )
         if deleted == 0:
-            raise not_found(letter_id, self._known_ids())
+            raise self._not_found(letter_id)
+
+    def claim(self, letter_id: str) -> DeadLetter:
+        """Delete the letter and return it, in one statement; ``DeadLetterNotFound`` if gone."""
+        sql = self._sql["claim"]
+        row = self._db.run(
+            f"claiming dead letter {letter_id!r}",
+            lambda c: c.execute(sql, (letter_id,)).fetchone(),
+        )
+        if row is None:
+            raise self._not_found(letter_id)
+        return _from_row(row)
 
     def close(self) -> None:
         """Close the pool. Closing again is allowed; every other later call raises."""
         self._db.close()
 
-    def _known_ids(self) -> builtins.list[str]:
-        sql = self._sql["ids"]
-        rows = self._db.run("listing dead-letter ids", lambda c: c.execute(sql).fetchall())
-        return [str(row[0]) for row in rows]
+    def _not_found(self, letter_id: str) -> DeadLetterNotFound:
+        """The kernel's not-found error with the oldest few ids and the count, never every id."""
+        sample_sql, count_sql = self._sql["sample"], self._sql["count"]
+
+        def read(connection: Any) -> tuple[builtins.list[str], int]:
+            sample = [str(row[0]) for row in connection.execute(sample_sql).fetchall()]
+            (total,) = connection.execute(count_sql).fetchone()
+            return sample, int(total)
+
+        sample, total = self._db.run("listing dead-letter ids", read)
+        return not_found(letter_id, sample, total=total)
 
     def __repr__(self) -> str:
         return f"PostgresDeadLetterStore({self._db.server}, schema={self._db.schema!r})"

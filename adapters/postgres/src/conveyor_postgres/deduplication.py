@@ -71,7 +71,8 @@ class PostgresDeduplication:
             "add": f"""INSERT INTO {table} (endpoint_id, key, expires_at) VALUES (%s, %s, %s)
                 ON CONFLICT (endpoint_id, key) DO UPDATE SET expires_at = excluded.expires_at""",
             "remove": f"""DELETE FROM {table} WHERE (endpoint_id, key) IN (
-                SELECT endpoint_id, key FROM {table} WHERE expires_at <= %s LIMIT %s)""",
+                SELECT endpoint_id, key FROM {table} WHERE expires_at <= %s
+                ORDER BY expires_at LIMIT %s)""",
         }
 
     def contains(self, endpoint_id: str, key: str, *, now: datetime) -> bool:
@@ -86,18 +87,22 @@ class PostgresDeduplication:
         sql, params = self._sql["add"], (endpoint_id, key, expires_at)
         self._execute(f"adding a key of {endpoint_id!r}", lambda c: c.execute(sql, params))
 
-    def remove_expired(self, *, now: datetime) -> int:
-        """Forget expired entries, :data:`REMOVE_BATCH` per statement; returns how many."""
+    def remove_expired(self, *, now: datetime, limit: int | None = None) -> int:
+        """Forget expired entries, at most ``limit`` (all when None), :data:`REMOVE_BATCH` per
+        statement; returns how many."""
         sql = self._sql["remove"]
         removed = 0
-        while True:
-            batch = self._db.run(
+        while limit is None or removed < limit:
+            size = REMOVE_BATCH if limit is None else min(REMOVE_BATCH, limit - removed)
+            params = (now, size)
+            batch: int = self._db.run(
                 "removing expired deduplication keys",
-                lambda c: c.execute(sql, (now, REMOVE_BATCH)).rowcount,
+                lambda c: c.execute(sql, params).rowcount,  # noqa: B023 (called at once)
             )
             removed += batch
-            if batch < REMOVE_BATCH:
-                return removed
+            if batch < size:
+                break
+        return removed
 
     def in_application_transaction(self) -> bool:
         """Whether the next call would run inside the application's open transaction."""

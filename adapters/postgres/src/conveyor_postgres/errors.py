@@ -104,7 +104,8 @@ def translate(error: Exception, server: Server, action: str) -> TransportError:
         )
     if isinstance(error, psycopg_pool.PoolClosed):
         return ConnectionFailed(f"the connection pool to {server} is closed ({action}).")
-    if sqlstate[:2] == "28":
+    # libpq reports a refused login at connect as an OperationalError without a SQLSTATE.
+    if sqlstate[:2] == "28" or "authentication failed" in detail:
         return ConnectionFailed(
             f"{server} refused the credentials while {action}: check the user and password in "
             f"the DSN (and pg_hba.conf on the server) ({detail})."

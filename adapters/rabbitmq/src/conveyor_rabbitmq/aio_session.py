@@ -88,6 +88,10 @@ class AioSession:
         return found
 
     async def get(self, name: str, max_messages: int) -> list[Delivery]:
+        if name in self.consumers:
+            # Let the reader hand over what the broker pushed to this queue's consumer first:
+            # those count against its prefetch; a basic.get on top would hold more than asked.
+            await asyncio.sleep(0)
         found = self.take_pushed(name, max_messages)
         queue = await self.queue(name)
         while len(found) < max_messages:

@@ -315,11 +315,18 @@ class AsyncRabbitMQTransport:
         import aiormq.exceptions as ae
 
         session = self._session
-        if is_connection_error(error, session) or isinstance(error, ae.AMQPChannelError):
+        # A closed channel (ChannelInvalidStateError) means its deliveries went back already,
+        # also when the connection has not yet noticed it died (a broker restart).
+        if is_connection_error(error, session) or isinstance(
+            error, ae.AMQPChannelError | ae.ChannelInvalidStateError
+        ):
+            reopened = False
             if session is not None and not session.connection.is_closed:
                 self._epochs += 1
-                await session.reopen_consumer(self._epochs)
-            else:
+                with contextlib.suppress(Exception):  # a dead connection: reconnect instead
+                    await session.reopen_consumer(self._epochs)
+                    reopened = True
+            if not reopened:
                 await self._drop_session()
             raise StaleReceipt(
                 f"the connection to RabbitMQ at {self._address.where} broke while settling a "

@@ -91,11 +91,11 @@ class PikaSession:
 
     def get(self, queue: str, max_messages: int) -> list[Delivery]:
         """Up to ``max_messages`` deliveries: pushed ones first, then ``basic.get`` until empty."""
-        found: list[Delivery] = []
-        pushed = self.pushed.get(queue)
-        while pushed and len(found) < max_messages:
-            item = pushed.popleft()
-            found.append(self._lease(queue, item.tag, item.redelivered, item.properties, item.body))
+        if queue in self.consumers:
+            # Read what the broker pushed to this queue's consumer first: those deliveries
+            # count against its prefetch, and a basic.get on top would hold more than asked.
+            self.connection.process_data_events(time_limit=0)
+        found = self.get_pushed(queue, max_messages)
         while len(found) < max_messages:
             method, properties, body = self.consumer.basic_get(queue, auto_ack=False)
             if method is None:

@@ -7,7 +7,8 @@ whose time passed whenever it is read. Retention runs on the server's clock (``T
 scripts), because Redis expires keys by it: it is housekeeping, not message timing.
 
 ``claim`` takes a letter out atomically (read and delete in one script), so two operators
-replaying at once never replay one letter twice.
+replaying at once never replay one letter twice. ``add`` never overwrites: a taken id gets the
+first free ``#2``, ``#3``, ... suffix, probed key by key inside the script.
 """
 
 from __future__ import annotations
@@ -18,23 +19,27 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from conveyor.core.errors import DeadLetterNotFound
-from conveyor.stores.dead_letters import DeadLetter, not_found
+from conveyor.stores.dead_letters import SAMPLE, DeadLetter, not_found
 from conveyor_redis.store_client import StoreClient
 
 __all__ = ["RedisDeadLetterStore"]
 
-# KEYS: index, letter key. ARGV: json, keep ms, id.
+# KEYS: index. ARGV: letter key prefix, proposed id, the JSON after its "id" field, keep ms.
+# Keeps the letter under the proposed id or its first free "#n" suffix (probed key by key, never
+# overwriting) and returns the id used. The keys it probes are derived from the prefix, which is
+# fine on one server (the store does not support Redis Cluster).
 _ADD = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local expires = redis.call('ZSCORE', KEYS[1], ARGV[3])
-if expires and tonumber(expires) > now then
-  expires = tonumber(expires)
-else
-  expires = now + tonumber(ARGV[2])
-  redis.call('ZADD', KEYS[1], expires, ARGV[3])
+local id = ARGV[2]
+local n = 1
+while redis.call('EXISTS', ARGV[1] .. id) == 1 do
+  n = n + 1
+  id = ARGV[2] .. '#' .. n
 end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', expires - now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), id)
+redis.call('SET', ARGV[1] .. id, '{"id":' .. cjson.encode(id) .. ',' .. ARGV[3], 'PX', ARGV[4])
+return id
 """
 
 # KEYS: index. Drops index entries whose letters expired; returns the index size.
@@ -82,15 +87,17 @@ class RedisDeadLetterStore:
         register = self._store.client.register_script
         self._add, self._prune, self._claim = register(_ADD), register(_PRUNE), register(_CLAIM)
 
-    def add(self, letter: DeadLetter) -> None:
-        """Keep ``letter``; one with an existing id replaces it in place (same position)."""
+    def add(self, letter: DeadLetter) -> str:
+        """Keep ``letter`` under its id or the first free suffix of it; returns that id."""
         self._store.check_open(f"add dead letter {letter.id!r}")
         try:
-            self._add(
-                [self._index, self._key(letter.id)], [_encode(letter), self._keep_ms, letter.id]
+            stored = self._add(
+                [self._index],
+                [self._letter_prefix, letter.id, _encode_after_id(letter), self._keep_ms],
             )
         except Exception as error:
             raise self._store.failed(error, f"adding dead letter {letter.id!r}") from error
+        return stored.decode() if isinstance(stored, bytes) else str(stored)
 
     def list(self, *, limit: int | None = None, offset: int = 0) -> list[DeadLetter]:
         """Oldest first."""
@@ -155,19 +162,20 @@ class RedisDeadLetterStore:
 
     def _not_found(self, letter_id: str) -> DeadLetterNotFound:
         try:
-            self._prune([self._index], [])
-            known = _texts(self._store.client.zrange(self._index, 0, -1))
+            total = int(self._prune([self._index], []))
+            sample = _texts(self._store.client.zrange(self._index, 0, SAMPLE - 1))
         except Exception as error:
             raise self._store.failed(error, "listing dead letters") from error
-        return not_found(letter_id, known)
+        return not_found(letter_id, sample, total=total)
 
     def __repr__(self) -> str:
         return f"RedisDeadLetterStore({self._store.address.where()!r})"
 
 
-def _encode(letter: DeadLetter) -> str:
+def _encode_after_id(letter: DeadLetter) -> str:
+    """The letter's JSON object without its leading ``{"id": ...,``: the add script puts the id
+    it chose in front."""
     fields: dict[str, Any] = {
-        "id": letter.id,
         "message_id": letter.message_id,
         "channel": letter.channel,
         "endpoint_id": letter.endpoint_id,
@@ -183,7 +191,7 @@ def _encode(letter: DeadLetter) -> str:
         "last_failed_at": _iso(letter.last_failed_at),
         "replayed": letter.replayed,
     }
-    return json.dumps(fields, separators=(",", ":"))
+    return json.dumps(fields, separators=(",", ":"))[1:]
 
 
 def _texts(reply: object) -> list[str]:

@@ -61,7 +61,7 @@ class RedisDeduplication:
         except Exception as error:
             raise self._store.failed(error, f"adding key {key!r} of {endpoint_id!r}") from error
 
-    def remove_expired(self, *, now: datetime) -> int:
+    def remove_expired(self, *, now: datetime, limit: int | None = None) -> int:
         """Nothing to do: Redis removes each key when its time to live runs out. Returns 0."""
         self._store.check_open("remove expired keys")
         return 0

@@ -3,7 +3,10 @@
 A record keeps the original body bytes and wire headers exactly, so a message whose type no
 longer decodes can still be inspected and replayed. Times are stored as ISO 8601 text, which
 keeps a ``datetime`` exactly (microseconds and offset) and reads well in the ``sqlite3`` shell.
-Adding a record with an id that exists replaces it in place, as the in-memory store does.
+Adding a record never replaces one: a taken id gets the first free ``#2``, ``#3``, ... suffix,
+probed through the unique index, so the n-th letter costs what the first costs. ``claim``
+deletes and returns a letter in one statement, which is what makes replay atomic across
+processes.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import os
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from conveyor.stores.dead_letters import DeadLetter, not_found
+from conveyor.core.errors import DeadLetterNotFound
+from conveyor.stores.dead_letters import SAMPLE, DeadLetter, next_id, not_found
 from conveyor_sqlite.database import Database, Synchronous
 from conveyor_sqlite.messages import decode_headers, encode_body, encode_headers
 
@@ -27,17 +31,10 @@ _COLUMNS = (
     "last_failed_at, replayed"
 )
 
-_UPSERT = f"""
+_INSERT = f"""
     INSERT INTO conveyor_dead_letters ({_COLUMNS})
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (id) DO UPDATE SET
-        message_id = excluded.message_id, channel = excluded.channel,
-        endpoint_id = excluded.endpoint_id, message_type = excluded.message_type,
-        body = excluded.body, headers = excluded.headers, reason = excluded.reason,
-        exception_type = excluded.exception_type,
-        exception_message = excluded.exception_message, traceback = excluded.traceback,
-        attempts = excluded.attempts, first_failed_at = excluded.first_failed_at,
-        last_failed_at = excluded.last_failed_at, replayed = excluded.replayed
+    ON CONFLICT (id) DO NOTHING
 """
 
 
@@ -72,9 +69,15 @@ class SqliteDeadLetterStore:
         """The database file, as given."""
         return self._db.path
 
-    def add(self, letter: DeadLetter) -> None:
+    def add(self, letter: DeadLetter) -> str:
+        """Keep ``letter`` under its id or the first free suffix of it; returns that id."""
+        row = list(_to_row(letter))
         with self._db.transaction(f"adding dead letter {letter.id!r}") as connection:
-            connection.execute(_UPSERT, _to_row(letter))
+            n = 1
+            while connection.execute(_INSERT, row).rowcount == 0:
+                n += 1
+                row[0] = next_id(letter.id, n)
+        return str(row[0])
 
     def list(self, *, limit: int | None = None, offset: int = 0) -> list[DeadLetter]:
         """Oldest first (in the order they were first added)."""
@@ -91,7 +94,7 @@ class SqliteDeadLetterStore:
                 f"SELECT {_COLUMNS} FROM conveyor_dead_letters WHERE id = ?", (letter_id,)
             ).fetchone()
             if row is None:
-                raise not_found(letter_id, _known_ids(connection))
+                raise _not_found(connection, letter_id)
         return _from_row(row)
 
     def count(self) -> int:
@@ -105,7 +108,18 @@ class SqliteDeadLetterStore:
                 "DELETE FROM conveyor_dead_letters WHERE id = ?", (letter_id,)
             ).rowcount
             if deleted == 0:
-                raise not_found(letter_id, _known_ids(connection))
+                raise _not_found(connection, letter_id)
+
+    def claim(self, letter_id: str) -> DeadLetter:
+        """Delete the letter and return it, in one statement; ``DeadLetterNotFound`` if gone."""
+        with self._db.transaction(f"claiming dead letter {letter_id!r}") as connection:
+            row = connection.execute(
+                f"DELETE FROM conveyor_dead_letters WHERE id = ? RETURNING {_COLUMNS}",
+                (letter_id,),
+            ).fetchone()
+            if row is None:
+                raise _not_found(connection, letter_id)
+        return _from_row(row)
 
     def close(self) -> None:
         """Close the connection. Closing again is allowed; every other later call raises."""
@@ -115,10 +129,13 @@ class SqliteDeadLetterStore:
         return f"SqliteDeadLetterStore({self.path!r})"
 
 
-def _known_ids(connection: sqlite3.Connection) -> list[str]:
-    """The ids that do exist, oldest first, for the not-found message (it shows their count)."""
-    rows = connection.execute("SELECT id FROM conveyor_dead_letters ORDER BY seq")
-    return [str(row[0]) for row in rows]
+def _not_found(connection: sqlite3.Connection, letter_id: str) -> DeadLetterNotFound:
+    """The kernel's not-found error with the oldest few ids and the count, never every id."""
+    sample = connection.execute(
+        "SELECT id FROM conveyor_dead_letters ORDER BY seq LIMIT ?", (SAMPLE,)
+    ).fetchall()
+    (total,) = connection.execute("SELECT COUNT(*) FROM conveyor_dead_letters").fetchone()
+    return not_found(letter_id, [str(row[0]) for row in sample], total=int(total))
 
 
 def _to_row(letter: DeadLetter) -> tuple[object, ...]:

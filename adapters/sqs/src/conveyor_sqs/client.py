@@ -16,7 +16,7 @@ from typing import Any
 from conveyor.core.errors import ConfigurationError
 from conveyor_sqs.errors import Where
 
-__all__ = ["ClientSettings", "open_client"]
+__all__ = ["ClientSettings", "open_client", "where_of"]
 
 _LONG_POLL_SECONDS = 20
 
@@ -76,9 +76,23 @@ def open_client(settings: ClientSettings) -> tuple[Any, Where]:
             f"{settings.endpoint_url!r}: {error}. Pass a URL such as 'http://127.0.0.1:4566', "
             f"or endpoint_url=None for AWS."
         ) from None
-    credentials = session.get_credentials()
+    return client, where_of(client, session.get_credentials())
+
+
+def where_of(client: Any, credentials: Any = None) -> Where:
+    """Where ``client`` points, with its credentials kept only to scrub them from errors.
+
+    A client built by the application (``SqsTransport(client=...)``) carries its credentials on
+    its request signer, botocore's only holder of them; they are read from there, when present,
+    for the same scrubbing.
+    """
+    if credentials is None:
+        signer = getattr(client, "_request_signer", None)
+        credentials = getattr(signer, "_credentials", None)
     secrets: tuple[str, ...] = ()
     if credentials is not None:
         frozen = credentials.get_frozen_credentials()
-        secrets = tuple(s for s in (frozen.secret_key, frozen.token) if s)
-    return client, Where(region=region, endpoint=str(client.meta.endpoint_url), secrets=secrets)
+        secrets = tuple(s for s in (frozen.access_key, frozen.secret_key, frozen.token) if s)
+    return Where(
+        region=str(client.meta.region_name), endpoint=str(client.meta.endpoint_url), secrets=secrets
+    )

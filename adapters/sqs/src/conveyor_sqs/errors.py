@@ -9,6 +9,7 @@ original exception stays chained as ``__cause__``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from conveyor.core.errors import (
@@ -35,6 +36,8 @@ _CREDENTIALS = {
 _DENIED = {"AccessDenied", "AccessDeniedException", "AuthorizationError"}
 _STALE = {"ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidReceiptHandle"}
 _THROTTLED = {"RequestThrottled", "Throttling", "ThrottlingException", "OverLimit"}
+# AWS access key ids (long-term AKIA, temporary ASIA, ...): AWS's own messages may quote them.
+_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA|ANVA|APKA)[A-Z0-9]{12,}\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +52,11 @@ class Where:
         return f"SQS queue {name!r} in region {self.region!r} at {self.endpoint}"
 
     def scrub(self, text: str) -> str:
+        """``text`` without the client's secrets, nor anything shaped like an access key id."""
         for secret in self.secrets:
             if secret:
                 text = text.replace(secret, "***")
-        return text
+        return _KEY_ID.sub("***", text)
 
 
 def translate(error: Exception, *, where: Where, queue: str, action: str) -> TransportError:

@@ -39,8 +39,8 @@ from conveyor.core.errors import (
 )
 from conveyor.transports.seam import Capabilities, ChannelOptions, Delivery, WireMessage
 from conveyor_sqs import wire
-from conveyor_sqs.client import ClientSettings, open_client
-from conveyor_sqs.errors import Where, translate
+from conveyor_sqs.client import ClientSettings, open_client, where_of
+from conveyor_sqs.errors import translate
 from conveyor_sqs.queues import Queue, QueueDirectory
 from conveyor_sqs.seconds import (
     SQS_MAX_DELAY,
@@ -105,9 +105,7 @@ class SqsTransport:
         if client is None:
             client, self._where = open_client(self._settings)
         else:
-            self._where = Where(
-                region=str(client.meta.region_name), endpoint=str(client.meta.endpoint_url)
-            )
+            self._where = where_of(client)
         self._client = client
         self._fifo = fifo
         self._queues = QueueDirectory(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import re
 import shutil
 import unicodedata
@@ -21,8 +22,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from conveyor.core.journal import Record, RecordKind
 from conveyor.core.wire import H
 from conveyor.stores.dead_letters import DeadLetter
+from conveyor.transports.dynamic import DynamicTransport, InspectableDynamicTransport
 
 if TYPE_CHECKING:
     from conveyor.drivers.messaging import Messaging
@@ -35,6 +38,7 @@ __all__ = [
     "consumer_info",
     "consumer_table",
     "consumer_to_json",
+    "dynamic_info",
     "letter_table",
     "letter_to_json",
     "describe_letter",
@@ -90,10 +94,12 @@ class ConsumerInfo:
 
     Attributes:
         name: what ``conveyor run`` takes.
-        kind: "channel" or "scheduled".
+        kind: "channel", "dynamic" (a dynamic channel) or "scheduled".
         pending: messages on the channel; None when the transport cannot say (or scheduled).
         next_due: when the consumer next has work; None when nothing is planned or unknown.
-        detail: the schedule of a scheduled endpoint; the transport of a channel.
+        detail: the schedule of a scheduled endpoint; the transport of a channel; the
+            strategies of a dynamic channel.
+        targets: a dynamic channel's concrete channels (kind "target"), listed under it.
     """
 
     name: str
@@ -101,6 +107,7 @@ class ConsumerInfo:
     pending: int | None
     next_due: datetime | None
     detail: str
+    targets: tuple[ConsumerInfo, ...] = ()
 
 
 def consumer_info(messaging: Messaging, name: str) -> ConsumerInfo:
@@ -113,10 +120,30 @@ def consumer_info(messaging: Messaging, name: str) -> ConsumerInfo:
         return ConsumerInfo(name, "scheduled", None, endpoint.due, detail)
     transport = runtime.transport
     detail = type(transport).__qualname__ + (" (inline)" if runtime.inline else "")
+    if runtime.router is not None:
+        return dynamic_info(runtime.router)
     if runtime.inspectable is not None:
         pending, due = runtime.inspectable.pending(name), runtime.inspectable.next_due(name)
         return ConsumerInfo(name, "channel", pending, due, detail)
     return ConsumerInfo(name, "channel", None, None, detail)
+
+
+def dynamic_info(router: DynamicTransport) -> ConsumerInfo:
+    """A dynamic channel with its strategies, and each concrete channel behind it."""
+
+    def info(
+        name: str, kind: str, detail: str, targets: tuple[ConsumerInfo, ...] = ()
+    ) -> ConsumerInfo:
+        if isinstance(router, InspectableDynamicTransport):
+            pending, due = router.pending(name), router.next_due(name)
+            return ConsumerInfo(name, kind, pending, due, detail, targets)
+        return ConsumerInfo(name, kind, None, None, detail, targets)
+
+    targets = tuple(
+        info(name, "target", type(router.transport_of(name)).__qualname__)
+        for name in router.internal
+    )
+    return info(router.name, "dynamic", router.definition.describe_strategies(), targets)
 
 
 def terminal_width() -> int:
@@ -158,7 +185,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], width: int) 
 
 
 def consumer_table(consumers: Sequence[ConsumerInfo], now: datetime, width: int) -> list[str]:
-    """``conveyor list``: name, kind, pending messages, next due time, schedule or transport."""
+    """``conveyor list``: name, kind, pending messages, next due time, schedule or transport.
+
+    A dynamic channel's concrete channels follow it, as rows of kind "target".
+    """
     rows = [
         (
             c.name,
@@ -167,29 +197,95 @@ def consumer_table(consumers: Sequence[ConsumerInfo], now: datetime, width: int)
             "now" if c.next_due is not None and c.next_due <= now else when(c.next_due),
             c.detail,
         )
-        for c in consumers
+        for consumer in consumers
+        for c in (consumer, *consumer.targets)
     ]
     return table(("NAME", "KIND", "PENDING", "NEXT DUE (UTC)", "SCHEDULE / TRANSPORT"), rows, width)
 
 
 def consumer_to_json(consumer: ConsumerInfo) -> dict[str, Any]:
-    return {
+    shown: dict[str, Any] = {
         "name": consumer.name,
         "kind": consumer.kind,
         "pending": consumer.pending,
         "next_due": consumer.next_due.isoformat() if consumer.next_due else None,
         "detail": consumer.detail,
     }
+    if consumer.targets:
+        shown["targets"] = [consumer_to_json(t) for t in consumer.targets]
+    return shown
+
+
+# ---------------------------------------------------------------------- run outcomes
+
+
+class OutcomeCounts:
+    """What one consumer run did with its messages: handled, retried, failed for good.
+
+    ``processed`` counts deliveries; a person reading a worker's last line wants to know how
+    many of them went well. It listens to the journal, counting records of the run's consumer.
+    """
+
+    KINDS = frozenset(
+        {
+            RecordKind.HANDLED,
+            RecordKind.RETRIED,
+            RecordKind.DEAD_LETTERED,
+            RecordKind.ERROR_HANDLED,
+            RecordKind.DISCARDED,  # a rejected message is dead-lettered too: counted once
+        }
+    )
+
+    def __init__(self, consumer: str) -> None:
+        self.consumer = consumer
+        self.handled = self.retried = self.failed = 0
+
+    def add(self, record: Record) -> None:
+        if self.consumer not in (record.channel, record.endpoint_id):
+            return
+        if record.kind is RecordKind.HANDLED:
+            self.handled += 1
+        elif record.kind is RecordKind.RETRIED:
+            self.retried += 1
+        else:
+            self.failed += 1
+
+    def __str__(self) -> str:
+        return f"{self.handled} handled, {self.retried} retried, {self.failed} failed"
 
 
 # ---------------------------------------------------------------------- dead letters
 
 
-def letter_table(letters: Sequence[DeadLetter], width: int) -> list[str]:
+def short_id(letter_id: str) -> str:
+    """``…9f3c2a1b@charge``: the end of the message id, then the endpoint.
+
+    A dead letter's id is ``message id@endpoint``; uuid v7 message ids made close together
+    share their start, so the end is what tells them apart.
+    """
+    message, at, endpoint = letter_id.partition("@")
+    if len(message) > 12:
+        message = "…" + message[-8:]
+    return f"{message}{at}{endpoint}"
+
+
+def id_matches(letter_id: str, given: str) -> bool:
+    """Whether ``given`` (a short id, or part of one from either end) names ``letter_id``."""
+    given = given.lstrip("…")
+    message, _, endpoint = letter_id.partition("@")
+    part, at, wanted = given.partition("@")
+    if at and wanted != endpoint:
+        return False
+    return bool(part) and (message.endswith(part) or message.startswith(part))
+
+
+def letter_table(
+    letters: Sequence[DeadLetter], width: int, *, short_ids: bool = False
+) -> list[str]:
     """``conveyor dead-letter list``: the reason last, since it is the column cut first."""
     rows = [
         (
-            letter.id,
+            short_id(letter.id) if short_ids else letter.id,
             when(letter.last_failed_at),
             letter.channel,
             letter.endpoint_id or "-",
@@ -223,6 +319,9 @@ def describe_letter(letter: DeadLetter) -> str:
     for name, value in fields:
         text = printable(value).replace("\n", continued)
         lines.append(f"  {(name + ':').ljust(label)} {text}")
+    yours = user_frames(letter.traceback or "")
+    if yours:
+        lines += ["", "Raised in your code (innermost first)", *yours]
     lines += ["", f"Headers ({len(letter.headers)})"]
     lines += [f"  {_cell(k)}: {_cell(v)}" for k, v in sorted(letter.headers.items())]
     title, body = _body_for_people(letter)
@@ -230,6 +329,25 @@ def describe_letter(letter: DeadLetter) -> str:
     if letter.traceback:
         lines += ["", "Traceback", *_indent(printable(letter.traceback.rstrip()))]
     return "\n".join(lines)
+
+
+_FRAME = re.compile(r'^  File "([^"]+)", line (\d+), in (.+)\n(?:    (.+)\n)?', re.MULTILINE)
+_LIBRARY = (os.sep + "site-packages" + os.sep, os.sep + "conveyor" + os.sep, "<frozen ")
+
+
+def user_frames(traceback_text: str) -> list[str]:
+    """The frames of a traceback that are the application's, innermost first, one line each.
+
+    A dead letter's traceback starts in the kernel's consumer loop; the user's handler is at
+    the bottom. ``dead-letter show`` lists these first, so the line to fix is the first read.
+    """
+    found = []
+    for match in _FRAME.finditer(traceback_text + "\n"):
+        file, line, name, code = match.groups()
+        if any(part in file for part in _LIBRARY):
+            continue
+        found.append(f"  {file}:{line} in {name}" + (f": {code.strip()}" if code else ""))
+    return [printable(line) for line in reversed(found)]
 
 
 def letter_to_json(letter: DeadLetter) -> dict[str, Any]:

@@ -19,6 +19,7 @@ are the ones a process manager (systemd, Kubernetes, supervisord) acts on:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import inspect
 import json
@@ -36,6 +37,7 @@ from conveyor.cli import format as fmt
 from conveyor.core.errors import ConfigurationError, ConveyorError
 from conveyor.core.handlers import handler_mark
 from conveyor.core.interceptors import interceptor_mark
+from conveyor.drivers.async_messaging import AsyncMessaging
 from conveyor.drivers.messaging import Messaging
 
 __all__ = ["main", "build_parser", "load_app", "UsageError"]
@@ -58,7 +60,8 @@ _EXIT_CODES = """exit codes:
   1  failure: a consumer stopped on a handler failure, an unknown dead letter
   2  usage or configuration error"""
 
-Command = Callable[[Messaging, argparse.Namespace], int]
+Command = Callable[[Any, argparse.Namespace], int]
+App = Messaging | AsyncMessaging
 
 
 class UsageError(Exception):
@@ -88,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(EXIT_USAGE, str(error), error.detail)
         try:
             command: Command = args.command
+            if isinstance(messaging, AsyncMessaging) and command is not _run:
+                raise UsageError(
+                    f"conveyor {args.command_name} takes a Messaging; --app names an "
+                    f"AsyncMessaging, which conveyor serves with `conveyor run` only. Build a "
+                    f"Messaging on the same channels for {args.command_name}."
+                )
             return command(messaging, args)
         except (UsageError, ConfigurationError) as error:
             return _fail(EXIT_USAGE, str(error))
@@ -98,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_FAILURE
         finally:
             if owned:  # built by the app's factory for this command: nobody else closes it
-                messaging.close()
+                if isinstance(messaging, AsyncMessaging):
+                    asyncio.run(messaging.aclose())
+                else:
+                    messaging.close()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="conveyor", description=_DESCRIPTION, epilog=_EXIT_CODES, formatter_class=_RAW
     )
+    parser.add_argument("--version", action="version", version=f"conveyor {_version()}")
     parser.add_argument("--app", metavar="MODULE:ATTRIBUTE", help=_APP_HELP)
     parser.add_argument(
         "--log-level", default="INFO", help="log level on stderr (default: INFO)", **level
@@ -135,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
         "help": _EMPTY_HELP,
     }
     run.add_argument("--finish-when-empty", **empty)
+    run.add_argument(
+        "--concurrency",
+        type=fmt.positive_int,
+        default=1,
+        metavar="N",
+        help="messages handled at once (an AsyncMessaging app; default: 1)",
+    )
     _command(commands, hidden, "list", _list, "list the consumers").add_argument(
         "--json", **as_json
     )
@@ -145,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", help="show at most N", **count)
     listing.add_argument("--offset", type=fmt.non_negative_int, default=0, metavar="N")
     listing.add_argument("--json", **as_json)
+    listing.add_argument("--wide", action="store_true", help="full ids, no column cut")
     show = _command(actions, hidden, "show", _dl_show, "one dead letter in full")
     show.add_argument("id")
     show.add_argument("--json", **as_json)
@@ -169,7 +190,7 @@ def _command(
 # ---------------------------------------------------------------------- loading the app
 
 
-def load_app(path: str, *, source: str = "--app") -> tuple[Messaging, bool]:
+def load_app(path: str, *, source: str = "--app") -> tuple[App, bool]:
     """Import ``module:attribute`` and return its Messaging, and whether a factory built it.
 
     ``source`` names where the path came from (``--app`` or ``CONVEYOR_APP``) in messages. A
@@ -180,7 +201,9 @@ def load_app(path: str, *, source: str = "--app") -> tuple[Messaging, bool]:
             f"no app given: pass --app module:attribute (for example --app "
             f"myproject.messaging:messaging) or set {_ENV_APP}."
         )
-    module_name, _, attribute = path.partition(":")
+    module_name, _, attribute = path.rpartition(":") if path.count(":") > 1 else path.partition(":")
+    if module_name.endswith(".py") and _dotted(attribute):
+        module_name = _module_of_file(module_name, path)
     if not _dotted(module_name) or not _dotted(attribute):
         shown = repr(path) if re.fullmatch(r"[\w.:-]+", path) else "(not shown)"
         raise UsageError(
@@ -209,7 +232,7 @@ def load_app(path: str, *, source: str = "--app") -> tuple[Messaging, bool]:
             )
             raise UsageError(_missing(module, path, owner, name))
         target = getattr(target, name)
-    if isinstance(target, Messaging):
+    if isinstance(target, Messaging | AsyncMessaging):
         return target, False
     if not callable(target) or handler_mark(target) or interceptor_mark(target):
         raise UsageError(
@@ -226,9 +249,36 @@ def load_app(path: str, *, source: str = "--app") -> tuple[Messaging, bool]:
         built = target()
     except Exception as error:
         raise _raised(f"{path}()", error) from None
-    if not isinstance(built, Messaging):
+    if not isinstance(built, Messaging | AsyncMessaging):
         raise UsageError(f"--app {path}() returned {_kind(built)}, not a Messaging.")
     return built, True
+
+
+def _module_of_file(file: str, path: str) -> str:
+    """``examples/shop/app.py`` as the dotted module it is from the current directory.
+
+    A file under the current directory is imported by its dotted name (so its package's relative
+    imports work); one outside it cannot be, and the error says which form to use.
+    """
+    absolute = os.path.abspath(file)
+    relative = os.path.relpath(absolute, os.getcwd())
+    if not os.path.isfile(absolute):
+        raise UsageError(f"--app {path}: no such file {file!r}; --app takes module:attribute.")
+    if relative.startswith(".."):
+        raise UsageError(
+            f"--app {path}: the file is outside the current directory; run conveyor from the "
+            f"project's directory, or pass the dotted form module:attribute."
+        )
+    return relative[: -len(".py")].replace(os.sep, ".")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("conveyor")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
 
 
 def _dotted(name: str) -> bool:
@@ -291,10 +341,20 @@ def _kind(value: object) -> str:
 # ---------------------------------------------------------------------- commands
 
 
-def _run(messaging: Messaging, args: argparse.Namespace) -> int:
-    """Run one consumer; a failure it stops on is logged with its traceback and exits 1."""
+def _run(messaging: App, args: argparse.Namespace) -> int:
+    """Run one consumer; a failure it stops on is logged with its traceback and exits 1.
+
+    An ``AsyncMessaging`` app runs on a new event loop, with ``--concurrency`` messages at once.
+    """
     log = logging.getLogger(_LOGGER)
     name: str = args.channel
+    internal: dict[str, str] = getattr(messaging, "internal_channels", {})
+    if name in internal:
+        owner = internal[name]
+        raise UsageError(
+            f"channel {name!r} is internal to dynamic channel {owner!r}, which polls it through "
+            f"its receiving strategy; run {owner!r} instead. See `conveyor list`."
+        )
     if name not in messaging.consumers():
         raise UsageError(
             f"no consumer named {name!r}; consumers: "
@@ -307,24 +367,32 @@ def _run(messaging: Messaging, args: argparse.Namespace) -> int:
         "stop on failure": args.stop_on_failure or None,
         "finish when empty": args.finish_when_empty,
     }
-    limits = ", ".join(f"{key}: {value}" for key, value in given.items() if value is not None)
-    log.info("consumer %s started on %r (%s)", name, messaging.clock, limits or "no limits")
+    shown = ", ".join(f"{key}: {value}" for key, value in given.items() if value is not None)
+    log.info("consumer %s started on %r (%s)", name, messaging.clock, shown or "no limits")
+    counts = fmt.OutcomeCounts(name)
+    messaging.journal.subscribe(counts.add, fmt.OutcomeCounts.KINDS)
+    limits: dict[str, Any] = {
+        "limit": args.limit,
+        "time_limit": args.time_limit,
+        "memory_limit": args.memory_limit,
+        "stop_on_failure": args.stop_on_failure,
+        "finish_when_empty": args.finish_when_empty,
+    }
     try:
-        result = messaging.run(
-            name,
-            limit=args.limit,
-            time_limit=args.time_limit,
-            memory_limit=args.memory_limit,
-            stop_on_failure=args.stop_on_failure,
-            finish_when_empty=args.finish_when_empty,
-        )
+        if isinstance(messaging, AsyncMessaging):
+            concurrency: int = getattr(args, "concurrency", 1)
+            result = asyncio.run(messaging.run(name, concurrency=concurrency, **limits))
+        else:
+            result = messaging.run(name, **limits)
     except Exception as error:
         log.exception("consumer %s stopped on a failure", name)
         print(f"{name}: stopped: failure ({type(error).__name__}: {error})")
         return EXIT_FAILURE
     log.info("consumer %s stopped: %s", name, result.stopped_because)
     noun = "message" if result.processed == 1 else "messages"
-    print(f"{name}: processed {result.processed} {noun}, stopped: {result.stopped_because}")
+    print(
+        f"{name}: processed {result.processed} {noun} ({counts}), stopped: {result.stopped_because}"
+    )
     return EXIT_OK
 
 
@@ -352,7 +420,8 @@ def _dl_list(messaging: Messaging, args: argparse.Namespace) -> int:
             else f"no dead letters at offset {args.offset} ({total} in the store)"
         )
         return EXIT_OK
-    print("\n".join(fmt.letter_table(letters, fmt.terminal_width())))
+    width = 1_000_000 if args.wide else fmt.terminal_width()
+    print("\n".join(fmt.letter_table(letters, width, short_ids=not args.wide)))
     first = args.offset + 1
     print(
         f"({first}-{args.offset + len(letters)} of {total}; "
@@ -362,7 +431,7 @@ def _dl_list(messaging: Messaging, args: argparse.Namespace) -> int:
 
 
 def _dl_show(messaging: Messaging, args: argparse.Namespace) -> int:
-    letter = messaging.dead_letters.get(args.id)
+    letter = messaging.dead_letters.get(_full_id(messaging, args.id))
     if args.json:
         print(json.dumps(fmt.letter_to_json(letter), indent=2))
     else:
@@ -371,7 +440,7 @@ def _dl_show(messaging: Messaging, args: argparse.Namespace) -> int:
 
 
 def _dl_replay(messaging: Messaging, args: argparse.Namespace) -> int:
-    letter = messaging.dead_letters.get(args.id)
+    letter = messaging.dead_letters.get(_full_id(messaging, args.id))
     _warn_if_not_durable(messaging, [letter.channel])
     messaging.dead_letters.replay(letter.id)
     print(
@@ -389,9 +458,29 @@ def _dl_replay_all(messaging: Messaging, args: argparse.Namespace) -> int:
 
 
 def _dl_delete(messaging: Messaging, args: argparse.Namespace) -> int:
-    messaging.dead_letters.delete(args.id)
+    messaging.dead_letters.delete(_full_id(messaging, args.id))
     print(f"deleted {fmt.printable(args.id)}")
     return EXIT_OK
+
+
+def _full_id(messaging: Messaging, given: str) -> str:
+    """The id of the one dead letter ``given`` names: in full, or as ``dead-letter list`` shows it.
+
+    The list prints the end of each message id (uuid v7 ids made close together share their
+    start); any unique part from either end of it is accepted, with or without ``@endpoint``.
+    """
+    ids = [letter.id for letter in messaging.dead_letters.list()]
+    if given in ids:
+        return given
+    found = [i for i in ids if fmt.id_matches(i, given)]
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        raise UsageError(
+            f"{given!r} matches {len(found)} dead letters; give more of the id "
+            f"(`conveyor dead-letter list --wide` shows them in full)."
+        )
+    return given  # the store says it is not there, with its own message
 
 
 def _warn_if_not_durable(messaging: Messaging, channels: list[str]) -> None:

@@ -147,14 +147,15 @@ class VirtualClock:
     def bound(self) -> Iterator[VirtualClock]:
         """Make ``datetime.now()`` and ``time.time()`` in user code read this clock in the block.
 
-        Uses time-machine (``pip install time-machine``) with ``tick=False``; the patched time
-        follows this clock every time it is advanced inside the block.
+        Uses time-machine (``pip install "conveyor[time-machine]"``) with ``tick=False``; the
+        patched time follows this clock every time it is advanced inside the block.
         """
         try:
             import time_machine
         except ImportError as error:  # pragma: no cover - depends on the environment
             raise ClockError(
-                "VirtualClock.bound() needs the time-machine package: pip install time-machine"
+                "VirtualClock.bound() needs the time-machine package: "
+                'pip install "conveyor[time-machine]"'
             ) from error
         traveller = time_machine.travel(self._now, tick=False)
         coordinates = traveller.start()

@@ -13,6 +13,10 @@ from typing import Any, Literal, TypeVar, overload
 
 from conveyor.core.errors import ConfigurationError
 from conveyor.core.instants import readable
+from conveyor.core.retry import RetryPolicy
+
+ErrorHandler = Callable[..., object] | str
+"""An error handler: a handler function taking a ``Failure``, or its endpoint id."""
 
 __all__ = [
     "HandlerMark",
@@ -165,16 +169,16 @@ class AsyncOptions:
 
     channels: tuple[str, ...]
     endpoint_id: str | None = None
-    retry: object | None = None  # RetryPolicy
-    error_handler: object | None = None  # endpoint id or handler function
+    retry: RetryPolicy | None = None
+    error_handler: ErrorHandler | None = None
     dead_letter: bool | None = None
 
 
 def asynchronous(
     *channels: str,
     endpoint_id: str | None = None,
-    retry: object | None = None,
-    error_handler: object | None = None,
+    retry: RetryPolicy | None = None,
+    error_handler: ErrorHandler | None = None,
     dead_letter: bool | None = None,
 ) -> Callable[[F], F]:
     """Handle asynchronously: through ``channels`` in sequence, then the handler.

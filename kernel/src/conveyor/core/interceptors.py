@@ -94,13 +94,18 @@ class Interceptor:
 
     @classmethod
     def build(
-        cls, function: Callable[..., Any], mark: InterceptorMark, position: int
+        cls,
+        function: Callable[..., Any],
+        mark: InterceptorMark,
+        position: int,
+        *,
+        coroutines: bool = False,
     ) -> Interceptor:
         name = getattr(function, "__qualname__", repr(function))
-        if inspect.iscoroutinefunction(function):
+        if inspect.iscoroutinefunction(function) and not coroutines:
             raise ConfigurationError(
                 f"interceptor {name} is a coroutine function; the sync Messaging calls it "
-                f"directly. Make it a plain def."
+                f"directly. Make it a plain def, or build an AsyncMessaging, which awaits it."
             )
         params = [
             p

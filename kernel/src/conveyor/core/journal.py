@@ -11,10 +11,12 @@ import threading
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic
+
+from typing_extensions import TypeVar
 
 from conveyor.core.headers import Headers
 
@@ -85,8 +87,12 @@ class ExceptionInfo:
         return f"{self.type_name}: {self.message}" if self.message else self.type_name
 
 
+P = TypeVar("P", default=object)
+"""The payload type of a record: ``Record[OrderPlaced]`` from ``published(OrderPlaced)``."""
+
+
 @dataclass(frozen=True, slots=True)
-class Record:
+class Record(Generic[P]):
     """One step in a message's life.
 
     Attributes:
@@ -105,6 +111,8 @@ class Record:
         causation_id: the id of the message being handled when this one was sent.
         headers: the message's headers (user headers included), when the record is about a
             message the kernel holds; tests match on them.
+        via: for a record on a dynamic channel, the concrete channel behind it (``channel``
+            is "orders", ``via`` is "orders.tenant-a"); None otherwise.
     """
 
     seq: int
@@ -112,7 +120,7 @@ class Record:
     kind: RecordKind
     message_id: str
     message_type: str
-    payload: object = None
+    payload: P = None  # type: ignore[assignment]  # None when the payload is unknown
     channel: str | None = None
     endpoint_id: str | None = None
     attempt: int = 1
@@ -121,6 +129,15 @@ class Record:
     detail: str = ""
     causation_id: str | None = None
     headers: Headers | None = field(default=None, repr=False, compare=False)
+    via: str | None = None
+
+    @property
+    def where(self) -> str | None:
+        """The channel as people read it: ``orders``, or ``orders[orders.tenant-a]`` when a
+        dynamic channel's concrete channel is known."""
+        if self.channel is None or self.via is None:
+            return self.channel
+        return f"{self.channel}[{self.via}]"
 
 
 class Journal:
@@ -128,12 +145,16 @@ class Journal:
 
     Appending is on every send's hot path, so entries are kept as plain tuples and turned into
     :class:`Record` values when read (each at most once). A long-running production consumer
-    bounds the journal (``max_records``) so it cannot grow without end; tests keep everything.
+    bounds the journal (``max_records``) so it cannot grow without end, and keeps no payloads
+    (``keep_payloads=False``): ten thousand records of 100 KB messages would otherwise hold a
+    gigabyte. Listeners still see each record's payload as it is appended. Tests keep
+    everything.
     """
 
-    __slots__ = ("_entries", "_listeners", "_lock", "_made", "_seq")
+    __slots__ = ("_entries", "_keep_payloads", "_listeners", "_lock", "_made", "_seq")
 
-    def __init__(self, max_records: int | None = None) -> None:
+    def __init__(self, max_records: int | None = None, *, keep_payloads: bool = True) -> None:
+        self._keep_payloads = keep_payloads
         self._entries: deque[tuple[Any, ...]] = deque(maxlen=max_records)
         self._made: dict[int, Record] = {}
         self._seq = 0
@@ -156,6 +177,7 @@ class Journal:
         detail: str = "",
         causation_id: str | None = None,
         headers: Headers | None = None,
+        via: str | None = None,
     ) -> None:
         """Add a record; its fields are those of :class:`Record`, numbered in order.
 
@@ -164,14 +186,18 @@ class Journal:
         """
         with self._lock:
             self._seq = seq = self._seq + 1
+            kept = payload if self._keep_payloads else None
             entry = (
-                seq, at, kind, message_id, message_type, payload, channel, endpoint_id, attempt,
-                exception, delay, detail, causation_id, headers,
+                seq, at, kind, message_id, message_type, kept, channel, endpoint_id, attempt,
+                exception, delay, detail, causation_id, headers, via,
             )  # fmt: skip
             self._entries.append(entry)
         for listener, kinds in self._listeners:
             if kinds is None or kind in kinds:
-                listener(self._record(entry))
+                if kept is payload:
+                    listener(self._record(entry))
+                else:  # the listener sees the payload; the journal does not keep it
+                    listener(replace(Record(*entry), payload=payload))
 
     def _record(self, entry: tuple[Any, ...]) -> Record:
         record = self._made.get(entry[0])

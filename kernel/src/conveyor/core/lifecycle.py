@@ -335,9 +335,14 @@ def retry_headers(
     return headers
 
 
+#: The largest replay count kept: any stored ``cv-replayed`` value, however long, still fits a
+#: 32-bit column and can be replayed again (one more is never more than this).
+MAX_REPLAYED = 2**31 - 2
+
+
 def replay_count(wire: Mapping[str, str]) -> int:
     """How many times a dead letter was replayed, from its headers; anything unreadable is 0."""
     try:
-        return max(int(wire.get(H.REPLAYED, "0")), 0)
-    except ValueError:
+        return min(max(int(wire.get(H.REPLAYED, "0")), 0), MAX_REPLAYED)
+    except (ValueError, TypeError):
         return 0

@@ -63,20 +63,41 @@ class HandlerSpec:
 
 
 def read_handlers(
-    targets: Iterable[object],
+    targets: Iterable[object], *, coroutines: bool = False
 ) -> tuple[list[HandlerSpec], list[Interceptor]]:
-    """Find handler and interceptor marks on functions, objects' methods, and classes."""
+    """Find handler and interceptor marks on functions, objects' methods, and classes.
+
+    ``coroutines``: ``async def`` handlers and interceptors are welcome (the asyncio driver
+    awaits them); the sync driver refuses them, naming the fix.
+    """
     specs: list[HandlerSpec] = []
     interceptors: list[Interceptor] = []
+    listed: list[object] = []
     for target in targets:
+        if any(
+            target is other or (inspect.ismethod(target) and target == other) for other in listed
+        ):
+            name = getattr(target, "__qualname__", None) or f"{type(target).__qualname__} instance"
+            raise ConfigurationError(
+                f"{name} is listed twice in Messaging(handlers=[...]); list each handler once."
+            )
+        listed.append(target)
         for function, class_options in _candidates(target):
             if interceptor_mark(function) is not None:
                 mark = interceptor_mark(function)
                 assert mark is not None
-                interceptors.append(Interceptor.build(function, mark, len(interceptors)))
+                interceptors.append(
+                    Interceptor.build(function, mark, len(interceptors), coroutines=coroutines)
+                )
                 continue
             spec = _read_one(function, class_options, len(specs))
             if spec is not None:
+                if not coroutines and inspect.iscoroutinefunction(spec.function):
+                    raise ConfigurationError(
+                        f"handler {spec.name} is a coroutine function (async def); the sync "
+                        f"Messaging calls handlers directly. Make it a plain def, or build an "
+                        f"AsyncMessaging, which awaits it."
+                    )
                 specs.append(spec)
     _check_unique_endpoints(specs)
     return specs, interceptors
@@ -160,11 +181,6 @@ def _read_fresh(
     position: int,
 ) -> HandlerSpec:
     name = getattr(function, "__qualname__", repr(function))
-    if inspect.iscoroutinefunction(function):
-        raise ConfigurationError(
-            f"handler {name} is a coroutine function (async def); the sync Messaging calls "
-            f"handlers directly. Make it a plain def."
-        )
     options = {**class_options, **options_of(getattr(function, "__func__", function))}
     params = [
         p
@@ -201,6 +217,8 @@ def _read_fresh(
             )
         if message_param:
             message_types = ()
+    if len(params) == 2 or (mark.kind == "scheduled" and params):
+        _check_context(function, params[-1], name)
     async_options = options.get("async")
     if async_options is not None and mark.kind == "query":
         raise ConfigurationError(
@@ -296,6 +314,29 @@ def _message_types(
             )
         found.append(member)
     return tuple(found)
+
+
+def _check_context(function: Callable[..., Any], param: inspect.Parameter, name: str) -> None:
+    """The parameter after the message receives a ``Context``; another annotation is a mistake.
+
+    The ``Context`` class lives in the drivers, which the core does not import: any class of
+    Conveyor's own is accepted (``Context``, an asynchronous twin), and so is no annotation.
+    """
+    try:
+        annotation = typing.get_type_hints(function).get(param.name)
+    except Exception:  # unresolvable annotations are reported with the message type
+        return
+    if annotation is None or annotation is typing.Any or annotation is object:
+        return
+    module = getattr(annotation, "__module__", "") or ""
+    if isinstance(annotation, type) and (module == "conveyor" or module.startswith("conveyor.")):
+        return
+    shown = getattr(annotation, "__qualname__", None) or repr(annotation)
+    raise ConfigurationError(
+        f"handler {name} declares {param.name}: {shown}, but the parameter after the message "
+        f"receives a Context (headers, send, publish, ask, the clock). Annotate it "
+        f"{param.name}: Context (from conveyor import Context), or remove it."
+    )
 
 
 def _check_unique_endpoints(specs: list[HandlerSpec]) -> None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from typing import TypeVar
 
-from conveyor.core.errors import ConfigurationError, NoHandlerError
+from conveyor.core.errors import ConfigurationError, NoHandlerError, RoutingError
 from conveyor.core.registry import HandlerSpec
 
-__all__ = ["Router", "matches_pattern"]
+__all__ = ["Router", "matches_pattern", "check_payload", "unrouted_plain_event"]
 
 
 class Router:
@@ -144,3 +144,27 @@ def matches_pattern(pattern: str, key: str) -> bool:
     if "*" not in pattern and "#" not in pattern:
         return pattern == key
     return _compile(pattern).match(key) is not None
+
+
+def check_payload(verb: str, payload: object) -> None:
+    """Refuse a class where a message goes: ``send(PlaceOrder)`` means ``send(PlaceOrder(...))``.
+
+    Routing by ``type(payload)`` would look for a handler of ``type`` and say that none exists,
+    which hides the slip; the error names the fix instead.
+    """
+    if isinstance(payload, type):
+        name = payload.__qualname__
+        raise RoutingError(
+            f"{verb}() takes a message, got the class {name} itself; create one: "
+            f"{verb}({name}(...))."
+        )
+
+
+def unrouted_plain_event(payload: object) -> RoutingError:
+    """The error for ``publish({"x": 1})``: plain data without a routing key reaches no one."""
+    kind = type(payload).__name__
+    return RoutingError(
+        f"publish() got a {kind} ({payload!r:.60}) and no routing_key, so no handler can receive "
+        f'it: plain data is routed by name. Pass routing_key="order.placed" (handlers subscribe '
+        f"with @event_handler(routing_key=...)), or publish a dataclass, routed by its type."
+    )

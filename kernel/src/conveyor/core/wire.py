@@ -13,8 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
-from conveyor.core.construct import fast_constructor
 from conveyor.core.errors import SerializationError
+from conveyor.core.header_values import (
+    read_attempt,
+    read_instant,
+    read_priority,
+    read_timestamp,
+)
 from conveyor.core.headers import Headers
 
 __all__ = ["WireMessage", "Delivery", "Envelope", "to_wire_headers", "read_envelope", "H"]
@@ -126,51 +131,41 @@ class Envelope:
     priority: int = 0
 
 
-_make_headers = fast_constructor(
-    Headers, ("id", "correlation_id", "causation_id", "timestamp", "attempt", "user")
-)
-_make_envelope = fast_constructor(
-    Envelope,
-    ("headers", "type_name", "endpoint", "slip", "routing_key", "expires_at",
-     "first_failed_at", "not_before", "priority"),
-)  # fmt: skip
 _NO_USER: Mapping[str, str] = MappingProxyType({})
-_parse_time = datetime.fromisoformat
 
 
-def read_envelope(wire: Mapping[str, str]) -> Envelope:
-    """Parse wire headers; a missing or malformed framework header is a SerializationError."""
+def read_envelope(wire: Mapping[str, str], *, max_priority: int | None = None) -> Envelope:
+    """Parse wire headers; a missing or malformed framework header is a SerializationError.
+
+    Each value is checked as :mod:`conveyor.core.header_values` says (attempt at least 1, a
+    priority within ``max_priority``, aware times), so what the kernel computes from an envelope
+    cannot fail on a value Conveyor would never have written.
+    """
     try:
-        user = {k: v for k, v in wire.items() if k[:3] != "cv-"}
         get = wire.get
-        headers = _make_headers(
+        user = {k: v for k, v in wire.items() if k[:3] != "cv-"}
+        headers = Headers(
             wire[H.ID],
             wire[H.CORRELATION],
             get(H.CAUSATION),
-            _parse_time(wire[H.TIMESTAMP]),
-            int(get(H.ATTEMPT, "1")),
+            read_timestamp(H.TIMESTAMP, wire[H.TIMESTAMP]),
+            read_attempt(H.ATTEMPT, get(H.ATTEMPT)),
             MappingProxyType(user) if user else _NO_USER,
         )
         slip = get(H.SLIP)
-        expires = get(H.EXPIRES_AT)
-        first_failed = get(H.FIRST_FAILED_AT)
-        not_before = get(H.NOT_BEFORE)
-        priority = get(H.PRIORITY)
-        return _make_envelope(
+        return Envelope(
             headers,
             wire[H.TYPE],
             wire[H.ENDPOINT],
             tuple(slip.split(",")) if slip else (),
             get(H.ROUTING_KEY),
-            _parse_time(expires) if expires else None,
-            _parse_time(first_failed) if first_failed else None,
-            _parse_time(not_before) if not_before else None,
-            int(priority) if priority else 0,
+            read_instant(H.EXPIRES_AT, get(H.EXPIRES_AT), due=True),
+            read_instant(H.FIRST_FAILED_AT, get(H.FIRST_FAILED_AT)),
+            read_instant(H.NOT_BEFORE, get(H.NOT_BEFORE), due=True),
+            read_priority(H.PRIORITY, get(H.PRIORITY), max_priority),
         )
     except KeyError as missing:
         raise SerializationError(
             f"message headers lack {missing.args[0]!r}; it was not sent by Conveyor or was "
             f"altered in transit. Headers present: {', '.join(sorted(wire)) or 'none'}."
         ) from None
-    except ValueError as error:
-        raise SerializationError(f"message headers are malformed: {error}") from None

@@ -7,26 +7,40 @@ then, naming what is wrong, what exists instead and the fix, never a surprise at
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from conveyor.core.clock import Clock
-from conveyor.core.codec.serialization import Codec
+from conveyor.core.clock import Clock, SteppableClock, SystemClock
+from conveyor.core.codec.serialization import Codec, JsonCodec, TypeRegistry
 from conveyor.core.errors import ConfigurationError
 from conveyor.core.failure import Failure
+from conveyor.core.ids import IdGenerator, UuidV7Ids
+from conveyor.core.interceptors import Interceptor, interceptor_mark
+from conveyor.core.journal import Journal
 from conveyor.core.lifecycle import ResolvedPolicy
 from conveyor.core.message import Message
-from conveyor.core.registry import HandlerSpec
+from conveyor.core.registry import HandlerSpec, read_handlers
+from conveyor.core.routing import Router
 from conveyor.drivers import stack
-from conveyor.drivers.channel_runtime import ChannelRuntime
-from conveyor.drivers.stack import Layer
-from conveyor.stores.deduplication import Deduplication
+from conveyor.drivers.channel_runtime import AnyRuntime, AsyncChannelRuntime, ChannelRuntime
+from conveyor.drivers.stack import Layer, StackOrder
+from conveyor.stores.dead_letters import DeadLetterStore, InMemoryDeadLetterStore
+from conveyor.stores.deduplication import Deduplication, TransactionalDeduplicationStore
 from conveyor.transports.channels import Channel, Mode, QueueChannel
-from conveyor.transports.seam import Transport
+from conveyor.transports.seam import AsyncTransport, Transport
 
 __all__ = [
     "Invoke",
+    "Basics",
+    "basics",
+    "Prepared",
+    "prepare",
+    "compose_stacks",
     "check_channels",
     "check_handlers",
     "open_channels",
+    "open_async_channels",
     "check_capabilities",
     "resolve_error_handler",
     "unused_layers",
@@ -34,6 +48,160 @@ __all__ = [
 ]
 
 Invoke = Callable[[Message, object], object]
+S = TypeVar("S")
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Everything a composition root reads from its arguments before opening any transport."""
+
+    handlers: tuple[HandlerSpec, ...]
+    interceptors: tuple[Interceptor, ...]
+    router: Router
+    endpoints: dict[str, HandlerSpec]
+    definitions: dict[str, Channel]
+    error_handler: HandlerSpec | None
+    channel_error_handlers: dict[str, HandlerSpec | None]
+    endpoint_error_handlers: dict[str, HandlerSpec | None]
+    types: TypeRegistry
+    codec: Codec
+
+
+@dataclass(frozen=True, slots=True)
+class Basics:
+    """A root's clock, ids, journal and dead-letter store, with the defaults filled in."""
+
+    clock: Clock
+    steps_time: bool  # the clock is stepped by its owner (a VirtualClock)
+    ids: IdGenerator
+    journal: Journal
+    dead_letters: DeadLetterStore
+
+
+def basics(
+    clock: Clock | None,
+    ids: IdGenerator | None,
+    journal: Journal | None,
+    dead_letters: DeadLetterStore | None,
+) -> Basics:
+    """Defaults: a SystemClock, uuid v7 ids, a journal bounded on real time, in-memory letters."""
+    clock = clock if clock is not None else SystemClock()
+    steps_time = isinstance(clock, SteppableClock)
+    return Basics(
+        clock,
+        steps_time,
+        ids if ids is not None else UuidV7Ids(clock),
+        journal if journal is not None else Journal(max_records=None if steps_time else 10_000),
+        dead_letters if dead_letters is not None else InMemoryDeadLetterStore(),
+    )
+
+
+def prepare(
+    handlers: Iterable[object],
+    channels: Iterable[Channel | str],
+    interceptors: Iterable[object],
+    *,
+    deduplication: Deduplication | None,
+    error_handler: object | None,
+    types: Iterable[type],
+    codec: Codec | None,
+    root: str,
+) -> Prepared:
+    """Read and check handlers, interceptors and channels (DESIGN rule 7), for either root.
+
+    ``root`` is ``"Messaging"`` or ``"AsyncMessaging"``: the asyncio root takes ``async def``
+    handlers and interceptors, and errors name the root the user built.
+    """
+    given = [*_iterable(handlers, "handlers", root), *_checked(interceptors)]
+    specs, found = read_handlers(given, coroutines=root == "AsyncMessaging")
+    endpoints = {s.endpoint_id: s for s in specs}
+    definitions = check_channels(_iterable(channels, "channels", root), endpoints)
+    check_handlers(specs, definitions, deduplication)
+
+    def error_handler_of(target: object, owner: str) -> HandlerSpec | None:
+        return resolve_error_handler(target, owner, endpoints, specs)
+
+    registry = TypeRegistry(types)
+    for spec in specs:
+        for message_type in spec.message_types:
+            registry.register(message_type)
+    return Prepared(
+        handlers=tuple(specs),
+        interceptors=tuple(found),
+        router=Router(specs),
+        endpoints=endpoints,
+        definitions=definitions,
+        error_handler=error_handler_of(error_handler, root),
+        channel_error_handlers={
+            name: error_handler_of(d.error_handler, f"channel {name!r}")
+            for name, d in definitions.items()
+        },
+        endpoint_error_handlers={
+            s.endpoint_id: error_handler_of(s.error_handler, s.name) for s in specs
+        },
+        types=registry,
+        codec=codec if codec is not None else JsonCodec(registry),
+    )
+
+
+def compose_stacks(
+    prepared: Prepared,
+    policies: Mapping[tuple[str, str], ResolvedPolicy],
+    *,
+    deduplication: Deduplication | None,
+    transaction: object | None,
+    build: Callable[[list[Interceptor], frozenset[Layer]], S],
+) -> dict[str, S]:
+    """Each asynchronous handler's consumption stack, composed once by ``build``.
+
+    Interceptors ordered below ``StackOrder.HANDLER`` sit among the built-in layers; layers
+    that would do nothing for a handler (no instant retries, no deduplication, no
+    transaction) are left out. Handlers that need the same layers share one stack.
+    """
+    stacks: dict[str, S] = {}
+    shared: dict[frozenset[Layer], S] = {}
+    for spec in prepared.handlers:
+        if not spec.channels:
+            continue
+        policy = policies.get((spec.endpoint_id, spec.channels[-1]))
+        unused = unused_layers(policy, deduplication=deduplication, transaction=transaction)
+        outer = [
+            i
+            for i in prepared.interceptors
+            if i.order < StackOrder.HANDLER and i.selects(spec.message_types, spec.markers)
+        ]
+        if outer:
+            stacks[spec.endpoint_id] = build(outer, unused)
+            continue
+        if unused not in shared:
+            shared[unused] = build([], unused)
+        stacks[spec.endpoint_id] = shared[unused]
+    return stacks
+
+
+def _iterable(values: object, what: str, root: str) -> list[Any]:
+    """``values`` as a list, or a clear error for a single object passed where a list goes."""
+    if (isinstance(values, str | bytes) and what == "handlers") or not isinstance(values, Iterable):
+        raise ConfigurationError(
+            f"{root}({what}=...) takes a list, got {values!r}; wrap it: "
+            f"{root}({what}=[{values!r}])."
+        )
+    return list(values)
+
+
+def _checked(interceptors: Iterable[object]) -> list[object]:
+    found = list(interceptors)
+    for item in found:
+        if (
+            callable(item)
+            and not isinstance(item, type)
+            and interceptor_mark(item) is None
+            and not hasattr(item, "__dict__")
+        ):
+            raise ConfigurationError(
+                f"{item!r} is not an interceptor; mark it @before/@around/@after"
+            )
+    return found
 
 
 def check_channels(
@@ -104,32 +272,59 @@ def open_channels(
     mode: Mode,
     codec: Codec,
     transports: dict[Hashable, Transport],
+    handler_channels: AbstractSet[str] = frozenset(),
 ) -> dict[str, ChannelRuntime]:
     """Open (and declare) each channel's transport; definitions with equal
     ``transport_key()`` share the transport opened for the first.
 
     ``transports`` receives every transport opened, so the caller can close them all if this
-    or a later step of construction fails.
+    or a later step of construction fails. A channel carries an asynchronous bus's messages when
+    its definition says so (``bus=True``) or, by default, when no asynchronous handler is bound
+    to it (``handler_channels`` names those that are).
     """
     runtimes: dict[str, ChannelRuntime] = {}
     for name, definition in definitions.items():
-        key = definition.transport_key()
-        transport = transports.get(key)
-        if transport is None:
-            transport = transports[key] = definition.open(clock)
+        transport = definition.open_shared(clock, transports)
         transport.declare(definition.channel_options())
         runtimes[name] = ChannelRuntime(
             definition,
             transport,
             (definition.mode or mode) == "inline",
             definition.codec if definition.codec is not None else codec,
+            bus=definition.bus if definition.bus is not None else name not in handler_channels,
+        )
+    return runtimes
+
+
+def open_async_channels(
+    definitions: Mapping[str, Channel],
+    *,
+    clock: Clock,
+    mode: Mode,
+    codec: Codec,
+    transports: dict[Hashable, AsyncTransport],
+    handler_channels: AbstractSet[str] = frozenset(),
+) -> dict[str, AsyncChannelRuntime]:
+    """The asyncio twin of :func:`open_channels`; channels are declared later, awaited."""
+    runtimes: dict[str, AsyncChannelRuntime] = {}
+    for name, definition in definitions.items():
+        key = definition.transport_key()
+        transport = transports.get(key)
+        if transport is None:
+            transport = transports[key] = definition.open_async(clock)
+        runtimes[name] = AsyncChannelRuntime(
+            definition,
+            transport,
+            (definition.mode or mode) == "inline",
+            definition.codec if definition.codec is not None else codec,
+            bus=definition.bus if definition.bus is not None else name not in handler_channels,
         )
     return runtimes
 
 
 def check_capabilities(
     specs: list[HandlerSpec],
-    channels: Mapping[str, ChannelRuntime],
+    channels: Mapping[str, AnyRuntime],
     *,
     steps_time: bool,
 ) -> None:
@@ -210,6 +405,12 @@ def unused_layers(
         unused.add(stack.deduplication)
     if transaction is None:
         unused.add(stack.transaction)
+    if (
+        deduplication is None
+        or transaction is None
+        or not isinstance(deduplication.store, TransactionalDeduplicationStore)
+    ):
+        unused.add(stack.deduplication_in_transaction)
     return frozenset(unused)
 
 

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from conveyor.core.codec.serialization import Codec
 from conveyor.transports.channels import Channel
-from conveyor.transports.seam import InspectableTransport, RenewableTransport, Transport
+from conveyor.transports.dynamic import DynamicTransport
+from conveyor.transports.seam import (
+    AsyncInspectableTransport,
+    AsyncRenewableTransport,
+    AsyncTransport,
+    InspectableTransport,
+    RenewableTransport,
+    Transport,
+)
 
-__all__ = ["ChannelRuntime"]
+__all__ = ["ChannelRuntime", "AsyncChannelRuntime", "AnyRuntime"]
 
 
 class ChannelRuntime:
@@ -15,21 +23,94 @@ class ChannelRuntime:
     The transport's optional abilities are looked up once, here, when the ``Messaging`` is
     built: ``inspectable`` (it can say what it holds and when it is next due, which stepping
     virtual time needs) and ``renewable`` (it can extend a lease while a long handler runs).
+    ``bus`` says whether the channel carries an asynchronous bus's messages (only there does a
+    consumer route one to any handler), ``max_priority`` the highest priority a header may hold.
+    ``router`` is set for a dynamic channel: it places each message on a concrete channel.
     """
 
-    __slots__ = ("codec", "definition", "inline", "inspectable", "name", "renewable", "transport")
+    __slots__ = (
+        "bus",
+        "codec",
+        "definition",
+        "inline",
+        "inspectable",
+        "max_priority",
+        "name",
+        "renewable",
+        "router",
+        "transport",
+    )
 
     def __init__(
-        self, definition: Channel, transport: Transport, inline: bool, codec: Codec
+        self,
+        definition: Channel,
+        transport: Transport,
+        inline: bool,
+        codec: Codec,
+        *,
+        bus: bool = False,
     ) -> None:
         self.definition = definition
         self.name = definition.name
         self.transport = transport
         self.inline = inline
         self.codec = codec
+        self.bus = bus
+        self.max_priority: int | None = transport.capabilities.max_priority
         self.inspectable: InspectableTransport | None = (
             transport if isinstance(transport, InspectableTransport) else None
         )
         self.renewable: RenewableTransport | None = (
             transport if isinstance(transport, RenewableTransport) else None
         )
+        self.router: DynamicTransport | None = (
+            transport if isinstance(transport, DynamicTransport) else None
+        )
+
+
+class AsyncChannelRuntime:
+    """The asyncio twin of :class:`ChannelRuntime`, around an open ``AsyncTransport``.
+
+    Dynamic channels are not offered to ``AsyncMessaging`` yet, so ``router`` is always None.
+    """
+
+    __slots__ = (
+        "bus",
+        "codec",
+        "definition",
+        "inline",
+        "inspectable",
+        "max_priority",
+        "name",
+        "renewable",
+        "router",
+        "transport",
+    )
+
+    def __init__(
+        self,
+        definition: Channel,
+        transport: AsyncTransport,
+        inline: bool,
+        codec: Codec,
+        *,
+        bus: bool = False,
+    ) -> None:
+        self.definition = definition
+        self.name = definition.name
+        self.transport = transport
+        self.inline = inline
+        self.codec = codec
+        self.bus = bus
+        self.max_priority: int | None = transport.capabilities.max_priority
+        self.inspectable: AsyncInspectableTransport | None = (
+            transport if isinstance(transport, AsyncInspectableTransport) else None
+        )
+        self.renewable: AsyncRenewableTransport | None = (
+            transport if isinstance(transport, AsyncRenewableTransport) else None
+        )
+        self.router: DynamicTransport | None = None
+
+
+AnyRuntime = ChannelRuntime | AsyncChannelRuntime
+"""What the decisions shared by both drivers read of a channel: its definition, name and codec."""

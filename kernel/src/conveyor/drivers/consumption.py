@@ -24,58 +24,37 @@ transport that cannot be reached stops the consumer.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
-from datetime import timedelta
 
 from conveyor.core.clock import Clock
-from conveyor.core.codec.serialization import UnknownMessageType
 from conveyor.core.delivery import NO_OPTIONS
 from conveyor.core.errors import (
     ConnectionFailed,
+    NoHandlerError,
     SerializationError,
     StaleReceipt,
     TransportClosed,
 )
 from conveyor.core.journal import ExceptionInfo, RecordKind
-from conveyor.core.lifecycle import (
-    Plan,
-    Record,
-    Release,
-    ResolvedPolicy,
-    after_bus_failure,
-    after_failure,
-    expire,
-    reject,
-)
+from conveyor.core.lifecycle import Plan, ResolvedPolicy, expire, reject
 from conveyor.core.message import Message
 from conveyor.core.outcome import Outcome
 from conveyor.core.registry import HandlerSpec
 from conveyor.core.retry import RetryPolicy
 from conveyor.core.routing import Router
-from conveyor.core.wire import (
-    BUS_COMMAND,
-    BUS_EVENT,
-    Delivery,
-    Envelope,
-    H,
-    WireMessage,
-    read_envelope,
-)
+from conveyor.core.wire import BUS_COMMAND, BUS_EVENT, Delivery, Envelope, H, read_envelope
+from conveyor.drivers import deliveries
 from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.drivers.dispatch import Dispatch
 from conveyor.drivers.outgoing import Outgoing
 from conveyor.drivers.plans import Consumed, PlanExecutor
 from conveyor.drivers.policies import bus_retry
 from conveyor.drivers.recording import Recorder
+from conveyor.drivers.rejections import handles, no_endpoint, not_a_bus, wrong_type
 from conveyor.drivers.stack import Attempt, StackParts
 from conveyor.stores.deduplication import Deduplication
 
 __all__ = ["Consumption", "Outcome"]
-
-_LOG = logging.getLogger("conveyor")
-_STORE_RETRY = timedelta(seconds=1)
-"""How long a delivery whose store (deduplication, dead letters) failed waits to come back."""
 
 
 class Consumption:
@@ -143,7 +122,9 @@ class Consumption:
         except StaleReceipt as stale:
             # Another consumer holds (or settled) the message since this lease ran out: what
             # this consumer did is not acknowledged, and the message comes (or came) again.
-            self._executor_record_stale(runtime, delivery, stale)
+            deliveries.record_stale(
+                self._recorder.journal, self._clock.now(), runtime.name, delivery, stale
+            )
             return Outcome.STALE
 
     def _consume(
@@ -151,24 +132,31 @@ class Consumption:
     ) -> Outcome:
         wire = delivery.message.headers
         try:
-            envelope = read_envelope(wire)
+            envelope = read_envelope(wire, max_priority=runtime.max_priority)
         except SerializationError as error:
             consumed = Consumed(runtime, delivery, endpoint_id=wire.get(H.ENDPOINT))
             return self._reject(consumed, "malformed headers", error)
         consumed = Consumed(runtime, delivery, envelope, endpoint_id=envelope.endpoint)
         try:
-            if envelope.slip:
+            route = deliveries.route_of(envelope, self._clock.now())
+            if route == "forward":
                 return self._forward(consumed, envelope)
-            if envelope.not_before is not None and envelope.not_before > self._clock.now():
+            if route == "hold":
                 return self._hold(consumed, envelope)
             if envelope.endpoint in (BUS_COMMAND, BUS_EVENT):
+                if not runtime.bus:
+                    return self._reject(consumed, "unroutable", None, not_a_bus(runtime.name))
                 return self._route_on_bus(consumed, envelope)
             spec = self._endpoints.get(envelope.endpoint)
             if spec is None or runtime.name not in spec.channels:
-                return self._reject(consumed, "no endpoint", None)
+                detail = no_endpoint(envelope.endpoint, runtime.name, self._endpoints.values())
+                return self._reject(consumed, "no endpoint", None, detail)
             message = self._decode(consumed, envelope)
             if isinstance(message, Outcome):
                 return message
+            if not handles(spec, message.payload):
+                detail = wrong_type(spec, message.payload)
+                return self._reject(consumed, "wrong type for endpoint", None, detail)
             consumed = Consumed(runtime, delivery, envelope, message, spec.endpoint_id)
         except (ConnectionFailed, TransportClosed, StaleReceipt):
             raise
@@ -179,27 +167,15 @@ class Consumption:
     # ---------------------------------------------------------------- reading
 
     def _decode(self, consumed: Consumed, envelope: Envelope) -> Message | Outcome:
-        runtime, delivery = consumed.runtime, consumed.delivery
-        try:
-            payload = runtime.codec.decode(delivery.message.body, envelope.type_name)
-        except UnknownMessageType as error:
-            return self._reject(consumed, "unknown type", error)
-        except SerializationError as error:
-            return self._reject(consumed, "undecodable", error)
-        headers = envelope.headers
-        if delivery.delivery_count > 1 and headers.attempt < delivery.delivery_count:
-            headers = headers.with_attempt(delivery.delivery_count)
-        return Message(payload, headers, envelope.routing_key)
+        decoded = deliveries.decode(consumed.runtime.codec, consumed.delivery, envelope)
+        if isinstance(decoded, Message):
+            return decoded
+        return self._reject(consumed, *decoded)
 
-    def _reject(self, consumed: Consumed, reason: str, error: Exception | None) -> Outcome:
-        detail = reason
-        runtime = consumed.runtime
-        if reason == "no endpoint":
-            known = [s.endpoint_id for s in self._endpoints.values() if runtime.name in s.channels]
-            detail = (
-                f"no endpoint {consumed.endpoint_id!r} on channel {runtime.name!r}; endpoints "
-                f"here: {', '.join(known) or 'none'}"
-            )
+    def _reject(
+        self, consumed: Consumed, reason: str, error: Exception | None, detail: str = ""
+    ) -> Outcome:
+        detail = detail or reason
         info = ExceptionInfo.capture(error) if error is not None else None
         plan = reject(reason, detail, info, consumed.attempt)
         return self._execute(plan, consumed)
@@ -226,7 +202,7 @@ class Consumption:
         policy = self._policies[(spec.endpoint_id, runtime.name)]
         attempt = Attempt(self._parts, runtime.name, spec, message, None, policy)
         try:
-            dedup_key = self._dedup_key(spec, message)
+            dedup_key = deliveries.dedup_key(self._deduplication, spec, message)
         except Exception as key_error:  # the handler's key function: the message's failure
             self._recorder.failure(
                 attempt.state,
@@ -276,36 +252,12 @@ class Consumption:
         if stop_on_failure:
             consumed.runtime.transport.release(consumed.delivery)
             raise error
-        assert consumed.message is not None
-        assert consumed.endpoint_id is not None
-        attempt = consumed.message.headers.attempt
-        retry = policy.retry
-        delay = retry.next_delay(error, attempt, self._executor.random) if retry else None
-        plan = after_failure(
-            policy,
-            endpoint_id=consumed.endpoint_id,
-            error=error,
-            attempt=attempt,
-            retry_delay=delay,
-            wire=consumed.delivery.message.headers,
-            now=self._clock.now(),
-        )
+        now = self._clock.now()
+        plan = deliveries.failure_plan(consumed, policy, error, self._executor.random, now)
         return self._execute(plan, consumed, policy=policy, error=error)
 
     def _store_failed(self, consumed: Consumed, error: Exception, what: str) -> Outcome:
-        """A store the kernel needs failed: release the delivery to come back later."""
-        plan = Plan(
-            (
-                Record(
-                    RecordKind.RELEASED,
-                    exception=ExceptionInfo.capture(error),
-                    detail=f"{what} failed; released to come back",
-                ),
-                Release(),
-            ),
-            Outcome.RELEASED,
-        )
-        return self._execute(plan, consumed)
+        return self._execute(deliveries.store_failed_plan(error, what), consumed)
 
     def _execute(
         self,
@@ -325,54 +277,24 @@ class Consumption:
             # Carrying out the plan failed (a dead-letter store that is down, say): nothing
             # was acknowledged, so give the delivery back to come again.
             consumed.runtime.transport.release(
-                consumed.delivery, available_at=self._clock.now() + _STORE_RETRY
+                consumed.delivery, available_at=self._clock.now() + deliveries.STORE_RETRY
             )
-            _LOG.error(
-                "could not carry out the decision for message %s on channel %s (%s); "
-                "released it to come back",
-                consumed.message_id,
-                consumed.runtime.name,
-                ExceptionInfo.capture(raised),
-            )
+            deliveries.log_undone(consumed, raised)
             return Outcome.RELEASED
-
-    def _executor_record_stale(
-        self, runtime: ChannelRuntime, delivery: Delivery, stale: StaleReceipt
-    ) -> None:
-        self._recorder.journal.append(
-            self._clock.now(),
-            RecordKind.STALE,
-            delivery.message.headers.get(H.ID, delivery.receipt),
-            delivery.message.headers.get(H.TYPE, "?"),
-            channel=runtime.name,
-            endpoint_id=delivery.message.headers.get(H.ENDPOINT),
-            detail="lease ran out before the handling finished; the message comes again",
-        )
-        _LOG.warning(
-            "message %s on channel %s outlived its lease: %s",
-            delivery.message.headers.get(H.ID, delivery.receipt),
-            runtime.name,
-            stale,
-        )
 
     # ---------------------------------------------------------------- other outcomes
 
     def _forward(self, consumed: Consumed, envelope: Envelope) -> Outcome:
         """A channel sequence: move the message on to the next channel, unchanged otherwise."""
         runtime, delivery = consumed.runtime, consumed.delivery
-        next_channel, rest = envelope.slip[0], envelope.slip[1:]
-        headers = dict(delivery.message.headers)
-        if rest:
-            headers[H.SLIP] = ",".join(rest)
-        else:
-            headers.pop(H.SLIP, None)
+        next_channel, wire, more = deliveries.forwarded(delivery, envelope)
         target = self._channels.get(next_channel)
         if target is None:
             return self._reject(consumed, "unknown channel", None)
         target.transport.send(
             next_channel,
-            WireMessage(delivery.message.body, headers),
-            available_at=None if rest else self._outgoing.held_until(target, envelope.not_before),
+            wire,
+            available_at=None if more else self._outgoing.held_until(target, envelope.not_before),
             priority=envelope.priority,
             expires_at=envelope.expires_at,
         )
@@ -410,50 +332,40 @@ class Consumption:
             return decoded
         message = Message(decoded.payload, envelope.headers, envelope.routing_key)
         consumed = Consumed(runtime, delivery, envelope, message, envelope.endpoint)
+        command: HandlerSpec | None = None
+        if envelope.endpoint == BUS_COMMAND:
+            try:
+                command = self._router.command(type(message.payload), envelope.routing_key)
+            except NoHandlerError as error:
+                return self._reject(consumed, "unroutable", error, "unroutable: no handler")
+            if not handles(command, message.payload):
+                detail = wrong_type(command, message.payload)
+                return self._reject(consumed, "wrong type for endpoint", None, detail)
         try:
             self._dispatch.collected(
                 message,
                 envelope.endpoint,
                 runtime.name,
-                lambda: self._route(envelope, message, runtime.name),
+                lambda: self._route(command, envelope, message, runtime.name),
             )
         except Exception as error:
-            attempt = message.headers.attempt
             retry = bus_retry(runtime, self._bus_retry)
-            delay = retry.next_delay(error, attempt, self._executor.random) if retry else None
-            plan = after_bus_failure(
-                error=error,
-                attempt=attempt,
-                retry_delay=delay,
-                wire=delivery.message.headers,
-                now=self._clock.now(),
-            )
+            now = self._clock.now()
+            plan = deliveries.bus_failure_plan(consumed, retry, error, self._executor.random, now)
             return self._execute(plan, consumed)
         runtime.transport.ack(delivery)
         return Outcome.HANDLED
 
-    def _route(self, envelope: Envelope, message: Message, channel: str) -> None:
+    def _route(
+        self, command: HandlerSpec | None, envelope: Envelope, message: Message, channel: str
+    ) -> None:
         payload = message.payload
-        if envelope.endpoint == BUS_COMMAND:
-            spec = self._router.command(type(payload), envelope.routing_key)
-            if spec.is_async:
-                self._outgoing.queue_copy(spec, message, NO_OPTIONS)
+        if command is not None:
+            if command.is_async:
+                self._outgoing.queue_copy(command, message, NO_OPTIONS)
             else:
-                self._dispatch.call_handler(spec, message, channel)
+                self._dispatch.call_handler(command, message, channel)
         else:
             self._dispatch.publish_to(
                 self._router.events(type(payload), envelope.routing_key), message, NO_OPTIONS
             )
-
-    def _dedup_key(self, spec: HandlerSpec, message: Message) -> str | None:
-        if self._deduplication is None:
-            return None
-        rule = spec.deduplication
-        if rule is None:
-            return message.headers.id
-        if rule.header is not None:
-            value = message.headers.user.get(rule.header)
-            return value if value is not None else message.headers.id
-        if rule.key is not None:
-            return rule.key(message.payload)
-        return message.headers.id

@@ -13,27 +13,20 @@ from conveyor.core.message import Message
 if TYPE_CHECKING:
     from conveyor.drivers.buses import Buses
 
-__all__ = ["Context"]
+__all__ = ["Context", "Handling"]
 
 
-class Context:
-    """Headers of the message being handled, and the buses, bound to it.
+class Handling:
+    """What a handler may know about the message it handles: its headers, id, attempt, time.
 
-    Messages sent through the context inherit the user headers and correlation id and name this
-    message as their cause; they leave only if the handler succeeds (the message collector).
+    The part of ``Context`` and ``AsyncContext`` that does not send.
     """
 
-    __slots__ = ("_clock", "_messaging", "channel", "endpoint_id", "message")
+    __slots__ = ("_clock", "channel", "endpoint_id", "message")
 
     def __init__(
-        self,
-        messaging: Buses,
-        clock: Clock,
-        message: Message,
-        endpoint_id: str | None,
-        channel: str | None,
+        self, clock: Clock, message: Message, endpoint_id: str | None, channel: str | None
     ) -> None:
-        self._messaging = messaging
         self._clock = clock
         self.message = message
         self.endpoint_id = endpoint_id
@@ -58,6 +51,33 @@ class Context:
     @property
     def now(self) -> datetime:
         return self._clock.now()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(message_id={self.message_id!r}, "
+            f"endpoint_id={self.endpoint_id!r})"
+        )
+
+
+class Context(Handling):
+    """Headers of the message being handled, and the buses, bound to it.
+
+    Messages sent through the context inherit the user headers and correlation id and name this
+    message as their cause; they leave only if the handler succeeds (the message collector).
+    """
+
+    __slots__ = ("_messaging",)
+
+    def __init__(
+        self,
+        messaging: Buses,
+        clock: Clock,
+        message: Message,
+        endpoint_id: str | None,
+        channel: str | None,
+    ) -> None:
+        super().__init__(clock, message, endpoint_id, channel)
+        self._messaging = messaging
 
     def send(
         self,
@@ -112,6 +132,3 @@ class Context:
     ) -> object:
         """Ask a query; its answer comes back at once."""
         return self._messaging.ask(query, headers=headers, routing_key=routing_key)
-
-    def __repr__(self) -> str:
-        return f"Context(message_id={self.message_id!r}, endpoint_id={self.endpoint_id!r})"

@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from conveyor.core.clock import Clock
+from conveyor.core.collector import Scope
 from conveyor.core.delivery import DeliveryOptions
 from conveyor.core.headers import Headers, check_user_headers
 from conveyor.core.ids import IdGenerator
@@ -38,7 +39,7 @@ from conveyor.drivers.recording import Recorder
 from conveyor.drivers.scopes import Scopes
 from conveyor.drivers.stack import StackOrder
 
-__all__ = ["Dispatch", "Transaction"]
+__all__ = ["Dispatch", "Transaction", "NewMessages", "compose_invokers"]
 
 Transaction = Callable[[], AbstractContextManager[object]]
 
@@ -47,74 +48,20 @@ T = TypeVar("T")
 _EMPTY_USER: Mapping[str, str] = MappingProxyType({})
 
 
-class Dispatch:
-    """Calls the handlers of one ``Messaging`` and makes the messages they cause."""
+class NewMessages:
+    """Makes messages with new ids, caused by the message being handled in this call, if any."""
 
-    __slots__ = (
-        "_buses",
-        "_clock",
-        "_drain_inline",
-        "_invokers",
-        "_new_id",
-        "_outgoing",
-        "_recorder",
-        "_scopes",
-        "_sync_invokers",
-        "_transaction",
-        "_wants_context",
-    )
+    __slots__ = ("_clock", "_new_id", "_scopes")
 
-    def __init__(
-        self,
-        specs: tuple[HandlerSpec, ...],
-        interceptors: tuple[Interceptor, ...],
-        *,
-        clock: Clock,
-        ids: IdGenerator,
-        scopes: Scopes,
-        outgoing: Outgoing,
-        recorder: Recorder,
-        transaction: Transaction | None,
-        buses: Buses,
-        drain_inline: Callable[[], None] | None,
-    ) -> None:
+    def __init__(self, clock: Clock, ids: IdGenerator, scopes: Scopes) -> None:
         self._clock = clock
         new_at = getattr(ids, "new_at", None)  # uuid v7 ids reuse the clock reading
         self._new_id: Callable[[datetime], str] = (
             new_at if new_at is not None else (lambda now: ids.new())
         )
         self._scopes = scopes
-        self._outgoing = outgoing
-        self._recorder = recorder
-        self._transaction = transaction
-        self._buses = buses
-        self._drain_inline = drain_inline
-        self._invokers: dict[str, Invoke] = {}
-        self._sync_invokers: dict[str, Invoke] = {}
-        for spec in specs:
-            selected = [i for i in interceptors if i.selects(spec.message_types, spec.markers)]
-            # Interceptors ordered below StackOrder.HANDLER sit among the consumption stack's
-            # layers when the handler is consumed from a channel (conveyor.drivers.stack); on a
-            # synchronous call they simply wrap the inner ones.
-            inner = [i for i in selected if i.order >= StackOrder.HANDLER]
-            base = base_call(spec)
-            self._invokers[spec.endpoint_id] = wrap_with(inner, base) if inner else base
-            self._sync_invokers[spec.endpoint_id] = (
-                wrap_with(selected, base)
-                if len(inner) < len(selected)
-                else (self._invokers[spec.endpoint_id])
-            )
-        self._wants_context = {
-            s.endpoint_id
-            for s in specs
-            if s.kind == "scheduled"
-            or s.arity != 1
-            or any(i.selects(s.message_types, s.markers) for i in interceptors)
-        }
 
-    # ------------------------------------------------------------------ new messages
-
-    def new_message(
+    def __call__(
         self, payload: object, headers: Mapping[str, str] | None, routing_key: str | None
     ) -> Message:
         """A message with a new id, caused by the message being handled, if any."""
@@ -132,13 +79,90 @@ class Dispatch:
             )
         return Message(payload, built, routing_key)
 
+
+def compose_invokers(
+    specs: tuple[HandlerSpec, ...],
+    interceptors: tuple[Interceptor, ...],
+    wrap: Callable[[list[Interceptor], Invoke], Invoke],
+) -> tuple[dict[str, Invoke], dict[str, Invoke], set[str]]:
+    """Each handler with its interceptors: as consumed, as called, and which want a context.
+
+    Interceptors ordered below ``StackOrder.HANDLER`` sit among the consumption stack's layers
+    when the handler is consumed from a channel (``conveyor.drivers.stack``); on a synchronous
+    call they simply wrap the inner ones. ``wrap`` composes (the sync or the asyncio way).
+    """
+    consumed: dict[str, Invoke] = {}
+    called: dict[str, Invoke] = {}
+    for spec in specs:
+        selected = [i for i in interceptors if i.selects(spec.message_types, spec.markers)]
+        inner = [i for i in selected if i.order >= StackOrder.HANDLER]
+        base = base_call(spec)
+        consumed[spec.endpoint_id] = wrap(inner, base) if inner else base
+        called[spec.endpoint_id] = (
+            wrap(selected, base) if len(inner) < len(selected) else consumed[spec.endpoint_id]
+        )
+    wants_context = {
+        s.endpoint_id
+        for s in specs
+        if s.kind == "scheduled"
+        or s.arity != 1
+        or any(i.selects(s.message_types, s.markers) for i in interceptors)
+    }
+    return consumed, called, wants_context
+
+
+class Dispatch:
+    """Calls the handlers of one ``Messaging`` and makes the messages they cause."""
+
+    __slots__ = (
+        "_buses",
+        "_clock",
+        "_drain_inline",
+        "_invokers",
+        "_outgoing",
+        "_recorder",
+        "_scopes",
+        "_sync_invokers",
+        "_transaction",
+        "_wants_context",
+        "new_message",
+    )
+
+    def __init__(
+        self,
+        specs: tuple[HandlerSpec, ...],
+        interceptors: tuple[Interceptor, ...],
+        *,
+        clock: Clock,
+        ids: IdGenerator,
+        scopes: Scopes,
+        outgoing: Outgoing,
+        recorder: Recorder,
+        transaction: Transaction | None,
+        buses: Buses,
+        drain_inline: Callable[[], None] | None,
+    ) -> None:
+        self._clock = clock
+        self.new_message = NewMessages(clock, ids, scopes)
+        self._scopes = scopes
+        self._outgoing = outgoing
+        self._recorder = recorder
+        self._transaction = transaction
+        self._buses = buses
+        self._drain_inline = drain_inline
+        self._invokers, self._sync_invokers, self._wants_context = compose_invokers(
+            specs, interceptors, wrap_with
+        )
+
+    # ------------------------------------------------------------------ new messages
+
     def context(self, message: Message, endpoint_id: str | None, channel: str | None) -> Context:
         """The ``Context`` a handler (or an interceptor) handling ``message`` receives."""
         return Context(self._buses, self._clock, message, endpoint_id, channel)
 
     # ------------------------------------------------------------------ from the top
 
-    def from_top(self, work: Callable[[], object]) -> object:
+    def from_top(self, work: Callable[[], T]) -> T:
         """Run bus work in a collecting scope unless one is open already; then drain inline.
 
         At the top (no handler is running in this thread or task) the work gets its own
@@ -147,14 +171,36 @@ class Dispatch:
         """
         if self._scopes.current() is not None:
             return work()
-        with self._scopes.opened(None, None, None) as scope:
+        return self._at_top(Scope(None), lambda scope: work())
+
+    def handle_from_top(self, spec: HandlerSpec, message: Message) -> object:
+        """Call a synchronous handler for ``send`` or ``ask``.
+
+        At the top, one collecting scope that also names the message serves both purposes (the
+        general path would open a collecting scope and then the handler's own); what is sent,
+        journaled and caused is the same. Inside a handler it is an ordinary nested call.
+        """
+        if self._scopes.current() is not None:
+            return self.call_handler(spec, message, None)
+        return self._at_top(
+            Scope(message, spec.endpoint_id),
+            lambda scope: self._invoke(scope, spec, message, None, outer=True),
+        )
+
+    def _at_top(self, scope: Scope, work: Callable[[Scope], T]) -> T:
+        """Run ``work`` in the top-level ``scope`` and the transaction; flush; drain inline."""
+        token = self._scopes.enter(scope)
+        try:
             if self._transaction is None:
-                result = work()
-                self._outgoing.flush(scope)
+                result = work(scope)
+                if scope.buffer:
+                    self._outgoing.flush(scope)
             else:
                 with self._transaction():
-                    result = work()
+                    result = work(scope)
                     self._outgoing.flush(scope)
+        finally:
+            self._scopes.leave(token)
         if self._drain_inline is not None:
             self._drain_inline()
         return result
@@ -194,23 +240,47 @@ class Dispatch:
     ) -> object:
         """Run one handler with its interceptors, recording the outcome in the journal.
 
-        ``outer=False`` leaves out the interceptors that the consumption stack already ran.
+        The handler gets a scope that names its message (for causation) and joins the enclosing
+        collector. ``outer=False`` leaves out the interceptors that the consumption stack
+        already ran.
         """
+        scope = Scope(
+            message,
+            spec.endpoint_id,
+            channel,
+            collecting=False,
+            parent=self._scopes.current(),
+        )
+        token = self._scopes.enter(scope)
+        try:
+            return self._invoke(scope, spec, message, channel, outer=outer)
+        finally:
+            self._scopes.leave(token)
+
+    def _invoke(
+        self,
+        scope: Scope,
+        spec: HandlerSpec,
+        message: Message,
+        channel: str | None,
+        *,
+        outer: bool,
+    ) -> object:
+        """Call the handler inside ``scope`` (already entered) and journal the outcome."""
         endpoint_id = spec.endpoint_id
-        with self._scopes.opened(message, endpoint_id, channel, collecting=False) as scope:
-            try:
-                invoke = (self._sync_invokers if outer else self._invokers)[endpoint_id]
-                context = (
-                    self.context(message, endpoint_id, channel)
-                    if endpoint_id in self._wants_context
-                    else None
-                )
-                result = invoke(message, context)
-            except Exception as error:
-                self._recorder.failure(
-                    scope.attempt, message, endpoint_id=endpoint_id, channel=channel, error=error
-                )
-                raise
+        try:
+            invoke = (self._sync_invokers if outer else self._invokers)[endpoint_id]
+            context = (
+                self.context(message, endpoint_id, channel)
+                if endpoint_id in self._wants_context
+                else None
+            )
+            result = invoke(message, context)
+        except Exception as error:
+            self._recorder.failure(
+                scope.attempt, message, endpoint_id=endpoint_id, channel=channel, error=error
+            )
+            raise
         self._recorder.message(
             RecordKind.HANDLED,
             message,

@@ -9,7 +9,6 @@ last journal records, never a wall-clock timeout.
 from __future__ import annotations
 
 import logging
-import resource
 import signal
 import threading
 from collections.abc import Iterator, Mapping
@@ -20,6 +19,7 @@ from types import FrameType
 
 from conveyor.core.clock import Clock, SteppableClock
 from conveyor.core.errors import ConfigurationError, SettleError
+from conveyor.core.instants import later
 from conveyor.core.journal import Journal, Record, RecordKind
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
@@ -29,8 +29,21 @@ from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.drivers.consumption import Consumption
 from conveyor.drivers.dispatch import Dispatch
 from conveyor.drivers.recording import Recorder
+from conveyor.drivers.resident import resident_mib
 
-__all__ = ["Driver", "RunResult", "ScheduledEndpoint", "format_records"]
+__all__ = [
+    "Driver",
+    "RunResult",
+    "ScheduledEndpoint",
+    "StepBudget",
+    "format_records",
+    "finishes_when_empty",
+    "idle_wait",
+    "next_jump",
+    "stop_reason",
+    "check_run",
+    "check_time_limit",
+]
 
 _POLL_INTERVAL = timedelta(milliseconds=200)
 
@@ -68,6 +81,14 @@ class ScheduledEndpoint:
         assert spec.schedule is not None
         self.spec = spec
         self.due = spec.schedule.first_due(started)
+
+    def take(self, now: datetime) -> datetime | None:
+        """Move on to the next planned tick; the planned instant of this one if it runs."""
+        schedule = self.spec.schedule
+        assert schedule is not None
+        planned = self.due
+        self.due = schedule.next_due(planned, now)
+        return None if schedule.is_missed(planned, now) else planned
 
 
 class Driver:
@@ -135,7 +156,12 @@ class Driver:
             )
             if not deliveries:
                 return False
-            self._consumption.consume(runtime, deliveries[0], stop_on_failure=stop_on_failure)
+            delivery = deliveries[0]
+            if runtime.router is not None:  # a dynamic channel: journal its concrete channel too
+                with self._recorder.consuming_via(name, delivery.channel):
+                    self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
+                return True
+            self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
             return True
         endpoint = self.scheduled[name]
         now = self._clock.now()
@@ -146,11 +172,8 @@ class Driver:
 
     def _tick(self, endpoint: ScheduledEndpoint, now: datetime, *, stop_on_failure: bool) -> None:
         spec = endpoint.spec
-        schedule = spec.schedule
-        assert schedule is not None
-        planned = endpoint.due
-        endpoint.due = schedule.next_due(planned, now)
-        if schedule.is_missed(planned, now):
+        planned = endpoint.take(now)
+        if planned is None:
             return
         dispatch = self._dispatch
         tick = Message(planned, dispatch.new_message(None, None, None).headers, spec.endpoint_id)
@@ -218,9 +241,10 @@ class Driver:
             # own instants, but a periodic schedule alone never keeps settling going.
             due = self.next_due([n for n in consumers if n in self._channels])
             clock = self._virtual_clock("run_until_idle(advance_time=True)")
-            if due is None or due <= clock.now():
+            jump = next_jump(due, clock.now())
+            if jump is None:
                 return steps  # nothing pending, or due but leased elsewhere
-            steps += self.advance_to(due, budget=budget)
+            steps += self.advance_to(jump, budget=budget)
 
     def advance_to(
         self,
@@ -238,8 +262,8 @@ class Driver:
             budget = StepBudget(max_steps if max_steps is not None else self._max_steps)
         steps = self.settle(budget=budget)
         while True:
-            due = self.next_due(self.names())
-            if due is None or due > target or due <= clock.now():
+            due = next_jump(self.next_due(self.names()), clock.now(), target)
+            if due is None:
                 break
             clock.advance_to(due)
             steps += self.settle(budget=budget)
@@ -290,18 +314,13 @@ class Driver:
         stop_on_failure: bool,
         finish_when_empty: bool | None,
     ) -> RunResult:
-        if name not in self._channels and name not in self.scheduled:
-            known = ", ".join(self.names()) or "none"
-            raise ConfigurationError(
-                f"no consumer named {name!r}; consumers: {known}. A consumer is a declared "
-                f"channel or a @scheduled endpoint."
-            )
-        if limit is not None and limit < 1:
-            raise ConfigurationError(f"run(limit={limit}) must be at least 1")
+        check_run(name, self.names(), limit)
+        if time_limit is not None:
+            check_time_limit(time_limit, self._clock.now())
         clock = self._clock
         virtual = self._stepper is not None
         if finish_when_empty is None:
-            finish_when_empty = _finishes_when_empty(
+            finish_when_empty = finishes_when_empty(
                 virtual=virtual, channel=name in self._channels, limit=limit, time_limit=time_limit
             )
         started = clock.now()
@@ -309,14 +328,12 @@ class Driver:
         self._stop_requested = False
         with self._signals():
             while True:
-                if limit is not None and processed >= limit:
-                    return RunResult(name, processed, "limit")
-                if time_limit is not None and clock.now() - started >= time_limit:
-                    return RunResult(name, processed, "time limit")
-                if memory_limit is not None and _resident_mib() >= memory_limit:
-                    return RunResult(name, processed, "memory limit")
-                if self._stop_requested:
-                    return RunResult(name, processed, "signal")
+                reason = stop_reason(
+                    processed, limit, clock.now() - started, time_limit, memory_limit,
+                    stop_requested=self._stop_requested,
+                )  # fmt: skip
+                if reason is not None:
+                    return RunResult(name, processed, reason)
                 if self.step(name, stop_on_failure=stop_on_failure):
                     processed += 1
                     continue
@@ -331,17 +348,14 @@ class Driver:
                     processed += 1  # the broker's long poll brought one
 
     def _idle_wait(self, name: str, started: datetime, time_limit: timedelta | None) -> timedelta:
-        now = self._clock.now()
-        due = self.next_due([name])
-        if self._stepper is not None:
-            wait = due - now if due is not None and due > now else timedelta(days=365)
-        else:
-            wait = _POLL_INTERVAL
-            if due is not None and due > now:
-                wait = min(wait, due - now) if name in self._channels else due - now
-        if time_limit is not None:
-            wait = min(wait, max(started + time_limit - now, timedelta(0)))
-        return max(wait, timedelta(milliseconds=1))
+        return idle_wait(
+            self._clock.now(),
+            self.next_due([name]),
+            virtual=self._stepper is not None,
+            channel=name in self._channels,
+            started=started,
+            time_limit=time_limit,
+        )
 
     @contextmanager
     def _signals(self) -> Iterator[None]:
@@ -365,7 +379,82 @@ class Driver:
         self._stop_requested = True
 
 
-def _finishes_when_empty(
+def check_time_limit(time_limit: object, now: datetime) -> None:
+    """Refuse a ``run(time_limit=...)`` that is not a duration, or ends past the year 9000.
+
+    A run's deadline is summed with the clock like any due time, so ``timedelta.max`` gets the
+    same clear error as ``send(delay=timedelta.max)`` instead of an overflow mid-run.
+    """
+    if not isinstance(time_limit, timedelta):
+        raise ConfigurationError(
+            f"run(time_limit=...) takes a timedelta, got a value of type "
+            f"{type(time_limit).__name__}; for example time_limit=timedelta(hours=1)."
+        )
+    if time_limit < timedelta(0):
+        raise ConfigurationError("run(time_limit=...) cannot be negative")
+    later(now, time_limit, what="run(time_limit=...)")
+
+
+def next_jump(
+    due: datetime | None, now: datetime, target: datetime | None = None
+) -> datetime | None:
+    """Where settling on virtual time jumps next: ``due``, if it is ahead and not past ``target``.
+
+    None when nothing is pending, when what is due is leased elsewhere (due now, yet not
+    received), or when it lies beyond the instant being advanced to.
+    """
+    if due is None or due <= now or (target is not None and due > target):
+        return None
+    return due
+
+
+def stop_reason(
+    processed: int,
+    limit: int | None,
+    elapsed: timedelta,
+    time_limit: timedelta | None,
+    memory_limit: int | None,
+    *,
+    stop_requested: bool,
+) -> str | None:
+    """Why a consumer run stops before taking another message (whichever limit comes first)."""
+    if limit is not None and processed >= limit:
+        return "limit"
+    if time_limit is not None and elapsed >= time_limit:
+        return "time limit"
+    if memory_limit is not None and resident_mib() >= memory_limit:
+        return "memory limit"
+    if stop_requested:
+        return "signal"
+    return None
+
+
+def idle_wait(
+    now: datetime,
+    due: datetime | None,
+    *,
+    virtual: bool,
+    channel: bool,
+    started: datetime,
+    time_limit: timedelta | None,
+) -> timedelta:
+    """How long an idle consumer waits before looking again.
+
+    On virtual time: until the next due time (the clock jumps there). On a real clock: a poll
+    interval, shorter when something falls due sooner; a schedule waits for its next tick.
+    """
+    if virtual:
+        wait = due - now if due is not None and due > now else timedelta(days=365)
+    else:
+        wait = _POLL_INTERVAL
+        if due is not None and due > now:
+            wait = min(wait, due - now) if channel else due - now
+    if time_limit is not None:
+        wait = min(wait, max(time_limit - (now - started), timedelta(0)))
+    return max(wait, timedelta(milliseconds=1))
+
+
+def finishes_when_empty(
     *, virtual: bool, channel: bool, limit: int | None, time_limit: timedelta | None
 ) -> bool:
     """The default of ``finish_when_empty``: what a caller who did not say most likely means.
@@ -381,10 +470,6 @@ def _finishes_when_empty(
     return channel and limit is not None and time_limit is None
 
 
-def _resident_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def format_records(records: list[Record]) -> str:
     """One readable line per record: time, kind, type, id, channel, endpoint, outcome."""
     lines = []
@@ -392,7 +477,7 @@ def format_records(records: list[Record]) -> str:
         where = " ".join(
             part
             for part in (
-                f"channel={r.channel}" if r.channel else "",
+                f"channel={r.where}" if r.channel else "",
                 f"endpoint={r.endpoint_id}" if r.endpoint_id else "",
                 f"attempt={r.attempt}" if r.attempt > 1 else "",
                 f"delay={r.delay}" if r.delay else "",
@@ -406,3 +491,15 @@ def format_records(records: list[Record]) -> str:
             f"[{r.message_id}] {where}{detail}{failure}".rstrip()
         )
     return "\n".join(lines)
+
+
+def check_run(name: str, consumers: list[str], limit: int | None) -> None:
+    """Refuse a run of a consumer that does not exist, or with a limit below one."""
+    if name not in consumers:
+        known = ", ".join(consumers) or "none"
+        raise ConfigurationError(
+            f"no consumer named {name!r}; consumers: {known}. A consumer is a declared "
+            f"channel or a @scheduled endpoint."
+        )
+    if limit is not None and limit < 1:
+        raise ConfigurationError(f"run(limit={limit}) must be at least 1")

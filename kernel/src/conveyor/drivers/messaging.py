@@ -18,13 +18,15 @@ from typing import Any
 from conveyor.core.clock import Clock, SteppableClock, SystemClock, ensure_aware
 from conveyor.core.codec.serialization import Codec, JsonCodec, TypeRegistry
 from conveyor.core.delivery import NO_OPTIONS, DeliveryOptions
-from conveyor.core.errors import ConfigurationError, RoutingError
+from conveyor.core.errors import ClockError, ConfigurationError, RoutingError
+from conveyor.core.handlers import ErrorHandler
 from conveyor.core.ids import IdGenerator, UuidV7Ids, seeded_random
+from conveyor.core.instants import later
 from conveyor.core.interceptors import Interceptor, interceptor_mark
 from conveyor.core.journal import Journal, RecordKind
 from conveyor.core.registry import HandlerSpec, read_handlers
 from conveyor.core.retry import RetryPolicy
-from conveyor.core.routing import Router
+from conveyor.core.routing import Router, check_payload, unrouted_plain_event
 from conveyor.core.wire import BUS_COMMAND, BUS_EVENT
 from conveyor.drivers.bootstrap import (
     check_capabilities,
@@ -40,6 +42,7 @@ from conveyor.drivers.consumption import Consumption
 from conveyor.drivers.dispatch import Dispatch
 from conveyor.drivers.driving import Driver, RunResult
 from conveyor.drivers.error_handlers import ErrorHandlers
+from conveyor.drivers.key_purge import KeyPurge
 from conveyor.drivers.logs import log_failures as log_failures_to
 from conveyor.drivers.outgoing import Outgoing
 from conveyor.drivers.plans import PlanExecutor
@@ -51,6 +54,11 @@ from conveyor.drivers.stack import Attempt, Layer, StackOrder, StackParts, handl
 from conveyor.stores.dead_letters import DeadLetterStore, InMemoryDeadLetterStore
 from conveyor.stores.deduplication import Deduplication
 from conveyor.transports.channels import Channel, Mode
+from conveyor.transports.dynamic import (
+    check_internal_channels,
+    internal_channel_error,
+    internal_channels,
+)
 from conveyor.transports.seam import Transport
 
 __all__ = ["Messaging", "ChannelRuntime"]
@@ -96,7 +104,7 @@ class Messaging:
         dead_letters: DeadLetterStore | None = None,
         deduplication: Deduplication | None = None,
         retry: RetryPolicy | None = None,
-        error_handler: object | None = None,
+        error_handler: ErrorHandler | None = None,
         dead_letter: bool = True,
         mode: Mode = "queued",
         transaction: Callable[[], AbstractContextManager[object]] | None = None,
@@ -109,7 +117,10 @@ class Messaging:
         steps_time = isinstance(self.clock, SteppableClock)
         self.ids: IdGenerator = ids if ids is not None else UuidV7Ids(self.clock)
         self.journal = (
-            journal if journal is not None else Journal(max_records=None if steps_time else 10_000)
+            journal
+            if journal is not None
+            # production keeps the last records, without payloads: bounded memory
+            else Journal(max_records=None if steps_time else 10_000, keep_payloads=steps_time)
         )
         self.mode: Mode = mode
         self.retry = retry
@@ -127,6 +138,9 @@ class Messaging:
         self.router = Router(specs)
         self.endpoints: dict[str, HandlerSpec] = {s.endpoint_id: s for s in specs}
         definitions = check_channels(_iterable(channels, "channels"), self.endpoints)
+        # Internal channels of dynamic channels: name -> their dynamic channel; used nowhere else.
+        self.internal_channels: Mapping[str, str] = internal_channels(definitions)
+        check_internal_channels([(s.name, s.channels) for s in specs], self.internal_channels)
         check_handlers(specs, definitions, deduplication)
         error_handler_spec = self._error_handler(error_handler, "Messaging")
         channel_error_handlers = {
@@ -151,6 +165,7 @@ class Messaging:
                 mode=mode,
                 codec=self.codec,
                 transports=self._transports,
+                handler_channels={name for spec in specs for name in spec.channels},
             )
             check_capabilities(specs, self.channels, steps_time=steps_time)
         except BaseException:
@@ -197,6 +212,7 @@ class Messaging:
                 spec, message, channel, outer=False
             ),
             context=dispatch.context,
+            purge=None if deduplication is None else KeyPurge(deduplication, self.clock),
         )
         self.dead_letters = DeadLetters(
             self.dead_letter_store,
@@ -303,8 +319,9 @@ class Messaging:
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
-    ) -> object:
+    ) -> Any:
         """Send a command to its one handler; returns what a synchronous handler returns."""
+        check_payload("send", command)
         spec = (
             self._commands.get(type(command)) if routing_key is None else None
         ) or self.router.command(
@@ -323,7 +340,7 @@ class Messaging:
                     f"options, but its handler {spec.name} runs synchronously. Make the handler "
                     f"@asynchronous(...) or send without delivery options."
                 )
-            return self.dispatch.from_top(lambda: self.dispatch.call_handler(spec, message, None))
+            return self.dispatch.handle_from_top(spec, message)
         self.dispatch.from_top(lambda: self.outgoing.queue_copy(spec, message, options))
         return None
 
@@ -339,15 +356,18 @@ class Messaging:
         routing_key: str | None = None,
     ) -> None:
         """Publish an event to every handler of it, in registration order (none is fine)."""
+        check_payload("publish", event)
+        specs = self.router.events(
+            None if routing_key and _is_json(event) else type(event), routing_key
+        )
+        if not specs and routing_key is None and isinstance(event, dict | list):
+            raise unrouted_plain_event(event)
         message = self.dispatch.new_message(event, headers, routing_key)
         self._recorder.message(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
         if delay is None and at is None and priority is None and ttl is None:
             options = NO_OPTIONS
         else:
             options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
-        specs = self.router.events(
-            None if routing_key and _is_json(event) else type(event), routing_key
-        )
         self.dispatch.from_top(lambda: self.dispatch.publish_to(specs, message, options))
 
     def ask(
@@ -358,12 +378,13 @@ class Messaging:
         routing_key: str | None = None,
     ) -> Any:
         """Ask a query of its one handler and return the answer."""
+        check_payload("ask", query)
         spec = self.router.query(
             None if routing_key and _is_json(query) else type(query), routing_key
         )
         message = self.dispatch.new_message(query, headers, routing_key)
         self._recorder.message(RecordKind.ASKED, message, at=message.headers.timestamp)
-        return self.dispatch.from_top(lambda: self.dispatch.call_handler(spec, message, None))
+        return self.dispatch.handle_from_top(spec, message)
 
     def command_bus(self, channel: str | None = None) -> BusView:
         """A command bus; with ``channel``, every command goes through that channel first."""
@@ -386,10 +407,21 @@ class Messaging:
         routing_key: str | None = None,
     ) -> None:
         """Queue a message on ``channel`` so its consumer routes it on the bus (async bus)."""
+        if channel in self.internal_channels:
+            owner = self.internal_channels[channel]
+            raise internal_channel_error(channel, owner, "an asynchronous bus uses")
         if channel not in self.channels:
             raise ConfigurationError(
                 f"asynchronous bus channel {channel!r} is not declared; declared: "
                 f"{', '.join(self.channels) or 'none'}."
+            )
+        if not self.channels[channel].bus:
+            raise ConfigurationError(
+                f"channel {channel!r} does not carry an asynchronous bus's messages: "
+                f"asynchronous handlers are bound to it, and its consumer routes a bus message "
+                f"only on a bus channel (so a forged one cannot reach every handler). Use a "
+                f"channel of its own for the bus, or declare this one with bus=True, for "
+                f"example QueueChannel({channel!r}, bus=True)."
             )
         message = self.dispatch.new_message(payload, headers, routing_key)
         self._recorder.message(
@@ -417,6 +449,14 @@ class Messaging:
     ) -> RunResult:
         """Run one consumer until a limit is reached (whichever comes first).
 
+        On a ``VirtualClock`` one rule says whether a run moves the clock: **a run waits for
+        more work only when a limit can end the wait**. Given ``limit`` or ``time_limit``, a run
+        that finds nothing due waits as a worker would, and on virtual time waiting is a jump of
+        the clock to the next due message or tick; it stops at the limit, or when nothing more
+        can come. Without a limit, ``run()`` handles what is due now and returns, leaving the
+        clock where it was. ``finish_when_empty=True`` never waits, so never moves the clock;
+        to move time on purpose, use ``advance`` or ``run_until_idle(advance_time=True)``.
+
         Args:
             name: a channel or scheduled endpoint (see ``consumers()``).
             limit: stop after this many messages (or ticks).
@@ -428,6 +468,8 @@ class Messaging:
                 on a SystemClock, True for a channel run with only ``limit`` (handle what is
                 queued), else False: a worker that waits until a limit, SIGTERM or SIGINT.
         """
+        if name in self.internal_channels:
+            raise internal_channel_error(name, self.internal_channels[name], "run() was asked for")
         return self.driver.run(
             name,
             limit=limit,
@@ -449,8 +491,19 @@ class Messaging:
         )
 
     def advance(self, duration: timedelta, *, max_steps: int | None = None) -> int:
-        """Move the VirtualClock forward, handling everything due on the way at its due time."""
-        return self.driver.advance_to(self.clock.now() + duration, max_steps=max_steps)
+        """Move the VirtualClock forward, handling everything due on the way at its due time.
+
+        Raises:
+            ClockError: ``duration`` is not a ``timedelta``.
+            InstantOutOfRange: the clock would reach the year 9000 (``timedelta.max``, say).
+        """
+        if not isinstance(duration, timedelta):
+            raise ClockError(
+                f"advance() takes a timedelta, got a value of type {type(duration).__name__}; "
+                f"for example advance(timedelta(seconds=5))."
+            )
+        target = later(self.clock.now(), duration, what="advance()")
+        return self.driver.advance_to(target, max_steps=max_steps)
 
     def advance_to(self, instant: datetime, *, max_steps: int | None = None) -> int:
         """Move the VirtualClock to ``instant``, handling everything due on the way."""
@@ -481,9 +534,10 @@ def _is_json(payload: object) -> bool:
 def _iterable(values: object, what: str = "handlers") -> list[Any]:
     """``values`` as a list, or a clear error for a single object passed where a list goes."""
     if (isinstance(values, str | bytes) and what == "handlers") or not isinstance(values, Iterable):
+        shown = getattr(values, "__qualname__", None) or repr(values)
         raise ConfigurationError(
-            f"Messaging({what}=...) takes a list, got {values!r}; wrap it: "
-            f"Messaging({what}=[{values!r}])."
+            f"Messaging({what}=...) takes a list, got {shown}; wrap it in one: "
+            f"Messaging({what}=[{shown}])."
         )
     return list(values)
 

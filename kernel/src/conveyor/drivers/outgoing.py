@@ -19,11 +19,12 @@ from conveyor.core.journal import RecordKind
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
 from conveyor.core.wire import WireMessage, to_wire_headers
-from conveyor.drivers.channel_runtime import ChannelRuntime
+from conveyor.drivers.channel_runtime import AnyRuntime, ChannelRuntime
 from conveyor.drivers.recording import Recorder
 from conveyor.drivers.scopes import Scopes
+from conveyor.transports.dynamic import VIA
 
-__all__ = ["Outgoing"]
+__all__ = ["Outgoing", "held_until", "pending_copy", "record_queued"]
 
 
 class Outgoing:
@@ -62,39 +63,7 @@ class Outgoing:
         options: DeliveryOptions,
     ) -> None:
         """Encode a copy for ``endpoint`` (the rest of its sequence in ``slip``) and put it."""
-        final = self._channels[slip[-1] if slip else channel]
-        body, type_name = final.codec.encode(message.payload)  # its consumer decodes it
-        wire = WireMessage(
-            body,
-            to_wire_headers(
-                message.headers,
-                type_name=type_name,
-                content_type=final.codec.content_type,
-                endpoint=endpoint,
-                slip=slip,
-                routing_key=message.routing_key,
-                expires_at=options.expires_at,
-                not_before=options.available_at,
-                priority=options.priority,
-            ),
-        )
-        if options.priority and not final.transport.capabilities.priority:
-            raise RoutingError(
-                f"priority={options.priority} was asked for {message.type_name}, but channel "
-                f"{final.name!r} ({type(final.transport).__qualname__}) does not honour "
-                f"priority; send without priority or use a channel that declares it."
-            )
-        self.put(
-            PendingSend(
-                channel,
-                wire,
-                message,
-                endpoint,
-                None if slip else options.available_at,  # a sequence is delayed at its end
-                options.priority,
-                options.expires_at,
-            )
-        )
+        self.put(pending_copy(self._channels, channel, endpoint, message, slip, options))
 
     def put(self, pending: PendingSend) -> None:
         """Hand a message copy to the innermost collecting scope, or to its channel."""
@@ -120,23 +89,77 @@ class Outgoing:
             priority=pending.priority,
             expires_at=pending.expires_at,
         )
-        delay = (pending.available_at - self._clock.now()) if pending.available_at else None
-        self._recorder.message(
-            RecordKind.QUEUED,
-            pending.message,
-            endpoint_id=pending.endpoint_id,
-            channel=pending.channel,
-            delay=delay if delay and delay > timedelta(0) else None,
-            attempt=pending.message.headers.attempt,
-        )
+        record_queued(self._recorder, pending, via=runtime.router is not None)
 
-    def held_until(self, runtime: ChannelRuntime, due: datetime | None) -> datetime | None:
+    def held_until(self, runtime: AnyRuntime, due: datetime | None) -> datetime | None:
         """The broker's not-before time: ``due``, or as far as the broker holds delays.
 
         A broker with a maximum delay (SQS: 15 minutes) gets the message back early; its
         consumer sees ``cv-not-before`` in the future and sends it on for the rest of the delay.
         """
-        maximum = runtime.transport.capabilities.max_delay
-        if due is None or maximum is None:
-            return due
-        return min(due, self._clock.now() + maximum)
+        return held_until(runtime, due, self._clock.now())
+
+
+def held_until(runtime: AnyRuntime, due: datetime | None, now: datetime) -> datetime | None:
+    """``due``, or ``now`` plus the broker's maximum delay when that comes first."""
+    maximum = runtime.transport.capabilities.max_delay
+    if due is None or maximum is None:
+        return due
+    return min(due, now + maximum)
+
+
+def pending_copy(
+    channels: Mapping[str, AnyRuntime],
+    channel: str,
+    endpoint: str,
+    message: Message,
+    slip: tuple[str, ...],
+    options: DeliveryOptions,
+) -> PendingSend:
+    """A copy for ``endpoint`` on ``channel``, encoded for the last channel of its sequence."""
+    final = channels[slip[-1] if slip else channel]
+    body, type_name = final.codec.encode(message.payload)  # its consumer decodes it
+    headers = to_wire_headers(
+        message.headers,
+        type_name=type_name,
+        content_type=final.codec.content_type,
+        endpoint=endpoint,
+        slip=slip,
+        routing_key=message.routing_key,
+        expires_at=options.expires_at,
+        not_before=options.available_at,
+        priority=options.priority,
+    )
+    router = channels[channel].router
+    if router is not None:  # a dynamic channel: its strategy places the copy now, at send
+        headers[VIA] = router.route(channel, headers)
+    wire = WireMessage(body, headers)
+    if options.priority and not final.transport.capabilities.priority:
+        raise RoutingError(
+            f"priority={options.priority} was asked for {message.type_name}, but channel "
+            f"{final.name!r} ({type(final.transport).__qualname__}) does not honour "
+            f"priority; send without priority or use a channel that declares it."
+        )
+    return PendingSend(
+        channel,
+        wire,
+        message,
+        endpoint,
+        None if slip else options.available_at,  # a sequence is delayed at its end
+        options.priority,
+        options.expires_at,
+    )
+
+
+def record_queued(recorder: Recorder, pending: PendingSend, *, via: bool = False) -> None:
+    """Journal a copy handed to its channel's transport, with what is left of its delay."""
+    delay = (pending.available_at - recorder.clock.now()) if pending.available_at else None
+    recorder.message(
+        RecordKind.QUEUED,
+        pending.message,
+        endpoint_id=pending.endpoint_id,
+        channel=pending.channel,
+        delay=delay if delay and delay > timedelta(0) else None,
+        attempt=pending.message.headers.attempt,
+        via=pending.wire.headers.get(VIA) if via else None,
+    )

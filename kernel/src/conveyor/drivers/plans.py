@@ -12,12 +12,16 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Generic, Protocol
+
+from typing_extensions import TypeVar
 
 from conveyor.core.clock import Clock
 from conveyor.core.failure import Failure
 from conveyor.core.journal import ExceptionInfo, Journal, RecordKind
 from conveyor.core.lifecycle import (
     Ack,
+    Action,
     CallErrorHandler,
     Plan,
     Record,
@@ -38,18 +42,34 @@ from conveyor.drivers.outgoing import Outgoing
 from conveyor.drivers.recording import Recorder
 from conveyor.stores.dead_letters import DeadLetter, DeadLetterStore
 
-__all__ = ["Consumed", "PlanExecutor", "failure_for"]
+__all__ = ["Consumed", "PlanExecutor", "PlanSteps", "failure_for"]
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+R = TypeVar("R", bound=_Named, default=ChannelRuntime)
 
 
 @dataclass(frozen=True, slots=True)
-class Consumed:
-    """One delivery being consumed, with as much as could be read of it."""
+class Consumed(Generic[R]):
+    """One delivery being consumed, with as much as could be read of it.
 
-    runtime: ChannelRuntime
+    ``runtime`` is the channel it came from as the driver runs it: a ``ChannelRuntime`` in the
+    sync driver, an ``AsyncChannelRuntime`` in the asyncio driver.
+    """
+
+    runtime: R
     delivery: Delivery
     envelope: Envelope | None = None
     message: Message | None = None
     endpoint_id: str | None = None
+
+    @property
+    def channel(self) -> str:
+        return self.runtime.name
 
     @property
     def message_id(self) -> str:
@@ -72,19 +92,14 @@ class Consumed:
         return self.delivery.delivery_count
 
 
-class PlanExecutor:
-    """Performs the actions of lifecycle plans for one ``Messaging``'s consumers."""
+class PlanSteps:
+    """The actions of a plan that both drivers perform alike: journal records, dead letters.
 
-    __slots__ = (
-        "_call_error_handler",
-        "_clock",
-        "_journal",
-        "_letter_id",
-        "_letters",
-        "_outgoing",
-        "_recorder",
-        "random",
-    )
+    What waits on a transport or a handler (resend, ack, release, the error handler) is the
+    driver's own: :class:`PlanExecutor` here, ``AsyncPlanExecutor`` in the asyncio driver.
+    """
+
+    __slots__ = ("_clock", "_journal", "_letter_id", "_letters", "_recorder", "random")
 
     def __init__(
         self,
@@ -92,60 +107,65 @@ class PlanExecutor:
         clock: Clock,
         journal: Journal,
         recorder: Recorder,
-        outgoing: Outgoing,
         letters: DeadLetterStore,
         letter_id: Callable[[str, str], str],
-        call_error_handler: Callable[[HandlerSpec | str, Consumed, BaseException], None],
         rng: random.Random,
     ) -> None:
         self._clock = clock
         self._journal = journal
         self._recorder = recorder
-        self._outgoing = outgoing
         self._letters = letters
         self._letter_id = letter_id
-        self._call_error_handler = call_error_handler
         self.random = rng
 
-    def execute(
+    def perform_local(self, action: Action, consumed: Consumed[Any]) -> bool:
+        """Perform an action that needs no transport; False for one the driver performs."""
+        if isinstance(action, Record):
+            self._record(action, consumed)
+        elif isinstance(action, StoreDeadLetter):
+            self._store(action, consumed)
+        elif isinstance(action, Stop):
+            raise action.error
+        else:
+            return False
+        return True
+
+    def resent(self, action: Resend, consumed: Consumed[Any]) -> tuple[WireMessage, int]:
+        """The copy a ``Resend`` sends back, and its priority (it keeps its place)."""
+        return (
+            WireMessage(consumed.delivery.message.body, action.headers),
+            consumed.envelope.priority if consumed.envelope else 0,
+        )
+
+    def next_plan(
         self,
-        plan: Plan,
-        consumed: Consumed,
-        *,
-        policy: ResolvedPolicy | None = None,
-        error: BaseException | None = None,
-    ) -> Outcome:
-        """Perform ``plan``'s actions in order; returns what became of the delivery."""
-        for action in plan.actions:
-            if isinstance(action, Record):
-                self._record(action, consumed)
-            elif isinstance(action, Resend):
-                self._resend(action, consumed)
-            elif isinstance(action, StoreDeadLetter):
-                self._store(action, consumed)
-            elif isinstance(action, CallErrorHandler):
-                assert policy is not None
-                assert error is not None
-                return self._error_handler(action, consumed, policy, error)
-            elif isinstance(action, Ack):
-                consumed.runtime.transport.ack(consumed.delivery)
-            elif isinstance(action, Release):
-                consumed.runtime.transport.release(consumed.delivery)
-            elif isinstance(action, Stop):
-                raise action.error
-        return plan.outcome
+        action: CallErrorHandler,
+        consumed: Consumed[Any],
+        policy: ResolvedPolicy,
+        error: BaseException,
+        handler_error: BaseException | None,
+    ) -> Plan:
+        """What the core decides once the error handler took the failure or raised."""
+        return after_error_handler(
+            policy,
+            error=error,
+            handler_error=handler_error,
+            handler=action.handler,
+            attempt=consumed.attempt,
+            wire=consumed.delivery.message.headers,
+            now=self._clock.now(),
+        )
 
     # ------------------------------------------------------------------ actions
 
-    def _record(self, action: Record, consumed: Consumed) -> None:
+    def _record(self, action: Record, consumed: Consumed[Any]) -> None:
         attempt = action.attempt if action.attempt is not None else consumed.attempt
-        runtime = consumed.runtime
         if consumed.message is not None:
             self._recorder.message(
                 action.kind,
                 consumed.message,
                 endpoint_id=consumed.endpoint_id,
-                channel=runtime.name,
+                channel=consumed.channel,
                 attempt=attempt,
                 exception=action.exception,
                 delay=action.delay,
@@ -157,32 +177,23 @@ class PlanExecutor:
             action.kind,
             consumed.message_id,
             consumed.type_name,
-            channel=runtime.name,
+            channel=consumed.channel,
             endpoint_id=consumed.endpoint_id,
             exception=action.exception,
             delay=action.delay,
             detail=action.detail,
+            via=self._recorder.via(consumed.channel),
         )
 
-    def _resend(self, action: Resend, consumed: Consumed) -> None:
-        runtime = consumed.runtime
-        runtime.transport.send(
-            runtime.name,
-            WireMessage(consumed.delivery.message.body, action.headers),
-            available_at=self._outgoing.held_until(runtime, action.available_at),
-            # a retried copy keeps its place among priorities
-            priority=consumed.envelope.priority if consumed.envelope else 0,
-        )
-
-    def _store(self, action: StoreDeadLetter, consumed: Consumed) -> None:
+    def _store(self, action: StoreDeadLetter, consumed: Consumed[Any]) -> None:
         """Add the delivery to the dead-letter store and journal it; a later action acks."""
         now = self._clock.now()
-        runtime, delivery, envelope = consumed.runtime, consumed.delivery, consumed.envelope
+        delivery, envelope = consumed.delivery, consumed.envelope
         endpoint = consumed.endpoint_id
         letter = DeadLetter(
-            id=self._letter_id(consumed.message_id, endpoint or runtime.name),
+            id=self._letter_id(consumed.message_id, endpoint or consumed.channel),
             message_id=consumed.message_id,
-            channel=runtime.name,
+            channel=consumed.channel,
             endpoint_id=endpoint,
             message_type=consumed.type_name,
             body=delivery.message.body,
@@ -198,45 +209,87 @@ class PlanExecutor:
             last_failed_at=now,
             replayed=replay_count(delivery.message.headers),
         )
-        self._letters.add(letter)
+        letter_id = self._letters.add(letter)  # the store's id: never an overwrite
         self._record(
             Record(
                 RecordKind.DEAD_LETTERED,
                 exception=action.exception,
                 detail=f"{letter.reason if consumed.message is None else action.reason}; "
-                f"dead letter {letter.id}",
+                f"dead letter {letter_id}",
                 attempt=action.attempts,
             ),
             consumed,
         )
 
-    def _error_handler(
+
+class PlanExecutor(PlanSteps):
+    """Performs the actions of lifecycle plans for one ``Messaging``'s consumers."""
+
+    __slots__ = ("_call_error_handler", "_outgoing")
+
+    def __init__(
         self,
-        action: CallErrorHandler,
-        consumed: Consumed,
-        policy: ResolvedPolicy,
-        error: BaseException,
-    ) -> Outcome:
-        """Hand the failure to the error handler, then carry out what the core decides next."""
-        handler_error: BaseException | None = None
-        try:
-            self._call_error_handler(action.handler, consumed, error)
-        except Exception as raised:
-            handler_error = raised
-        plan = after_error_handler(
-            policy,
-            error=error,
-            handler_error=handler_error,
-            handler=action.handler,
-            attempt=consumed.attempt,
-            wire=consumed.delivery.message.headers,
-            now=self._clock.now(),
+        *,
+        clock: Clock,
+        journal: Journal,
+        recorder: Recorder,
+        outgoing: Outgoing,
+        letters: DeadLetterStore,
+        letter_id: Callable[[str, str], str],
+        call_error_handler: Callable[[HandlerSpec | str, Consumed, BaseException], None],
+        rng: random.Random,
+    ) -> None:
+        super().__init__(
+            clock=clock,
+            journal=journal,
+            recorder=recorder,
+            letters=letters,
+            letter_id=letter_id,
+            rng=rng,
         )
-        return self.execute(plan, consumed)
+        self._outgoing = outgoing
+        self._call_error_handler = call_error_handler
+
+    def execute(
+        self,
+        plan: Plan,
+        consumed: Consumed,
+        *,
+        policy: ResolvedPolicy | None = None,
+        error: BaseException | None = None,
+    ) -> Outcome:
+        """Perform ``plan``'s actions in order; returns what became of the delivery."""
+        transport = consumed.runtime.transport
+        for action in plan.actions:
+            if self.perform_local(action, consumed):
+                continue
+            if isinstance(action, Resend):
+                wire, priority = self.resent(action, consumed)
+                transport.send(
+                    consumed.channel,
+                    wire,
+                    available_at=self._outgoing.held_until(consumed.runtime, action.available_at),
+                    priority=priority,
+                )
+            elif isinstance(action, CallErrorHandler):
+                assert policy is not None
+                assert error is not None
+                handler_error: BaseException | None = None
+                try:
+                    self._call_error_handler(action.handler, consumed, error)
+                except Exception as raised:
+                    handler_error = raised
+                next_plan = self.next_plan(action, consumed, policy, error, handler_error)
+                return self.execute(next_plan, consumed)
+            elif isinstance(action, Ack):
+                transport.ack(consumed.delivery)
+            elif isinstance(action, Release):
+                transport.release(consumed.delivery)
+        return plan.outcome
 
 
 def failure_for(
-    consumed: Consumed, error: BaseException, *, now: datetime, in_process: bool
+    consumed: Consumed[Any], error: BaseException, *, now: datetime, in_process: bool
 ) -> Failure:
     """The ``Failure`` an error handler receives for a consumed copy."""
     assert consumed.message is not None
@@ -245,7 +298,7 @@ def failure_for(
     message = consumed.message
     return Failure(
         message_id=message.headers.id,
-        channel=consumed.runtime.name,
+        channel=consumed.channel,
         endpoint_id=consumed.endpoint_id,
         message_type=consumed.type_name,
         payload=message.payload,

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from conveyor.core.lifecycle import ResolvedPolicy
 from conveyor.core.registry import HandlerSpec
 from conveyor.core.retry import RetryPolicy
-from conveyor.drivers.channel_runtime import ChannelRuntime
+from conveyor.drivers.channel_runtime import AnyRuntime
 
 __all__ = ["Policies", "resolve_policies", "bus_retry"]
 
@@ -35,7 +35,7 @@ Policies = Mapping[tuple[str, str], ResolvedPolicy]
 
 def resolve_policies(
     specs: tuple[HandlerSpec, ...],
-    channels: Mapping[str, ChannelRuntime],
+    channels: Mapping[str, AnyRuntime],
     *,
     retry: RetryPolicy | None,
     dead_letter: bool,
@@ -62,7 +62,7 @@ def resolve_policies(
     return resolved
 
 
-def bus_retry(channel: ChannelRuntime, retry: RetryPolicy | None) -> RetryPolicy | None:
+def bus_retry(channel: AnyRuntime, retry: RetryPolicy | None) -> RetryPolicy | None:
     """The retry policy of an asynchronous bus's messages on ``channel``."""
     return channel.definition.retry or retry
 

@@ -1,7 +1,15 @@
-"""Writing the journal: one record per step of a message, stamped with the clock's time."""
+"""Writing the journal: one record per step of a message, stamped with the clock's time.
+
+While a delivery from a dynamic channel is consumed, :meth:`Recorder.consuming_via` names the
+concrete channel it came from, per call (a ``ContextVar``, as handling scopes are): every record
+about that channel then carries ``via`` without each step of consumption passing it along.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 
 from conveyor.core.clock import Clock
@@ -15,11 +23,26 @@ __all__ = ["Recorder"]
 class Recorder:
     """Appends records about messages to one journal, reading time from one clock."""
 
-    __slots__ = ("clock", "journal")
+    __slots__ = ("_via", "clock", "journal")
 
     def __init__(self, journal: Journal, clock: Clock) -> None:
         self.journal = journal
         self.clock = clock
+        self._via: ContextVar[tuple[str, str] | None] = ContextVar("conveyor_via", default=None)
+
+    @contextmanager
+    def consuming_via(self, channel: str, via: str) -> Iterator[None]:
+        """Records on ``channel`` made in this block name ``via`` as its concrete channel."""
+        token = self._via.set((channel, via))
+        try:
+            yield
+        finally:
+            self._via.reset(token)
+
+    def via(self, channel: str | None) -> str | None:
+        """The concrete channel behind ``channel`` for the delivery being consumed, if any."""
+        current = self._via.get()
+        return current[1] if current is not None and current[0] == channel else None
 
     def message(
         self,
@@ -33,8 +56,13 @@ class Recorder:
         delay: timedelta | None = None,
         detail: str = "",
         at: datetime | None = None,
+        via: str | None = None,
     ) -> None:
-        """A record about a message the kernel holds (its payload and headers are known)."""
+        """A record about a message the kernel holds (its payload and headers are known).
+
+        ``via`` names the concrete channel behind a dynamic ``channel``; by default, the one
+        of the delivery being consumed (:meth:`consuming_via`).
+        """
         headers = message.headers
         payload = message.payload
         self.journal.append(
@@ -51,6 +79,7 @@ class Recorder:
             detail=detail,
             causation_id=headers.causation_id,
             headers=headers,
+            via=via if via is not None else self.via(channel),
         )
 
     def failure(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 from conveyor.core.collector import AttemptState, Scope
 from conveyor.core.message import Message
@@ -33,6 +33,18 @@ class Scopes:
     def handled_message(self) -> Message | None:
         scope = self._current.get()
         return scope.handled_message() if scope is not None else None
+
+    def enter(self, scope: Scope) -> Token[Scope | None]:
+        """Make ``scope`` the innermost one; pass the token to :meth:`leave` in a ``finally``.
+
+        The explicit pair is what the bus verbs use: they run once per message, and a
+        generator-based context manager would cost them more than the rest of the scope work.
+        """
+        return self._current.set(scope)
+
+    def leave(self, token: Token[Scope | None]) -> None:
+        """Restore the scope that was innermost before the matching :meth:`enter`."""
+        self._current.reset(token)
 
     @contextmanager
     def opened(

@@ -15,17 +15,22 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any, Generic
+
+from typing_extensions import TypeVar
 
 from conveyor.core.clock import Clock
 from conveyor.core.collector import AttemptState
 from conveyor.core.interceptors import Interceptor
+from conveyor.core.journal import RecordKind
 from conveyor.core.lifecycle import ResolvedPolicy
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
+from conveyor.drivers.key_purge import KeyPurge
 from conveyor.drivers.outgoing import Outgoing
 from conveyor.drivers.recording import Recorder
 from conveyor.drivers.scopes import Scopes
-from conveyor.stores.deduplication import Deduplication
+from conveyor.stores.deduplication import Deduplication, TransactionalDeduplicationStore
 
 __all__ = ["StackOrder", "StackParts", "Attempt", "handling_stack"]
 
@@ -36,6 +41,7 @@ class StackOrder(IntEnum):
     INSTANT_RETRY = -2002
     DEDUPLICATION = -2001
     TRANSACTION = -2000
+    DEDUPLICATION_IN_TRANSACTION = -1999
     COLLECTOR = -1998
     HANDLER = 0
 
@@ -52,20 +58,37 @@ class StackParts:
     deduplication: Deduplication | None
     call_handler: Callable[[HandlerSpec, Message, str], object]
     context: Callable[[Message, str, str], object]
+    purge: KeyPurge | None = None
 
 
-class Attempt:
+P = TypeVar("P", default="StackParts")
+
+
+class Attempt(Generic[P]):
     """What every layer knows about the delivery being handled.
+
+    ``parts`` are what the driver's layers use: :class:`StackParts` here, their asyncio twin in
+    ``conveyor.drivers.async_stack``.
 
     ``state`` is the current try's record of what it journaled: instant retry starts a new one
     for each try, so the same exception object raised by two tries is recorded twice.
+    ``key_recorded`` is set once the deduplication key was written inside the transaction.
     """
 
-    __slots__ = ("channel", "dedup_key", "message", "parts", "policy", "spec", "state")
+    __slots__ = (
+        "channel",
+        "dedup_key",
+        "key_recorded",
+        "message",
+        "parts",
+        "policy",
+        "spec",
+        "state",
+    )
 
     def __init__(
         self,
-        parts: StackParts,
+        parts: P,
         channel: str,
         spec: HandlerSpec,
         message: Message,
@@ -79,10 +102,17 @@ class Attempt:
         self.dedup_key = dedup_key
         self.policy = policy
         self.state = AttemptState()
+        self.key_recorded = False
 
 
 Proceed = Callable[[], object]
 Layer = Callable[[Proceed, Attempt], object]
+
+
+def retries_again(attempt: Attempt[Any], error: Exception, left: int) -> bool:
+    """Whether an instant retry follows this failure, with ``left`` instant retries to go."""
+    policy = attempt.policy.retry
+    return left > 0 and policy is not None and policy.retries(error)
 
 
 def instant_retry(proceed: Proceed, attempt: Attempt) -> object:
@@ -100,7 +130,7 @@ def instant_retry(proceed: Proceed, attempt: Attempt) -> object:
                 channel=attempt.channel,
                 error=error,
             )
-            if left > 0 and policy is not None and policy.retries(error):
+            if retries_again(attempt, error, left):
                 left -= 1
                 attempt.state = AttemptState()
                 continue
@@ -110,18 +140,63 @@ def instant_retry(proceed: Proceed, attempt: Attempt) -> object:
 def deduplication(proceed: Proceed, attempt: Attempt) -> object:
     """Remember a success, once the transaction committed and the collector flushed.
 
-    The stores keep their own transactions, so recording inside the handler's transaction
-    could remember a success that a failed flush or commit undid, and then skip its retry as a
-    duplicate: the message would be lost. Duplicates are refused before the stack runs.
+    A store that keeps its own transactions is written here, after the commit: recording inside
+    the handler's transaction could remember a success that a failed flush or commit undid, and
+    then skip its retry as a duplicate, losing the message. The price is a window: a crash
+    between the commit and this write leaves an effect without its key, and the redelivery runs
+    the handler again. A store that joins the handler's transaction has written the key already
+    (``deduplication_in_transaction``), with no window. Duplicates are refused before the stack
+    runs. Every deduplicated success also gives the purge of expired keys its turn.
     """
     result = proceed()
     parts = attempt.parts
     if attempt.dedup_key is not None and parts.deduplication is not None:
-        parts.deduplication.store.add(
-            attempt.spec.endpoint_id,
-            attempt.dedup_key,
-            expires_at=parts.clock.now() + parts.deduplication.expiry,
+        if not attempt.key_recorded:
+            parts.deduplication.store.add(
+                attempt.spec.endpoint_id,
+                attempt.dedup_key,
+                expires_at=parts.clock.now() + parts.deduplication.expiry,
+            )
+        if parts.purge is not None:
+            parts.purge.after_message()
+    return result
+
+
+def deduplication_in_transaction(proceed: Proceed, attempt: Attempt) -> object:
+    """Check and record the key inside the handler's transaction, when the store writes there.
+
+    Only a ``TransactionalDeduplicationStore`` that says it is inside the application's
+    transaction now is used here; otherwise the outer layer writes after the commit. The key is
+    looked up again inside the transaction (another consumer may have committed the same
+    message since the check before the stack, after its lease ran out) and written after the
+    handler and the collector's flush, before the commit: the effect, the messages sent and the
+    key commit together or not at all.
+    """
+    parts = attempt.parts
+    deduplication = parts.deduplication
+    key = attempt.dedup_key
+    if (
+        key is None
+        or deduplication is None
+        or not isinstance(deduplication.store, TransactionalDeduplicationStore)
+        or not deduplication.store.in_application_transaction()
+    ):
+        return proceed()
+    store, endpoint_id = deduplication.store, attempt.spec.endpoint_id
+    if store.contains(endpoint_id, key, now=parts.clock.now()):
+        parts.recorder.message(
+            RecordKind.DUPLICATE,
+            attempt.message,
+            endpoint_id=endpoint_id,
+            channel=attempt.channel,
+            attempt=attempt.message.headers.attempt,
+            detail="found inside the transaction",
         )
+        attempt.key_recorded = True
+        return None
+    result = proceed()
+    store.add(endpoint_id, key, expires_at=parts.clock.now() + deduplication.expiry)
+    attempt.key_recorded = True
     return result
 
 
@@ -149,6 +224,7 @@ BUILT_IN: tuple[tuple[int, Layer], ...] = (
     (StackOrder.INSTANT_RETRY, instant_retry),
     (StackOrder.DEDUPLICATION, deduplication),
     (StackOrder.TRANSACTION, transaction),
+    (StackOrder.DEDUPLICATION_IN_TRANSACTION, deduplication_in_transaction),
     (StackOrder.COLLECTOR, collector),
 )
 

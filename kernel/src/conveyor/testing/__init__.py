@@ -4,18 +4,22 @@
 failures explain themselves (candidates with a field diff, the timeline, pending timers, each
 failed attempt). The pytest plugin (``pytest-conveyor``) builds one per test; everything here
 also works in a plain script, a notebook or another test runner.
+
+``__all__`` is what users import; ``docs/testing.md`` documents each of these names, and a test
+keeps the two the same. Everything else (journal folding, diffs, matcher construction) is an
+implementation detail reachable through its own module.
 """
 
 from __future__ import annotations
 
 from conveyor.testing.faults import ALWAYS, FailurePlan, PlannedFailure
-from conveyor.testing.flow import Copy, Pending, fold_copies
+from conveyor.testing.flow import Pending
 from conveyor.testing.harness import Harness
-from conveyor.testing.matching import ANY, Difference, Matcher, as_matcher, where
+from conveyor.testing.matching import ANY, Matcher, where
 from conveyor.testing.querying import Matches
 from conveyor.testing.report import FlowAssertionError
 from conveyor.testing.services import Services
-from conveyor.testing.setup import DEFAULT_START, Setup, Strictness
+from conveyor.testing.setup import Setup, Strictness
 from conveyor.testing.strict import strict_report
 from conveyor.testing.transcript import assert_deterministic, transcript
 
@@ -25,17 +29,12 @@ __all__ = [
     "Setup",
     "Strictness",
     "Services",
-    "DEFAULT_START",
     # matching and results
     "where",
     "ANY",
     "Matcher",
-    "as_matcher",
-    "Difference",
     "Matches",
     "Pending",
-    "Copy",
-    "fold_copies",
     "FlowAssertionError",
     # teardown, transcripts, failure plans
     "strict_report",

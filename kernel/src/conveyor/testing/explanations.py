@@ -12,17 +12,19 @@ always explains itself in the same words; :func:`~conveyor.testing.report.explai
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 from conveyor.core.journal import Record, RecordKind
 from conveyor.testing.flow import Copy, fold_copies
 from conveyor.testing.formatting import format_duration, plural
-from conveyor.testing.matching import Difference
+from conveyor.testing.matching import Difference, as_matcher
 from conveyor.testing.query import Query
 from conveyor.testing.report import Candidate, Snapshot, explain
 
 __all__ = [
     "headline",
+    "timers_matter",
     "missing",
     "miscounted",
     "unwanted",
@@ -55,9 +57,45 @@ _BAD_STATES = ("dead_lettered", "raised", "discarded", "expired", "error_handled
 
 
 def headline(query: Query, *, nothing: bool = False) -> str:
-    """``OrderPlaced by email_customer was not published.``: what did not happen."""
+    """``OrderPlaced by email_customer was not published.``: what did not happen.
+
+    An assertion about any message reads ``No message was handled by Emails.welcome.``
+    """
+    if _any(query):
+        return f"No message was {query.verb}{query.filters()}."
     note = f" (nothing was {query.verb})" if nothing else ""
     return f"{_said(query, _NOT)}{note}."
+
+
+def _any(query: Query) -> bool:
+    return isinstance(query.matcher, type(as_matcher(None)))
+
+
+def timers_matter(snapshot: Snapshot, query: Query) -> bool:
+    """Whether a message waiting on a timer could have changed this assertion's outcome.
+
+    It could when it is a copy the query is about (the right message for the right handler),
+    or when no message of the asserted type appears in the flow at all, so that whatever still
+    waits may be what would have produced it. A near miss on field values is not about time.
+    """
+    matcher = query.matcher
+    for p in snapshot.pending:
+        if p.due <= snapshot.now:
+            continue
+        if matcher.matches(p.payload, p.message_type) and query.endpoint in (None, p.endpoint_id):
+            return True
+    return not any(
+        all(d.path != "type" for d in matcher.differences(r.payload, r.message_type))
+        for r in snapshot.records
+    )
+
+
+def _focus(snapshot: Snapshot, query: Query) -> set[str]:
+    """Ids of the messages the query is about: their records stay in the timeline."""
+    matcher = query.matcher
+    if _any(query):
+        return set()
+    return {r.message_id for r in snapshot.records if matcher.matches(r.payload, r.message_type)}
 
 
 def missing(snapshot: Snapshot, query: Query) -> str:
@@ -74,6 +112,8 @@ def missing(snapshot: Snapshot, query: Query) -> str:
         candidates=[Candidate(r, tuple(d)) for d, r in shown],
         candidates_title=f"Nearest candidates ({len(pool)} {query.verb} in all)",
         cause=causes,
+        focus=_focus(snapshot, query),
+        timers_matter=timers_matter(snapshot, query),
     )
 
 
@@ -81,10 +121,27 @@ def miscounted(snapshot: Snapshot, query: Query, found: Sequence[Record], *, exa
     """``query`` matched ``found``, not ``exactly`` times (matching nothing: as :func:`missing`)."""
     if not found:
         return missing(snapshot, query)
-    wanted = "once" if exactly == 1 else f"{exactly} times"
     return explain(
-        snapshot, f"{_said(query, _DID)} {len(found)} times, not {wanted}.", offenders=found
+        snapshot,
+        _count_headline(query, len(found), exactly),
+        offenders=found,
+        timers_matter=timers_matter(snapshot, query),
     )
+
+
+def _count_headline(query: Query, count: int, exactly: int) -> str:
+    """``hourly_billing handled 73 messages; expected 72.``: the count, then the expectation."""
+    if query.verb == "handled" and query.endpoint is not None:
+        what = "message" if _any(query) else f"{query.matcher.describe()} message"
+        rest = replace(query, endpoint=None).filters()
+        return f"{query.endpoint} handled {plural(count, what)}{rest}; expected {exactly}."
+    if _any(query):
+        were = "was" if count == 1 else "were"
+        return (
+            f"{plural(count, 'message')} {were} {query.verb}{query.filters()}; expected {exactly}."
+        )
+    wanted = "once" if exactly == 1 else f"{exactly} times"
+    return f"{_said(query, _DID)} {count} times, not {wanted}."
 
 
 def unwanted(snapshot: Snapshot, query: Query, found: Sequence[Record]) -> str:
@@ -93,6 +150,7 @@ def unwanted(snapshot: Snapshot, query: Query, found: Sequence[Record]) -> str:
         snapshot,
         f"{_said(query, _DID)} ({plural(len(found), 'time')}), but should not have been.",
         offenders=found,
+        timers_matter=False,  # waiting longer can only add to what matched
     )
 
 
@@ -109,7 +167,11 @@ def wrong_retries(
         for records in copies
     ]
     return explain(
-        snapshot, headline(query), candidates=candidates, candidates_title="Retried copies"
+        snapshot,
+        headline(query),
+        candidates=candidates,
+        candidates_title="Retried copies",
+        timers_matter=timers_matter(snapshot, query),
     )
 
 

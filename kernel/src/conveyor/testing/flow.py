@@ -132,6 +132,7 @@ class Pending:
         attempt: the delivery attempt it waits for.
         due: when it becomes receivable (at or before now: it is runnable).
         state: why it waits: "queued", "retry", "forwarded", "replayed", "requeued", "released".
+        via: the concrete channel behind a dynamic ``channel``, when known.
     """
 
     message_id: str
@@ -142,6 +143,12 @@ class Pending:
     attempt: int
     due: datetime
     state: str
+    via: str | None = None
+
+    @property
+    def where(self) -> str:
+        """``orders``, or ``orders[orders.tenant-a]`` on a dynamic channel."""
+        return f"{self.channel}[{self.via}]" if self.via else self.channel
 
 
 def fold_copies(records: Iterable[Record]) -> dict[CopyKey, Copy]:
@@ -216,6 +223,7 @@ def pending_copies(
                 attempt,
                 due,
                 copy.state,
+                last.via,
             )
         )
     return found

@@ -7,9 +7,10 @@ keeps the three readings alike, and keeps a flow's text the same from run to run
 
 from __future__ import annotations
 
+import textwrap
 from datetime import datetime, timedelta
 
-__all__ = ["format_duration", "format_offset", "format_due", "plural"]
+__all__ = ["format_duration", "format_offset", "format_due", "plural", "fit", "cut", "wrap"]
 
 
 def format_duration(duration: timedelta | None) -> str:
@@ -46,3 +47,21 @@ def format_due(due: datetime, now: datetime, origin: datetime) -> str:
 def plural(count: int, noun: str) -> str:
     """``1 attempt``, ``2 attempts``: a count and its noun, with an ``s`` unless it is one."""
     return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` on one line, cut with ``…`` past ``limit`` characters (values, not commands)."""
+    text = text.replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def fit(line: str, width: int) -> str:
+    """A line of a listing, cut with ``…`` at ``width`` so that columns stay aligned."""
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def wrap(text: str, width: int, indent: str = "  ") -> list[str]:
+    """Prose (a headline, a hint) wrapped at ``width``, never cut: every word is kept whole."""
+    return textwrap.wrap(
+        text, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
+    ) or [""]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from typing import Any, overload
 
 from conveyor.core.journal import Record
 from conveyor.testing.core import HarnessCore
@@ -33,6 +34,7 @@ from conveyor.testing.querying import (
     _PUBLISHED,
     _RETRIED,
     _SENT,
+    M,
     Matches,
 )
 from conveyor.testing.report import FlowAssertionError
@@ -45,13 +47,29 @@ class OutcomeAssertions(HarnessCore):
 
     # ------------------------------------------------------------------ bus messages
 
+    @overload
+    def assert_sent(
+        self,
+        message: type[M],
+        *,
+        headers: Mapping[str, str] | None = None,
+        times: int | None = None,
+    ) -> Matches[M]: ...
+    @overload
     def assert_sent(
         self,
         message: MessageMatcher = None,
         *,
         headers: Mapping[str, str] | None = None,
         times: int | None = None,
-    ) -> Matches:
+    ) -> Matches[Any]: ...
+    def assert_sent(
+        self,
+        message: MessageMatcher = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        times: int | None = None,
+    ) -> Matches[Any]:
         """A command matching ``message`` was sent (``times`` times, if given)."""
         __tracebackhide__ = True
         return self._expect(self.query("sent", _SENT, message, headers=headers), times)
@@ -63,13 +81,29 @@ class OutcomeAssertions(HarnessCore):
         __tracebackhide__ = True
         self._refuse(self.query("sent", _SENT, message, headers=headers))
 
+    @overload
+    def assert_published(
+        self,
+        message: type[M],
+        *,
+        headers: Mapping[str, str] | None = None,
+        times: int | None = None,
+    ) -> Matches[M]: ...
+    @overload
     def assert_published(
         self,
         message: MessageMatcher = None,
         *,
         headers: Mapping[str, str] | None = None,
         times: int | None = None,
-    ) -> Matches:
+    ) -> Matches[Any]: ...
+    def assert_published(
+        self,
+        message: MessageMatcher = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        times: int | None = None,
+    ) -> Matches[Any]:
         """An event matching ``message`` was published (``times`` times, if given)."""
         __tracebackhide__ = True
         return self._expect(self.query("published", _PUBLISHED, message, headers=headers), times)
@@ -83,11 +117,11 @@ class OutcomeAssertions(HarnessCore):
 
     def assert_asked(
         self,
-        message: MessageMatcher = None,
+        message: type[M] | MessageMatcher = None,
         *,
         headers: Mapping[str, str] | None = None,
         times: int | None = None,
-    ) -> Matches:
+    ) -> Matches[M]:
         """A query matching ``message`` was asked."""
         __tracebackhide__ = True
         return self._expect(self.query("asked", _ASKED, message, headers=headers), times)
@@ -126,14 +160,14 @@ class OutcomeAssertions(HarnessCore):
 
     def assert_failed(
         self,
-        message: MessageMatcher = None,
+        message: type[M] | MessageMatcher = None,
         *,
         by: object = None,
         exception: ExceptionSpec | None = None,
         match: str | None = None,
         attempt: int | None = None,
         times: int | None = None,
-    ) -> Matches:
+    ) -> Matches[M]:
         """A handling attempt raised (``times`` counts attempts, instant retries included)."""
         __tracebackhide__ = True
         return self._expect(
@@ -156,13 +190,13 @@ class OutcomeAssertions(HarnessCore):
 
     def assert_retried(
         self,
-        message: MessageMatcher = None,
+        message: type[M] | MessageMatcher = None,
         *,
         by: object = None,
         delays: Sequence[timedelta] | None = None,
         times: int | None = None,
         exception: ExceptionSpec | None = None,
-    ) -> Matches:
+    ) -> Matches[M]:
         """A copy of ``message`` was retried after a delay, with exactly these ``delays``.
 
         ``times`` is the number of delayed retries of one copy; ``delays`` lists them in
@@ -212,14 +246,14 @@ class OutcomeAssertions(HarnessCore):
 
     def assert_dead_lettered(
         self,
-        message: MessageMatcher = None,
+        message: type[M] | MessageMatcher = None,
         *,
         by: object = None,
         exception: ExceptionSpec | None = None,
         match: str | None = None,
         attempts: int | None = None,
         times: int | None = None,
-    ) -> Matches:
+    ) -> Matches[M]:
         """A copy of ``message`` went to the dead-letter store (after ``attempts`` deliveries)."""
         __tracebackhide__ = True
         return self._expect(
@@ -245,7 +279,7 @@ class OutcomeAssertions(HarnessCore):
 
     # ------------------------------------------------------------------ the two shapes
 
-    def _expect(self, query: Query, times: int | None) -> Matches:
+    def _expect(self, query: Query, times: int | None) -> Matches[Any]:
         __tracebackhide__ = True
         found = self.select(query)
         if found and (times is None or len(found) == times):

@@ -70,7 +70,7 @@ class PendingAssertions(HarnessCore):
                 explain(
                     self.snapshot(),
                     f"Expected nothing pending, but {first.message_type}"
-                    f" {first.message_id} waits on {first.channel}"
+                    f" {first.message_id} waits on {first.where}"
                     f"{more}.",
                 )
             )

@@ -4,36 +4,42 @@ The order is fixed (reference/test-harnesses.md section 12.6): a one-line headli
 candidates with a field-by-field diff (or, for a negative assertion, what matched and what
 caused it); a probable cause; the flow's timeline in virtual time, indented by causation;
 pending messages and timers, with a hint when settling did not move the clock; each failed
-attempt's exception and where it was raised; the line that reruns the test. Every line fits the
-width (92 columns by default, so that pytest's 8-column "E" prefix still fits in 100),
-and the same flow always prints the same text.
+attempt's exception and where it was raised; the line that reruns the test. Every listing line
+fits the width (92 columns by default, so that pytest's 8-column "E" prefix still fits in 100);
+the headline and the rerun line are never cut, since a reader searches for one and copies the
+other. The same flow always prints the same text. ``flow_section`` is the flow alone, which the
+plugin appends to any failed test that used a harness (a plain ``assert`` included).
 """
 
 from __future__ import annotations
 
 import re
 import traceback
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePath
 
 from conveyor.core.journal import ExceptionInfo, Record, RecordKind
-from conveyor.testing.flow import (
-    BUS_KINDS,
-    Pending,
-    causal_depths,
-    causal_parents,
-    first_bus_records,
+from conveyor.testing.flow import Pending, causal_parents, first_bus_records
+from conveyor.testing.formatting import (
+    fit,
+    format_due,
+    format_duration,
+    format_offset,
+    plural,
+    wrap,
 )
-from conveyor.testing.formatting import format_due, format_duration, format_offset, plural
 from conveyor.testing.matching import Difference, short_repr
+from conveyor.testing.timeline import record_line, timeline, where
 
 __all__ = [
     "FlowAssertionError",
     "Snapshot",
     "Candidate",
     "explain",
+    "flow_section",
+    "flow_lines",
     "timeline",
     "pending_lines",
     "failure_lines",
@@ -42,7 +48,6 @@ __all__ = [
     "format_offset",
 ]
 
-_TIMELINE_LIMIT = 40
 _CANDIDATES = 3
 
 
@@ -86,10 +91,19 @@ def explain(
     offenders: Sequence[Record] = (),
     cause: Sequence[str] = (),
     sections: Sequence[tuple[str, Sequence[str]]] = (),
+    focus: Collection[str] = (),
+    timers_matter: bool = True,
 ) -> str:
-    """The full failure text for one failed assertion."""
+    """The full failure text for one failed assertion.
+
+    Args:
+        focus: ids of the messages under assertion; the timeline always shows their records
+            (candidates' and offenders' messages are added).
+        timers_matter: whether a message waiting on a timer could have changed the outcome;
+            only then does the hint about settling and the clock show.
+    """
     width = snapshot.width
-    lines = [_fit(headline, width)]
+    lines = [headline]  # never cut: it is what a reader searches for
     if candidates:
         shown = candidates[:_CANDIDATES]
         more = (
@@ -99,147 +113,87 @@ def explain(
         )
         lines += ["", f"{candidates_title}{more}:"]
         for candidate in shown:
-            lines.append(_fit(f"  {_identify(candidate.record, snapshot.origin)}", width))
-            lines += [_fit(f"      {d}", width) for d in candidate.differences]
+            lines.append(fit(f"  {_identify(candidate.record, snapshot.origin)}", width))
+            lines += [fit(f"      {d}", width) for d in candidate.differences]
             if not candidate.differences:
-                lines.append(_fit(f"      {short_repr(candidate.record.payload, width)}", width))
+                lines.append(fit(f"      {short_repr(candidate.record.payload, width)}", width))
     if offenders:
         parents = causal_parents(snapshot.records)
         by_id = first_bus_records(snapshot.records)
         lines += ["", "Matching records:"]
         for record in offenders[:_CANDIDATES]:
-            lines.append(_fit(f"  {_identify(record, snapshot.origin)}", width))
+            lines.append(fit(f"  {_identify(record, snapshot.origin)}", width))
             chain = _chain(record.message_id, parents, by_id)
             if chain:
-                lines.append(_fit(f"      caused by {chain}", width))
-            lines.append(_fit(f"      {short_repr(record.payload, width)}", width))
+                lines.append(fit(f"      caused by {chain}", width))
+            lines.append(fit(f"      {short_repr(record.payload, width)}", width))
     if cause:
-        lines += ["", "Probable cause:", *(_fit(f"  {line}", width) for line in cause)]
+        lines += ["", "Probable cause:", *(fit(f"  {line}", width) for line in cause)]
     for title, body in sections:
-        lines += ["", f"{title}:", *(_fit(f"  {line}", width) for line in body)]
-    lines += ["", *timeline(snapshot)]
-    lines += ["", *pending_lines(snapshot)]
-    failures = failure_lines(snapshot)
-    if failures:
-        lines += ["", *failures]
-    if snapshot.replay:
-        lines += ["", _fit(snapshot.replay, width)]
+        lines += ["", f"{title}:", *(fit(f"  {line}", width) for line in body)]
+    focused = {
+        *focus,
+        *(c.record.message_id for c in candidates[:_CANDIDATES]),
+        *(r.message_id for r in offenders[:_CANDIDATES]),
+    }
+    lines += ["", *flow_lines(snapshot, focus=focused, timers_matter=timers_matter)]
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------- timeline
+def flow_section(snapshot: Snapshot, *, title: str | None = None) -> str:
+    """The flow alone (timeline, pending work, failures, rerun line): for any failed test.
 
-
-def timeline(snapshot: Snapshot, limit: int = _TIMELINE_LIMIT) -> list[str]:
-    """The flow, one aligned line per record, indented by causal depth.
-
-    A copy's ``queued`` step is left out when the copy has a later record and no delay: the
-    later line names the same channel and endpoint, and a ten-message flow stays on one
-    screen. ``Harness.transcript()`` keeps every record.
+    A plain ``assert`` on a side effect fails without saying where the flow stood; the plugin
+    appends this section to every failed test that used a harness. Messages still queued are
+    the usual reason, so a hint names the ways to settle first.
     """
-    title = f"Timeline (virtual time since {_instant(snapshot.origin)}):"
-    if not snapshot.records:
-        return [title, "  nothing was sent, published or asked"]
-    depths = causal_depths(causal_parents(snapshot.records))
-    records = _without_plain_queueing(snapshot.records)
-    rows = [_columns(r, snapshot.origin, depths.get(r.message_id, 0)) for r in records]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    widths[3] = min(widths[3], 40)
-    lines = []
-    for row in rows:
-        text = "  ".join(
-            [
-                f"  {row[0]:>{widths[0]}}",
-                f"{row[1]:<{widths[1]}}",
-                f"{row[2]:<{widths[2]}}",
-                f"{row[3]:<{widths[3]}}",
-                *(part for part in row[4:] if part),
-            ]
-        )
-        lines.append(_fit(text.rstrip(), snapshot.width))
-    if len(lines) > limit:
-        head, tail = 10, limit - 11
-        hidden = len(lines) - head - tail
-        lines = [
-            *lines[:head],
-            f"  … {hidden} records not shown (messaging.transcript() has them all) …",
-            *lines[-tail:],
+    lines = [title, ""] if title else []
+    lines += flow_lines(snapshot, timers_matter=True, replay=False)
+    runnable = [p for p in snapshot.pending if p.due <= snapshot.now]
+    if runnable:
+        waits = "waits" if len(runnable) == 1 else "wait"
+        lines += [
+            "",
+            *wrap(
+                f"Hint: {plural(len(runnable), 'message')} still {waits} for a consumer, so "
+                f"their handlers have not run yet. Settle before asserting on side effects: call "
+                f"messaging.settle(), or use an assertion such as messaging.assert_handled(...), "
+                f"which settles first.",
+                snapshot.width,
+            ),
         ]
-    return [title, *lines]
+    if snapshot.replay:
+        lines += ["", snapshot.replay]
+    return "\n".join(lines)
 
 
-def _without_plain_queueing(records: tuple[Record, ...]) -> list[Record]:
-    later: set[tuple[str, str | None]] = set()
-    kept: list[Record] = []
-    for record in reversed(records):
-        key = (record.message_id, record.endpoint_id)
-        if record.kind is RecordKind.QUEUED and record.delay is None and key in later:
-            continue
-        later.add(key)
-        kept.append(record)
-    return kept[::-1]
-
-
-def record_line(record: Record, origin: datetime, width: int = 92) -> str:
-    """One record as a single unaligned line (strict teardown lists, short reports)."""
-    row = _columns(record, origin, 0)
-    return _fit("  ".join(part for part in row if part), width)
-
-
-def _columns(r: Record, origin: datetime, depth: int) -> tuple[str, str, str, str, str, str]:
-    indent = "  " * min(depth, 6)
-    return (
-        format_offset(r.at, origin),
-        f"#{r.seq}",
-        r.kind.value,
-        f"{indent}{r.message_type} {r.message_id}",
-        _where(r),
-        _outcome(r),
-    )
-
-
-def _where(r: Record) -> str:
-    if r.endpoint_id and r.channel:
-        return f"{r.channel} -> {r.endpoint_id}"
-    if r.endpoint_id:
-        return f"-> {r.endpoint_id}"
-    return r.channel or ""
-
-
-def _outcome(r: Record) -> str:
-    kind = r.kind
-    if kind in BUS_KINDS:
-        return short_repr(r.payload, 48)
-    if kind is RecordKind.QUEUED:
-        return f"delayed {format_duration(r.delay)}" if r.delay else ""
-    if kind is RecordKind.FAILED:
-        return f"attempt {r.attempt}: {_exception(r.exception)}"
-    if kind is RecordKind.RETRIED:
-        delay = format_duration(r.delay) if r.delay is not None else "?"
-        return f"attempt {r.attempt + 1} in {delay}"
-    if kind is RecordKind.DEAD_LETTERED:
-        reason = _exception(r.exception) if r.exception else r.detail.split(";")[0]
-        return f"after {plural(r.attempt, 'attempt')}: {reason}"
-    if kind is RecordKind.ERROR_HANDLED:
-        return f"to {r.detail}: {_exception(r.exception)}"
-    if kind in (RecordKind.DISCARDED, RecordKind.REQUEUED):
-        return _exception(r.exception)
-    if kind is RecordKind.TICKED:
-        return ""
-    if kind is RecordKind.HANDLED:
-        return f"attempt {r.attempt}" if r.attempt > 1 else ""
-    return r.detail
-
-
-def _exception(info: ExceptionInfo | None) -> str:
-    return _cut(str(info), 60) if info is not None else ""
+def flow_lines(
+    snapshot: Snapshot,
+    *,
+    focus: Collection[str] = (),
+    timers_matter: bool = True,
+    replay: bool = True,
+) -> list[str]:
+    """Timeline, pending work, failed attempts and the rerun line (never cut: it is copied)."""
+    lines = timeline(snapshot.records, snapshot.origin, width=snapshot.width, focus=focus)
+    lines += ["", *pending_lines(snapshot, timers_matter=timers_matter)]
+    failures = failure_lines(snapshot)
+    if failures:
+        lines += ["", *failures]
+    if replay and snapshot.replay:
+        lines += ["", snapshot.replay]
+    return lines
 
 
 # ---------------------------------------------------------------------- pending
 
 
-def pending_lines(snapshot: Snapshot) -> list[str]:
-    """Messages still waiting, timers, and a hint when settling did not move the clock."""
+def pending_lines(snapshot: Snapshot, *, timers_matter: bool = True) -> list[str]:
+    """Messages still waiting, timers, and a hint when settling did not move the clock.
+
+    The hint shows only when ``timers_matter``: when the caller found that a message waiting on
+    a timer could have changed the outcome.
+    """
     origin, now = snapshot.origin, snapshot.now
     at = format_offset(now, origin)
     if not snapshot.pending:
@@ -249,8 +203,8 @@ def pending_lines(snapshot: Snapshot) -> list[str]:
         for p in snapshot.pending:
             due = format_due(p.due, now, origin)
             lines.append(
-                _fit(
-                    f"  {p.message_type} {p.message_id} on {p.channel} -> "
+                fit(
+                    f"  {p.message_type} {p.message_id} on {p.where} -> "
                     f"{p.endpoint_id}: {p.state}, attempt {p.attempt}, {due}",
                     snapshot.width,
                 )
@@ -259,9 +213,9 @@ def pending_lines(snapshot: Snapshot) -> list[str]:
         shown = ", ".join(
             f"{name} at {format_offset(due, origin)}" for name, due in snapshot.schedules
         )
-        lines.append(_fit(f"Next scheduled ticks: {shown}", snapshot.width))
+        lines.append(fit(f"Next scheduled ticks: {shown}", snapshot.width))
     waiting = [p for p in snapshot.pending if p.due > now]
-    if waiting and not snapshot.advance_time:
+    if waiting and timers_matter and not snapshot.advance_time:
         first = min(p.due for p in waiting)
         count = plural(len(waiting), "message")
         lines += [
@@ -293,7 +247,7 @@ def failure_lines(snapshot: Snapshot) -> list[str]:
         times = f" (x{count})" if count > 1 else ""
         where = f" -> {record.endpoint_id}" if record.endpoint_id else ""
         lines.append(
-            _fit(
+            fit(
                 f"  {format_offset(record.at, snapshot.origin)} #{record.seq} "
                 f"{record.message_type} {record.message_id}{where}, attempt "
                 f"{record.attempt}{times}: {record.exception}",
@@ -302,7 +256,7 @@ def failure_lines(snapshot: Snapshot) -> list[str]:
         )
         location = raised_at(record.exception)
         if location:
-            lines.append(_fit(f"      raised at {location}", snapshot.width))
+            lines.append(fit(f"      raised at {location}", snapshot.width))
     return lines
 
 
@@ -336,14 +290,10 @@ def raised_at(info: ExceptionInfo | None) -> str:
 # ---------------------------------------------------------------------- small helpers
 
 
-def _instant(at: datetime) -> str:
-    return at.strftime("%Y-%m-%d %H:%M:%S UTC") if at.microsecond == 0 else at.isoformat()
-
-
 def _identify(record: Record, origin: datetime) -> str:
-    where = f" {_where(record)}" if record.endpoint_id or record.channel else ""
+    place = f" {where(record)}" if record.endpoint_id or record.channel else ""
     return (
-        f"#{record.seq} {record.message_type} {record.message_id}{where}, "
+        f"#{record.seq} {record.message_type} {record.message_id}{place}, "
         f"{record.kind.value} at {format_offset(record.at, origin)}"
     )
 
@@ -358,12 +308,3 @@ def _chain(message_id: str, parents: dict[str, str | None], by_id: dict[str, Rec
         )
         current = parents.get(current)
     return " <- ".join(links)
-
-
-def _cut(text: str, limit: int) -> str:
-    text = text.replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _fit(line: str, width: int) -> str:
-    return line if len(line) <= width else line[: width - 1] + "…"

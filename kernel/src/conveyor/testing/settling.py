@@ -55,6 +55,8 @@ class SettlingHarness(HarnessVerbs):
     ) -> list[Pending]:
         """Messages waiting on channels (queued, delayed, or waiting for a retry); no settling.
 
+        ``channel`` names a channel, or the concrete channel behind a dynamic one.
+
         Looking counts: strict teardown does not complain about pending work a test inspected.
         """
         matcher = as_matcher(message)
@@ -64,7 +66,7 @@ class SettlingHarness(HarnessVerbs):
             for p in self._pending()
             if matcher.matches(p.payload, p.message_type)
             and (endpoint is None or p.endpoint_id == endpoint)
-            and (channel is None or p.channel == channel)
+            and (channel is None or channel in (p.channel, p.via))
         ]
         self._acknowledged.note_inspected(found)
         return found

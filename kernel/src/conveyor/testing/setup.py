@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from conveyor.core.clock import VirtualClock, ensure_aware
+from conveyor.core.errors import ConfigurationError
 from conveyor.core.ids import IdGenerator, SequentialIds
 from conveyor.drivers.messaging import Messaging
 from conveyor.testing.harness import Harness
@@ -123,8 +124,11 @@ class Setup:
     def messaging(self, *, clock: VirtualClock, ids: IdGenerator) -> Messaging:
         """A new ``Messaging`` on ``clock`` and ``ids``."""
         if self.build is not None:
-            return self.build(clock=clock, ids=ids, seed=self.seed, mode=self.mode, **self.options)
-        handlers = [h() if isinstance(h, type) else h for h in self.handlers]
+            keywords = {"clock": clock, "ids": ids, "seed": self.seed, "mode": self.mode}
+            keywords.update(self.options)
+            _check_build(self.build, keywords)
+            return self.build(**keywords)
+        handlers = [_instance(h) if isinstance(h, type) else h for h in self.handlers]
         options: dict[str, Any] = {"log_failures": False, **self.options}
         return Messaging(
             handlers,
@@ -162,3 +166,44 @@ def _instant(value: object) -> datetime:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         return ensure_aware(parsed, what="conveyor start")
     raise TypeError(f"conveyor start= takes a datetime or an ISO 8601 string, got {value!r}")
+
+
+def _instance(cls: type) -> object:
+    """A fresh instance of a handler class, or an error naming what its constructor needs."""
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C class: let the call say what is wrong
+        return cls()
+    needed = [
+        p.name
+        for p in parameters
+        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    if needed:
+        name = cls.__qualname__
+        arguments = ", ".join(f"{n}=..." for n in needed)
+        raise ConfigurationError(
+            f"handlers=[{name}] lists a class, which is instantiated for each test as {name}(), "
+            f"but its constructor needs {', '.join(needed)}. Pass an instance instead: "
+            f"handlers=[{name}({arguments})], or build it in a conveyor_setup fixture."
+        )
+    return cls()
+
+
+def _check_build(build: Callable[..., Messaging], keywords: Mapping[str, object]) -> None:
+    """``build=`` is called with keywords; say which it lacks before the call fails obscurely."""
+    try:
+        parameters = inspect.signature(build).parameters.values()
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return
+    accepted = {p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    missing = [name for name in keywords if name not in accepted]
+    if missing:
+        name = getattr(build, "__qualname__", repr(build))
+        raise ConfigurationError(
+            f"build={name} is called with the keyword arguments {', '.join(keywords)}, but it "
+            f"does not accept {', '.join(missing)}. Add them (def {name.split('.')[-1]}(*, clock, "
+            f"ids, seed, mode, **options) -> Messaging), or take **_ for those it ignores."
+        )

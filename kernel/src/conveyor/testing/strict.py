@@ -64,7 +64,7 @@ def strict_report(harness: Harness, strictness: Strictness) -> str | None:
 
             def waiting(p: Pending) -> str:
                 return (
-                    f"{p.message_type} {p.message_id} on {p.channel} -> {p.endpoint_id}: "
+                    f"{p.message_type} {p.message_id} on {p.where} -> {p.endpoint_id}: "
                     f"{p.state}, {format_due(p.due, now, origin)}"
                 )
 

@@ -60,7 +60,7 @@ def _line(
     if r.causation_id is not None:
         parts.append(f"<- {names[r.causation_id]}")
     if r.channel:
-        parts.append(f"on {r.channel}")
+        parts.append(f"on {r.where}")
     if r.endpoint_id:
         parts.append(f"-> {r.endpoint_id}")
     if r.attempt != 1:

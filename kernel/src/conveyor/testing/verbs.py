@@ -66,7 +66,7 @@ class HarnessVerbs:
     def dead_letters(self) -> DeadLetters:
         return self.messaging.dead_letters
 
-    def send(self, command: object, **options: Any) -> object:
+    def send(self, command: object, **options: Any) -> Any:
         """``Messaging.send``; a handler's exception that reaches the test counts as seen."""
         __tracebackhide__ = True
         with self._raising():

@@ -16,6 +16,7 @@ from typing import Literal
 from conveyor.core.clock import Clock
 from conveyor.core.codec.serialization import Codec
 from conveyor.core.errors import ConfigurationError
+from conveyor.core.handlers import ErrorHandler
 from conveyor.core.retry import RetryPolicy
 from conveyor.transports.seam import AsyncTransport, ChannelOptions, Transport
 
@@ -46,17 +47,23 @@ class Channel:
         dead_letter_expired: also dead-letter messages whose time to live ran out.
         codec: how payloads on this channel become bytes; None uses the Messaging's codec
             (JSON). ``InProcessCodec()`` opts an in-memory channel out of serialization.
+        bus: the channel carries messages of an asynchronous bus
+            (``messaging.command_bus(name)``), which its consumer routes to any handler of
+            their type. None (the default) means: when no asynchronous handler is bound to it.
+            Elsewhere a message addressed to a bus is dead-lettered as unroutable, so whoever
+            can write to a handler's channel cannot reach every other handler through it.
     """
 
     name: str = field(kw_only=False)
     retry: RetryPolicy | None = None
     dead_letter: bool | None = None
-    error_handler: object | None = None
+    error_handler: ErrorHandler | None = None
     final_failure: FinalFailure = "resend"
     mode: Mode | None = None
     lease: timedelta = timedelta(seconds=30)
     dead_letter_expired: bool = False
     codec: Codec | None = None
+    bus: bool | None = None
 
     def __post_init__(self) -> None:
         if self.final_failure not in ("resend", "ignore", "stop"):
@@ -81,6 +88,19 @@ class Channel:
     def open(self, clock: Clock) -> Transport:
         """Open the transport this channel's messages travel through (for ``Messaging``)."""
         raise NotImplementedError(f"{type(self).__qualname__} does not say how to open it")
+
+    def open_shared(self, clock: Clock, transports: dict[Hashable, Transport]) -> Transport:
+        """This channel's transport from ``transports`` (keyed by ``transport_key()``), opened
+        and added there if no channel with the same key opened one yet.
+
+        The ``Messaging`` closes every transport in the pool; a channel made of other channels
+        (``conveyor.transports.dynamic.DynamicChannel``) opens theirs in the same pool.
+        """
+        key = self.transport_key()
+        transport = transports.get(key)
+        if transport is None:
+            transport = transports[key] = self.open(clock)
+        return transport
 
     def open_async(self, clock: Clock) -> AsyncTransport:
         """Open the asyncio twin of the transport (for ``AsyncMessaging``)."""

@@ -30,6 +30,7 @@ from itertools import chain, count
 
 from conveyor.core.clock import Clock, ensure_aware
 from conveyor.core.errors import MessageTooLarge, StaleReceipt, TransportClosed
+from conveyor.core.instants import saturating_later
 from conveyor.core.timers import Timer, TimerQueue
 from conveyor.transports.seam import Capabilities, ChannelOptions, Delivery, WireMessage
 
@@ -288,7 +289,7 @@ class MemoryTransport:
             receipt = _receipt(channel, entry.seq, entry.deliveries)
             ch.leases[receipt] = entry
             entry.state = _LEASED
-            entry.timer = timers.push(now + lease, entry)
+            entry.timer = timers.push(saturating_later(now, lease), entry)
             taken.append(
                 Delivery(
                     channel,
@@ -353,7 +354,7 @@ class MemoryTransport:
                 raise StaleReceipt(self._unknown_receipt(delivery, "renew"))
             if entry.timer is not None:
                 ch.timers.cancel(entry.timer)
-            entry.timer = ch.timers.push(self._clock.now() + lease, entry)
+            entry.timer = ch.timers.push(saturating_later(self._clock.now(), lease), entry)
 
     def close(self) -> None:
         """Drop every message. Later calls raise ``TransportClosed``; closing again is a no-op."""

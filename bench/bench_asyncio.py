@@ -1,0 +1,143 @@
+"""Issue 12: the asyncio driver against taskiq's InMemoryBroker and FastStream's test broker.
+
+Two measurements, each peer in the same process and run (ratios, not absolute figures, travel):
+
+* Round trip per message: N small messages sent, consumed and handled by an ``async def``
+  handler. Conveyor: ``AsyncMessaging`` on ``QueueChannel`` (JSON on the wire, a journal record
+  per step) on a ``SystemClock``, a worker task ``run("work", limit=N)`` consuming while N x
+  ``await send`` produce.
+  taskiq: ``InMemoryBroker`` and a task, N x ``await task.kiq`` then ``await broker.wait_all()``.
+  FastStream: ``TestRedisBroker`` (its in-memory test broker: publish calls the subscriber), N x
+  ``await broker.publish``.
+* Throughput with 10 in flight over handlers that each await 1 ms (``asyncio.sleep(0.001)``,
+  standing for a database call): Conveyor ``run("work", concurrency=10)``; taskiq
+  ``InMemoryBroker(max_async_tasks=10)``; FastStream publishes gathered 10 at a time (its test
+  broker handles each publish inline, so concurrency is the caller's).
+
+Run alone: ``.venv/bin/python bench/bench_asyncio.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import fmt_int, fmt_ratio, print_table, title
+
+from conveyor import AsyncMessaging, QueueChannel, SystemClock, asynchronous, command_handler
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    n: int
+    name: str
+
+
+async def conveyor_run(count: int, pause: float, concurrency: int) -> None:
+    @asynchronous("work")
+    @command_handler
+    async def handle(work: Work) -> None:
+        if pause:
+            await asyncio.sleep(pause)
+
+    messaging = AsyncMessaging([handle], [QueueChannel("work")], clock=SystemClock())
+    async with messaging:  # a worker consuming while the producer sends, as the peers do
+        worker = asyncio.ensure_future(
+            messaging.run("work", concurrency=concurrency, limit=count, finish_when_empty=False)
+        )
+        for n in range(count):
+            await messaging.send(Work(n, "job"))
+        result = await worker
+    assert result.processed == count
+
+
+async def taskiq_run(count: int, pause: float, concurrency: int) -> None:
+    from taskiq import InMemoryBroker
+
+    broker = InMemoryBroker(max_async_tasks=concurrency)
+
+    @broker.task
+    async def handle(n: int, name: str) -> None:
+        if pause:
+            await asyncio.sleep(pause)
+
+    await broker.startup()
+    for n in range(count):
+        await handle.kiq(n, "job")
+    await broker.wait_all()
+    await broker.shutdown()
+
+
+async def faststream_run(count: int, pause: float, concurrency: int) -> None:
+    from faststream.redis import RedisBroker, TestRedisBroker
+
+    broker = RedisBroker()
+    handled = 0
+
+    @broker.subscriber("work")
+    async def handle(work: dict[str, object]) -> None:
+        nonlocal handled
+        handled += 1
+        if pause:
+            await asyncio.sleep(pause)
+
+    async with TestRedisBroker(broker) as test_broker:
+        for start in range(0, count, concurrency):
+            batch = range(start, min(start + concurrency, count))
+            await asyncio.gather(
+                *(test_broker.publish({"n": n, "name": "job"}, "work") for n in batch)
+            )
+    assert handled == count
+
+
+Runner = Callable[[int, float, int], Awaitable[None]]
+
+
+def timed(runner: Runner, count: int, pause: float, concurrency: int) -> float:
+    started = time.perf_counter()
+    asyncio.run(runner(count, pause, concurrency))
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    quick = parser.parse_args().quick
+    logging.getLogger("taskiq").setLevel(logging.ERROR)
+    peers: dict[str, Runner] = {
+        "Conveyor AsyncMessaging": conveyor_run,
+        "taskiq InMemoryBroker": taskiq_run,
+        "FastStream TestRedisBroker": faststream_run,
+    }
+    count = 2_000 if quick else 10_000
+    title(f"asyncio round trip: {count} messages sent, consumed, handled (one process)")
+    rounds = {name: timed(run, count, 0.0, 1) for name, run in peers.items()}
+    best = rounds["Conveyor AsyncMessaging"]
+    print_table(
+        ["", "messages/s", "µs per message", "Conveyor vs this"],
+        [
+            [name, fmt_int(count / s), f"{s / count * 1e6:.1f}", fmt_ratio(s / best)]
+            for name, s in rounds.items()
+        ],
+    )
+    io_count = 500 if quick else 2_000
+    title(f"concurrency=10, handlers awaiting 1 ms: {io_count} messages")
+    ios = {name: timed(run, io_count, 0.001, 10) for name, run in peers.items()}
+    best = ios["Conveyor AsyncMessaging"]
+    print_table(
+        ["", "messages/s", "Conveyor vs this"],
+        [[name, fmt_int(io_count / s), fmt_ratio(s / best)] for name, s in ios.items()],
+        note="the limit is 10 / 1 ms = 10,000 messages/s plus the loop's timer granularity",
+    )
+
+
+if __name__ == "__main__":
+    main()

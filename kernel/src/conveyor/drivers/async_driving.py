@@ -1,0 +1,400 @@
+"""Driving work and time in the asyncio driver: consumer runs, settling, stepping virtual time.
+
+Settling and stepping are the sync driver's (``conveyor.drivers.driving``), one message at a time
+in one task, so the same scenario gives the same journal. Where the loops decide (whether to jump
+the clock and where to, why a run stops, how long an idle consumer waits) they call the same
+functions as the sync driver.
+
+On a ``VirtualClock`` the driver never sleeps for a duration: when nothing is runnable it jumps
+the clock to the next due timer (a delayed message, a retry, a lease, a schedule). On a real clock
+an idle consumer waits on its transport's long poll, or on the stop event with a timeout, so
+SIGTERM and SIGINT end every wait at once.
+
+``run(..., concurrency=n)`` keeps up to ``n`` messages in flight, each in its own task (its own
+scope: collector, causation, failure records); a signal stops taking messages and the run returns
+once those in flight are finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from datetime import datetime, timedelta
+from typing import Any
+
+from conveyor.core.clock import Clock, SteppableClock
+from conveyor.core.errors import ConfigurationError, SettleError
+from conveyor.core.journal import RecordKind
+from conveyor.core.message import Message
+from conveyor.core.registry import HandlerSpec
+from conveyor.core.routing import Router
+from conveyor.drivers.async_consumption import AsyncConsumption
+from conveyor.drivers.async_context import AsyncBuses
+from conveyor.drivers.async_dispatch import AsyncDispatch
+from conveyor.drivers.channel_runtime import AsyncChannelRuntime
+from conveyor.drivers.driving import (
+    RunResult,
+    ScheduledEndpoint,
+    StepBudget,
+    check_run,
+    check_time_limit,
+    finishes_when_empty,
+    format_records,
+    idle_wait,
+    next_jump,
+    stop_reason,
+)
+from conveyor.drivers.recording import Recorder
+
+__all__ = ["AsyncDriver"]
+
+
+class AsyncDriver:
+    """Runs the consumers of one ``AsyncMessaging``: channels, schedules, settling, time."""
+
+    __slots__ = (
+        "_buses",
+        "_channels",
+        "_clock",
+        "_consumption",
+        "_dispatch",
+        "_max_steps",
+        "_recorder",
+        "_router",
+        "_stepper",
+        "_stops",
+        "scheduled",
+    )
+
+    def __init__(
+        self,
+        *,
+        channels: Mapping[str, AsyncChannelRuntime],
+        scheduled: list[HandlerSpec],
+        consumption: AsyncConsumption,
+        dispatch: AsyncDispatch,
+        recorder: Recorder,
+        router: Router,
+        buses: AsyncBuses,
+        clock: Clock,
+        max_steps: int | None,
+    ) -> None:
+        self._channels = channels
+        self._consumption = consumption
+        self._dispatch = dispatch
+        self._recorder = recorder
+        self._router = router
+        self._buses = buses
+        self._clock = clock
+        self._stepper: SteppableClock | None = clock if isinstance(clock, SteppableClock) else None
+        self._max_steps = max_steps
+        now = clock.now()
+        self.scheduled = {s.endpoint_id: ScheduledEndpoint(s, now) for s in scheduled}
+        self._stops: set[asyncio.Event] = set()
+
+    def names(self) -> list[str]:
+        return [*self._channels, *self.scheduled]
+
+    # ------------------------------------------------------------------ one step
+
+    async def step(self, name: str, *, stop_on_failure: bool = False) -> bool:
+        """Process one message (or tick) of consumer ``name``; False when nothing was due."""
+        runtime = self._channels.get(name)
+        if runtime is not None:
+            lease = runtime.definition.lease
+            deliveries = await runtime.transport.receive(name, lease=lease, max_messages=1)
+            if not deliveries:
+                return False
+            await self._consumption.consume(runtime, deliveries[0], stop_on_failure=stop_on_failure)
+            return True
+        endpoint = self.scheduled[name]
+        now = self._clock.now()
+        if endpoint.due > now:
+            return False
+        await self._tick(endpoint, now, stop_on_failure=stop_on_failure)
+        return True
+
+    async def _tick(
+        self, endpoint: ScheduledEndpoint, now: datetime, *, stop_on_failure: bool
+    ) -> None:
+        spec = endpoint.spec
+        planned = endpoint.take(now)
+        if planned is None:
+            return
+        dispatch = self._dispatch
+        tick = Message(planned, dispatch.new_message(None, None, None).headers, spec.endpoint_id)
+        self._recorder.message(
+            RecordKind.TICKED, tick, endpoint_id=spec.endpoint_id,
+            detail=f"planned {planned.isoformat()}",
+        )  # fmt: skip
+
+        async def run_tick() -> None:
+            result = await dispatch.call_handler(spec, tick, None)
+            if result is not None:
+                if self._router.has_command(type(result)):
+                    await self._buses.send(result)
+                else:
+                    await self._buses.publish(result)
+
+        try:
+            await dispatch.collected(tick, spec.endpoint_id, None, run_tick)
+        except Exception as error:
+            if stop_on_failure:
+                raise
+            logging.getLogger("conveyor").error(
+                "scheduled %s failed at its tick planned %s; the next tick runs as planned: %s",
+                spec.endpoint_id, planned.isoformat(), error, exc_info=error,
+            )  # fmt: skip
+
+    # ------------------------------------------------------------------ settling
+
+    async def settle(
+        self,
+        *,
+        names: list[str] | None = None,
+        advance_time: bool = False,
+        max_steps: int | None = None,
+        budget: StepBudget | None = None,
+    ) -> int:
+        """Run consumers until idle; with ``advance_time`` jump to each next due time."""
+        budget = budget if budget is not None else StepBudget(max_steps)
+        consumers = names if names is not None else self.names()
+        steps = 0
+        while True:
+            progressed = False
+            for name in consumers:
+                if await self.step(name):
+                    progressed = True
+                    steps += 1
+                    if budget.spend():
+                        raise self._runaway(budget.limit)
+            if progressed:
+                continue
+            if not advance_time:
+                return steps
+            due = await self.next_due([n for n in consumers if n in self._channels])
+            clock = self._virtual_clock("run_until_idle(advance_time=True)")
+            jump = next_jump(due, clock.now())
+            if jump is None:
+                return steps
+            steps += await self.advance_to(jump, budget=budget)
+
+    async def advance_to(
+        self, target: datetime, *, max_steps: int | None = None, budget: StepBudget | None = None
+    ) -> int:
+        """Step the virtual clock to ``target``, settling at every due instant on the way."""
+        clock = self._virtual_clock("advance")
+        if budget is None:
+            budget = StepBudget(max_steps if max_steps is not None else self._max_steps)
+        steps = await self.settle(budget=budget)
+        while (
+            due := next_jump(await self.next_due(self.names()), clock.now(), target)
+        ) is not None:
+            clock.advance_to(due)
+            steps += await self.settle(budget=budget)
+        clock.advance_to(target)
+        return steps + await self.settle(budget=budget)
+
+    async def next_due(self, names: list[str]) -> datetime | None:
+        """The earliest instant any of these consumers has work."""
+        dues: list[datetime] = []
+        for name in names:
+            runtime = self._channels.get(name)
+            if runtime is None:
+                dues.append(self.scheduled[name].due)
+            elif runtime.inspectable is not None:  # refused at bootstrap on a stepped clock
+                due = await runtime.inspectable.next_due(name)
+                if due is not None:
+                    dues.append(due)
+        return min(dues, default=None)
+
+    def _virtual_clock(self, what: str) -> SteppableClock:
+        if self._stepper is None:
+            raise ConfigurationError(
+                f"{what} moves time, so it needs AsyncMessaging(clock=VirtualClock(...)); "
+                f"this AsyncMessaging runs on {self._clock!r}."
+            )
+        return self._stepper
+
+    def _runaway(self, max_steps: int | None) -> SettleError:
+        return SettleError(
+            f"settling did not finish within {max_steps} steps: a handler keeps producing work "
+            f"(a runaway loop?). Last journal records:\n"
+            f"{format_records(self._recorder.journal.last(12))}\n"
+            f"Raise max_steps if this much work is expected."
+        )
+
+    # ------------------------------------------------------------------ consumer runs
+
+    async def run(
+        self,
+        name: str,
+        *,
+        concurrency: int,
+        limit: int | None,
+        time_limit: timedelta | None,
+        memory_limit: int | None,
+        stop_on_failure: bool,
+        finish_when_empty: bool | None,
+    ) -> RunResult:
+        check_run(name, self.names(), limit)
+        if time_limit is not None:
+            check_time_limit(time_limit, self._clock.now())
+        if concurrency < 1:
+            raise ConfigurationError(f"run(concurrency={concurrency}) must be at least 1")
+        clock, virtual, channel = self._clock, self._stepper is not None, name in self._channels
+        if finish_when_empty is None:
+            finish_when_empty = finishes_when_empty(
+                virtual=virtual, channel=channel, limit=limit, time_limit=time_limit
+            )
+        started = clock.now()
+        taken = 0
+        in_flight = _InFlight()
+        stop = asyncio.Event()
+        self._stops.add(stop)
+        reason: str | None = None
+        try:
+            with _signals(stop):
+                while reason is None:
+                    reason = stop_reason(
+                        taken, limit, clock.now() - started, time_limit, memory_limit,
+                        stop_requested=stop.is_set(),
+                    )  # fmt: skip
+                    if reason is not None:
+                        break
+                    free = concurrency - len(in_flight)
+                    if free == 0:
+                        await _first_done(in_flight, stop)
+                        continue
+                    wanted = free if limit is None else min(free, limit - taken)
+                    started_now = await self._take(name, wanted, in_flight, stop, stop_on_failure)
+                    if started_now:
+                        taken += started_now
+                        continue
+                    if in_flight:  # what is in flight may bring more work
+                        await _first_done(in_flight, stop)
+                        continue
+                    if finish_when_empty or (
+                        virtual and time_limit is None and await self.next_due([name]) is None
+                    ):
+                        reason = "empty"
+                        break
+                    wait = idle_wait(
+                        clock.now(), await self.next_due([name]), virtual=virtual,
+                        channel=channel, started=started, time_limit=time_limit,
+                    )  # fmt: skip
+                    if self._stepper is not None:
+                        self._stepper.advance_to(clock.now() + wait)
+                    elif channel and await self._take(
+                        name, 1, in_flight, stop, stop_on_failure, wait
+                    ):
+                        taken += 1  # the broker's long poll brought one
+                    else:
+                        await _wait(stop, wait)
+        finally:
+            if in_flight:
+                await asyncio.wait(in_flight)
+            self._stops.discard(stop)
+        failures = in_flight.failures
+        if failures:  # stop_on_failure, or a transport that cannot be reached
+            raise failures[0]
+        return RunResult(name, taken, reason or "signal")
+
+    async def _take(
+        self,
+        name: str,
+        wanted: int,
+        in_flight: _InFlight,
+        stop: asyncio.Event,
+        stop_on_failure: bool,
+        wait: timedelta | None = None,
+    ) -> int:
+        """Start handling up to ``wanted`` messages (or one tick), each in its own task."""
+        runtime = self._channels.get(name)
+        if runtime is None:
+            if self.scheduled[name].due > self._clock.now():
+                return 0
+            started: list[asyncio.Future[object]] = [
+                asyncio.ensure_future(self.step(name, stop_on_failure=stop_on_failure))
+            ]
+        else:
+            deliveries = await runtime.transport.receive(
+                name, lease=runtime.definition.lease, max_messages=wanted,
+                wait=None if self._stepper is not None else wait,
+            )  # fmt: skip
+            consume = self._consumption.consume
+            started = [
+                asyncio.ensure_future(consume(runtime, d, stop_on_failure=stop_on_failure))
+                for d in deliveries
+            ]
+        for task in started:
+            in_flight.add(task, stop)
+        return len(started)
+
+    def request_stop(self) -> None:
+        """Ask every running consumer to stop taking messages and finish those in flight."""
+        for stop in self._stops:
+            stop.set()
+
+
+class _InFlight(set[asyncio.Future[object]]):
+    """The messages being handled by one run; the first failure a task raised stops the run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures: list[BaseException] = []
+
+    def add(self, task: asyncio.Future[object], stop: asyncio.Event | None = None) -> None:
+        super().add(task)
+
+        def done(finished: asyncio.Future[object]) -> None:
+            self.discard(finished)
+            if not finished.cancelled() and finished.exception() is not None:
+                self.failures.append(finished.exception())  # type: ignore[arg-type]
+                if stop is not None:
+                    stop.set()
+
+        task.add_done_callback(done)
+
+
+async def _first_done(in_flight: _InFlight, stop: asyncio.Event) -> None:
+    """Wait until a message in flight is finished, or a stop is asked for."""
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([*in_flight, stopped], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+
+
+async def _wait(stop: asyncio.Event, wait: timedelta) -> None:
+    """Wait for ``wait`` or a stop, whichever comes first: never a wait a signal cannot end."""
+    with suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), wait.total_seconds())
+
+
+@contextmanager
+def _signals(stop: asyncio.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT stop taking messages; those in flight finish."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    installed: list[tuple[signal.Signals, Any]] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(signum)
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):  # not on this loop (Windows, a thread)
+            continue
+        installed.append((signum, previous))
+    try:
+        yield
+    finally:
+        for signum, previous in installed:
+            loop.remove_signal_handler(signum)
+            if previous is not None:
+                signal.signal(signum, previous)

@@ -1,0 +1,88 @@
+"""Outgoing copies in the asyncio driver: held by the collecting scope, sent when it succeeds.
+
+Every entry of the asyncio driver (a top-level verb, a consumed message, a tick, an error
+handler) opens a collecting scope, so a copy is always held first and sent with ``await`` when
+the work that produced it is done. The copy itself is built as the sync driver builds it
+(``conveyor.drivers.outgoing.pending_copy``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from conveyor.core.clock import Clock
+from conveyor.core.collector import PendingSend, Scope
+from conveyor.core.delivery import DeliveryOptions
+from conveyor.core.message import Message
+from conveyor.core.registry import HandlerSpec
+from conveyor.drivers.channel_runtime import AsyncChannelRuntime
+from conveyor.drivers.outgoing import held_until, pending_copy, record_queued
+from conveyor.drivers.recording import Recorder
+from conveyor.drivers.scopes import Scopes
+
+__all__ = ["AsyncOutgoing"]
+
+
+class AsyncOutgoing:
+    """The sending side of one ``AsyncMessaging``."""
+
+    __slots__ = ("_channels", "_clock", "_recorder", "_scopes")
+
+    def __init__(
+        self,
+        channels: Mapping[str, AsyncChannelRuntime],
+        clock: Clock,
+        scopes: Scopes,
+        recorder: Recorder,
+    ) -> None:
+        self._channels = channels
+        self._clock = clock
+        self._scopes = scopes
+        self._recorder = recorder
+
+    def queue_copy(self, spec: HandlerSpec, message: Message, options: DeliveryOptions) -> None:
+        """Hold a copy of ``message`` for the asynchronous handler ``spec``."""
+        self.enqueue(
+            spec.channels[0],
+            spec.endpoint_id,
+            message,
+            spec.channels[1:],
+            options.for_handler(spec, self._clock),
+        )
+
+    def enqueue(
+        self,
+        channel: str,
+        endpoint: str,
+        message: Message,
+        slip: tuple[str, ...],
+        options: DeliveryOptions,
+    ) -> None:
+        """Hold a copy for ``endpoint`` in the innermost collecting scope."""
+        pending = pending_copy(self._channels, channel, endpoint, message, slip, options)
+        scope = self._scopes.current()
+        collector = scope.collector() if scope is not None else None
+        if collector is None:  # every entry of the asyncio driver opens one
+            raise RuntimeError("an AsyncMessaging copy was made outside any collecting scope")
+        collector.buffer.append(pending)
+
+    async def flush(self, scope: Scope) -> None:
+        """Send what a succeeded scope held, in order."""
+        buffer, scope.buffer = scope.buffer, []
+        for pending in buffer:
+            await self.transmit(pending)
+
+    async def transmit(self, pending: PendingSend) -> None:
+        runtime = self._channels[pending.channel]
+        await runtime.transport.send(
+            pending.channel,
+            pending.wire,
+            available_at=self.held_until(runtime, pending.available_at),
+            priority=pending.priority,
+            expires_at=pending.expires_at,
+        )
+        record_queued(self._recorder, pending)
+
+    def held_until(self, runtime: AsyncChannelRuntime, due: datetime | None) -> datetime | None:
+        return held_until(runtime, due, self._clock.now())
