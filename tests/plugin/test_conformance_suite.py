@@ -1,16 +1,17 @@
 """Tests of the conformance suite itself: it must catch broken transports, by name.
 
-Each transport in ``broken_transports`` breaks exactly one promise. The suite's checks run
-against each through the sync runner and, wrapped as an AsyncTransport, through the async runner,
-and the test names which checks must fail: a suite that lets a broken transport through is no
-safety net for adapters. Together they fail every check of the suite at least once. The pytest
-layer (``TransportConformance``) is tested in a pytester session.
+Each transport in ``broken_transports`` and ``broken_capabilities`` breaks exactly one promise.
+The suite's checks run against each through the sync runner and, wrapped as an AsyncTransport,
+through the async runner, and the test names which checks must fail: a suite that lets a broken
+transport through is no safety net for adapters. Together they fail every check of the suite at
+least once. The pytest layer (``TransportConformance``) is tested in a pytester session.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import broken_capabilities as optional
 import broken_transports as broken
 import pytest
 
@@ -33,8 +34,8 @@ _AFTER_CLOSE = "operations_after_close_raise_transport_closed"
 FAILED_BY: dict[type, set[str]] = {
     broken.HonestWrapper: set(),
     broken.HonestFullWrapper: set(),
-    broken.DurableMemory: set(),
-    broken.ConnectionLeases: set(),
+    optional.DurableMemory: set(),
+    optional.ConnectionLeases: set(),
     broken.DropsHeaders: {"round_trip_keeps_unicode_headers", "large_message_round_trips_intact"},
     broken.MangleBinaryBodies: {"round_trip_keeps_body_bytes", "large_message_round_trips_intact"},
     broken.RefusesLargeMessages: {"large_message_round_trips_intact"},
@@ -113,30 +114,30 @@ FAILED_BY: dict[type, set[str]] = {
     },
     broken.IgnoresClose: {_AFTER_CLOSE},
     broken.ClosingTwiceRaises: {"closing_twice_is_a_no_op"},
-    broken.IgnoresRenew: {
+    optional.IgnoresRenew: {
         "renewed_lease_runs_from_the_renewal",
         "renewing_a_stale_receipt_raises_stale_receipt",
         "renewing_an_acknowledged_delivery_raises_stale_receipt",
         _AFTER_CLOSE,
     },
-    broken.RenewsStaleReceipts: {
+    optional.RenewsStaleReceipts: {
         "renewing_a_stale_receipt_raises_stale_receipt",
         "renewing_an_acknowledged_delivery_raises_stale_receipt",
     },
-    broken.ForgetsAcksAfterRenew: {"renewed_delivery_can_still_be_acknowledged"},
-    broken.PendingCountsOnlyDue: {
+    optional.ForgetsAcksAfterRenew: {"renewed_delivery_can_still_be_acknowledged"},
+    optional.PendingCountsOnlyDue: {
         "pending_counts_due_and_leased_messages",
         "pending_counts_delayed_messages",
     },
-    broken.NextDueAnHourLate: {
+    optional.NextDueAnHourLate: {
         "next_due_of_empty_channel_is_none",
         "next_due_of_due_message_is_not_after_now",
         "next_due_of_delayed_message_is_its_available_at",
         "next_due_of_leased_message_is_its_lease_expiry",
     },
-    broken.ForgetsOnRestart: {"sent_message_survives_reopen", "unacked_message_survives_reopen"},
-    broken.ForgetsAcksOnRestart: {"acked_message_stays_gone_after_reopen"},
-    broken.KeepsLeasesAfterClose: {
+    optional.ForgetsOnRestart: {"sent_message_survives_reopen", "unacked_message_survives_reopen"},
+    optional.ForgetsAcksOnRestart: {"acked_message_stays_gone_after_reopen"},
+    optional.KeepsLeasesAfterClose: {
         "unacked_message_is_redelivered_after_its_lease_and_not_before",
         "delivery_count_grows_with_each_redelivery",
         "consumer_killed_mid_message_loses_nothing",
@@ -146,12 +147,12 @@ FAILED_BY: dict[type, set[str]] = {
 
 LONG_POLL_FAILED_BY: dict[type, set[str]] = {
     broken.HonestWrapper: set(),
-    broken.WaitsTheWaitOut: {
+    optional.WaitsTheWaitOut: {
         "long_poll_returns_a_due_message_at_once",
         "long_poll_is_woken_by_a_send",
     },
-    broken.IgnoresWait: {"long_poll_is_woken_by_a_send"},
-    broken.LongPollInventsMessages: {"long_poll_on_an_empty_channel_returns_nothing"},
+    optional.IgnoresWait: {"long_poll_is_woken_by_a_send"},
+    optional.LongPollInventsMessages: {"long_poll_on_an_empty_channel_returns_nothing"},
 }
 """On real time, through the sync runner: a blocking sync transport wrapped as async would
 block the very loop its sender task needs, so the async runner's long poll is proven on the
@@ -163,8 +164,8 @@ _LONG_POLL = [c for g in GROUPS if g.name == "batches and long poll" for c in g.
 def _harness(kind: type, clock: Clock, runner: str) -> Harness:
     """A fresh harness around ``kind``: durable and connection kinds share one store."""
     reopen: Callable[[], Transport] | None = None
-    if issubclass(kind, broken.DurableMemory):
-        shared = broken.Shared(clock)
+    if issubclass(kind, optional.DurableMemory):
+        shared = optional.Shared(clock)
         opener = getattr(kind, "reopened", kind)
         transport: Transport = kind(shared, clock)
 
@@ -175,8 +176,8 @@ def _harness(kind: type, clock: Clock, runner: str) -> Harness:
         transport = kind(MemoryTransport(clock), clock)
     if runner == "sync":
         return TransportHarness(transport, clock, reopen=reopen)
-    async_reopen = None if reopen is None else (lambda: broken.async_of(reopen()))
-    return AsyncTransportHarness(broken.async_of(transport), clock, reopen=async_reopen)
+    async_reopen = None if reopen is None else (lambda: optional.async_of(reopen()))
+    return AsyncTransportHarness(optional.async_of(transport), clock, reopen=async_reopen)
 
 
 def _run(kind: type, runner: str) -> Report:
@@ -221,7 +222,7 @@ def test_a_failure_says_what_the_transport_did() -> None:
 def test_durable_checks_fail_without_reopen_rather_than_skip() -> None:
     def make() -> Harness:
         clock = VirtualClock()
-        return TransportHarness(broken.DurableMemory(broken.Shared(clock), clock), clock)
+        return TransportHarness(optional.DurableMemory(optional.Shared(clock), clock), clock)
 
     report = run_checks(make)
 

@@ -1,11 +1,10 @@
 """SqsTransport passes the shared transport conformance suite, against a real SQS server.
 
-On a broker the clock is the real one: the real-time runner takes its durations from the
-declared capabilities. SQS keeps visibility and delays in whole seconds (``delay_precision``
-1 s) and moto checks them in 1 s steps, so leases and delays are 2 s, "not yet" is checked up
-to a boundary less one second, and "there" polls until the boundary plus the precision and a
-quarter; eventual visibility (declared) gives a message a few seconds more to show
-(``../shared/reference/broker-adapters.md`` §4.3). The asyncio twin runs the same checks.
+On a broker the clock is the real one: the harness's ``advance`` waits (polling its own
+deadline) for the duration plus a quarter second, and the suite's lease and delay are 2 s.
+SQS keeps visibility and delays in whole seconds and moto checks them in 1 s steps, so a
+check "not yet at lease minus one second" and "there at lease plus a quarter" is as tight as
+the server allows, in both directions (``../shared/reference/broker-adapters.md`` §4.3).
 
 A standard queue declares delay (up to 15 minutes), a size limit, durability and no ordering;
 a FIFO queue adds send order (within a group, here the whole channel).
@@ -13,27 +12,39 @@ a FIFO queue adds send order (within a group, here the whole channel).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import ClassVar
 
 import pytest
 
 from conveyor.core.clock import SystemClock
 from conveyor.transports.seam import ChannelOptions, Delivery, Transport, WireMessage
-from conveyor_sqs import AsyncSqsTransport, ClientSettings, SqsTransport
-from pytest_conveyor.conformance import (
-    AsyncTransportConformance,
-    AsyncTransportHarness,
-    TransportConformance,
+from conveyor_sqs import ClientSettings, SqsTransport
+from pytest_conveyor.legacy_conformance import (
+    DelayTransportConformance,
+    DurableTransportConformance,
+    FifoTransportConformance,
+    MaxSizeTransportConformance,
     TransportHarness,
     receive_one,
 )
 
+SLACK = 0.25  # seconds past each advance, less than the 1 s steps SQS counts in
 
-class TestSqsStandardConformance(TransportConformance):
-    """A standard queue: at-least-once, unordered, delays up to 15 minutes."""
 
+def wait(duration: timedelta) -> None:
+    """The harness's clock: a real wait, polled against its own deadline."""
+    deadline = time.monotonic() + duration.total_seconds() + SLACK
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, 0.05))
+
+
+class _SqsConformance(
+    DurableTransportConformance, DelayTransportConformance, MaxSizeTransportConformance
+):
+    lease = timedelta(seconds=2)
+    delay = timedelta(seconds=2)
     many = 60
     fifo = False
 
@@ -43,36 +54,25 @@ class TestSqsStandardConformance(TransportConformance):
     ) -> Iterator[TransportHarness]:
         clock = SystemClock()
 
-        def open_transport() -> SqsTransport:  # a new client on the same queues: a restart
+        def open_transport() -> SqsTransport:
             return SqsTransport(clock=clock, settings=settings, fifo=self.fifo)
 
-        with TransportHarness(
-            open_transport(), clock, make_channel=lambda: unique("cf"), reopen=open_transport
-        ) as harness:
-            yield harness
+        transport = open_transport()
+        yield TransportHarness(
+            transport=transport,
+            clock=clock,
+            advance=wait,
+            make_channel=lambda: unique("cf"),
+            reopen=open_transport,  # a new client on the same queues: a restarted process
+        )
+        transport.close()
 
 
-class TestAsyncSqsConformance(AsyncTransportConformance):
-    """The asyncio twin (the sync client on a thread pool), through the async runner."""
-
-    many = 60
-
-    @pytest.fixture
-    def harness(
-        self, settings: ClientSettings, unique: Callable[[str], str]
-    ) -> Iterator[AsyncTransportHarness]:
-        clock = SystemClock()
-
-        def open_transport() -> AsyncSqsTransport:
-            return AsyncSqsTransport(SqsTransport(clock=clock, settings=settings))
-
-        with AsyncTransportHarness(
-            open_transport(), clock, make_channel=lambda: unique("cf"), reopen=open_transport
-        ) as harness:
-            yield harness
+class TestSqsStandardConformance(_SqsConformance):
+    """A standard queue: at-least-once, unordered, delays up to 15 minutes."""
 
 
-class TestSqsFifoConformance(TestSqsStandardConformance):
+class TestSqsFifoConformance(FifoTransportConformance, _SqsConformance):
     """A FIFO queue: the whole channel is one group, so send order holds throughout.
 
     SQS FIFO promises more than send order: a group has at most one message in flight, and a
@@ -83,40 +83,36 @@ class TestSqsFifoConformance(TestSqsStandardConformance):
     """
 
     fifo = True
-    replaced: ClassVar[dict[str, str]] = {
-        "competing_receives_never_share_a_lease": "a group has one message in flight",
-        "delayed_message_does_not_block_due_message_behind_it": "a held message holds its group",
-    }
 
     def test_competing_receives_never_share_a_lease(self, harness: TransportHarness) -> None:
-        transport, channel = harness.transport, harness.channel()
+        transport, channel = harness.transport, harness.make_channel()
         transport.declare(ChannelOptions(channel, fifo_group_header="group"))
         for n in range(10):
             for step in ("first", "second"):
                 transport.send(channel, WireMessage(f"{n}-{step}".encode(), {"group": str(n)}))
 
-        leased = [receive_one(transport, channel, lease=LEASE) for _ in range(10)]
+        leased = [receive_one(transport, channel, lease=self.lease) for _ in range(10)]
         assert sorted(_body(d) for d in leased) == sorted(f"{n}-first".encode() for n in range(10))
         assert len({d.receipt for d in leased if d is not None}) == 10
         # Every group has a message in flight: its second waits for the first to be settled.
-        assert receive_one(transport, channel, lease=LEASE) is None
+        assert receive_one(transport, channel, lease=self.lease) is None
 
     def test_delayed_message_does_not_block_due_message_behind_it(
         self, harness: TransportHarness
     ) -> None:
-        transport, channel = harness.transport, harness.channel()
+        transport, channel = harness.transport, harness.make_channel()
         transport.declare(ChannelOptions(channel, fifo_group_header="group"))
         now = harness.clock.now()
-        transport.send(channel, WireMessage(b"held", {"group": "a"}), available_at=now + DELAY)
+        transport.send(channel, WireMessage(b"held", {"group": "a"}), available_at=now + self.delay)
         transport.send(channel, WireMessage(b"after held", {"group": "a"}))
         transport.send(channel, WireMessage(b"due", {"group": "b"}))
 
-        due = receive_one(transport, channel, lease=LEASE)
+        due = receive_one(transport, channel, lease=self.lease)
         assert _body(due) == b"due"
         transport.ack(due)  # type: ignore[arg-type]
-        assert receive_one(transport, channel, lease=LEASE) is None  # group "a" is held
-        harness.pass_time(DELAY + harness.timing.slack)
-        assert _drain_bodies(transport, channel, LEASE) == [b"held", b"after held"]
+        assert receive_one(transport, channel, lease=self.lease) is None  # group "a" is held
+        harness.advance(self.delay)
+        assert _drain_bodies(transport, channel, self.lease) == [b"held", b"after held"]
 
 
 def _body(delivery: Delivery | None) -> bytes:
@@ -130,7 +126,3 @@ def _drain_bodies(transport: Transport, channel: str, lease: timedelta) -> list[
         bodies.append(delivery.message.body)
         transport.ack(delivery)
     return bodies
-
-
-LEASE = timedelta(seconds=2)
-DELAY = timedelta(seconds=2)
