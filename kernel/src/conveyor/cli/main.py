@@ -486,7 +486,7 @@ def _full_id(messaging: Messaging, given: str) -> str:
 def _warn_if_not_durable(messaging: Messaging, channels: list[str]) -> None:
     """A replay into an in-memory channel is lost when this command exits: say so."""
     for name in channels:
-        runtime = messaging.channels.get(name)
+        runtime = messaging.runtimes.get(name)
         if runtime is not None and not runtime.transport.capabilities.durable:
             logging.getLogger(_LOGGER).warning(
                 "channel %s is not durable (%s): replayed messages live only in this process "
