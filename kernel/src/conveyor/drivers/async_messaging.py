@@ -171,6 +171,11 @@ class AsyncMessaging:
         self._recorder = recorder
         self._addressing = Addressing(self.router, self.handlers, self.clock)
 
+    @property
+    def driver(self) -> AsyncDriver:
+        """Runs the consumers: channels, schedules, settling and time (as ``Messaging.driver``)."""
+        return self._driver
+
     async def _drain(self, inline: list[str]) -> int:
         """Run inline channels' consumers until they are idle (inline mode)."""
         return await self._driver.settle(names=inline)
