@@ -370,14 +370,14 @@ def check_retry_delays(
     """
     for (endpoint_id, name), policy in policies.items():
         transport = channels[name].transport
-        if policy.retry is not None and policy.retry.delays is not None:
-            if not transport.capabilities.delay:
-                raise ConfigurationError(
-                    f"endpoint {endpoint_id!r} retries with delays on channel {name!r}, but its "
-                    f"transport ({type(transport).__qualname__}) cannot hold delayed messages. "
-                    f"Use instant retries only (RetryPolicy(instant=...)) or a channel whose "
-                    f"transport declares delay."
-                )
+        delayed = policy.retry is not None and policy.retry.delays is not None
+        if delayed and not transport.capabilities.delay:
+            raise ConfigurationError(
+                f"endpoint {endpoint_id!r} retries with delays on channel {name!r}, but its "
+                f"transport ({type(transport).__qualname__}) cannot hold delayed messages. "
+                f"Use instant retries only (RetryPolicy(instant=...)) or a channel whose "
+                f"transport declares delay."
+            )
 
 
 def resolve_error_handler(

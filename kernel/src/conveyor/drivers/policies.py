@@ -89,4 +89,3 @@ def _destination(
 def bus_retry(channel: AnyRuntime, retry: RetryPolicy | None) -> RetryPolicy | None:
     """The retry policy of an asynchronous bus's messages on ``channel``."""
     return channel.definition.retry or retry
-
