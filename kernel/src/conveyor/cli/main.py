@@ -376,7 +376,8 @@ def _run(messaging: App, args: argparse.Namespace) -> int:
     log = logging.getLogger(_LOGGER)
     names = _consumers_to_run(messaging, args)
     if not args.in_memory:
-        empty = empty_in_memory_channels(messaging.channels, names)
+        runtimes = messaging.runtimes if isinstance(messaging, Messaging) else messaging.channels
+        empty = empty_in_memory_channels(runtimes, names)
         if empty:
             kinds = {n: type(messaging.channels[n].definition).__name__ for n in empty}
             raise UsageError(in_memory_channel_error(empty, kinds))
