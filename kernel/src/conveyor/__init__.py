@@ -53,6 +53,7 @@ from conveyor.stores.deduplication import (
 )
 from conveyor.transports.channels import Channel, QueueChannel
 from conveyor.transports.dynamic import DynamicChannel
+from conveyor.transports.memory_broker import MemoryBroker
 
 __all__ = [
     # the facade and its buses
@@ -89,6 +90,7 @@ __all__ = [
     # channels and failure handling
     "Channel",
     "QueueChannel",
+    "MemoryBroker",
     "ChannelView",
     "DynamicChannel",
     "round_robin",
