@@ -41,9 +41,7 @@ def bill(event: OrderPlaced) -> None:
 
 
 def services(broker: MemoryBroker, clock: VirtualClock) -> tuple[Messaging, Messaging]:
-    shop = Messaging(
-        channels=[QueueChannel("billing", broker=broker, send_only=True)], clock=clock
-    )
+    shop = Messaging(channels=[QueueChannel("billing", broker=broker, send_only=True)], clock=clock)
     billing = Messaging(
         handlers=[bill],
         channels=[QueueChannel("billing", broker=broker, bus=True)],
