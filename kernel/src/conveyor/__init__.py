@@ -49,6 +49,7 @@ from conveyor.stores.deduplication import (
     DeduplicationStore,
     InMemoryDeduplicationStore,
 )
+from conveyor.stores.schedules import InMemoryScheduleStore, ScheduleStore
 from conveyor.transports.channels import Channel, QueueChannel
 from conveyor.transports.dynamic import DynamicChannel
 
@@ -99,6 +100,8 @@ __all__ = [
     "Deduplication",
     "DeduplicationStore",
     "InMemoryDeduplicationStore",
+    "ScheduleStore",
+    "InMemoryScheduleStore",
     # time and ids
     "Clock",
     "SystemClock",
