@@ -48,6 +48,9 @@ class Buses(Protocol):
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> object: ...
 
     def publish(
@@ -60,6 +63,9 @@ class Buses(Protocol):
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> None: ...
 
     def ask(
@@ -68,6 +74,9 @@ class Buses(Protocol):
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Any: ...
 
     def send_through(
@@ -78,6 +87,9 @@ class Buses(Protocol):
         bus: str,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> None: ...
 
 

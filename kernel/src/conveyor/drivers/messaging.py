@@ -326,6 +326,9 @@ class Messaging:
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Any:
         """Send a command to its one handler; returns what a synchronous handler returns."""
         check_payload("send", command)
@@ -334,7 +337,18 @@ class Messaging:
         ) or self.router.command(
             None if routing_key and _is_json(command) else type(command), routing_key
         )
-        message = self.dispatch.new_message(command, headers, routing_key)
+        message = (
+            self.dispatch.new_message(command, headers, routing_key)
+            if message_id is None and correlation_id is None and propagate_headers
+            else self.dispatch.new_message.identified(
+                command,
+                headers,
+                routing_key,
+                message_id=message_id,
+                correlation_id=correlation_id,
+                propagate_headers=propagate_headers,
+            )
+        )
         self._recorder.message(RecordKind.SENT, message, at=message.headers.timestamp)
         if delay is None and at is None and priority is None and ttl is None:
             options = NO_OPTIONS
@@ -361,6 +375,9 @@ class Messaging:
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> None:
         """Publish an event to every handler of it, in registration order (none is fine)."""
         check_payload("publish", event)
@@ -369,7 +386,18 @@ class Messaging:
         )
         if not specs and routing_key is None and isinstance(event, dict | list):
             raise unrouted_plain_event(event)
-        message = self.dispatch.new_message(event, headers, routing_key)
+        message = (
+            self.dispatch.new_message(event, headers, routing_key)
+            if message_id is None and correlation_id is None and propagate_headers
+            else self.dispatch.new_message.identified(
+                event,
+                headers,
+                routing_key,
+                message_id=message_id,
+                correlation_id=correlation_id,
+                propagate_headers=propagate_headers,
+            )
+        )
         self._recorder.message(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
         if delay is None and at is None and priority is None and ttl is None:
             options = NO_OPTIONS
@@ -383,13 +411,27 @@ class Messaging:
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Any:
         """Ask a query of its one handler and return the answer."""
         check_payload("ask", query)
         spec = self.router.query(
             None if routing_key and _is_json(query) else type(query), routing_key
         )
-        message = self.dispatch.new_message(query, headers, routing_key)
+        message = (
+            self.dispatch.new_message(query, headers, routing_key)
+            if message_id is None and correlation_id is None and propagate_headers
+            else self.dispatch.new_message.identified(
+                query,
+                headers,
+                routing_key,
+                message_id=message_id,
+                correlation_id=correlation_id,
+                propagate_headers=propagate_headers,
+            )
+        )
         self._recorder.message(RecordKind.ASKED, message, at=message.headers.timestamp)
         return self.dispatch.handle_from_top(spec, message)
 
@@ -412,6 +454,9 @@ class Messaging:
         bus: str,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> None:
         """Queue a message on ``channel`` so its consumer routes it on the bus (async bus)."""
         if channel in self.internal_channels:
@@ -430,7 +475,10 @@ class Messaging:
                 f"channel of its own for the bus, or declare this one with bus=True, for "
                 f"example QueueChannel({channel!r}, bus=True)."
             )
-        message = self.dispatch.new_message(payload, headers, routing_key)
+        message = self.dispatch.new_message.identified(
+            payload, headers, routing_key, message_id=message_id,
+            correlation_id=correlation_id, propagate_headers=propagate_headers,
+        )  # fmt: skip
         self._recorder.message(
             RecordKind.SENT if bus == BUS_COMMAND else RecordKind.PUBLISHED,
             message,
