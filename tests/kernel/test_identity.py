@@ -84,7 +84,8 @@ def test_a_send_continues_a_flow_under_an_explicit_correlation_id() -> None:
     assert recorder.seen["placed"].correlation_id == "http-req-42"
     assert recorder.seen["placed"].causation_id == "msg-1"
     [sent] = messaging.journal.of_kind(RecordKind.SENT)
-    assert sent.headers is not None and sent.headers.correlation_id == "http-req-42"
+    assert sent.headers is not None
+    assert sent.headers.correlation_id == "http-req-42"
 
 
 def test_a_send_carries_an_explicit_message_id() -> None:
