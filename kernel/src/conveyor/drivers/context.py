@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, overload
 
 from conveyor.core.clock import Clock
 from conveyor.core.headers import Headers
 from conveyor.core.message import Message
+from conveyor.core.queries import Answer, Query
 
 if TYPE_CHECKING:
     from conveyor.drivers.buses import Buses
@@ -144,6 +145,19 @@ class Context(Handling):
             propagate_headers=propagate_headers,
         )
 
+    @overload
+    def ask(
+        self,
+        query: Query[Answer],
+        *,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
+    ) -> Answer: ...
+
+    @overload
     def ask(
         self,
         query: object,
@@ -153,8 +167,19 @@ class Context(Handling):
         message_id: str | None = None,
         correlation_id: str | None = None,
         propagate_headers: bool = True,
-    ) -> object:
-        """Ask a query; its answer comes back at once."""
+    ) -> Any: ...
+
+    def ask(
+        self,
+        query: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
+    ) -> Any:
+        """Ask a query; its answer comes back at once (typed for a ``Query[T]``)."""
         return self._messaging.ask(
             query,
             headers=headers,
