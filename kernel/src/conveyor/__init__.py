@@ -51,6 +51,7 @@ from conveyor.stores.deduplication import (
     DeduplicationStore,
     InMemoryDeduplicationStore,
 )
+from conveyor.stores.schedules import InMemoryScheduleStore, ScheduleStore
 from conveyor.transports.channels import Channel, QueueChannel
 from conveyor.transports.dynamic import DynamicChannel
 from conveyor.transports.memory_broker import MemoryBroker
@@ -105,6 +106,8 @@ __all__ = [
     "Deduplication",
     "DeduplicationStore",
     "InMemoryDeduplicationStore",
+    "ScheduleStore",
+    "InMemoryScheduleStore",
     # time and ids
     "Clock",
     "SystemClock",
