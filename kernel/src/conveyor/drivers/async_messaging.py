@@ -23,13 +23,12 @@ from typing import Any
 from conveyor.core.clock import Clock, ensure_aware
 from conveyor.core.codec.serialization import Codec
 from conveyor.core.delivery import NO_OPTIONS
-from conveyor.core.errors import ConfigurationError
 from conveyor.core.ids import IdGenerator, seeded_random
 from conveyor.core.instants import later
 from conveyor.core.journal import Journal, RecordKind
 from conveyor.core.registry import HandlerSpec
 from conveyor.core.retry import RetryPolicy
-from conveyor.drivers.addressing import Addressing
+from conveyor.drivers.addressing import Addressing, check_bus_channel
 from conveyor.drivers.async_consumption import AsyncConsumption
 from conveyor.drivers.async_dispatch import AsyncDispatch, AsyncTransaction
 from conveyor.drivers.async_driving import AsyncDriver
@@ -40,6 +39,7 @@ from conveyor.drivers.async_stack import AsyncStackParts, async_handling_stack
 from conveyor.drivers.bootstrap import (
     basics,
     check_capabilities,
+    check_retry_delays,
     compose_stacks,
     open_async_channels,
     prepare,
@@ -131,6 +131,7 @@ class AsyncMessaging:
             channel_error_handlers=prepared.channel_error_handlers,
             endpoint_error_handlers=prepared.endpoint_error_handlers,
         )  # fmt: skip
+        check_retry_delays(policies, self.channels)
         self.dead_letters = AsyncDeadLetters(
             self.dead_letter_store, channels=self.channels, journal=self.journal,
             clock=self.clock, drain_inline=drain,
@@ -170,6 +171,11 @@ class AsyncMessaging:
         self._outgoing = outgoing
         self._recorder = recorder
         self._addressing = Addressing(self.router, self.handlers, self.clock)
+
+    @property
+    def driver(self) -> AsyncDriver:
+        """Runs the consumers: channels, schedules, settling and time (as ``Messaging.driver``)."""
+        return self._driver
 
     async def _drain(self, inline: list[str]) -> int:
         """Run inline channels' consumers until they are idle (inline mode)."""
@@ -246,10 +252,10 @@ class AsyncMessaging:
         """Publish an event to every handler of it, in registration order (none is fine)."""
         if not self._open:
             await self.open()
+        specs = self._addressing.events(event, routing_key)
         message = self._dispatch.new_message(event, headers, routing_key)
         self._recorder.message(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
         options = self._addressing.options(delay, at, priority, ttl)
-        specs = self._addressing.events(event, routing_key)
         dispatch = self._dispatch
         await dispatch.from_top(lambda: dispatch.publish_to(specs, message, options))
 
@@ -279,11 +285,7 @@ class AsyncMessaging:
         routing_key: str | None = None,
     ) -> None:
         """Queue a message on ``channel`` so its consumer routes it on the bus (async bus)."""
-        if channel not in self.channels:
-            raise ConfigurationError(
-                f"asynchronous bus channel {channel!r} is not declared; declared: "
-                f"{', '.join(self.channels) or 'none'}."
-            )
+        check_bus_channel(channel, self.channels, {})  # no dynamic channels: none is internal
         if not self._open:
             await self.open()
         message = self._dispatch.new_message(payload, headers, routing_key)
@@ -303,7 +305,7 @@ class AsyncMessaging:
 
     async def run(
         self,
-        name: str,
+        name: str | list[str],
         *,
         concurrency: int = 1,
         limit: int | None = None,
@@ -311,18 +313,21 @@ class AsyncMessaging:
         memory_limit: int | None = None,
         stop_on_failure: bool = False,
         finish_when_empty: bool | None = None,
+        grace: timedelta | None = None,
     ) -> RunResult:
-        """Run one consumer until a limit is reached, up to ``concurrency`` messages at once.
+        """Run one consumer, or several in turn, up to ``concurrency`` messages at once.
 
-        The limits and their defaults are ``Messaging.run``'s. SIGTERM and SIGINT (in the main
-        thread) stop taking messages; the run returns once those in flight are finished.
+        The limits and their defaults are ``Messaging.run``'s, counted over all the consumers.
+        SIGTERM and SIGINT (in the main thread) stop taking messages; the run returns once
+        those in flight are finished. A second signal, or ``grace`` running out, cancels them
+        (they come back when their lease runs out).
         """
         if not self._open:
             await self.open()
         return await self._driver.run(
             name, concurrency=concurrency, limit=limit, time_limit=time_limit,
             memory_limit=memory_limit, stop_on_failure=stop_on_failure,
-            finish_when_empty=finish_when_empty,
+            finish_when_empty=finish_when_empty, grace=grace,
         )  # fmt: skip
 
     def request_stop(self) -> None:

@@ -19,7 +19,7 @@ from types import FrameType
 
 from conveyor.core.clock import Clock, SteppableClock
 from conveyor.core.errors import ConfigurationError, SettleError
-from conveyor.core.instants import later
+from conveyor.core.instants import LATEST, later
 from conveyor.core.journal import Journal, Record, RecordKind
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
@@ -70,6 +70,10 @@ class StepBudget:
         """Count one step; True once the limit is passed."""
         self.used += 1
         return self.limit is not None and self.used > self.limit
+
+    def exhausted(self) -> bool:
+        """Whether every step is spent: one more would pass the limit."""
+        return self.limit is not None and self.used >= self.limit
 
 
 class ScheduledEndpoint:
@@ -142,12 +146,19 @@ class Driver:
     # ------------------------------------------------------------------ one step
 
     def step(
-        self, name: str, *, stop_on_failure: bool = False, wait: timedelta | None = None
+        self,
+        name: str,
+        *,
+        stop_on_failure: bool = False,
+        wait: timedelta | None = None,
+        budget: StepBudget | None = None,
     ) -> bool:
         """Process one message (or tick) of consumer ``name``; False when nothing was due.
 
         ``wait`` (on a real clock only) lets the transport block that long for a message: the
-        broker's long poll instead of a sleep between polls.
+        broker's long poll instead of a sleep between polls. When ``budget`` is spent, work that
+        is found is given back and settling counts as a runaway loop (``max_steps=100`` runs
+        100 steps, never 101).
         """
         runtime = self._channels.get(name)
         if runtime is not None:
@@ -157,6 +168,9 @@ class Driver:
             if not deliveries:
                 return False
             delivery = deliveries[0]
+            if budget is not None and budget.exhausted():
+                runtime.transport.release(delivery)
+                raise self._runaway(budget.limit)
             if runtime.router is not None:  # a dynamic channel: journal its concrete channel too
                 with self._recorder.consuming_via(name, delivery.channel):
                     self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
@@ -167,6 +181,8 @@ class Driver:
         now = self._clock.now()
         if endpoint.due > now:
             return False
+        if budget is not None and budget.exhausted():
+            raise self._runaway(budget.limit)
         self._tick(endpoint, now, stop_on_failure=stop_on_failure)
         return True
 
@@ -228,7 +244,7 @@ class Driver:
         while True:
             progressed = False
             for name in consumers:
-                if self.step(name):
+                if self.step(name, budget=budget):
                     progressed = True
                     steps += 1
                     if budget.spend():
@@ -401,9 +417,11 @@ def next_jump(
     """Where settling on virtual time jumps next: ``due``, if it is ahead and not past ``target``.
 
     None when nothing is pending, when what is due is leased elsewhere (due now, yet not
-    received), or when it lies beyond the instant being advanced to.
+    received), when it lies beyond the instant being advanced to, or when it is not before
+    :data:`~conveyor.core.instants.LATEST`: a clock never gets there, so it never comes due (a
+    lease until the year 9999 written into a broker by hand must not stop settling).
     """
-    if due is None or due <= now or (target is not None and due > target):
+    if due is None or due <= now or due >= LATEST or (target is not None and due > target):
         return None
     return due
 
