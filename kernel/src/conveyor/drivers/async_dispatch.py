@@ -147,7 +147,11 @@ class AsyncDispatch:
         transaction = self._transaction() if self._transaction is not None else nullcontext()
         async with transaction:
             with self._scopes.opened(message, endpoint_id, channel) as scope:
-                result = await work()
+                try:
+                    result = await work()
+                except BaseException:
+                    self._outgoing.discard(scope)
+                    raise
                 await self._outgoing.flush(scope)
         return result
 

@@ -95,7 +95,11 @@ async def collector(proceed: Proceed, attempt: AsyncAttempt) -> object:
     with parts.scopes.opened(
         attempt.message, attempt.spec.endpoint_id, attempt.channel, attempt=attempt.state
     ) as scope:
-        result = await proceed()
+        try:
+            result = await proceed()
+        except BaseException:
+            parts.outgoing.discard(scope)
+            raise
         await parts.outgoing.flush(scope)
     return result
 
