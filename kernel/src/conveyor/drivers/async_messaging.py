@@ -220,12 +220,26 @@ class AsyncMessaging:
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> object:
         """Send a command to its one handler; returns what a synchronous handler returns."""
         if not self._open:
             await self.open()
         spec = self._addressing.command(command, routing_key)
-        message = self._dispatch.new_message(command, headers, routing_key)
+        message = (
+            self._dispatch.new_message(command, headers, routing_key)
+            if message_id is None and correlation_id is None and propagate_headers
+            else self._dispatch.new_message.identified(
+                command,
+                headers,
+                routing_key,
+                message_id=message_id,
+                correlation_id=correlation_id,
+                propagate_headers=propagate_headers,
+            )
+        )
         self._recorder.message(RecordKind.SENT, message, at=message.headers.timestamp)
         options = self._addressing.options(delay, at, priority, ttl)
         dispatch = self._dispatch
@@ -245,12 +259,26 @@ class AsyncMessaging:
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> None:
         """Publish an event to every handler of it, in registration order (none is fine)."""
         if not self._open:
             await self.open()
         specs = self._addressing.events(event, routing_key)
-        message = self._dispatch.new_message(event, headers, routing_key)
+        message = (
+            self._dispatch.new_message(event, headers, routing_key)
+            if message_id is None and correlation_id is None and propagate_headers
+            else self._dispatch.new_message.identified(
+                event,
+                headers,
+                routing_key,
+                message_id=message_id,
+                correlation_id=correlation_id,
+                propagate_headers=propagate_headers,
+            )
+        )
         self._recorder.message(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
         options = self._addressing.options(delay, at, priority, ttl)
         dispatch = self._dispatch
@@ -263,6 +291,9 @@ class AsyncMessaging:
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Answer: ...
 
     @overload
@@ -272,6 +303,9 @@ class AsyncMessaging:
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Any: ...
 
     async def ask(
@@ -280,12 +314,26 @@ class AsyncMessaging:
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Any:
         """Ask a query of its one handler and return the answer (typed for a ``Query[T]``)."""
         if not self._open:
             await self.open()
         spec = self._addressing.query(query, routing_key)
-        message = self._dispatch.new_message(query, headers, routing_key)
+        message = (
+            self._dispatch.new_message(query, headers, routing_key)
+            if message_id is None and correlation_id is None and propagate_headers
+            else self._dispatch.new_message.identified(
+                query,
+                headers,
+                routing_key,
+                message_id=message_id,
+                correlation_id=correlation_id,
+                propagate_headers=propagate_headers,
+            )
+        )
         self._recorder.message(RecordKind.ASKED, message, at=message.headers.timestamp)
         dispatch = self._dispatch
         return await dispatch.from_top(lambda: dispatch.call_handler(spec, message, None))
@@ -298,12 +346,22 @@ class AsyncMessaging:
         bus: str,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> None:
         """Queue a message on ``channel`` so its consumer routes it on the bus (async bus)."""
         check_bus_channel(channel, self.channels, {})  # no dynamic channels: none is internal
         if not self._open:
             await self.open()
-        message = self._dispatch.new_message(payload, headers, routing_key)
+        message = self._dispatch.new_message.identified(
+            payload,
+            headers,
+            routing_key,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            propagate_headers=propagate_headers,
+        )
         kind = RecordKind.SENT if bus == "command" else RecordKind.PUBLISHED
         self._recorder.message(kind, message, channel=channel)
 
