@@ -53,6 +53,7 @@ from conveyor.drivers.recording import Recorder
 from conveyor.drivers.scopes import Scopes
 from conveyor.stores.dead_letters import DeadLetterStore
 from conveyor.stores.deduplication import Deduplication
+from conveyor.stores.schedules import ScheduleStore
 from conveyor.transports.channels import Channel, Mode
 from conveyor.transports.seam import AsyncTransport
 
@@ -76,6 +77,7 @@ class AsyncMessaging:
         types: Iterable[type] = (),
         interceptors: Iterable[object] = (),
         dead_letters: DeadLetterStore | None = None,
+        schedule_store: ScheduleStore | None = None,
         deduplication: Deduplication | None = None,
         retry: RetryPolicy | None = None,
         error_handler: object | None = None,
@@ -166,7 +168,7 @@ class AsyncMessaging:
         self._driver: AsyncDriver = AsyncDriver(
             channels=self.channels, scheduled=[s for s in self.handlers if s.kind == "scheduled"],
             consumption=consumption, dispatch=dispatch, recorder=recorder, router=self.router,
-            buses=self, clock=self.clock, max_steps=max_steps,
+            buses=self, clock=self.clock, max_steps=max_steps, schedule_store=schedule_store,
         )  # fmt: skip
         self._dispatch = dispatch
         self._outgoing = outgoing

@@ -59,6 +59,7 @@ from conveyor.drivers.stack import Attempt, Layer, StackOrder, StackParts, handl
 from conveyor.drivers.worker import Worker, WorkerSettings
 from conveyor.stores.dead_letters import DeadLetterStore, InMemoryDeadLetterStore
 from conveyor.stores.deduplication import Deduplication
+from conveyor.stores.schedules import ScheduleStore
 from conveyor.transports.channels import Channel, Mode
 from conveyor.transports.dynamic import (
     check_internal_channels,
@@ -84,6 +85,9 @@ class Messaging:
         types: extra payload types the codec must know by name (handler types are known).
         interceptors: extra interceptors (they may also be passed in ``handlers``).
         dead_letters: the dead-letter store; in memory by default.
+        schedule_store: where each schedule's next tick is kept and claimed, so several workers
+            run each tick once and a restart catches up (``SqliteScheduleStore``); in memory
+            by default.
         deduplication: deduplicate asynchronous endpoints (None: off).
         retry: the default retry policy of every channel (None: no retries).
         error_handler: the default error handler (a handler or its endpoint id).
@@ -108,6 +112,7 @@ class Messaging:
         types: Iterable[type] = (),
         interceptors: Iterable[object] = (),
         dead_letters: DeadLetterStore | None = None,
+        schedule_store: ScheduleStore | None = None,
         deduplication: Deduplication | None = None,
         retry: RetryPolicy | None = None,
         error_handler: ErrorHandler | None = None,
@@ -274,6 +279,7 @@ class Messaging:
             buses=self,
             clock=self.clock,
             max_steps=max_steps,
+            schedule_store=schedule_store,
         )
         self._recorder = recorder
         # Routing decisions and their checks, the same as AsyncMessaging's (drivers.addressing).
