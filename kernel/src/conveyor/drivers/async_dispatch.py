@@ -179,7 +179,11 @@ class AsyncDispatch:
         scopes = self._scopes
         scope, token = scopes.inner(message, endpoint_id, channel)
         try:
-            result = await work()
+            try:
+                result = await work()
+            except BaseException:
+                self._outgoing.discard(scope)
+                raise
             await self._outgoing.flush(scope)
         finally:
             scopes.leave(token)

@@ -82,6 +82,12 @@ class AsyncOutgoing:
             raise RuntimeError("an AsyncMessaging copy was made outside any collecting scope")
         collector.buffer.append(pending)
 
+    def discard(self, scope: Scope) -> None:
+        """Drop what a failed scope held, with an UNSENT record for each copy."""
+        buffer, scope.buffer = scope.buffer, []
+        for pending in buffer:
+            self._recorder.unsent(pending)
+
     async def flush(self, scope: Scope) -> None:
         """Send what a succeeded scope held, in order."""
         buffer, scope.buffer = scope.buffer, []

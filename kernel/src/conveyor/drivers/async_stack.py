@@ -98,7 +98,11 @@ async def collector(proceed: Proceed, attempt: AsyncAttempt) -> object:
         attempt.message, attempt.spec.endpoint_id, attempt.channel, attempt=attempt.state
     )
     try:
-        result = await proceed()
+        try:
+            result = await proceed()
+        except BaseException:
+            parts.outgoing.discard(scope)
+            raise
         await parts.outgoing.flush(scope)
     finally:
         scopes.leave(token)
