@@ -101,7 +101,9 @@ class AsyncDriver:
         self._stops: set[asyncio.Event] = set()
 
     def names(self) -> list[str]:
-        return [*self._channels, *self.scheduled]
+        """The consumers: channels consumed here (not the send-only ones), then schedules."""
+        consumed = [n for n, rt in self._channels.items() if not rt.definition.send_only]
+        return [*consumed, *self.scheduled]
 
     # ------------------------------------------------------------------ one step
 

@@ -164,7 +164,10 @@ class Driver:
         self._stop_requested = False
 
     def names(self) -> list[str]:
-        return [*self._channels, *self.scheduled]
+        """The consumers: channels this Messaging consumes (not the send-only ones), then
+        scheduled endpoints."""
+        consumed = [n for n, rt in self._channels.items() if not rt.definition.send_only]
+        return [*consumed, *self.scheduled]
 
     # ------------------------------------------------------------------ one step
 
@@ -356,6 +359,12 @@ class Driver:
         stop_on_failure: bool,
         finish_when_empty: bool | None,
     ) -> RunResult:
+        runtime = self._channels.get(name)
+        if runtime is not None and runtime.definition.send_only:
+            raise ConfigurationError(
+                f"channel {name!r} is declared send_only=True: this Messaging sends to it and "
+                f"another consumes it. Run it where it is consumed, or drop send_only."
+            )
         check_run(name, self.names(), limit)
         if time_limit is not None:
             check_time_limit(time_limit, self._clock.now())
