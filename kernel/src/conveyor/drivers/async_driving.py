@@ -54,6 +54,7 @@ from conveyor.drivers.recording import Recorder
 from conveyor.drivers.ticks import TickFailures, log_tick_failure, replayed_tick
 from conveyor.stores.dead_letters import DeadLetter
 from conveyor.stores.schedules import InMemoryScheduleStore, ScheduleStore
+from conveyor.transports.seam import Delivery
 
 __all__ = ["AsyncDriver"]
 
@@ -354,10 +355,14 @@ class AsyncDriver:
                 virtual=virtual, channel=len(channels) == len(names), limit=limit,
                 time_limit=time_limit,
             )  # fmt: skip
-        started = clock.now()
-        taken = turn = 0
+        turn = 0
         in_flight = _InFlight()
         stop, forced = asyncio.Event(), asyncio.Event()
+        tally = _Tally(clock, limit, time_limit, memory_limit, stop)
+        started = tally.started
+        # On a real clock a single channel's slots chain (see _chained); on a VirtualClock each
+        # message is taken by this loop, so a test's interleaving stays the one it always was.
+        chain = tally if len(names) == 1 and channels and not virtual else None
         self._stops.add(stop)
         reason: str | None = None
         cut_short = False
@@ -369,28 +374,25 @@ class AsyncDriver:
                         ", ".join(names), concurrency,
                     )  # fmt: skip
                 while reason is None:
-                    reason = stop_reason(
-                        taken, limit, clock.now() - started, time_limit, memory_limit,
-                        stop_requested=stop.is_set(),
-                    )  # fmt: skip
+                    reason = tally.reason()
                     if reason is not None:
                         break
                     free = concurrency - len(in_flight)
                     if free == 0:
                         await _first_done(in_flight, stop)
                         continue
-                    wanted = free if limit is None else min(free, limit - taken)
+                    wanted = free if limit is None else min(free, limit - tally.taken)
                     started_now = 0
                     for offset in range(len(names)):  # every consumer in turn
                         each = names[(turn + offset) % len(names)]
                         started_now = await self._take(
-                            each, wanted, in_flight, stop, stop_on_failure
+                            each, wanted, in_flight, stop, stop_on_failure, chain=chain
                         )
                         if started_now:
                             break
                     turn += 1
                     if started_now:
-                        taken += started_now
+                        tally.taken += started_now
                         continue
                     if in_flight:  # what is in flight may bring more work
                         await _first_done(in_flight, stop)
@@ -409,9 +411,11 @@ class AsyncDriver:
                     elif (
                         len(names) == 1
                         and channels
-                        and await self._take(names[0], 1, in_flight, stop, stop_on_failure, wait)
+                        and await self._take(
+                            names[0], 1, in_flight, stop, stop_on_failure, wait, chain=chain
+                        )
                     ):
-                        taken += 1  # the broker's long poll brought one
+                        tally.taken += 1  # the broker's long poll brought one
                     else:
                         await _wait(stop, wait)
                 if in_flight:
@@ -429,7 +433,7 @@ class AsyncDriver:
         reason = reason or "signal"
         if cut_short:
             reason = f"{reason}, then {'a second signal' if forced.is_set() else 'grace'}"
-        return RunResult(", ".join(names), taken, reason)
+        return RunResult(", ".join(names), tally.taken, reason)
 
     async def _take(
         self,
@@ -439,8 +443,13 @@ class AsyncDriver:
         stop: asyncio.Event,
         stop_on_failure: bool,
         wait: timedelta | None = None,
+        *,
+        chain: _Tally | None = None,
     ) -> int:
-        """Start handling up to ``wanted`` messages (or one tick), each in its own task."""
+        """Start handling up to ``wanted`` messages (or one tick), each in its own task.
+
+        With ``chain``, each task goes on to the channel's next message itself (``_chained``).
+        """
         runtime = self._channels.get(name)
         if runtime is None:
             if self.scheduled[name].due > self._clock.now():
@@ -455,17 +464,76 @@ class AsyncDriver:
             )  # fmt: skip
             consume = self._consumption.consume
             started = [
-                asyncio.ensure_future(consume(runtime, d, stop_on_failure=stop_on_failure))
+                asyncio.ensure_future(
+                    consume(runtime, d, stop_on_failure=stop_on_failure)
+                    if chain is None
+                    else self._chained(runtime, d, stop_on_failure, chain)
+                )
                 for d in deliveries
             ]
         for task in started:
             in_flight.add(task, stop)
         return len(started)
 
+    async def _chained(
+        self,
+        runtime: AsyncChannelRuntime,
+        delivery: Delivery,
+        stop_on_failure: bool,
+        tally: _Tally,
+    ) -> None:
+        """Consume ``delivery``, then take the channel's next message at once, while the run may.
+
+        A slot that finishes a message starts the next in the same task: ``concurrency`` messages
+        stay in flight without a trip through the run loop (and a new task) for each, and the
+        slots' handlers drift apart instead of waiting and waking in lockstep. The run loop
+        refills only slots that found the channel empty.
+        """
+        name, lease = runtime.name, runtime.definition.lease
+        consume = self._consumption.consume
+        while True:
+            await consume(runtime, delivery, stop_on_failure=stop_on_failure)
+            if tally.reason() is not None:
+                return
+            more = await runtime.transport.receive(name, lease=lease, max_messages=1)
+            if not more:
+                return
+            tally.taken += 1
+            delivery = more[0]
+
     def request_stop(self) -> None:
         """Ask every running consumer to stop taking messages and finish those in flight."""
         for stop in self._stops:
             stop.set()
+
+
+class _Tally:
+    """How many messages a run has taken, and whether it may take another (its slots ask too)."""
+
+    __slots__ = ("clock", "limit", "memory_limit", "started", "stop", "taken", "time_limit")
+
+    def __init__(
+        self,
+        clock: Clock,
+        limit: int | None,
+        time_limit: timedelta | None,
+        memory_limit: int | None,
+        stop: asyncio.Event,
+    ) -> None:
+        self.clock = clock
+        self.limit = limit
+        self.time_limit = time_limit
+        self.memory_limit = memory_limit
+        self.stop = stop
+        self.started = clock.now()
+        self.taken = 0
+
+    def reason(self) -> str | None:
+        """Why the run stops before taking another message, or None (``stop_reason``)."""
+        return stop_reason(
+            self.taken, self.limit, self.clock.now() - self.started, self.time_limit,
+            self.memory_limit, stop_requested=self.stop.is_set(),
+        )  # fmt: skip
 
 
 class _InFlight(set[asyncio.Future[object]]):

@@ -256,11 +256,7 @@ class AsyncMessaging:
         if not spec.is_async:
             self._addressing.refuse_options(spec, message, options)
             return await dispatch.from_top(lambda: dispatch.call_handler(spec, message, None))
-
-        async def hold() -> None:
-            self._outgoing.queue_copy(spec, message, options)
-
-        await dispatch.from_top(hold)
+        await dispatch.queue_from_top(spec, message, options)
         return None
 
     async def publish(
