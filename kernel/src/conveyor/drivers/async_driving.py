@@ -26,6 +26,7 @@ from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from typing import Any
 
+from conveyor.core import lifecycle
 from conveyor.core.clock import Clock, SteppableClock
 from conveyor.core.errors import ConfigurationError, SettleError
 from conveyor.core.journal import RecordKind
@@ -35,6 +36,7 @@ from conveyor.core.routing import Router
 from conveyor.drivers.async_consumption import AsyncConsumption
 from conveyor.drivers.async_context import AsyncBuses
 from conveyor.drivers.async_dispatch import AsyncDispatch
+from conveyor.drivers.async_plans import AsyncErrorHandlers
 from conveyor.drivers.channel_runtime import AsyncChannelRuntime
 from conveyor.drivers.driving import (
     RunResult,
@@ -49,6 +51,8 @@ from conveyor.drivers.driving import (
     stop_reason,
 )
 from conveyor.drivers.recording import Recorder
+from conveyor.drivers.ticks import TickFailures, log_tick_failure, replayed_tick
+from conveyor.stores.dead_letters import DeadLetter
 from conveyor.stores.schedules import InMemoryScheduleStore, ScheduleStore
 from conveyor.transports.seam import Delivery
 
@@ -64,11 +68,13 @@ class AsyncDriver:
         "_clock",
         "_consumption",
         "_dispatch",
+        "_error_handlers",
         "_max_steps",
         "_recorder",
         "_router",
         "_stepper",
         "_stops",
+        "_ticks",
         "scheduled",
     )
 
@@ -85,8 +91,12 @@ class AsyncDriver:
         clock: Clock,
         max_steps: int | None,
         schedule_store: ScheduleStore | None = None,
+        ticks: TickFailures | None = None,
+        error_handlers: AsyncErrorHandlers | None = None,
     ) -> None:
         self._channels = channels
+        self._ticks = ticks
+        self._error_handlers = error_handlers
         self._consumption = consumption
         self._dispatch = dispatch
         self._recorder = recorder
@@ -131,6 +141,10 @@ class AsyncDriver:
             return False
         if budget is not None and budget.exhausted():
             raise self._runaway(budget.limit)
+        retried = endpoint.take_retry(self._clock.now())
+        if retried is not None:
+            await self._run_tick(endpoint, retried, stop_on_failure=stop_on_failure)
+            return True
         taken = endpoint.take(self._clock.now())
         if taken is None:
             return False  # another worker claimed the tick
@@ -142,11 +156,26 @@ class AsyncDriver:
     async def _tick(
         self, endpoint: ScheduledEndpoint, planned: datetime, *, stop_on_failure: bool
     ) -> None:
+        tick = Message(planned, self._dispatch.new_message(None, None, None).headers, None)
+        await self._run_tick(endpoint, tick, stop_on_failure=stop_on_failure)
+
+    async def replay_tick(self, letter: DeadLetter) -> None:
+        """Run a tick kept as a dead letter again, now (``dead_letters.replay``)."""
+        endpoint = self.scheduled[letter.channel]
+        tick = replayed_tick(letter, self._clock.now())
+        await self._run_tick(endpoint, tick, stop_on_failure=False)
+
+    async def _run_tick(
+        self, endpoint: ScheduledEndpoint, tick: Message, *, stop_on_failure: bool
+    ) -> None:
+        """Run one tick; a failure follows the tick's policy (``conveyor.drivers.ticks``)."""
         spec = endpoint.spec
         dispatch = self._dispatch
-        tick = Message(planned, dispatch.new_message(None, None, None).headers, spec.endpoint_id)
+        planned = tick.payload
+        assert isinstance(planned, datetime)
+        tick = Message(planned, tick.headers, spec.endpoint_id)
         self._recorder.message(
-            RecordKind.TICKED, tick, endpoint_id=spec.endpoint_id,
+            RecordKind.TICKED, tick, endpoint_id=spec.endpoint_id, attempt=tick.headers.attempt,
             detail=f"planned {planned.isoformat()}",
         )  # fmt: skip
 
@@ -158,15 +187,60 @@ class AsyncDriver:
                 else:
                     await self._buses.publish(result)
 
-        try:
-            await dispatch.collected(tick, spec.endpoint_id, None, run_tick)
-        except Exception as error:
-            if stop_on_failure:
-                raise
-            logging.getLogger("conveyor").error(
-                "scheduled %s failed at its tick planned %s; the next tick runs as planned: %s",
-                spec.endpoint_id, planned.isoformat(), error, exc_info=error,
-            )  # fmt: skip
+        tried = 0
+        while True:
+            tried += 1
+            try:
+                await dispatch.collected(tick, spec.endpoint_id, None, run_tick)
+                return
+            except Exception as error:
+                if stop_on_failure:
+                    raise
+                ticks = self._ticks
+                if ticks is not None and ticks.instant_retries(spec.endpoint_id, error, tried):
+                    continue
+                plan = ticks.plan(spec.endpoint_id, error, tick.headers.attempt) if ticks else None
+                if plan is None:
+                    log_tick_failure(spec.endpoint_id, planned, error)
+                    return
+                await self._carry_out(plan, endpoint, tick, error)
+                return
+
+    async def _carry_out(
+        self,
+        plan: lifecycle.Plan,
+        endpoint: ScheduledEndpoint,
+        tick: Message,
+        error: BaseException,
+    ) -> None:
+        """Perform a failing tick's plan, as the sync driver does."""
+        ticks = self._ticks
+        assert ticks is not None
+        endpoint_id = endpoint.spec.endpoint_id
+        for action in plan.actions:
+            if isinstance(action, lifecycle.Record):
+                ticks.record(action, tick, endpoint_id)
+            elif isinstance(action, lifecycle.Resend) and action.available_at is not None:
+                later = tick.headers.with_attempt(tick.headers.attempt + 1)
+                endpoint.retry = (action.available_at, Message(tick.payload, later, None))
+            elif isinstance(action, lifecycle.StoreDeadLetter):
+                ticks.store(action, tick, endpoint_id)
+            elif isinstance(action, lifecycle.CallErrorHandler):
+                assert self._error_handlers is not None
+                handler_error: BaseException | None = None
+                try:
+                    await self._error_handlers.give(
+                        action.handler, ticks.failure(tick, endpoint_id, error), tick,
+                        endpoint_id, None,
+                    )  # fmt: skip
+                except Exception as raised:
+                    handler_error = raised
+                after = lifecycle.after_error_handler(
+                    ticks.policies[endpoint_id], error=error, handler_error=handler_error,
+                    handler=action.handler, attempt=tick.headers.attempt, wire={},
+                    now=self._clock.now(),
+                )  # fmt: skip
+                await self._carry_out(after, endpoint, tick, error)
 
     # ------------------------------------------------------------------ settling
 
