@@ -16,9 +16,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import FrameType
+from typing import TypeGuard
 
 from conveyor.core.clock import Clock, SteppableClock
 from conveyor.core.errors import ConfigurationError, SettleError
+from conveyor.core.implements import implements
 from conveyor.core.instants import later
 from conveyor.core.journal import Journal, Record, RecordKind
 from conveyor.core.message import Message
@@ -130,7 +132,7 @@ class Driver:
         self._router = router
         self._buses = buses
         self._clock = clock
-        self._stepper: SteppableClock | None = clock if isinstance(clock, SteppableClock) else None
+        self._stepper: SteppableClock | None = clock if _steppable(clock) else None
         self._max_steps = max_steps
         now = clock.now()
         self.scheduled = {s.endpoint_id: ScheduledEndpoint(s, now) for s in scheduled}
@@ -503,3 +505,7 @@ def check_run(name: str, consumers: list[str], limit: int | None) -> None:
         )
     if limit is not None and limit < 1:
         raise ConfigurationError(f"run(limit={limit}) must be at least 1")
+
+
+def _steppable(clock: Clock) -> TypeGuard[SteppableClock]:
+    return implements(clock, SteppableClock)
