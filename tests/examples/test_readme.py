@@ -8,10 +8,12 @@ type checker reads what they copy.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import re
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +48,25 @@ def test_the_readme_examples_run_as_written(monkeypatch: pytest.MonkeyPatch) -> 
     for block in blocks:
         exec(compile(block, str(README), "exec", dont_inherit=True), module.__dict__)
     assert isinstance(module.__dict__["messaging"], Messaging)
-    tests: dict[str, Callable[..., None]] = {
+    tests: dict[str, Callable[..., Any]] = {
         name: value for name, value in module.__dict__.items() if name.startswith("test_")
     }
     assert len(tests) >= 2
     module_marks = types.SimpleNamespace(pytestmark=module.__dict__.get("pytestmark", []))
     base = Setup().replace(**_conveyor_options(module_marks))
     for test in tests.values():
-        with base.replace(**_conveyor_options(test)).harness() as harness:
+        setup = base.replace(**_conveyor_options(test))
+        if inspect.iscoroutinefunction(test):
+            asyncio.run(_run_async(setup, test))
+            continue
+        with setup.harness() as harness:
             test(harness)
+
+
+async def _run_async(setup: Setup, test: Callable[..., Awaitable[None]]) -> None:
+    """An ``async def`` test with the harness the ``async_messaging`` fixture builds."""
+    async with setup.async_harness() as harness:
+        await test(harness)
 
 
 def test_the_readme_examples_pass_mypy_strict(tmp_path: Path) -> None:

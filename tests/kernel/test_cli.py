@@ -613,6 +613,7 @@ def test_a_signal_finishes_the_current_message_then_exits_0(signum: signal.Signa
         assert process.stderr is not None
         read_until(process.stderr, "working on first")  # the handler is running
         process.send_signal(signum)
+        read_until(process.stderr, "stopping (signal): taking no more work; 1 in flight")
         out, err = process.communicate(input=b"go on\n", timeout=LINE_TIMEOUT)
     finally:
         if process.poll() is None:

@@ -27,7 +27,7 @@ from conveyor.transports.seam import (
     WireMessage,
 )
 from conveyor_postgres import AsyncPostgresTransport, PostgresTransport
-from pytest_conveyor.conformance import (
+from pytest_conveyor.legacy_conformance import (
     DelayTransportConformance,
     DurableTransportConformance,
     FifoTransportConformance,

@@ -17,7 +17,7 @@ from rabbitmq_kit import TcpProxy, poll_receive, real_wait
 from conveyor.core.clock import SystemClock
 from conveyor.transports.seam import WireMessage
 from conveyor_rabbitmq.transport import RabbitMQTransport
-from pytest_conveyor.conformance import (
+from pytest_conveyor.legacy_conformance import (
     DelayTransportConformance,
     DurableTransportConformance,
     FifoTransportConformance,

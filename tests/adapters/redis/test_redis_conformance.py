@@ -18,7 +18,7 @@ import pytest
 
 from conveyor.core.clock import VirtualClock
 from conveyor_redis import RedisTransport
-from pytest_conveyor.conformance import (
+from pytest_conveyor.legacy_conformance import (
     DelayTransportConformance,
     DurableTransportConformance,
     FifoTransportConformance,

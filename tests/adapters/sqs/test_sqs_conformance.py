@@ -21,7 +21,7 @@ import pytest
 from conveyor.core.clock import SystemClock
 from conveyor.transports.seam import ChannelOptions, Delivery, Transport, WireMessage
 from conveyor_sqs import ClientSettings, SqsTransport
-from pytest_conveyor.conformance import (
+from pytest_conveyor.legacy_conformance import (
     DelayTransportConformance,
     DurableTransportConformance,
     FifoTransportConformance,

@@ -240,12 +240,14 @@ def count_messages(connection: sqlite3.Connection, channel: str) -> int:
     return int(row[0])
 
 
-def earliest_due_ms(connection: sqlite3.Connection, channel: str) -> int | None:
+def earliest_due_ms(connection: sqlite3.Connection, channel: str) -> float | None:
     """The earliest millisecond a message of ``channel`` becomes receivable, or None if empty.
 
     A leased message counts from the end of its lease, which is when it could come back. The
     delayed messages cost one step of their index; the ready ones are read, which the consumer
-    is about to do anyway. A due time or lease that is not a number is left out.
+    is about to do anyway. A due time or lease that is not a number is left out; one written
+    by hand can be any number, a REAL or an integer past what a datetime holds, so it is
+    returned as stored (see ``instants.from_unix_ms``).
     """
     row = connection.execute(
         """
@@ -265,7 +267,8 @@ def earliest_due_ms(connection: sqlite3.Connection, channel: str) -> int | None:
         """,
         (channel, channel),
     ).fetchone()
-    return None if row[0] is None else int(row[0])
+    due: float | None = row[0]
+    return due
 
 
 def encode_body(body: object) -> bytes:

@@ -232,7 +232,7 @@ class AsyncDriver:
 
     async def run(
         self,
-        name: str,
+        name: str | list[str],
         *,
         concurrency: int,
         limit: int | None,
@@ -240,25 +240,43 @@ class AsyncDriver:
         memory_limit: int | None,
         stop_on_failure: bool,
         finish_when_empty: bool | None,
+        grace: timedelta | None = None,
     ) -> RunResult:
-        check_run(name, self.names(), limit)
+        """Run one consumer, or several in turn, with up to ``concurrency`` messages in flight.
+
+        A second signal, or ``grace`` running out after the first, cancels what is in flight:
+        those messages come back when their lease runs out.
+        """
+        names = [name] if isinstance(name, str) else list(dict.fromkeys(name))
+        if not names:
+            raise ConfigurationError("run() needs at least one consumer")
+        for each in names:
+            check_run(each, self.names(), limit)
         if time_limit is not None:
             check_time_limit(time_limit, self._clock.now())
         if concurrency < 1:
             raise ConfigurationError(f"run(concurrency={concurrency}) must be at least 1")
-        clock, virtual, channel = self._clock, self._stepper is not None, name in self._channels
+        clock, virtual = self._clock, self._stepper is not None
+        channels = [n for n in names if n in self._channels]
         if finish_when_empty is None:
             finish_when_empty = finishes_when_empty(
-                virtual=virtual, channel=channel, limit=limit, time_limit=time_limit
-            )
+                virtual=virtual, channel=len(channels) == len(names), limit=limit,
+                time_limit=time_limit,
+            )  # fmt: skip
         started = clock.now()
-        taken = 0
+        taken = turn = 0
         in_flight = _InFlight()
-        stop = asyncio.Event()
+        stop, forced = asyncio.Event(), asyncio.Event()
         self._stops.add(stop)
         reason: str | None = None
+        cut_short = False
         try:
-            with _signals(stop):
+            with _signals(stop, forced):
+                if not virtual:
+                    logging.getLogger("conveyor").info(
+                        "serving %s, %d at once; SIGTERM or SIGINT stops taking work",
+                        ", ".join(names), concurrency,
+                    )  # fmt: skip
                 while reason is None:
                     reason = stop_reason(
                         taken, limit, clock.now() - started, time_limit, memory_limit,
@@ -271,7 +289,15 @@ class AsyncDriver:
                         await _first_done(in_flight, stop)
                         continue
                     wanted = free if limit is None else min(free, limit - taken)
-                    started_now = await self._take(name, wanted, in_flight, stop, stop_on_failure)
+                    started_now = 0
+                    for offset in range(len(names)):  # every consumer in turn
+                        each = names[(turn + offset) % len(names)]
+                        started_now = await self._take(
+                            each, wanted, in_flight, stop, stop_on_failure
+                        )
+                        if started_now:
+                            break
+                    turn += 1
                     if started_now:
                         taken += started_now
                         continue
@@ -279,30 +305,40 @@ class AsyncDriver:
                         await _first_done(in_flight, stop)
                         continue
                     if finish_when_empty or (
-                        virtual and time_limit is None and await self.next_due([name]) is None
+                        virtual and time_limit is None and await self.next_due(names) is None
                     ):
                         reason = "empty"
                         break
                     wait = idle_wait(
-                        clock.now(), await self.next_due([name]), virtual=virtual,
-                        channel=channel, started=started, time_limit=time_limit,
+                        clock.now(), await self.next_due(names), virtual=virtual,
+                        channel=bool(channels), started=started, time_limit=time_limit,
                     )  # fmt: skip
                     if self._stepper is not None:
                         self._stepper.advance_to(clock.now() + wait)
-                    elif channel and await self._take(
-                        name, 1, in_flight, stop, stop_on_failure, wait
+                    elif (
+                        len(names) == 1
+                        and channels
+                        and await self._take(names[0], 1, in_flight, stop, stop_on_failure, wait)
                     ):
                         taken += 1  # the broker's long poll brought one
                     else:
                         await _wait(stop, wait)
+                if in_flight:
+                    cut_short = not await _finish(in_flight, forced, grace)
         finally:
+            if in_flight and cut_short:
+                for task in in_flight:
+                    task.cancel()  # left to their lease
             if in_flight:
                 await asyncio.wait(in_flight)
             self._stops.discard(stop)
         failures = in_flight.failures
-        if failures:  # stop_on_failure, or a transport that cannot be reached
+        if failures and not cut_short:  # stop_on_failure, or a transport that cannot be reached
             raise failures[0]
-        return RunResult(name, taken, reason or "signal")
+        reason = reason or "signal"
+        if cut_short:
+            reason = f"{reason}, then {'a second signal' if forced.is_set() else 'grace'}"
+        return RunResult(", ".join(names), taken, reason)
 
     async def _take(
         self,
@@ -370,15 +406,37 @@ async def _first_done(in_flight: _InFlight, stop: asyncio.Event) -> None:
         stopped.cancel()
 
 
+async def _finish(in_flight: _InFlight, forced: asyncio.Event, grace: timedelta | None) -> bool:
+    """Wait for the messages in flight; False if a second signal or ``grace`` cut it short."""
+    interrupted = asyncio.ensure_future(forced.wait())
+    try:
+        timeout = None if grace is None else grace.total_seconds()
+        deadline = asyncio.get_running_loop().time() + (timeout or 0.0)
+        while in_flight:
+            left = None if timeout is None else deadline - asyncio.get_running_loop().time()
+            if forced.is_set() or (left is not None and left <= 0):
+                return False
+            await asyncio.wait(
+                [*in_flight, interrupted], timeout=left, return_when=asyncio.FIRST_COMPLETED
+            )
+        return True
+    finally:
+        interrupted.cancel()
+
+
 async def _wait(stop: asyncio.Event, wait: timedelta) -> None:
     """Wait for ``wait`` or a stop, whichever comes first: never a wait a signal cannot end."""
     with suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), wait.total_seconds())
 
 
+def _stop_or_force(stop: asyncio.Event, forced: asyncio.Event) -> None:
+    (forced if stop.is_set() else stop).set()
+
+
 @contextmanager
-def _signals(stop: asyncio.Event) -> Iterator[None]:
-    """SIGTERM and SIGINT stop taking messages; those in flight finish."""
+def _signals(stop: asyncio.Event, forced: asyncio.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT stop taking messages and those in flight finish; a second one forces."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -387,7 +445,7 @@ def _signals(stop: asyncio.Event) -> Iterator[None]:
     for signum in (signal.SIGTERM, signal.SIGINT):
         previous = signal.getsignal(signum)
         try:
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, _stop_or_force, stop, forced)
         except (NotImplementedError, RuntimeError):  # not on this loop (Windows, a thread)
             continue
         installed.append((signum, previous))

@@ -171,6 +171,11 @@ class AsyncMessaging:
         self._recorder = recorder
         self._addressing = Addressing(self.router, self.handlers, self.clock)
 
+    @property
+    def driver(self) -> AsyncDriver:
+        """Runs the consumers: channels, schedules, settling and time (as ``Messaging.driver``)."""
+        return self._driver
+
     async def _drain(self, inline: list[str]) -> int:
         """Run inline channels' consumers until they are idle (inline mode)."""
         return await self._driver.settle(names=inline)
@@ -303,7 +308,7 @@ class AsyncMessaging:
 
     async def run(
         self,
-        name: str,
+        name: str | list[str],
         *,
         concurrency: int = 1,
         limit: int | None = None,
@@ -311,18 +316,21 @@ class AsyncMessaging:
         memory_limit: int | None = None,
         stop_on_failure: bool = False,
         finish_when_empty: bool | None = None,
+        grace: timedelta | None = None,
     ) -> RunResult:
-        """Run one consumer until a limit is reached, up to ``concurrency`` messages at once.
+        """Run one consumer, or several in turn, up to ``concurrency`` messages at once.
 
-        The limits and their defaults are ``Messaging.run``'s. SIGTERM and SIGINT (in the main
-        thread) stop taking messages; the run returns once those in flight are finished.
+        The limits and their defaults are ``Messaging.run``'s, counted over all the consumers.
+        SIGTERM and SIGINT (in the main thread) stop taking messages; the run returns once
+        those in flight are finished. A second signal, or ``grace`` running out, cancels them
+        (they come back when their lease runs out).
         """
         if not self._open:
             await self.open()
         return await self._driver.run(
             name, concurrency=concurrency, limit=limit, time_limit=time_limit,
             memory_limit=memory_limit, stop_on_failure=stop_on_failure,
-            finish_when_empty=finish_when_empty,
+            finish_when_empty=finish_when_empty, grace=grace,
         )  # fmt: skip
 
     def request_stop(self) -> None:

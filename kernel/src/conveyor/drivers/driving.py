@@ -21,7 +21,7 @@ from typing import TypeGuard
 from conveyor.core.clock import Clock, SteppableClock
 from conveyor.core.errors import ConfigurationError, SettleError
 from conveyor.core.implements import implements
-from conveyor.core.instants import later
+from conveyor.core.instants import LATEST, later
 from conveyor.core.journal import Journal, Record, RecordKind
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
@@ -403,9 +403,11 @@ def next_jump(
     """Where settling on virtual time jumps next: ``due``, if it is ahead and not past ``target``.
 
     None when nothing is pending, when what is due is leased elsewhere (due now, yet not
-    received), or when it lies beyond the instant being advanced to.
+    received), when it lies beyond the instant being advanced to, or when it is not before
+    :data:`~conveyor.core.instants.LATEST`: a clock never gets there, so it never comes due (a
+    lease until the year 9999 written into a broker by hand must not stop settling).
     """
-    if due is None or due <= now or (target is not None and due > target):
+    if due is None or due <= now or due >= LATEST or (target is not None and due > target):
         return None
     return due
 

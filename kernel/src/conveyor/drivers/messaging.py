@@ -51,6 +51,7 @@ from conveyor.drivers.recording import Recorder
 from conveyor.drivers.replay import DeadLetters
 from conveyor.drivers.scopes import Scopes
 from conveyor.drivers.stack import Attempt, Layer, StackOrder, StackParts, handling_stack
+from conveyor.drivers.worker import Worker, WorkerSettings
 from conveyor.stores.dead_letters import DeadLetterStore, InMemoryDeadLetterStore
 from conveyor.stores.deduplication import Deduplication
 from conveyor.transports.channels import Channel, Mode
@@ -478,6 +479,42 @@ class Messaging:
             stop_on_failure=stop_on_failure,
             finish_when_empty=finish_when_empty,
         )
+
+    def serve(
+        self,
+        consumers: Iterable[str],
+        *,
+        concurrency: int = 1,
+        limit: int | None = None,
+        time_limit: timedelta | None = None,
+        memory_limit: int | None = None,
+        stop_on_failure: bool = False,
+        finish_when_empty: bool = False,
+        grace: timedelta | None = None,
+    ) -> RunResult:
+        """Serve several consumers at once on a real clock: what ``conveyor run`` does.
+
+        ``concurrency`` threads take messages from every channel in turn; the schedules have a
+        thread of their own. SIGTERM and SIGINT (in the main thread) end every wait at once,
+        stop taking work and return once the messages in flight are finished; a second signal,
+        or ``grace`` running out, returns at once and leaves them to their lease. The limits
+        are those of ``run``, counted over all the consumers.
+        """
+        names = list(consumers)
+        for name in names:
+            if name in self.internal_channels:
+                owner = self.internal_channels[name]
+                raise internal_channel_error(name, owner, "serve() was asked for")
+        settings = WorkerSettings(
+            concurrency=concurrency,
+            limit=limit,
+            time_limit=time_limit,
+            memory_limit=memory_limit,
+            stop_on_failure=stop_on_failure,
+            finish_when_empty=finish_when_empty,
+            grace=grace,
+        )
+        return Worker(self.driver, names, settings, self.clock).run()
 
     def run_until_idle(self, advance_time: bool = False, max_steps: int | None = None) -> int:
         """Run every consumer until nothing is runnable; returns the number of steps taken.

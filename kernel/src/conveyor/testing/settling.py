@@ -36,7 +36,7 @@ class SettlingHarness(HarnessVerbs):
         __tracebackhide__ = True
         m = self.messaging
         budget = max_steps if max_steps is not None else m.max_steps
-        with self._raising():
+        with self.raising():
             steps = m.run_until_idle(max_steps=budget)
             if not (self.advance_time if advance_time is None else advance_time):
                 return steps

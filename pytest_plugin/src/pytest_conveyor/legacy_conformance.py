@@ -1,4 +1,10 @@
-"""The transport conformance suite: one set of tests every transport passes.
+"""TEMPORARY: the previous, class-based conformance suite, kept while the broker adapters move.
+
+The suite is now the package :mod:`pytest_conveyor.conformance` (pytest-free checks, sync and
+async runners). This module keeps the broker adapters' conformance tests running until each is
+switched to the package; it goes once none imports it. What follows is its original docstring.
+
+The transport conformance suite: one set of tests every transport passes.
 
 DESIGN section 5: the in-memory transport and every adapter run the same suite, so "works on
 memory" means "works on the broker". It ships inside the plugin so third-party adapters can run it
@@ -6,7 +12,7 @@ too. An adapter's test module subclasses :class:`TransportConformance`, adds one
 optional promise its transport makes, and provides a ``harness`` fixture::
 
     import pytest
-    from pytest_conveyor.conformance import (
+    from pytest_conveyor.legacy_conformance import (
         DelayTransportConformance,
         FifoTransportConformance,
         TransportHarness,
