@@ -42,8 +42,8 @@ def worker(*argv: str) -> Iterator[subprocess.Popen[bytes]]:
                 stream.close()
 
 
-def read_until(stream: IO[bytes] | None, text: str) -> list[str]:
-    """Lines from a child's unbuffered pipe up to one containing ``text``; never waits forever."""
+def read_until(stream: IO[bytes] | None, text: str, times: int = 1) -> list[str]:
+    """Lines from a child's unbuffered pipe until ``text`` was seen ``times``; never hangs."""
     assert stream is not None
     lines: list[str] = []
     while True:
@@ -52,7 +52,7 @@ def read_until(stream: IO[bytes] | None, text: str) -> list[str]:
         line = stream.readline().decode()
         assert line, f"the process ended before printing {text!r}; it printed: {lines}"
         lines.append(line)
-        if text in line:
+        if "".join(lines).count(text) >= times:
             return lines
 
 
@@ -113,8 +113,7 @@ def test_several_threads_finish_every_message_in_flight_before_exiting() -> None
     with worker(
         "--app", "nightly:build_with_a_job", "run", "jobs", "--concurrency", "2"
     ) as process:
-        read_until(process.stderr, "working on")
-        read_until(process.stderr, "working on")  # both jobs are in flight, one per thread
+        read_until(process.stderr, "working on", times=2)  # both in flight, one per thread
         process.send_signal(signal.SIGTERM)
         read_until(process.stderr, "2 in flight to finish")
         out, err = process.communicate(input=b"go on\ngo on\n", timeout=LINE_TIMEOUT)

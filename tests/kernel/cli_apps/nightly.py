@@ -35,9 +35,11 @@ def nightly() -> None:
 @asynchronous("jobs")
 @command_handler
 def work(job: Job) -> None:
-    print(f"working on {job.name}", file=sys.stderr, flush=True)
+    sys.stderr.write(f"working on {job.name}\n")  # one write: threads print at once
+    sys.stderr.flush()
     sys.stdin.readline()
-    print(f"finished {job.name}", file=sys.stderr, flush=True)
+    sys.stderr.write(f"finished {job.name}\n")
+    sys.stderr.flush()
 
 
 def build() -> Messaging:

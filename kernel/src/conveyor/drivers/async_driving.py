@@ -101,20 +101,31 @@ class AsyncDriver:
 
     # ------------------------------------------------------------------ one step
 
-    async def step(self, name: str, *, stop_on_failure: bool = False) -> bool:
-        """Process one message (or tick) of consumer ``name``; False when nothing was due."""
+    async def step(
+        self, name: str, *, stop_on_failure: bool = False, budget: StepBudget | None = None
+    ) -> bool:
+        """Process one message (or tick) of consumer ``name``; False when nothing was due.
+
+        When ``budget`` is spent, work that is found is given back and settling counts as a
+        runaway loop, as in the sync driver.
+        """
         runtime = self._channels.get(name)
         if runtime is not None:
             lease = runtime.definition.lease
             deliveries = await runtime.transport.receive(name, lease=lease, max_messages=1)
             if not deliveries:
                 return False
+            if budget is not None and budget.exhausted():
+                await runtime.transport.release(deliveries[0])
+                raise self._runaway(budget.limit)
             await self._consumption.consume(runtime, deliveries[0], stop_on_failure=stop_on_failure)
             return True
         endpoint = self.scheduled[name]
         now = self._clock.now()
         if endpoint.due > now:
             return False
+        if budget is not None and budget.exhausted():
+            raise self._runaway(budget.limit)
         await self._tick(endpoint, now, stop_on_failure=stop_on_failure)
         return True
 
@@ -167,7 +178,7 @@ class AsyncDriver:
         while True:
             progressed = False
             for name in consumers:
-                if await self.step(name):
+                if await self.step(name, budget=budget):
                     progressed = True
                     steps += 1
                     if budget.spend():

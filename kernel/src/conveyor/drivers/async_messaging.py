@@ -40,6 +40,7 @@ from conveyor.drivers.async_stack import AsyncStackParts, async_handling_stack
 from conveyor.drivers.bootstrap import (
     basics,
     check_capabilities,
+    check_retry_delays,
     compose_stacks,
     open_async_channels,
     prepare,
@@ -131,6 +132,7 @@ class AsyncMessaging:
             channel_error_handlers=prepared.channel_error_handlers,
             endpoint_error_handlers=prepared.endpoint_error_handlers,
         )  # fmt: skip
+        check_retry_delays(policies, self.channels)
         self.dead_letters = AsyncDeadLetters(
             self.dead_letter_store, channels=self.channels, journal=self.journal,
             clock=self.clock, drain_inline=drain,

@@ -73,6 +73,10 @@ class StepBudget:
         self.used += 1
         return self.limit is not None and self.used > self.limit
 
+    def exhausted(self) -> bool:
+        """Whether every step is spent: one more would pass the limit."""
+        return self.limit is not None and self.used >= self.limit
+
 
 class ScheduledEndpoint:
     """A ``@scheduled`` handler with its next planned tick."""
@@ -144,12 +148,19 @@ class Driver:
     # ------------------------------------------------------------------ one step
 
     def step(
-        self, name: str, *, stop_on_failure: bool = False, wait: timedelta | None = None
+        self,
+        name: str,
+        *,
+        stop_on_failure: bool = False,
+        wait: timedelta | None = None,
+        budget: StepBudget | None = None,
     ) -> bool:
         """Process one message (or tick) of consumer ``name``; False when nothing was due.
 
         ``wait`` (on a real clock only) lets the transport block that long for a message: the
-        broker's long poll instead of a sleep between polls.
+        broker's long poll instead of a sleep between polls. When ``budget`` is spent, work that
+        is found is given back and settling counts as a runaway loop (``max_steps=100`` runs
+        100 steps, never 101).
         """
         runtime = self._channels.get(name)
         if runtime is not None:
@@ -159,6 +170,9 @@ class Driver:
             if not deliveries:
                 return False
             delivery = deliveries[0]
+            if budget is not None and budget.exhausted():
+                runtime.transport.release(delivery)
+                raise self._runaway(budget.limit)
             if runtime.router is not None:  # a dynamic channel: journal its concrete channel too
                 with self._recorder.consuming_via(name, delivery.channel):
                     self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
@@ -169,6 +183,8 @@ class Driver:
         now = self._clock.now()
         if endpoint.due > now:
             return False
+        if budget is not None and budget.exhausted():
+            raise self._runaway(budget.limit)
         self._tick(endpoint, now, stop_on_failure=stop_on_failure)
         return True
 
@@ -230,7 +246,7 @@ class Driver:
         while True:
             progressed = False
             for name in consumers:
-                if self.step(name):
+                if self.step(name, budget=budget):
                     progressed = True
                     steps += 1
                     if budget.spend():

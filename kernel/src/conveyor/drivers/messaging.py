@@ -32,6 +32,7 @@ from conveyor.drivers.bootstrap import (
     check_capabilities,
     check_channels,
     check_handlers,
+    check_retry_delays,
     open_channels,
     resolve_error_handler,
     unused_layers,
@@ -201,6 +202,11 @@ class Messaging:
             channel_error_handlers=channel_error_handlers,
             endpoint_error_handlers=endpoint_error_handlers,
         )
+        try:
+            check_retry_delays(self._policies, self.channels)
+        except BaseException:
+            self.close()
+            raise
         dispatch = self.dispatch
         parts = StackParts(
             scopes=scopes,

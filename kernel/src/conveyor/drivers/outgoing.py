@@ -134,6 +134,13 @@ def pending_copy(
     if router is not None:  # a dynamic channel: its strategy places the copy now, at send
         headers[VIA] = router.route(channel, headers)
     wire = WireMessage(body, headers)
+    if options.available_at is not None and not final.transport.capabilities.delay:
+        raise RoutingError(
+            f"a delay (delay=, at= or @delayed) was asked for {message.type_name}, but channel "
+            f"{final.name!r} ({type(final.transport).__qualname__}) cannot hold delayed "
+            f"messages, so it would be delivered at once; send without a delay or use a "
+            f"channel whose transport declares delay."
+        )
     if options.priority and not final.transport.capabilities.priority:
         raise RoutingError(
             f"priority={options.priority} was asked for {message.type_name}, but channel "
