@@ -38,6 +38,7 @@ import json
 import os
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,7 +49,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import fmt_int, fmt_ratio, print_table, title
+from _harness import fmt_int, fmt_ratio, print_table, summarize, title
 
 from conveyor import Messaging, SystemClock, asynchronous, command_handler
 from conveyor_sqlite import SqliteChannel, ensure_schema
@@ -408,6 +409,14 @@ def main(quick: bool, n: int | None, do_profile: bool) -> None:
             f"target 'within {TARGET_VS_RAW:.0f}x of raw': Conveyor / raw = {vs_raw:.2f}x -> "
             f"{'MET' if vs_raw <= TARGET_VS_RAW else 'MISSED'}"
         )
+        if synchronous == "NORMAL":
+            medians = {s: statistics.median(sum(r) for r in runs[s]) for s in subjects}
+            summarize(
+                "W5 SQLite queue, NORMAL (median)",
+                medians["conveyor"] / medians["raw"],
+                against="raw sqlite3",
+                target=1.5,
+            )
         if "huey" in best:
             vs_peer = best["huey"] / best["conveyor"]
             print(
