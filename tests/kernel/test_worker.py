@@ -61,7 +61,10 @@ def read_until(stream: IO[bytes] | None, text: str, times: int = 1) -> list[str]
     "argv",
     [
         pytest.param(("--app", "nightly:build", "run", "nightly"), id="schedule"),
-        pytest.param(("--app", "nightly:build", "run", "--all", "--concurrency", "4"), id="all"),
+        pytest.param(
+            ("--app", "nightly:build", "run", "--all", "--concurrency", "4", "--in-memory"),
+            id="all",
+        ),
         pytest.param(("--app", "nightly:build_async", "run", "nightly"), id="asyncio"),
     ],
 )
@@ -130,3 +133,18 @@ def test_run_names_its_consumers_or_all() -> None:
         err = process.stderr.read().decode()
     assert code == 2
     assert "name the consumers to run, or pass --all; consumers: jobs, nightly" in err
+
+
+def test_run_refuses_an_empty_in_memory_channel_with_the_reason_and_the_fix() -> None:
+    with worker("--app", "nightly:build", "run", "--all") as process:
+        code = process.wait(timeout=LINE_TIMEOUT)
+        assert process.stderr is not None
+        err = process.stderr.read().decode()
+    assert code == 2
+    assert err == (
+        "conveyor: error: channel 'jobs' (QueueChannel) is in memory: it lives in this process "
+        "only, so no other process can send to it, and it is empty, so this worker would wait "
+        "forever. Declare it on a durable transport (for example "
+        'SqliteChannel("jobs", path="app.db") from conveyor-sqlite, or a broker\'s channel), or '
+        "pass --in-memory if this process's own schedules feed it.\n"
+    )

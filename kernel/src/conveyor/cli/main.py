@@ -34,6 +34,11 @@ from types import ModuleType
 from typing import Any
 
 from conveyor.cli import format as fmt
+from conveyor.cli.in_memory import (
+    empty_in_memory_channels,
+    in_memory_channel_error,
+    in_memory_letters_error,
+)
 from conveyor.core.clock import SteppableClock
 from conveyor.core.errors import ConfigurationError, ConveyorError
 from conveyor.core.handlers import handler_mark
@@ -99,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"AsyncMessaging, which conveyor serves with `conveyor run` only. Build a "
                     f"Messaging on the same channels for {args.command_name}."
                 )
+            if args.command in _READS_LETTERS:
+                refusal = in_memory_letters_error(messaging.dead_letter_store)
+                if refusal is not None:
+                    raise UsageError(refusal)
             return command(messaging, args)
         except (UsageError, ConfigurationError) as error:
             return _fail(EXIT_USAGE, str(error))
@@ -138,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
         "channel", nargs="*", metavar="CONSUMER", help="channels and @scheduled endpoints"
     )
     run.add_argument("--all", action="store_true", help="every channel and schedule of the app")
+    run.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="run empty in-memory channels anyway (only this process can send to them)",
+    )
     run.add_argument("--limit", help="stop after N messages (or ticks)", **count)
     duration: dict[str, Any] = {
         "type": fmt.parse_duration,
@@ -361,6 +375,11 @@ def _run(messaging: App, args: argparse.Namespace) -> int:
     """
     log = logging.getLogger(_LOGGER)
     names = _consumers_to_run(messaging, args)
+    if not args.in_memory:
+        empty = empty_in_memory_channels(messaging.channels, names)
+        if empty:
+            kinds = {n: type(messaging.channels[n].definition).__name__ for n in empty}
+            raise UsageError(in_memory_channel_error(empty, kinds))
     shown = ", ".join(names)
     given = {
         "concurrency": args.concurrency if args.concurrency > 1 else None,
@@ -549,6 +568,8 @@ def _warn_if_not_durable(messaging: Messaging, channels: list[str]) -> None:
                 type(runtime.transport).__qualname__,
             )
 
+
+_READS_LETTERS = (_dl_list, _dl_show, _dl_replay, _dl_replay_all, _dl_delete)
 
 # ---------------------------------------------------------------------- output
 

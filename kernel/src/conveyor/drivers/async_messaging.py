@@ -23,13 +23,12 @@ from typing import Any
 from conveyor.core.clock import Clock, ensure_aware
 from conveyor.core.codec.serialization import Codec
 from conveyor.core.delivery import NO_OPTIONS
-from conveyor.core.errors import ConfigurationError
 from conveyor.core.ids import IdGenerator, seeded_random
 from conveyor.core.instants import later
 from conveyor.core.journal import Journal, RecordKind
 from conveyor.core.registry import HandlerSpec
 from conveyor.core.retry import RetryPolicy
-from conveyor.drivers.addressing import Addressing
+from conveyor.drivers.addressing import Addressing, check_bus_channel
 from conveyor.drivers.async_consumption import AsyncConsumption
 from conveyor.drivers.async_dispatch import AsyncDispatch, AsyncTransaction
 from conveyor.drivers.async_driving import AsyncDriver
@@ -253,10 +252,10 @@ class AsyncMessaging:
         """Publish an event to every handler of it, in registration order (none is fine)."""
         if not self._open:
             await self.open()
+        specs = self._addressing.events(event, routing_key)
         message = self._dispatch.new_message(event, headers, routing_key)
         self._recorder.message(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
         options = self._addressing.options(delay, at, priority, ttl)
-        specs = self._addressing.events(event, routing_key)
         dispatch = self._dispatch
         await dispatch.from_top(lambda: dispatch.publish_to(specs, message, options))
 
@@ -286,11 +285,7 @@ class AsyncMessaging:
         routing_key: str | None = None,
     ) -> None:
         """Queue a message on ``channel`` so its consumer routes it on the bus (async bus)."""
-        if channel not in self.channels:
-            raise ConfigurationError(
-                f"asynchronous bus channel {channel!r} is not declared; declared: "
-                f"{', '.join(self.channels) or 'none'}."
-            )
+        check_bus_channel(channel, self.channels, {})  # no dynamic channels: none is internal
         if not self._open:
             await self.open()
         message = self._dispatch.new_message(payload, headers, routing_key)

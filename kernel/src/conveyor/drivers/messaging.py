@@ -17,8 +17,8 @@ from typing import Any
 
 from conveyor.core.clock import Clock, SteppableClock, SystemClock, ensure_aware
 from conveyor.core.codec.serialization import Codec, JsonCodec, TypeRegistry
-from conveyor.core.delivery import NO_OPTIONS, DeliveryOptions
-from conveyor.core.errors import ClockError, ConfigurationError, RoutingError
+from conveyor.core.delivery import NO_OPTIONS
+from conveyor.core.errors import ClockError, ConfigurationError
 from conveyor.core.handlers import ErrorHandler
 from conveyor.core.ids import IdGenerator, UuidV7Ids, seeded_random
 from conveyor.core.instants import later
@@ -26,8 +26,9 @@ from conveyor.core.interceptors import Interceptor, interceptor_mark
 from conveyor.core.journal import Journal, RecordKind
 from conveyor.core.registry import HandlerSpec, read_handlers
 from conveyor.core.retry import RetryPolicy
-from conveyor.core.routing import Router, check_payload, unrouted_plain_event
+from conveyor.core.routing import Router
 from conveyor.core.wire import BUS_COMMAND, BUS_EVENT
+from conveyor.drivers.addressing import Addressing, check_bus_channel
 from conveyor.drivers.bootstrap import (
     check_capabilities,
     check_channels,
@@ -268,8 +269,8 @@ class Messaging:
             max_steps=max_steps,
         )
         self._recorder = recorder
-        # Commands routed by their exact type: the common send skips the router's search.
-        self._commands = {t: s for s in specs if s.kind == "command" for t in s.message_types}
+        # Routing decisions and their checks, the same as AsyncMessaging's (drivers.addressing).
+        self._addressing = Addressing(self.router, self.handlers, self.clock)
 
     # ------------------------------------------------------------------ bootstrap
 
@@ -328,25 +329,12 @@ class Messaging:
         routing_key: str | None = None,
     ) -> Any:
         """Send a command to its one handler; returns what a synchronous handler returns."""
-        check_payload("send", command)
-        spec = (
-            self._commands.get(type(command)) if routing_key is None else None
-        ) or self.router.command(
-            None if routing_key and _is_json(command) else type(command), routing_key
-        )
+        spec = self._addressing.command(command, routing_key)
         message = self.dispatch.new_message(command, headers, routing_key)
         self._recorder.message(RecordKind.SENT, message, at=message.headers.timestamp)
-        if delay is None and at is None and priority is None and ttl is None:
-            options = NO_OPTIONS
-        else:
-            options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
+        options = self._addressing.options(delay, at, priority, ttl)
         if not spec.is_async:
-            if options.any:
-                raise RoutingError(
-                    f"send({message.type_name}, delay/at/priority/ttl=...) asks for delivery "
-                    f"options, but its handler {spec.name} runs synchronously. Make the handler "
-                    f"@asynchronous(...) or send without delivery options."
-                )
+            self._addressing.refuse_options(spec, message, options)
             return self.dispatch.handle_from_top(spec, message)
         self.dispatch.from_top(lambda: self.outgoing.queue_copy(spec, message, options))
         return None
@@ -363,18 +351,10 @@ class Messaging:
         routing_key: str | None = None,
     ) -> None:
         """Publish an event to every handler of it, in registration order (none is fine)."""
-        check_payload("publish", event)
-        specs = self.router.events(
-            None if routing_key and _is_json(event) else type(event), routing_key
-        )
-        if not specs and routing_key is None and isinstance(event, dict | list):
-            raise unrouted_plain_event(event)
+        specs = self._addressing.events(event, routing_key)
         message = self.dispatch.new_message(event, headers, routing_key)
         self._recorder.message(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
-        if delay is None and at is None and priority is None and ttl is None:
-            options = NO_OPTIONS
-        else:
-            options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
+        options = self._addressing.options(delay, at, priority, ttl)
         self.dispatch.from_top(lambda: self.dispatch.publish_to(specs, message, options))
 
     def ask(
@@ -385,10 +365,7 @@ class Messaging:
         routing_key: str | None = None,
     ) -> Any:
         """Ask a query of its one handler and return the answer."""
-        check_payload("ask", query)
-        spec = self.router.query(
-            None if routing_key and _is_json(query) else type(query), routing_key
-        )
+        spec = self._addressing.query(query, routing_key)
         message = self.dispatch.new_message(query, headers, routing_key)
         self._recorder.message(RecordKind.ASKED, message, at=message.headers.timestamp)
         return self.dispatch.handle_from_top(spec, message)
@@ -414,22 +391,7 @@ class Messaging:
         routing_key: str | None = None,
     ) -> None:
         """Queue a message on ``channel`` so its consumer routes it on the bus (async bus)."""
-        if channel in self.internal_channels:
-            owner = self.internal_channels[channel]
-            raise internal_channel_error(channel, owner, "an asynchronous bus uses")
-        if channel not in self.channels:
-            raise ConfigurationError(
-                f"asynchronous bus channel {channel!r} is not declared; declared: "
-                f"{', '.join(self.channels) or 'none'}."
-            )
-        if not self.channels[channel].bus:
-            raise ConfigurationError(
-                f"channel {channel!r} does not carry an asynchronous bus's messages: "
-                f"asynchronous handlers are bound to it, and its consumer routes a bus message "
-                f"only on a bus channel (so a forged one cannot reach every handler). Use a "
-                f"channel of its own for the bus, or declare this one with bus=True, for "
-                f"example QueueChannel({channel!r}, bus=True)."
-            )
+        check_bus_channel(channel, self.channels, self.internal_channels)
         message = self.dispatch.new_message(payload, headers, routing_key)
         self._recorder.message(
             RecordKind.SENT if bus == BUS_COMMAND else RecordKind.PUBLISHED,
@@ -568,10 +530,6 @@ class Messaging:
             f"Messaging(handlers={len(self.handlers)}, channels={list(self.channels)}, "
             f"clock={self.clock!r})"
         )
-
-
-def _is_json(payload: object) -> bool:
-    return isinstance(payload, dict | list | str | int | float | bool) or payload is None
 
 
 def _iterable(values: object, what: str = "handlers") -> list[Any]:
