@@ -156,7 +156,9 @@ def print_summary(summary: Summary, skipped: list[str], *, check: bool) -> list[
 
 
 def _figure(value: float, unit: str) -> str:
-    return f"{value:,.0f} B" if unit == "B" else f"{value:.2f}x"
+    if unit == "B":
+        return f"{value:,.0f} B"
+    return f"{value:.2f}x" if value >= 0.1 else f"{value:.2g}x"  # 0.0011x: a peer's real waits
 
 
 if __name__ == "__main__":
