@@ -107,3 +107,52 @@ def test_a_query_by_class_types_its_payloads(tmp_path: Path) -> None:
         ["--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache"), str(source)]
     )
     assert status == 0, out + err
+
+
+TYPED_BUSES = """
+from dataclasses import dataclass
+from typing import Any, assert_type
+
+from conveyor import (
+    AsyncContext, AsyncMessaging, CommandBus, Context, EventBus, Messaging, Query, QueryBus,
+)
+from conveyor.testing import Harness
+
+
+@dataclass(frozen=True)
+class CountOrders(Query[int]):
+    pass
+
+
+@dataclass(frozen=True)
+class Untyped:
+    pass
+
+
+def check(messaging: Messaging, harness: Harness, ctx: Context) -> None:
+    queries: QueryBus = messaging
+    commands: CommandBus = messaging
+    events: EventBus = messaging
+    for_tests: QueryBus = harness
+    assert_type(messaging.ask(CountOrders()), int)
+    assert_type(messaging.ask(Untyped()), Any)
+    assert_type(harness.ask(CountOrders()), int)
+    assert_type(ctx.ask(CountOrders()), int)
+    assert_type(queries.ask(CountOrders()), int)
+    assert_type(for_tests.ask(CountOrders()), int)
+    assert_type(messaging.query_bus().ask(CountOrders()), int)
+
+
+async def check_async(messaging: AsyncMessaging, ctx: AsyncContext) -> None:
+    assert_type(await messaging.ask(CountOrders()), int)
+    assert_type(await ctx.ask(CountOrders()), int)
+"""
+
+
+def test_ask_is_typed_by_the_query_and_messaging_is_each_bus(tmp_path: Path) -> None:
+    source = tmp_path / "typed_buses.py"
+    source.write_text(TYPED_BUSES)
+    out, err, status = api.run(
+        ["--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache"), str(source)]
+    )
+    assert status == 0, out + err

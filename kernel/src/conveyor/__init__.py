@@ -35,11 +35,13 @@ from conveyor.core.ids import SequentialIds, UuidV7Ids
 from conveyor.core.interceptors import after, around, before
 from conveyor.core.journal import Journal, Record, RecordKind
 from conveyor.core.message import Message
+from conveyor.core.queries import Query
 from conveyor.core.retry import Backoff, RetryPolicy
 from conveyor.core.scheduling import scheduled
 from conveyor.drivers.async_context import AsyncContext
 from conveyor.drivers.async_messaging import AsyncMessaging
 from conveyor.drivers.buses import CommandBus, EventBus, QueryBus
+from conveyor.drivers.channel_view import ChannelView
 from conveyor.drivers.context import Context
 from conveyor.drivers.driving import RunResult
 from conveyor.drivers.messaging import Messaging
@@ -59,6 +61,7 @@ __all__ = [
     "CommandBus",
     "EventBus",
     "QueryBus",
+    "Query",
     # marking handlers
     "command_handler",
     "event_handler",
@@ -86,6 +89,7 @@ __all__ = [
     # channels and failure handling
     "Channel",
     "QueueChannel",
+    "ChannelView",
     "DynamicChannel",
     "round_robin",
     "by_header",

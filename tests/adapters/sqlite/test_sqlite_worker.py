@@ -49,6 +49,6 @@ def test_eight_threads_on_three_sqlite_channels_handle_10000_messages_once_each(
     assert all(channel == ("alpha", "beta", "gamma")[number % 3] for channel, number in rows)
     with build(str(effects)) as messaging:
         for name in ("alpha", "beta", "gamma"):
-            inspectable = messaging.channels[name].inspectable
+            inspectable = messaging.runtimes[name].inspectable
             assert inspectable is not None
             assert inspectable.pending(name) == 0

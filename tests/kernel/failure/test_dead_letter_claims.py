@@ -106,7 +106,7 @@ def test_a_letter_whose_send_fails_is_put_back() -> None:
     store = InMemoryDeadLetterStore()
     [letter_id] = plant(store, 1)
     messaging = build([charge], ["orders"], dead_letters=store)
-    runtime = messaging.channels["orders"]
+    runtime = messaging.runtimes["orders"]
     healthy = runtime.transport
     object.__setattr__(runtime, "transport", FailingSend(healthy))
     try:

@@ -112,7 +112,7 @@ class ConsumerInfo:
 
 def consumer_info(messaging: Messaging, name: str) -> ConsumerInfo:
     """What ``conveyor list`` knows of one consumer; a non-inspectable broker shows ``?``."""
-    runtime = messaging.channels.get(name)
+    runtime = messaging.runtimes.get(name)
     if runtime is None:
         endpoint = messaging.driver.scheduled[name]
         schedule = endpoint.spec.schedule

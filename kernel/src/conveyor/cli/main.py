@@ -376,7 +376,8 @@ def _run(messaging: App, args: argparse.Namespace) -> int:
     log = logging.getLogger(_LOGGER)
     names = _consumers_to_run(messaging, args)
     if not args.in_memory:
-        empty = empty_in_memory_channels(messaging.channels, names)
+        runtimes = messaging.runtimes if isinstance(messaging, Messaging) else messaging.channels
+        empty = empty_in_memory_channels(runtimes, names)
         if empty:
             kinds = {n: type(messaging.channels[n].definition).__name__ for n in empty}
             raise UsageError(in_memory_channel_error(empty, kinds))
@@ -559,7 +560,7 @@ def _full_id(messaging: Messaging, given: str) -> str:
 def _warn_if_not_durable(messaging: Messaging, channels: list[str]) -> None:
     """A replay into an in-memory channel is lost when this command exits: say so."""
     for name in channels:
-        runtime = messaging.channels.get(name)
+        runtime = messaging.runtimes.get(name)
         if runtime is not None and not runtime.transport.capabilities.durable:
             logging.getLogger(_LOGGER).warning(
                 "channel %s is not durable (%s): replayed messages live only in this process "

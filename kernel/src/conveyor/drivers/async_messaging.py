@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from conveyor.core.clock import Clock, ensure_aware
 from conveyor.core.codec.serialization import Codec
@@ -26,6 +26,7 @@ from conveyor.core.delivery import NO_OPTIONS
 from conveyor.core.ids import IdGenerator, seeded_random
 from conveyor.core.instants import later
 from conveyor.core.journal import Journal, RecordKind
+from conveyor.core.queries import Answer, Query
 from conveyor.core.registry import HandlerSpec
 from conveyor.core.retry import RetryPolicy
 from conveyor.drivers.addressing import Addressing, check_bus_channel
@@ -259,6 +260,24 @@ class AsyncMessaging:
         dispatch = self._dispatch
         await dispatch.from_top(lambda: dispatch.publish_to(specs, message, options))
 
+    @overload
+    async def ask(
+        self,
+        query: Query[Answer],
+        *,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+    ) -> Answer: ...
+
+    @overload
+    async def ask(
+        self,
+        query: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+    ) -> Any: ...
+
     async def ask(
         self,
         query: object,
@@ -266,7 +285,7 @@ class AsyncMessaging:
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
     ) -> Any:
-        """Ask a query of its one handler and return the answer."""
+        """Ask a query of its one handler and return the answer (typed for a ``Query[T]``)."""
         if not self._open:
             await self.open()
         spec = self._addressing.query(query, routing_key)

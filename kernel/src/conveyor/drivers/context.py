@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, overload
 
 from conveyor.core.clock import Clock
 from conveyor.core.headers import Headers
 from conveyor.core.message import Message
+from conveyor.core.queries import Answer, Query
 
 if TYPE_CHECKING:
     from conveyor.drivers.buses import Buses
@@ -123,12 +124,30 @@ class Context(Handling):
             routing_key=routing_key,
         )
 
+    @overload
+    def ask(
+        self,
+        query: Query[Answer],
+        *,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+    ) -> Answer: ...
+
+    @overload
     def ask(
         self,
         query: object,
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
-    ) -> object:
-        """Ask a query; its answer comes back at once."""
+    ) -> Any: ...
+
+    def ask(
+        self,
+        query: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+    ) -> Any:
+        """Ask a query; its answer comes back at once (typed for a ``Query[T]``)."""
         return self._messaging.ask(query, headers=headers, routing_key=routing_key)

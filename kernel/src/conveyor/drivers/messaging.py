@@ -13,7 +13,8 @@ import logging
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Any
+from types import MappingProxyType
+from typing import Any, overload
 
 from conveyor.core.clock import Clock, SteppableClock, SystemClock, ensure_aware
 from conveyor.core.codec.serialization import Codec, JsonCodec, TypeRegistry
@@ -24,6 +25,7 @@ from conveyor.core.ids import IdGenerator, UuidV7Ids, seeded_random
 from conveyor.core.instants import later
 from conveyor.core.interceptors import Interceptor, interceptor_mark
 from conveyor.core.journal import Journal, RecordKind
+from conveyor.core.queries import Answer, Query
 from conveyor.core.registry import HandlerSpec, read_handlers
 from conveyor.core.retry import RetryPolicy
 from conveyor.core.routing import Router
@@ -40,6 +42,7 @@ from conveyor.drivers.bootstrap import (
 )
 from conveyor.drivers.buses import BusView
 from conveyor.drivers.channel_runtime import ChannelRuntime
+from conveyor.drivers.channel_view import ChannelView, view_of
 from conveyor.drivers.consumption import Consumption
 from conveyor.drivers.dispatch import Dispatch
 from conveyor.drivers.driving import Driver, RunResult
@@ -162,7 +165,8 @@ class Messaging:
         # 2. Then the transports are opened; if anything fails from here, they are closed.
         self._transports: dict[Hashable, Transport] = {}
         try:
-            self.channels: dict[str, ChannelRuntime] = open_channels(
+            # The driver's own state per channel; users see ``channels``, a read-only view.
+            self.runtimes: dict[str, ChannelRuntime] = open_channels(
                 definitions,
                 clock=self.clock,
                 mode=mode,
@@ -170,18 +174,21 @@ class Messaging:
                 transports=self._transports,
                 handler_channels={name for spec in specs for name in spec.channels},
             )
-            check_capabilities(specs, self.channels, steps_time=steps_time)
+            check_capabilities(specs, self.runtimes, steps_time=steps_time)
         except BaseException:
             self.close()
             raise
+        self._views: Mapping[str, ChannelView] = MappingProxyType(
+            {name: view_of(runtime) for name, runtime in self.runtimes.items()}
+        )
         # 3. The parts, each given only what it needs.
         if log_failures:
             log_failures_to(self.journal, logging.getLogger("conveyor"))
-        has_inline = any(rt.inline for rt in self.channels.values())
+        has_inline = any(rt.inline for rt in self.runtimes.values())
         drain = self._drain_inline if has_inline else None
         scopes = Scopes()
         recorder = Recorder(self.journal, self.clock)
-        outgoing = Outgoing(self.channels, self.clock, scopes, recorder)
+        outgoing = Outgoing(self.runtimes, self.clock, scopes, recorder)
         self.dispatch = Dispatch(
             self.handlers,
             self.interceptors,
@@ -196,7 +203,7 @@ class Messaging:
         )
         self._policies = resolve_policies(
             self.handlers,
-            self.channels,
+            self.runtimes,
             retry=retry,
             dead_letter=dead_letter,
             error_handler=error_handler_spec,
@@ -204,7 +211,7 @@ class Messaging:
             endpoint_error_handlers=endpoint_error_handlers,
         )
         try:
-            check_retry_delays(self._policies, self.channels)
+            check_retry_delays(self._policies, self.runtimes)
         except BaseException:
             self.close()
             raise
@@ -224,7 +231,7 @@ class Messaging:
         )
         self.dead_letters = DeadLetters(
             self.dead_letter_store,
-            channels=self.channels,
+            channels=self.runtimes,
             journal=self.journal,
             clock=self.clock,
             drain_inline=drain,
@@ -242,7 +249,7 @@ class Messaging:
             rng=seeded_random(seed),
         )
         self.consumption = Consumption(
-            channels=self.channels,
+            channels=self.runtimes,
             endpoints=self.endpoints,
             router=self.router,
             clock=self.clock,
@@ -258,7 +265,7 @@ class Messaging:
         )
         self.outgoing = outgoing
         self.driver = Driver(
-            channels=self.channels,
+            channels=self.runtimes,
             scheduled=[s for s in specs if s.kind == "scheduled"],
             consumption=self.consumption,
             dispatch=dispatch,
@@ -312,7 +319,7 @@ class Messaging:
 
         Only from the top of a call: a handler's sends are drained once its caller returns.
         """
-        inline = [name for name, rt in self.channels.items() if rt.inline]
+        inline = [name for name, rt in self.runtimes.items() if rt.inline]
         self.driver.settle(names=inline, advance_time=False)
 
     # ------------------------------------------------------------------ buses
@@ -357,6 +364,24 @@ class Messaging:
         options = self._addressing.options(delay, at, priority, ttl)
         self.dispatch.from_top(lambda: self.dispatch.publish_to(specs, message, options))
 
+    @overload
+    def ask(
+        self,
+        query: Query[Answer],
+        *,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+    ) -> Answer: ...
+
+    @overload
+    def ask(
+        self,
+        query: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+    ) -> Any: ...
+
     def ask(
         self,
         query: object,
@@ -364,7 +389,10 @@ class Messaging:
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
     ) -> Any:
-        """Ask a query of its one handler and return the answer."""
+        """Ask a query of its one handler and return the answer.
+
+        The answer is typed for a query class derived from ``Query[T]`` (a ``T``), else ``Any``.
+        """
         spec = self._addressing.query(query, routing_key)
         message = self.dispatch.new_message(query, headers, routing_key)
         self._recorder.message(RecordKind.ASKED, message, at=message.headers.timestamp)
@@ -391,7 +419,7 @@ class Messaging:
         routing_key: str | None = None,
     ) -> None:
         """Queue a message on ``channel`` so its consumer routes it on the bus (async bus)."""
-        check_bus_channel(channel, self.channels, self.internal_channels)
+        check_bus_channel(channel, self.runtimes, self.internal_channels)
         message = self.dispatch.new_message(payload, headers, routing_key)
         self._recorder.message(
             RecordKind.SENT if bus == BUS_COMMAND else RecordKind.PUBLISHED,
@@ -401,6 +429,13 @@ class Messaging:
         self.dispatch.from_top(lambda: self.outgoing.enqueue(channel, bus, message, (), NO_OPTIONS))
 
     # ------------------------------------------------------------------ consumers and time
+
+    @property
+    def channels(self) -> Mapping[str, ChannelView]:
+        """The declared channels by name, read-only: each one's definition, mode, bus flag and
+        open transport (``pending()``, ``next_due()``, ``capabilities``). A dynamic channel is
+        listed under its own name; the concrete channels behind it are not."""
+        return self._views
 
     def consumers(self) -> list[str]:
         """Names of the runnable consumers: channels, then scheduled endpoints."""
@@ -527,7 +562,7 @@ class Messaging:
 
     def __repr__(self) -> str:
         return (
-            f"Messaging(handlers={len(self.handlers)}, channels={list(self.channels)}, "
+            f"Messaging(handlers={len(self.handlers)}, channels={list(self.runtimes)}, "
             f"clock={self.clock!r})"
         )
 

@@ -73,7 +73,7 @@ class SettlingHarness(HarnessVerbs):
 
     def _pending(self) -> list[Pending]:
         held: dict[str, int] = {}
-        for name, runtime in self.messaging.channels.items():
+        for name, runtime in self.messaging.runtimes.items():
             transport = runtime.transport
             count = getattr(transport, "pending", None)  # InspectableTransport, checked cheaply
             if callable(count):

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, Self
+from typing import Any, Self, overload
 
 from conveyor.core.clock import Clock
 from conveyor.core.handlers import handler_mark
 from conveyor.core.journal import Journal
+from conveyor.core.queries import Answer, Query
 from conveyor.drivers.driving import RunResult
 from conveyor.drivers.messaging import Messaging
 from conveyor.drivers.replay import DeadLetters
@@ -77,7 +78,14 @@ class HarnessVerbs:
         with self.raising():
             self.messaging.publish(event, **options)
 
+    @overload
+    def ask(self, query: Query[Answer], **options: Any) -> Answer: ...
+
+    @overload
+    def ask(self, query: object, **options: Any) -> Any: ...
+
     def ask(self, query: object, **options: Any) -> Any:
+        """``Messaging.ask``: typed for a ``Query[T]``, like it."""
         __tracebackhide__ = True
         with self.raising():
             return self.messaging.ask(query, **options)
