@@ -51,6 +51,7 @@ from conveyor.stores.deduplication import (
     DeduplicationStore,
     InMemoryDeduplicationStore,
 )
+from conveyor.stores.schedules import InMemoryScheduleStore, ScheduleStore
 from conveyor.transports.channels import Channel, QueueChannel
 from conveyor.transports.dynamic import DynamicChannel
 
@@ -103,6 +104,8 @@ __all__ = [
     "Deduplication",
     "DeduplicationStore",
     "InMemoryDeduplicationStore",
+    "ScheduleStore",
+    "InMemoryScheduleStore",
     # time and ids
     "Clock",
     "SystemClock",

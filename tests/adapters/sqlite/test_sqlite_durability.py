@@ -171,7 +171,7 @@ def test_a_file_of_an_older_version_is_migrated_and_keeps_its_messages_in_order(
 
     reopened = SqliteTransport(db_path, clock=clock)
 
-    assert rows_of(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(3,)]
+    assert rows_of(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(4,)]
     indexes = {row[1] for row in rows_of(db_path, "PRAGMA index_list(conveyor_messages)")}
     assert "conveyor_messages_claim" not in indexes
     assert index_columns(db_path, "conveyor_messages_ready") == [

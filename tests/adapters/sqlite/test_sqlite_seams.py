@@ -85,6 +85,7 @@ def test_the_public_names_are_curated_and_importable() -> None:
         "SqliteTransport",
         "SqliteDeadLetterStore",
         "SqliteDeduplication",
+        "SqliteScheduleStore",
         "SqliteQuarantine",
         "QuarantinedRow",
         "Synchronous",

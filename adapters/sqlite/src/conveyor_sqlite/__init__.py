@@ -1,4 +1,4 @@
-"""SQLite for Conveyor: a durable channel, an outbox, a dead-letter store and deduplication.
+"""SQLite for Conveyor: a durable channel, an outbox, dead letters, deduplication, schedules.
 
 Standard library only. One file can hold them all, next to the application's own tables;
 several processes can share it. Nothing a row holds can stop a consumer: a damaged row is
@@ -24,6 +24,7 @@ from conveyor_sqlite.deduplication import SqliteDeduplication, add_key, contains
 from conveyor_sqlite.instants import from_unix_ms, to_unix_ms
 from conveyor_sqlite.messages import insert_message
 from conveyor_sqlite.quarantine import QuarantinedRow, SqliteQuarantine
+from conveyor_sqlite.schedules import SqliteScheduleStore
 from conveyor_sqlite.schema import SCHEMA_VERSION, ensure_schema
 from conveyor_sqlite.transaction import sqlite_transaction
 from conveyor_sqlite.transport import SqliteTransport
@@ -34,6 +35,7 @@ __all__ = [
     "SqliteTransport",
     "SqliteDeadLetterStore",
     "SqliteDeduplication",
+    "SqliteScheduleStore",
     "SqliteQuarantine",
     "QuarantinedRow",
     "Synchronous",

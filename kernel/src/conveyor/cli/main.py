@@ -379,7 +379,7 @@ def _run(messaging: App, args: argparse.Namespace) -> int:
         runtimes = messaging.runtimes if isinstance(messaging, Messaging) else messaging.channels
         empty = empty_in_memory_channels(runtimes, names)
         if empty:
-            kinds = {n: type(messaging.channels[n].definition).__name__ for n in empty}
+            kinds = {n: type(runtimes[n].definition).__name__ for n in empty}
             raise UsageError(in_memory_channel_error(empty, kinds))
     shown = ", ".join(names)
     given = {

@@ -25,7 +25,7 @@ from typing import Literal
 from conveyor.core.journal import ExceptionInfo, RecordKind
 from conveyor.core.outcome import Outcome
 from conveyor.core.retry import RetryPolicy
-from conveyor.core.wire import H
+from conveyor.core.wire import MAX_REPLAYED, H, replayed_times
 
 __all__ = [
     "CopyState",
@@ -48,6 +48,7 @@ __all__ = [
     "after_bus_failure",
     "retry_headers",
     "replay_count",
+    "MAX_REPLAYED",
 ]
 
 FinalFailure = Literal["resend", "ignore", "stop"]
@@ -335,14 +336,6 @@ def retry_headers(
     return headers
 
 
-#: The largest replay count kept: any stored ``cv-replayed`` value, however long, still fits a
-#: 32-bit column and can be replayed again (one more is never more than this).
-MAX_REPLAYED = 2**31 - 2
-
-
 def replay_count(wire: Mapping[str, str]) -> int:
     """How many times a dead letter was replayed, from its headers; anything unreadable is 0."""
-    try:
-        return min(max(int(wire.get(H.REPLAYED, "0")), 0), MAX_REPLAYED)
-    except (ValueError, TypeError):
-        return 0
+    return replayed_times(wire)

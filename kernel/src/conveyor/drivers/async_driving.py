@@ -49,6 +49,7 @@ from conveyor.drivers.driving import (
     stop_reason,
 )
 from conveyor.drivers.recording import Recorder
+from conveyor.stores.schedules import InMemoryScheduleStore, ScheduleStore
 
 __all__ = ["AsyncDriver"]
 
@@ -82,6 +83,7 @@ class AsyncDriver:
         buses: AsyncBuses,
         clock: Clock,
         max_steps: int | None,
+        schedule_store: ScheduleStore | None = None,
     ) -> None:
         self._channels = channels
         self._consumption = consumption
@@ -93,7 +95,8 @@ class AsyncDriver:
         self._stepper: SteppableClock | None = clock if isinstance(clock, SteppableClock) else None
         self._max_steps = max_steps
         now = clock.now()
-        self.scheduled = {s.endpoint_id: ScheduledEndpoint(s, now) for s in scheduled}
+        store = schedule_store if schedule_store is not None else InMemoryScheduleStore()
+        self.scheduled = {s.endpoint_id: ScheduledEndpoint(s, now, store) for s in scheduled}
         self._stops: set[asyncio.Event] = set()
 
     def names(self) -> list[str]:
@@ -121,21 +124,22 @@ class AsyncDriver:
             await self._consumption.consume(runtime, deliveries[0], stop_on_failure=stop_on_failure)
             return True
         endpoint = self.scheduled[name]
-        now = self._clock.now()
-        if endpoint.due > now:
+        if endpoint.due > self._clock.now():
             return False
         if budget is not None and budget.exhausted():
             raise self._runaway(budget.limit)
-        await self._tick(endpoint, now, stop_on_failure=stop_on_failure)
+        taken = endpoint.take(self._clock.now())
+        if taken is None:
+            return False  # another worker claimed the tick
+        planned, runs = taken
+        if runs:
+            await self._tick(endpoint, planned, stop_on_failure=stop_on_failure)
         return True
 
     async def _tick(
-        self, endpoint: ScheduledEndpoint, now: datetime, *, stop_on_failure: bool
+        self, endpoint: ScheduledEndpoint, planned: datetime, *, stop_on_failure: bool
     ) -> None:
         spec = endpoint.spec
-        planned = endpoint.take(now)
-        if planned is None:
-            return
         dispatch = self._dispatch
         tick = Message(planned, dispatch.new_message(None, None, None).headers, spec.endpoint_id)
         self._recorder.message(

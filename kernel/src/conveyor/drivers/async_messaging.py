@@ -53,6 +53,7 @@ from conveyor.drivers.recording import Recorder
 from conveyor.drivers.scopes import Scopes
 from conveyor.stores.dead_letters import DeadLetterStore
 from conveyor.stores.deduplication import Deduplication
+from conveyor.stores.schedules import ScheduleStore
 from conveyor.transports.channels import Channel, Mode
 from conveyor.transports.seam import AsyncTransport
 
@@ -76,6 +77,7 @@ class AsyncMessaging:
         types: Iterable[type] = (),
         interceptors: Iterable[object] = (),
         dead_letters: DeadLetterStore | None = None,
+        schedule_store: ScheduleStore | None = None,
         deduplication: Deduplication | None = None,
         retry: RetryPolicy | None = None,
         error_handler: object | None = None,
@@ -166,7 +168,7 @@ class AsyncMessaging:
         self._driver: AsyncDriver = AsyncDriver(
             channels=self.channels, scheduled=[s for s in self.handlers if s.kind == "scheduled"],
             consumption=consumption, dispatch=dispatch, recorder=recorder, router=self.router,
-            buses=self, clock=self.clock, max_steps=max_steps,
+            buses=self, clock=self.clock, max_steps=max_steps, schedule_store=schedule_store,
         )  # fmt: skip
         self._dispatch = dispatch
         self._outgoing = outgoing
@@ -220,12 +222,26 @@ class AsyncMessaging:
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> object:
         """Send a command to its one handler; returns what a synchronous handler returns."""
         if not self._open:
             await self.open()
         spec = self._addressing.command(command, routing_key)
-        message = self._dispatch.new_message(command, headers, routing_key)
+        message = (
+            self._dispatch.new_message(command, headers, routing_key)
+            if message_id is None and correlation_id is None and propagate_headers
+            else self._dispatch.new_message.identified(
+                command,
+                headers,
+                routing_key,
+                message_id=message_id,
+                correlation_id=correlation_id,
+                propagate_headers=propagate_headers,
+            )
+        )
         self._recorder.message(RecordKind.SENT, message, at=message.headers.timestamp)
         options = self._addressing.options(delay, at, priority, ttl)
         dispatch = self._dispatch
@@ -249,12 +265,26 @@ class AsyncMessaging:
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> None:
         """Publish an event to every handler of it, in registration order (none is fine)."""
         if not self._open:
             await self.open()
         specs = self._addressing.events(event, routing_key)
-        message = self._dispatch.new_message(event, headers, routing_key)
+        message = (
+            self._dispatch.new_message(event, headers, routing_key)
+            if message_id is None and correlation_id is None and propagate_headers
+            else self._dispatch.new_message.identified(
+                event,
+                headers,
+                routing_key,
+                message_id=message_id,
+                correlation_id=correlation_id,
+                propagate_headers=propagate_headers,
+            )
+        )
         self._recorder.message(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
         options = self._addressing.options(delay, at, priority, ttl)
         dispatch = self._dispatch
@@ -267,6 +297,9 @@ class AsyncMessaging:
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Answer: ...
 
     @overload
@@ -276,6 +309,9 @@ class AsyncMessaging:
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Any: ...
 
     async def ask(
@@ -284,12 +320,26 @@ class AsyncMessaging:
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Any:
         """Ask a query of its one handler and return the answer (typed for a ``Query[T]``)."""
         if not self._open:
             await self.open()
         spec = self._addressing.query(query, routing_key)
-        message = self._dispatch.new_message(query, headers, routing_key)
+        message = (
+            self._dispatch.new_message(query, headers, routing_key)
+            if message_id is None and correlation_id is None and propagate_headers
+            else self._dispatch.new_message.identified(
+                query,
+                headers,
+                routing_key,
+                message_id=message_id,
+                correlation_id=correlation_id,
+                propagate_headers=propagate_headers,
+            )
+        )
         self._recorder.message(RecordKind.ASKED, message, at=message.headers.timestamp)
         dispatch = self._dispatch
         return await dispatch.from_top(lambda: dispatch.call_handler(spec, message, None))
@@ -302,12 +352,22 @@ class AsyncMessaging:
         bus: str,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> None:
         """Queue a message on ``channel`` so its consumer routes it on the bus (async bus)."""
         check_bus_channel(channel, self.channels, {})  # no dynamic channels: none is internal
         if not self._open:
             await self.open()
-        message = self._dispatch.new_message(payload, headers, routing_key)
+        message = self._dispatch.new_message.identified(
+            payload,
+            headers,
+            routing_key,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            propagate_headers=propagate_headers,
+        )
         kind = RecordKind.SENT if bus == "command" else RecordKind.PUBLISHED
         self._recorder.message(kind, message, channel=channel)
 

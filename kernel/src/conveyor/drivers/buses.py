@@ -67,6 +67,9 @@ class QueryBus(Protocol):
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Answer: ...
 
     @overload
@@ -76,6 +79,9 @@ class QueryBus(Protocol):
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Any: ...
 
 
@@ -95,6 +101,9 @@ class Buses(Protocol):
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> object: ...
 
     def publish(
@@ -107,6 +116,9 @@ class Buses(Protocol):
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> None: ...
 
     def ask(
@@ -115,6 +127,9 @@ class Buses(Protocol):
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Any: ...
 
     def send_through(
@@ -125,6 +140,9 @@ class Buses(Protocol):
         bus: str,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> None: ...
 
 

@@ -46,6 +46,15 @@ class Handling:
         return self.message.headers.attempt
 
     @property
+    def replayed(self) -> int:
+        """How many times this message was replayed from the dead-letter store (0: never).
+
+        A handler can tell a replay of a failed message from its first life, for example to
+        skip a side effect that already happened.
+        """
+        return self.message.headers.replayed
+
+    @property
     def clock(self) -> Clock:
         return self._clock
 
@@ -90,6 +99,9 @@ class Context(Handling):
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> object:
         """Send a command caused by this message."""
         return self._messaging.send(
@@ -100,6 +112,9 @@ class Context(Handling):
             priority=priority,
             ttl=ttl,
             routing_key=routing_key,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            propagate_headers=propagate_headers,
         )
 
     def publish(
@@ -112,6 +127,9 @@ class Context(Handling):
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> None:
         """Publish an event caused by this message."""
         self._messaging.publish(
@@ -122,6 +140,9 @@ class Context(Handling):
             priority=priority,
             ttl=ttl,
             routing_key=routing_key,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            propagate_headers=propagate_headers,
         )
 
     @overload
@@ -131,6 +152,9 @@ class Context(Handling):
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Answer: ...
 
     @overload
@@ -140,6 +164,9 @@ class Context(Handling):
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Any: ...
 
     def ask(
@@ -148,6 +175,16 @@ class Context(Handling):
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Any:
         """Ask a query; its answer comes back at once (typed for a ``Query[T]``)."""
-        return self._messaging.ask(query, headers=headers, routing_key=routing_key)
+        return self._messaging.ask(
+            query,
+            headers=headers,
+            routing_key=routing_key,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            propagate_headers=propagate_headers,
+        )

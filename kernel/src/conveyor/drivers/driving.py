@@ -32,6 +32,7 @@ from conveyor.drivers.consumption import Consumption
 from conveyor.drivers.dispatch import Dispatch
 from conveyor.drivers.recording import Recorder
 from conveyor.drivers.resident import resident_mib
+from conveyor.stores.schedules import InMemoryScheduleStore, ScheduleStore
 
 __all__ = [
     "Driver",
@@ -79,22 +80,42 @@ class StepBudget:
 
 
 class ScheduledEndpoint:
-    """A ``@scheduled`` handler with its next planned tick."""
+    """A ``@scheduled`` handler, its first planned tick, and the store of its next one.
 
-    __slots__ = ("due", "spec")
+    ``first`` is planned from this process's start; it is used only while the store holds no
+    tick for the endpoint (the first worker ever, or state kept in memory).
+    """
 
-    def __init__(self, spec: HandlerSpec, started: datetime) -> None:
+    __slots__ = ("first", "spec", "store")
+
+    def __init__(self, spec: HandlerSpec, started: datetime, store: ScheduleStore) -> None:
         assert spec.schedule is not None
         self.spec = spec
-        self.due = spec.schedule.first_due(started)
+        self.store = store
+        self.first = spec.schedule.first_due(started)
 
-    def take(self, now: datetime) -> datetime | None:
-        """Move on to the next planned tick; the planned instant of this one if it runs."""
+    @property
+    def due(self) -> datetime:
+        """The next planned tick, as the store says."""
+        stored = self.store.next_due(self.spec.endpoint_id)
+        return self.first if stored is None else stored
+
+    def take(self, now: datetime) -> tuple[datetime, bool] | None:
+        """Claim the tick due at ``now``: its planned instant and whether it runs.
+
+        None when nothing is due or another worker claimed it first. A claimed tick that the
+        schedule's ``catch_up="skip"`` drops does not run.
+        """
         schedule = self.spec.schedule
         assert schedule is not None
-        planned = self.due
-        self.due = schedule.next_due(planned, now)
-        return None if schedule.is_missed(planned, now) else planned
+        stored = self.store.next_due(self.spec.endpoint_id)
+        planned = self.first if stored is None else stored
+        if planned > now:
+            return None
+        following = schedule.next_due(planned, now)
+        if not self.store.claim(self.spec.endpoint_id, stored, following):
+            return None
+        return planned, not schedule.is_missed(planned, now)
 
 
 class Driver:
@@ -127,6 +148,7 @@ class Driver:
         buses: Buses,
         clock: Clock,
         max_steps: int | None,
+        schedule_store: ScheduleStore | None = None,
     ) -> None:
         self._channels = channels
         self._consumption = consumption
@@ -139,7 +161,8 @@ class Driver:
         self._stepper: SteppableClock | None = clock if _steppable(clock) else None
         self._max_steps = max_steps
         now = clock.now()
-        self.scheduled = {s.endpoint_id: ScheduledEndpoint(s, now) for s in scheduled}
+        store = schedule_store if schedule_store is not None else InMemoryScheduleStore()
+        self.scheduled = {s.endpoint_id: ScheduledEndpoint(s, now, store) for s in scheduled}
         self._stop_requested = False
 
     def names(self) -> list[str]:
@@ -180,19 +203,22 @@ class Driver:
             self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
             return True
         endpoint = self.scheduled[name]
-        now = self._clock.now()
-        if endpoint.due > now:
+        if endpoint.due > self._clock.now():
             return False
         if budget is not None and budget.exhausted():
             raise self._runaway(budget.limit)
-        self._tick(endpoint, now, stop_on_failure=stop_on_failure)
+        taken = endpoint.take(self._clock.now())
+        if taken is None:
+            return False  # another worker claimed the tick
+        planned, runs = taken
+        if runs:
+            self._tick(endpoint, planned, stop_on_failure=stop_on_failure)
         return True
 
-    def _tick(self, endpoint: ScheduledEndpoint, now: datetime, *, stop_on_failure: bool) -> None:
+    def _tick(
+        self, endpoint: ScheduledEndpoint, planned: datetime, *, stop_on_failure: bool
+    ) -> None:
         spec = endpoint.spec
-        planned = endpoint.take(now)
-        if planned is None:
-            return
         dispatch = self._dispatch
         tick = Message(planned, dispatch.new_message(None, None, None).headers, spec.endpoint_id)
         self._recorder.message(

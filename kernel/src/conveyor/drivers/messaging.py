@@ -59,6 +59,7 @@ from conveyor.drivers.stack import Attempt, Layer, StackOrder, StackParts, handl
 from conveyor.drivers.worker import Worker, WorkerSettings
 from conveyor.stores.dead_letters import DeadLetterStore, InMemoryDeadLetterStore
 from conveyor.stores.deduplication import Deduplication
+from conveyor.stores.schedules import ScheduleStore
 from conveyor.transports.channels import Channel, Mode
 from conveyor.transports.dynamic import (
     check_internal_channels,
@@ -84,6 +85,9 @@ class Messaging:
         types: extra payload types the codec must know by name (handler types are known).
         interceptors: extra interceptors (they may also be passed in ``handlers``).
         dead_letters: the dead-letter store; in memory by default.
+        schedule_store: where each schedule's next tick is kept and claimed, so several workers
+            run each tick once and a restart catches up (``SqliteScheduleStore``); in memory
+            by default.
         deduplication: deduplicate asynchronous endpoints (None: off).
         retry: the default retry policy of every channel (None: no retries).
         error_handler: the default error handler (a handler or its endpoint id).
@@ -108,6 +112,7 @@ class Messaging:
         types: Iterable[type] = (),
         interceptors: Iterable[object] = (),
         dead_letters: DeadLetterStore | None = None,
+        schedule_store: ScheduleStore | None = None,
         deduplication: Deduplication | None = None,
         retry: RetryPolicy | None = None,
         error_handler: ErrorHandler | None = None,
@@ -274,6 +279,7 @@ class Messaging:
             buses=self,
             clock=self.clock,
             max_steps=max_steps,
+            schedule_store=schedule_store,
         )
         self._recorder = recorder
         # Routing decisions and their checks, the same as AsyncMessaging's (drivers.addressing).
@@ -334,10 +340,24 @@ class Messaging:
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Any:
         """Send a command to its one handler; returns what a synchronous handler returns."""
         spec = self._addressing.command(command, routing_key)
-        message = self.dispatch.new_message(command, headers, routing_key)
+        message = (
+            self.dispatch.new_message(command, headers, routing_key)
+            if message_id is None and correlation_id is None and propagate_headers
+            else self.dispatch.new_message.identified(
+                command,
+                headers,
+                routing_key,
+                message_id=message_id,
+                correlation_id=correlation_id,
+                propagate_headers=propagate_headers,
+            )
+        )
         self._recorder.message(RecordKind.SENT, message, at=message.headers.timestamp)
         options = self._addressing.options(delay, at, priority, ttl)
         if not spec.is_async:
@@ -356,10 +376,24 @@ class Messaging:
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> None:
         """Publish an event to every handler of it, in registration order (none is fine)."""
         specs = self._addressing.events(event, routing_key)
-        message = self.dispatch.new_message(event, headers, routing_key)
+        message = (
+            self.dispatch.new_message(event, headers, routing_key)
+            if message_id is None and correlation_id is None and propagate_headers
+            else self.dispatch.new_message.identified(
+                event,
+                headers,
+                routing_key,
+                message_id=message_id,
+                correlation_id=correlation_id,
+                propagate_headers=propagate_headers,
+            )
+        )
         self._recorder.message(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
         options = self._addressing.options(delay, at, priority, ttl)
         self.dispatch.from_top(lambda: self.dispatch.publish_to(specs, message, options))
@@ -371,6 +405,9 @@ class Messaging:
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Answer: ...
 
     @overload
@@ -380,6 +417,9 @@ class Messaging:
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Any: ...
 
     def ask(
@@ -388,13 +428,27 @@ class Messaging:
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Any:
         """Ask a query of its one handler and return the answer.
 
         The answer is typed for a query class derived from ``Query[T]`` (a ``T``), else ``Any``.
         """
         spec = self._addressing.query(query, routing_key)
-        message = self.dispatch.new_message(query, headers, routing_key)
+        message = (
+            self.dispatch.new_message(query, headers, routing_key)
+            if message_id is None and correlation_id is None and propagate_headers
+            else self.dispatch.new_message.identified(
+                query,
+                headers,
+                routing_key,
+                message_id=message_id,
+                correlation_id=correlation_id,
+                propagate_headers=propagate_headers,
+            )
+        )
         self._recorder.message(RecordKind.ASKED, message, at=message.headers.timestamp)
         return self.dispatch.handle_from_top(spec, message)
 
@@ -417,10 +471,20 @@ class Messaging:
         bus: str,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> None:
         """Queue a message on ``channel`` so its consumer routes it on the bus (async bus)."""
         check_bus_channel(channel, self.runtimes, self.internal_channels)
-        message = self.dispatch.new_message(payload, headers, routing_key)
+        message = self.dispatch.new_message.identified(
+            payload,
+            headers,
+            routing_key,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            propagate_headers=propagate_headers,
+        )
         self._recorder.message(
             RecordKind.SENT if bus == BUS_COMMAND else RecordKind.PUBLISHED,
             message,
