@@ -54,6 +54,7 @@ from conveyor.stores.deduplication import (
 from conveyor.stores.schedules import InMemoryScheduleStore, ScheduleStore
 from conveyor.transports.channels import Channel, QueueChannel
 from conveyor.transports.dynamic import DynamicChannel
+from conveyor.transports.memory_broker import MemoryBroker
 
 __all__ = [
     # the facade and its buses
@@ -90,6 +91,7 @@ __all__ = [
     # channels and failure handling
     "Channel",
     "QueueChannel",
+    "MemoryBroker",
     "ChannelView",
     "DynamicChannel",
     "round_robin",

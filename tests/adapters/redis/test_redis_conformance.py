@@ -50,6 +50,10 @@ class TestRedisConformance(TransportConformance):
         with TransportHarness(open_transport(), clock, reopen=open_transport) as harness:
             yield harness
 
+    def test_is_renewable_and_inspectable(self, harness: TransportHarness) -> None:
+        """Else the renewal and inspection checks would be skipped as not applicable."""
+        assert (harness.renewable, harness.inspectable) == (True, True)
+
 
 class TestRedisConformanceWithMaxSize(TestRedisConformance):
     """A size limit, so the limit's own checks apply too."""
@@ -94,6 +98,9 @@ class TestAsyncRedisConformance(AsyncTransportConformance):
 
         with AsyncTransportHarness(open_transport(), clock, reopen=open_transport) as harness:
             yield harness
+
+    def test_is_renewable_and_inspectable(self, harness: AsyncTransportHarness) -> None:
+        assert (harness.renewable, harness.inspectable) == (True, True)
 
 
 class TestAsyncRedisConformanceWithMaxSize(TestAsyncRedisConformance):

@@ -51,6 +51,7 @@ from conveyor.drivers.logs import log_failures as log_failures_to
 from conveyor.drivers.policies import resolve_policies
 from conveyor.drivers.recording import Recorder
 from conveyor.drivers.scopes import Scopes
+from conveyor.drivers.ticks import TickFailures, tick_policies
 from conveyor.stores.dead_letters import DeadLetterStore
 from conveyor.stores.deduplication import Deduplication
 from conveyor.stores.schedules import ScheduleStore
@@ -142,9 +143,9 @@ class AsyncMessaging:
         executor = AsyncPlanExecutor(
             clock=self.clock, journal=self.journal, recorder=recorder, outgoing=outgoing,
             letters=self.dead_letter_store, letter_id=self.dead_letters.new_id,
-            call_error_handler=AsyncErrorHandlers(
+            call_error_handler=(error_handlers := AsyncErrorHandlers(
                 self.endpoints, dispatch=dispatch, outgoing=outgoing, clock=self.clock
-            ),
+            )),
             rng=seeded_random(seed),
         )  # fmt: skip
         parts = AsyncStackParts(
@@ -169,7 +170,14 @@ class AsyncMessaging:
             channels=self.channels, scheduled=[s for s in self.handlers if s.kind == "scheduled"],
             consumption=consumption, dispatch=dispatch, recorder=recorder, router=self.router,
             buses=self, clock=self.clock, max_steps=max_steps, schedule_store=schedule_store,
+            ticks=TickFailures(
+                policies=tick_policies(self.handlers, prepared.endpoint_error_handlers),
+                clock=self.clock, recorder=recorder, letters=self.dead_letter_store,
+                letter_id=self.dead_letters.new_id, rng=executor.random,
+            ),
+            error_handlers=error_handlers,
         )  # fmt: skip
+        self.dead_letters.ticks = self._driver.replay_tick
         self._dispatch = dispatch
         self._outgoing = outgoing
         self._recorder = recorder
@@ -248,11 +256,7 @@ class AsyncMessaging:
         if not spec.is_async:
             self._addressing.refuse_options(spec, message, options)
             return await dispatch.from_top(lambda: dispatch.call_handler(spec, message, None))
-
-        async def hold() -> None:
-            self._outgoing.queue_copy(spec, message, options)
-
-        await dispatch.from_top(hold)
+        await dispatch.queue_from_top(spec, message, options)
         return None
 
     async def publish(

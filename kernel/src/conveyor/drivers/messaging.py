@@ -56,6 +56,7 @@ from conveyor.drivers.recording import Recorder
 from conveyor.drivers.replay import DeadLetters
 from conveyor.drivers.scopes import Scopes
 from conveyor.drivers.stack import Attempt, Layer, StackOrder, StackParts, handling_stack
+from conveyor.drivers.ticks import TickFailures, tick_policies
 from conveyor.drivers.worker import Worker, WorkerSettings
 from conveyor.stores.dead_letters import DeadLetterStore, InMemoryDeadLetterStore
 from conveyor.stores.deduplication import Deduplication
@@ -248,8 +249,10 @@ class Messaging:
             outgoing=outgoing,
             letters=self.dead_letter_store,
             letter_id=self.dead_letters.new_id,
-            call_error_handler=ErrorHandlers(
-                self.endpoints, dispatch=dispatch, outgoing=outgoing, clock=self.clock
+            call_error_handler=(
+                error_handlers := ErrorHandlers(
+                    self.endpoints, dispatch=dispatch, outgoing=outgoing, clock=self.clock
+                )
             ),
             rng=seeded_random(seed),
         )
@@ -280,7 +283,17 @@ class Messaging:
             clock=self.clock,
             max_steps=max_steps,
             schedule_store=schedule_store,
+            ticks=TickFailures(
+                policies=tick_policies(self.handlers, endpoint_error_handlers),
+                clock=self.clock,
+                recorder=recorder,
+                letters=self.dead_letter_store,
+                letter_id=self.dead_letters.new_id,
+                rng=executor.random,
+            ),
+            error_handlers=error_handlers,
         )
+        self.dead_letters.ticks = self.driver.replay_tick
         self._recorder = recorder
         # Routing decisions and their checks, the same as AsyncMessaging's (drivers.addressing).
         self._addressing = Addressing(self.router, self.handlers, self.clock)
