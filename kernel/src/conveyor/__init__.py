@@ -7,6 +7,7 @@ dead letters and deduplication at the channel level.
 
 from __future__ import annotations
 
+from conveyor.core.bus_calls import BusCall, BusInterceptor
 from conveyor.core.clock import Clock, SystemClock, VirtualClock
 from conveyor.core.deduplication import deduplicated
 from conveyor.core.dynamic_routing import Outbound, by_header, round_robin, throttled
@@ -84,6 +85,8 @@ __all__ = [
     "Message",
     "Headers",
     "Failure",
+    "BusCall",
+    "BusInterceptor",
     "Record",
     "RecordKind",
     "Journal",

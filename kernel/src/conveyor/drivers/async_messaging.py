@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, overload
 
+from conveyor.core.bus_calls import BusInterceptor
 from conveyor.core.clock import Clock, ensure_aware
 from conveyor.core.codec.serialization import Codec
 from conveyor.core.delivery import NO_OPTIONS
@@ -47,6 +48,7 @@ from conveyor.drivers.bootstrap import (
 )
 from conveyor.drivers.channel_runtime import AsyncChannelRuntime
 from conveyor.drivers.driving import RunResult
+from conveyor.drivers.guarded_bus import install_bus_interceptors
 from conveyor.drivers.logs import log_failures as log_failures_to
 from conveyor.drivers.policies import resolve_policies
 from conveyor.drivers.recording import Recorder
@@ -64,7 +66,8 @@ __all__ = ["AsyncMessaging"]
 class AsyncMessaging:
     """Awaitable command, event and query buses over handlers and channels, with injected time.
 
-    Args: as ``Messaging``; ``transaction`` is a factory of async context managers.
+    Args: as ``Messaging``; ``transaction`` is a factory of async context managers, and bus
+    interceptors are ``async def (call, proceed)`` that ``await proceed(call)``.
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class AsyncMessaging:
         journal: Journal | None = None,
         max_steps: int | None = 100_000,
         log_failures: bool = True,
+        bus_interceptors: Iterable[BusInterceptor] = (),
     ) -> None:
         given = basics(clock, ids, journal, dead_letters)
         self.clock: Clock = given.clock
@@ -182,6 +186,8 @@ class AsyncMessaging:
         self._outgoing = outgoing
         self._recorder = recorder
         self._addressing = Addressing(self.router, self.handlers, self.clock)
+        if bus_interceptors := tuple(bus_interceptors):  # async def (call, proceed) -> result
+            install_bus_interceptors(self, bus_interceptors)
 
     @property
     def driver(self) -> AsyncDriver:
