@@ -18,7 +18,14 @@ from typing import Any, Union
 
 from conveyor.core.deduplication import DeduplicationKey
 from conveyor.core.errors import ConfigurationError
-from conveyor.core.handlers import AsyncOptions, HandlerKind, HandlerMark, handler_mark, options_of
+from conveyor.core.handlers import (
+    AsyncOptions,
+    DeliveryRule,
+    HandlerKind,
+    HandlerMark,
+    handler_mark,
+    options_of,
+)
 from conveyor.core.interceptors import Interceptor, interceptor_mark
 from conveyor.core.message import Message
 from conveyor.core.retry import RetryPolicy
@@ -51,6 +58,9 @@ class HandlerSpec:
     deduplication: DeduplicationKey | None = None
     markers: frozenset[str] = field(default_factory=frozenset)
     schedule: Schedule | None = None
+    #: ``@delayed``, ``@priority`` or ``@time_to_live`` computed from the message or giving
+    #: way to the send's option: (option name, rule); empty for plain constants.
+    delivery_rules: tuple[tuple[str, DeliveryRule], ...] = ()
 
     @property
     def is_async(self) -> bool:
@@ -271,6 +281,11 @@ def _read_fresh(
         deduplication=_typed(options.get("deduplication"), DeduplicationKey),
         markers=_typed(options.get("markers"), frozenset) or frozenset(),
         schedule=schedule if isinstance(schedule, Schedule) else None,
+        delivery_rules=tuple(
+            (name, rule)
+            for name in ("delay", "priority", "ttl")
+            if isinstance(rule := options.get(name), DeliveryRule)
+        ),
     )
 
 
