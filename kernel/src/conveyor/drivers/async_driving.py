@@ -32,6 +32,7 @@ from conveyor.core.journal import RecordKind
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
 from conveyor.core.routing import Router
+from conveyor.core.wire import Delivery
 from conveyor.drivers.async_consumption import AsyncConsumption
 from conveyor.drivers.async_context import AsyncBuses
 from conveyor.drivers.async_dispatch import AsyncDispatch
@@ -48,6 +49,7 @@ from conveyor.drivers.driving import (
     next_jump,
     stop_reason,
 )
+from conveyor.drivers.leases import keep_lease
 from conveyor.drivers.recording import Recorder
 from conveyor.stores.schedules import InMemoryScheduleStore, ScheduleStore
 
@@ -121,7 +123,7 @@ class AsyncDriver:
             if budget is not None and budget.exhausted():
                 await runtime.transport.release(deliveries[0])
                 raise self._runaway(budget.limit)
-            await self._consumption.consume(runtime, deliveries[0], stop_on_failure=stop_on_failure)
+            await self._consume(runtime, deliveries[0], stop_on_failure)
             return True
         endpoint = self.scheduled[name]
         if endpoint.due > self._clock.now():
@@ -135,6 +137,19 @@ class AsyncDriver:
         if runs:
             await self._tick(endpoint, planned, stop_on_failure=stop_on_failure)
         return True
+
+    async def _consume(
+        self, runtime: AsyncChannelRuntime, delivery: Delivery, stop_on_failure: bool
+    ) -> object:
+        """Consume one delivery; on real time, keep its lease while the handler runs."""
+        consume = self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
+        if self._stepper is not None or runtime.transport.capabilities.lease != "timed":
+            return await consume
+        keeper = asyncio.ensure_future(keep_lease(runtime, delivery, self._clock))
+        try:
+            return await consume
+        finally:
+            keeper.cancel()
 
     async def _tick(
         self, endpoint: ScheduledEndpoint, planned: datetime, *, stop_on_failure: bool
@@ -377,9 +392,8 @@ class AsyncDriver:
                 name, lease=runtime.definition.lease, max_messages=wanted,
                 wait=None if self._stepper is not None else wait,
             )  # fmt: skip
-            consume = self._consumption.consume
             started = [
-                asyncio.ensure_future(consume(runtime, d, stop_on_failure=stop_on_failure))
+                asyncio.ensure_future(self._consume(runtime, d, stop_on_failure))
                 for d in deliveries
             ]
         for task in started:
