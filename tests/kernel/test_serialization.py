@@ -688,6 +688,19 @@ def test_nan_and_infinity_are_refused() -> None:
         JsonCodec(TypeRegistry()).encode(WithFloat(float("nan")))
 
 
+@dataclass(frozen=True, slots=True)
+class WithSpan:
+    span: timedelta
+
+
+@pytest.mark.parametrize("value", [b"1e20", b"-1e20", b'"Infinity"', b'"P999999999999D"'])
+def test_a_duration_past_what_a_timedelta_holds_is_a_serialization_error(value: bytes) -> None:
+    """Issue 11: ``1e20`` seconds or ``Infinity`` raised ``OverflowError`` out of ``consume()``."""
+    body = b'{"span":' + value + b"}"
+    with pytest.raises(SerializationError, match=r"WithSpan\.span expected an ISO 8601 duration"):
+        JsonCodec(TypeRegistry([WithSpan])).decode(body, "WithSpan")
+
+
 @pytest.mark.parametrize(
     ("value", "body", "type_name", "found"),
     [

@@ -7,6 +7,7 @@ dead letters and deduplication at the channel level.
 
 from __future__ import annotations
 
+from conveyor.core.bus_calls import BusCall, BusInterceptor
 from conveyor.core.clock import Clock, SystemClock, VirtualClock
 from conveyor.core.deduplication import deduplicated
 from conveyor.core.dynamic_routing import Outbound, by_header, round_robin, throttled
@@ -54,6 +55,7 @@ from conveyor.stores.deduplication import (
 from conveyor.stores.schedules import InMemoryScheduleStore, ScheduleStore
 from conveyor.transports.channels import Channel, QueueChannel
 from conveyor.transports.dynamic import DynamicChannel
+from conveyor.transports.memory_broker import MemoryBroker
 
 __all__ = [
     # the facade and its buses
@@ -83,6 +85,8 @@ __all__ = [
     "Message",
     "Headers",
     "Failure",
+    "BusCall",
+    "BusInterceptor",
     "Record",
     "RecordKind",
     "Journal",
@@ -90,6 +94,7 @@ __all__ = [
     # channels and failure handling
     "Channel",
     "QueueChannel",
+    "MemoryBroker",
     "ChannelView",
     "DynamicChannel",
     "round_robin",

@@ -188,7 +188,9 @@ def _conveyor_services(
     def register(harness: Harness, built_from: Setup) -> None:
         _register(request, harness, built_from)
 
-    yield Services(setup, VirtualClock(setup.start), SequentialIds(), on_build=register)
+    services = Services(setup, VirtualClock(setup.start), SequentialIds(), on_build=register)
+    yield services
+    services.broker.close()
     registered.clear()  # checked already (after the call); items outlive their test
 
 
@@ -210,7 +212,7 @@ def clock(_conveyor_services: Services) -> VirtualClock:
 def messaging(_conveyor_services: Services) -> Iterator[Harness]:
     """A fresh ``Messaging`` with assertions (``conveyor.testing.Harness``), set by the marker."""
     services = _conveyor_services
-    harness = services.setup.harness(clock=services.clock, ids=services.ids)
+    harness = services.shared(services.setup).harness(clock=services.clock, ids=services.ids)
     services.add(harness)
     yield harness
     harness.close()

@@ -83,6 +83,7 @@ def test_the_public_names_are_curated_and_importable() -> None:
     assert conveyor_sqlite.__all__ == [
         "SqliteChannel",
         "SqliteTransport",
+        "AsyncSqliteTransport",
         "SqliteDeadLetterStore",
         "SqliteDeduplication",
         "SqliteScheduleStore",

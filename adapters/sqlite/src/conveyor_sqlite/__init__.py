@@ -17,6 +17,7 @@ deduplication key can be written inside the application's own transaction.
 
 from __future__ import annotations
 
+from conveyor_sqlite.aio import AsyncSqliteTransport
 from conveyor_sqlite.channel import SqliteChannel
 from conveyor_sqlite.database import Synchronous
 from conveyor_sqlite.deadletters import SqliteDeadLetterStore
@@ -33,6 +34,7 @@ __all__ = [
     # the channel definition, the transport and the stores
     "SqliteChannel",
     "SqliteTransport",
+    "AsyncSqliteTransport",
     "SqliteDeadLetterStore",
     "SqliteDeduplication",
     "SqliteScheduleStore",

@@ -19,6 +19,7 @@ from typing import Any, Generic
 from typing_extensions import TypeVar
 
 from conveyor.core.headers import Headers
+from conveyor.core.wire import WireMessage
 
 __all__ = ["RecordKind", "Record", "ExceptionInfo", "Journal"]
 
@@ -45,6 +46,10 @@ class RecordKind(StrEnum):
     TICKED = "ticked"  # a scheduled endpoint ran
     RELEASED = "released"  # a delivery was given back to come again (a store it needs failed)
     STALE = "stale"  # a consumer finished after its lease ran out; the message comes again
+    DELIVERED = "delivered"  # a consumer received a copy (a redelivery always; every one with
+    #   Journal(deliveries=True)); ``delivery_count`` says which delivery of it this was
+    UNSENT = "unsent"  # the collector dropped a copy: the work that sent it failed, so it never
+    #   left for its channel (its send or publish record stays, this one says so)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,10 @@ class Record(Generic[P]):
             message the kernel holds; tests match on them.
         via: for a record on a dynamic channel, the concrete channel behind it (``channel``
             is "orders", ``via`` is "orders.tenant-a"); None otherwise.
+        wire: for a queued record, what crossed the channel (body bytes and string headers),
+            so a test can assert the wire form; None otherwise, or when payloads are not kept.
+        delivery_count: for a delivered record, which delivery of the message this was (1 the
+            first time, as the transport counts); None otherwise.
     """
 
     seq: int
@@ -130,6 +139,8 @@ class Record(Generic[P]):
     causation_id: str | None = None
     headers: Headers | None = field(default=None, repr=False, compare=False)
     via: str | None = None
+    wire: WireMessage | None = field(default=None, repr=False, compare=False)
+    delivery_count: int | None = None
 
     @property
     def where(self) -> str | None:
@@ -151,10 +162,27 @@ class Journal:
     everything.
     """
 
-    __slots__ = ("_entries", "_keep_payloads", "_listeners", "_lock", "_made", "_seq")
+    __slots__ = (
+        "_entries",
+        "_keep_payloads",
+        "_listeners",
+        "_lock",
+        "_made",
+        "_seq",
+        "deliveries",
+    )
 
-    def __init__(self, max_records: int | None = None, *, keep_payloads: bool = True) -> None:
+    def __init__(
+        self,
+        max_records: int | None = None,
+        *,
+        keep_payloads: bool = True,
+        deliveries: bool = False,
+    ) -> None:
         self._keep_payloads = keep_payloads
+        #: Record every delivery (DELIVERED), not only redeliveries: a test that asserts how
+        #: many times a consumer received a message turns it on.
+        self.deliveries = deliveries
         self._entries: deque[tuple[Any, ...]] = deque(maxlen=max_records)
         self._made: dict[int, Record] = {}
         self._seq = 0
@@ -178,6 +206,8 @@ class Journal:
         causation_id: str | None = None,
         headers: Headers | None = None,
         via: str | None = None,
+        wire: WireMessage | None = None,
+        delivery_count: int | None = None,
     ) -> None:
         """Add a record; its fields are those of :class:`Record`, numbered in order.
 
@@ -186,10 +216,13 @@ class Journal:
         """
         with self._lock:
             self._seq = seq = self._seq + 1
-            kept = payload if self._keep_payloads else None
+            if self._keep_payloads:
+                kept = payload
+            else:
+                kept = wire = None
             entry = (
                 seq, at, kind, message_id, message_type, kept, channel, endpoint_id, attempt,
-                exception, delay, detail, causation_id, headers, via,
+                exception, delay, detail, causation_id, headers, via, wire, delivery_count,
             )  # fmt: skip
             self._entries.append(entry)
         for listener, kinds in self._listeners:

@@ -77,8 +77,10 @@ TRANSITIONS: Mapping[RecordKind, CopyState] = {
     RecordKind.DUPLICATE: CopyState.FINAL,
     RecordKind.EXPIRED: CopyState.FINAL,
     RecordKind.REJECTED: CopyState.FINAL,
+    RecordKind.UNSENT: CopyState.FINAL,  # never left: the work that sent it failed
 }
-"""The state a copy is in after each kind of record; kinds not listed do not move a copy."""
+"""The state a copy is in after each kind of record; kinds not listed do not move a copy
+(DELIVERED: a copy received is still the consumer's to decide; STALE, TICKED, ...)."""
 
 
 @dataclass(frozen=True, slots=True)

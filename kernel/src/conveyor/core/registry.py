@@ -231,7 +231,9 @@ def _read_fresh(
         or (async_options.endpoint_id if async_options else None)
         or name.rsplit("<locals>.", 1)[-1]  # a function defined inside another: its own name
     )
-    retry = async_options.retry if async_options else None
+    failure = async_options or options.get("tick_failure")  # a scheduled tick's own settings
+    assert failure is None or isinstance(failure, AsyncOptions)
+    retry = failure.retry if failure else None
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise ConfigurationError(f"@asynchronous(retry=...) on {name} takes a RetryPolicy")
     return HandlerSpec(
@@ -250,8 +252,8 @@ def _read_fresh(
         priority=_typed(options.get("priority"), int),
         ttl=_typed(options.get("ttl"), timedelta),
         retry=retry,
-        error_handler=async_options.error_handler if async_options else None,
-        dead_letter=async_options.dead_letter if async_options else None,
+        error_handler=failure.error_handler if failure else None,
+        dead_letter=failure.dead_letter if failure else None,
         deduplication=_typed(options.get("deduplication"), DeduplicationKey),
         markers=_typed(options.get("markers"), frozenset) or frozenset(),
         schedule=schedule if isinstance(schedule, Schedule) else None,

@@ -105,6 +105,8 @@ class AsyncConsumption:
     async def _consume(
         self, runtime: AsyncChannelRuntime, delivery: Delivery, stop_on_failure: bool
     ) -> Outcome:
+        if delivery.delivery_count > 1 or self._recorder.journal.deliveries:
+            self._recorder.delivered(runtime.name, delivery)
         try:
             envelope = read_envelope(delivery.message.headers, max_priority=runtime.max_priority)
         except SerializationError as error:

@@ -26,16 +26,17 @@ from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from typing import Any
 
+from conveyor.core import lifecycle
 from conveyor.core.clock import Clock, SteppableClock
 from conveyor.core.errors import ConfigurationError, SettleError
 from conveyor.core.journal import RecordKind
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
 from conveyor.core.routing import Router
-from conveyor.core.wire import Delivery
 from conveyor.drivers.async_consumption import AsyncConsumption
 from conveyor.drivers.async_context import AsyncBuses
 from conveyor.drivers.async_dispatch import AsyncDispatch
+from conveyor.drivers.async_plans import AsyncErrorHandlers
 from conveyor.drivers.channel_runtime import AsyncChannelRuntime
 from conveyor.drivers.driving import (
     RunResult,
@@ -49,9 +50,12 @@ from conveyor.drivers.driving import (
     next_jump,
     stop_reason,
 )
-from conveyor.drivers.leases import keep_lease
+from conveyor.drivers.leases import AsyncLeaseKeeper
 from conveyor.drivers.recording import Recorder
+from conveyor.drivers.ticks import TickFailures, log_tick_failure, replayed_tick
+from conveyor.stores.dead_letters import DeadLetter
 from conveyor.stores.schedules import InMemoryScheduleStore, ScheduleStore
+from conveyor.transports.seam import Delivery
 
 __all__ = ["AsyncDriver"]
 
@@ -65,11 +69,14 @@ class AsyncDriver:
         "_clock",
         "_consumption",
         "_dispatch",
+        "_error_handlers",
+        "_leases",
         "_max_steps",
         "_recorder",
         "_router",
         "_stepper",
         "_stops",
+        "_ticks",
         "scheduled",
     )
 
@@ -86,8 +93,12 @@ class AsyncDriver:
         clock: Clock,
         max_steps: int | None,
         schedule_store: ScheduleStore | None = None,
+        ticks: TickFailures | None = None,
+        error_handlers: AsyncErrorHandlers | None = None,
     ) -> None:
         self._channels = channels
+        self._ticks = ticks
+        self._error_handlers = error_handlers
         self._consumption = consumption
         self._dispatch = dispatch
         self._recorder = recorder
@@ -95,6 +106,7 @@ class AsyncDriver:
         self._buses = buses
         self._clock = clock
         self._stepper: SteppableClock | None = clock if isinstance(clock, SteppableClock) else None
+        self._leases = AsyncLeaseKeeper(clock) if self._stepper is None else None
         self._max_steps = max_steps
         now = clock.now()
         store = schedule_store if schedule_store is not None else InMemoryScheduleStore()
@@ -102,7 +114,9 @@ class AsyncDriver:
         self._stops: set[asyncio.Event] = set()
 
     def names(self) -> list[str]:
-        return [*self._channels, *self.scheduled]
+        """The consumers: channels consumed here (not the send-only ones), then schedules."""
+        consumed = [n for n, rt in self._channels.items() if not rt.definition.send_only]
+        return [*consumed, *self.scheduled]
 
     # ------------------------------------------------------------------ one step
 
@@ -130,6 +144,10 @@ class AsyncDriver:
             return False
         if budget is not None and budget.exhausted():
             raise self._runaway(budget.limit)
+        retried = endpoint.take_retry(self._clock.now())
+        if retried is not None:
+            await self._run_tick(endpoint, retried, stop_on_failure=stop_on_failure)
+            return True
         taken = endpoint.take(self._clock.now())
         if taken is None:
             return False  # another worker claimed the tick
@@ -143,22 +161,37 @@ class AsyncDriver:
     ) -> object:
         """Consume one delivery; on real time, keep its lease while the handler runs."""
         consume = self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
-        if self._stepper is not None or runtime.transport.capabilities.lease != "timed":
+        if self._leases is None:
             return await consume
-        keeper = asyncio.ensure_future(keep_lease(runtime, delivery, self._clock))
+        key = self._leases.hold(runtime, delivery)
         try:
             return await consume
         finally:
-            keeper.cancel()
+            self._leases.release(key)
 
     async def _tick(
         self, endpoint: ScheduledEndpoint, planned: datetime, *, stop_on_failure: bool
     ) -> None:
+        tick = Message(planned, self._dispatch.new_message(None, None, None).headers, None)
+        await self._run_tick(endpoint, tick, stop_on_failure=stop_on_failure)
+
+    async def replay_tick(self, letter: DeadLetter) -> None:
+        """Run a tick kept as a dead letter again, now (``dead_letters.replay``)."""
+        endpoint = self.scheduled[letter.channel]
+        tick = replayed_tick(letter, self._clock.now())
+        await self._run_tick(endpoint, tick, stop_on_failure=False)
+
+    async def _run_tick(
+        self, endpoint: ScheduledEndpoint, tick: Message, *, stop_on_failure: bool
+    ) -> None:
+        """Run one tick; a failure follows the tick's policy (``conveyor.drivers.ticks``)."""
         spec = endpoint.spec
         dispatch = self._dispatch
-        tick = Message(planned, dispatch.new_message(None, None, None).headers, spec.endpoint_id)
+        planned = tick.payload
+        assert isinstance(planned, datetime)
+        tick = Message(planned, tick.headers, spec.endpoint_id)
         self._recorder.message(
-            RecordKind.TICKED, tick, endpoint_id=spec.endpoint_id,
+            RecordKind.TICKED, tick, endpoint_id=spec.endpoint_id, attempt=tick.headers.attempt,
             detail=f"planned {planned.isoformat()}",
         )  # fmt: skip
 
@@ -170,15 +203,60 @@ class AsyncDriver:
                 else:
                     await self._buses.publish(result)
 
-        try:
-            await dispatch.collected(tick, spec.endpoint_id, None, run_tick)
-        except Exception as error:
-            if stop_on_failure:
-                raise
-            logging.getLogger("conveyor").error(
-                "scheduled %s failed at its tick planned %s; the next tick runs as planned: %s",
-                spec.endpoint_id, planned.isoformat(), error, exc_info=error,
-            )  # fmt: skip
+        tried = 0
+        while True:
+            tried += 1
+            try:
+                await dispatch.collected(tick, spec.endpoint_id, None, run_tick)
+                return
+            except Exception as error:
+                if stop_on_failure:
+                    raise
+                ticks = self._ticks
+                if ticks is not None and ticks.instant_retries(spec.endpoint_id, error, tried):
+                    continue
+                plan = ticks.plan(spec.endpoint_id, error, tick.headers.attempt) if ticks else None
+                if plan is None:
+                    log_tick_failure(spec.endpoint_id, planned, error)
+                    return
+                await self._carry_out(plan, endpoint, tick, error)
+                return
+
+    async def _carry_out(
+        self,
+        plan: lifecycle.Plan,
+        endpoint: ScheduledEndpoint,
+        tick: Message,
+        error: BaseException,
+    ) -> None:
+        """Perform a failing tick's plan, as the sync driver does."""
+        ticks = self._ticks
+        assert ticks is not None
+        endpoint_id = endpoint.spec.endpoint_id
+        for action in plan.actions:
+            if isinstance(action, lifecycle.Record):
+                ticks.record(action, tick, endpoint_id)
+            elif isinstance(action, lifecycle.Resend) and action.available_at is not None:
+                later = tick.headers.with_attempt(tick.headers.attempt + 1)
+                endpoint.retry = (action.available_at, Message(tick.payload, later, None))
+            elif isinstance(action, lifecycle.StoreDeadLetter):
+                ticks.store(action, tick, endpoint_id)
+            elif isinstance(action, lifecycle.CallErrorHandler):
+                assert self._error_handlers is not None
+                handler_error: BaseException | None = None
+                try:
+                    await self._error_handlers.give(
+                        action.handler, ticks.failure(tick, endpoint_id, error), tick,
+                        endpoint_id, None,
+                    )  # fmt: skip
+                except Exception as raised:
+                    handler_error = raised
+                after = lifecycle.after_error_handler(
+                    ticks.policies[endpoint_id], error=error, handler_error=handler_error,
+                    handler=action.handler, attempt=tick.headers.attempt, wire={},
+                    now=self._clock.now(),
+                )  # fmt: skip
+                await self._carry_out(after, endpoint, tick, error)
 
     # ------------------------------------------------------------------ settling
 
@@ -293,10 +371,14 @@ class AsyncDriver:
                 virtual=virtual, channel=len(channels) == len(names), limit=limit,
                 time_limit=time_limit,
             )  # fmt: skip
-        started = clock.now()
-        taken = turn = 0
+        turn = 0
         in_flight = _InFlight()
         stop, forced = asyncio.Event(), asyncio.Event()
+        tally = _Tally(clock, limit, time_limit, memory_limit, stop)
+        started = tally.started
+        # On a real clock a single channel's slots chain (see _chained); on a VirtualClock each
+        # message is taken by this loop, so a test's interleaving stays the one it always was.
+        chain = tally if len(names) == 1 and channels and not virtual else None
         self._stops.add(stop)
         reason: str | None = None
         cut_short = False
@@ -308,28 +390,25 @@ class AsyncDriver:
                         ", ".join(names), concurrency,
                     )  # fmt: skip
                 while reason is None:
-                    reason = stop_reason(
-                        taken, limit, clock.now() - started, time_limit, memory_limit,
-                        stop_requested=stop.is_set(),
-                    )  # fmt: skip
+                    reason = tally.reason()
                     if reason is not None:
                         break
                     free = concurrency - len(in_flight)
                     if free == 0:
                         await _first_done(in_flight, stop)
                         continue
-                    wanted = free if limit is None else min(free, limit - taken)
+                    wanted = free if limit is None else min(free, limit - tally.taken)
                     started_now = 0
                     for offset in range(len(names)):  # every consumer in turn
                         each = names[(turn + offset) % len(names)]
                         started_now = await self._take(
-                            each, wanted, in_flight, stop, stop_on_failure
+                            each, wanted, in_flight, stop, stop_on_failure, chain=chain
                         )
                         if started_now:
                             break
                     turn += 1
                     if started_now:
-                        taken += started_now
+                        tally.taken += started_now
                         continue
                     if in_flight:  # what is in flight may bring more work
                         await _first_done(in_flight, stop)
@@ -348,9 +427,11 @@ class AsyncDriver:
                     elif (
                         len(names) == 1
                         and channels
-                        and await self._take(names[0], 1, in_flight, stop, stop_on_failure, wait)
+                        and await self._take(
+                            names[0], 1, in_flight, stop, stop_on_failure, wait, chain=chain
+                        )
                     ):
-                        taken += 1  # the broker's long poll brought one
+                        tally.taken += 1  # the broker's long poll brought one
                     else:
                         await _wait(stop, wait)
                 if in_flight:
@@ -368,7 +449,7 @@ class AsyncDriver:
         reason = reason or "signal"
         if cut_short:
             reason = f"{reason}, then {'a second signal' if forced.is_set() else 'grace'}"
-        return RunResult(", ".join(names), taken, reason)
+        return RunResult(", ".join(names), tally.taken, reason)
 
     async def _take(
         self,
@@ -378,8 +459,13 @@ class AsyncDriver:
         stop: asyncio.Event,
         stop_on_failure: bool,
         wait: timedelta | None = None,
+        *,
+        chain: _Tally | None = None,
     ) -> int:
-        """Start handling up to ``wanted`` messages (or one tick), each in its own task."""
+        """Start handling up to ``wanted`` messages (or one tick), each in its own task.
+
+        With ``chain``, each task goes on to the channel's next message itself (``_chained``).
+        """
         runtime = self._channels.get(name)
         if runtime is None:
             if self.scheduled[name].due > self._clock.now():
@@ -393,17 +479,75 @@ class AsyncDriver:
                 wait=None if self._stepper is not None else wait,
             )  # fmt: skip
             started = [
-                asyncio.ensure_future(self._consume(runtime, d, stop_on_failure))
+                asyncio.ensure_future(
+                    self._consume(runtime, d, stop_on_failure)
+                    if chain is None
+                    else self._chained(runtime, d, stop_on_failure, chain)
+                )
                 for d in deliveries
             ]
         for task in started:
             in_flight.add(task, stop)
         return len(started)
 
+    async def _chained(
+        self,
+        runtime: AsyncChannelRuntime,
+        delivery: Delivery,
+        stop_on_failure: bool,
+        tally: _Tally,
+    ) -> None:
+        """Consume ``delivery``, then take the channel's next message at once, while the run may.
+
+        A slot that finishes a message starts the next in the same task: ``concurrency`` messages
+        stay in flight without a trip through the run loop (and a new task) for each, and the
+        slots' handlers drift apart instead of waiting and waking in lockstep. The run loop
+        refills only slots that found the channel empty.
+        """
+        name, lease = runtime.name, runtime.definition.lease
+        while True:
+            await self._consume(runtime, delivery, stop_on_failure)
+            if tally.reason() is not None:
+                return
+            more = await runtime.transport.receive(name, lease=lease, max_messages=1)
+            if not more:
+                return
+            tally.taken += 1
+            delivery = more[0]
+
     def request_stop(self) -> None:
         """Ask every running consumer to stop taking messages and finish those in flight."""
         for stop in self._stops:
             stop.set()
+
+
+class _Tally:
+    """How many messages a run has taken, and whether it may take another (its slots ask too)."""
+
+    __slots__ = ("clock", "limit", "memory_limit", "started", "stop", "taken", "time_limit")
+
+    def __init__(
+        self,
+        clock: Clock,
+        limit: int | None,
+        time_limit: timedelta | None,
+        memory_limit: int | None,
+        stop: asyncio.Event,
+    ) -> None:
+        self.clock = clock
+        self.limit = limit
+        self.time_limit = time_limit
+        self.memory_limit = memory_limit
+        self.stop = stop
+        self.started = clock.now()
+        self.taken = 0
+
+    def reason(self) -> str | None:
+        """Why the run stops before taking another message, or None (``stop_reason``)."""
+        return stop_reason(
+            self.taken, self.limit, self.clock.now() - self.started, self.time_limit,
+            self.memory_limit, stop_requested=self.stop.is_set(),
+        )  # fmt: skip
 
 
 class _InFlight(set[asyncio.Future[object]]):

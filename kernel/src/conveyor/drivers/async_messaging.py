@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, overload
 
+from conveyor.core.bus_calls import BusInterceptor
 from conveyor.core.clock import Clock, ensure_aware
 from conveyor.core.codec.serialization import Codec
 from conveyor.core.delivery import NO_OPTIONS
@@ -47,10 +48,12 @@ from conveyor.drivers.bootstrap import (
 )
 from conveyor.drivers.channel_runtime import AsyncChannelRuntime
 from conveyor.drivers.driving import RunResult
+from conveyor.drivers.guarded_bus import install_bus_interceptors
 from conveyor.drivers.logs import log_failures as log_failures_to
 from conveyor.drivers.policies import resolve_policies
 from conveyor.drivers.recording import Recorder
 from conveyor.drivers.scopes import Scopes
+from conveyor.drivers.ticks import TickFailures, tick_policies
 from conveyor.stores.dead_letters import DeadLetterStore
 from conveyor.stores.deduplication import Deduplication
 from conveyor.stores.schedules import ScheduleStore
@@ -63,7 +66,8 @@ __all__ = ["AsyncMessaging"]
 class AsyncMessaging:
     """Awaitable command, event and query buses over handlers and channels, with injected time.
 
-    Args: as ``Messaging``; ``transaction`` is a factory of async context managers.
+    Args: as ``Messaging``; ``transaction`` is a factory of async context managers, and bus
+    interceptors are ``async def (call, proceed)`` that ``await proceed(call)``.
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class AsyncMessaging:
         journal: Journal | None = None,
         max_steps: int | None = 100_000,
         log_failures: bool = True,
+        bus_interceptors: Iterable[BusInterceptor] = (),
     ) -> None:
         given = basics(clock, ids, journal, dead_letters)
         self.clock: Clock = given.clock
@@ -142,9 +147,9 @@ class AsyncMessaging:
         executor = AsyncPlanExecutor(
             clock=self.clock, journal=self.journal, recorder=recorder, outgoing=outgoing,
             letters=self.dead_letter_store, letter_id=self.dead_letters.new_id,
-            call_error_handler=AsyncErrorHandlers(
+            call_error_handler=(error_handlers := AsyncErrorHandlers(
                 self.endpoints, dispatch=dispatch, outgoing=outgoing, clock=self.clock
-            ),
+            )),
             rng=seeded_random(seed),
         )  # fmt: skip
         parts = AsyncStackParts(
@@ -169,11 +174,20 @@ class AsyncMessaging:
             channels=self.channels, scheduled=[s for s in self.handlers if s.kind == "scheduled"],
             consumption=consumption, dispatch=dispatch, recorder=recorder, router=self.router,
             buses=self, clock=self.clock, max_steps=max_steps, schedule_store=schedule_store,
+            ticks=TickFailures(
+                policies=tick_policies(self.handlers, prepared.endpoint_error_handlers),
+                clock=self.clock, recorder=recorder, letters=self.dead_letter_store,
+                letter_id=self.dead_letters.new_id, rng=executor.random,
+            ),
+            error_handlers=error_handlers,
         )  # fmt: skip
+        self.dead_letters.ticks = self._driver.replay_tick
         self._dispatch = dispatch
         self._outgoing = outgoing
         self._recorder = recorder
         self._addressing = Addressing(self.router, self.handlers, self.clock)
+        if bus_interceptors := tuple(bus_interceptors):  # async def (call, proceed) -> result
+            install_bus_interceptors(self, bus_interceptors)
 
     @property
     def driver(self) -> AsyncDriver:
@@ -248,11 +262,7 @@ class AsyncMessaging:
         if not spec.is_async:
             self._addressing.refuse_options(spec, message, options)
             return await dispatch.from_top(lambda: dispatch.call_handler(spec, message, None))
-
-        async def hold() -> None:
-            self._outgoing.queue_copy(spec, message, options)
-
-        await dispatch.from_top(hold)
+        await dispatch.queue_from_top(spec, message, options)
         return None
 
     async def publish(

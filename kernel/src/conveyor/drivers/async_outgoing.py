@@ -1,9 +1,11 @@
 """Outgoing copies in the asyncio driver: held by the collecting scope, sent when it succeeds.
 
 Every entry of the asyncio driver (a top-level verb, a consumed message, a tick, an error
-handler) opens a collecting scope, so a copy is always held first and sent with ``await`` when
-the work that produced it is done. The copy itself is built as the sync driver builds it
-(``conveyor.drivers.outgoing.pending_copy``).
+handler) opens a collecting scope, so a copy is held first and sent with ``await`` when the work
+that produced it is done; the one exception is a top-level ``send`` to an asynchronous handler
+outside any transaction, whose scope would hold and flush that one copy and nothing else, so it
+is sent at once (``AsyncDispatch.queue_from_top``). The copy itself is built as the sync driver
+builds it (``conveyor.drivers.outgoing.pending_copy``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,19 @@ class AsyncOutgoing:
             options.for_handler(spec, self._clock),
         )
 
+    async def send_copy(
+        self, spec: HandlerSpec, message: Message, options: DeliveryOptions
+    ) -> None:
+        """Send a copy for ``spec`` now, held by no scope (a top-level send, no transaction)."""
+        channels = spec.channels
+        handler_options = options.for_handler(spec, self._clock)
+        await self.transmit(
+            pending_copy(
+                self._channels, channels[0], spec.endpoint_id, message, channels[1:],
+                handler_options,
+            )
+        )  # fmt: skip
+
     def enqueue(
         self,
         channel: str,
@@ -66,6 +81,12 @@ class AsyncOutgoing:
         if collector is None:  # every entry of the asyncio driver opens one
             raise RuntimeError("an AsyncMessaging copy was made outside any collecting scope")
         collector.buffer.append(pending)
+
+    def discard(self, scope: Scope) -> None:
+        """Drop what a failed scope held, with an UNSENT record for each copy."""
+        buffer, scope.buffer = scope.buffer, []
+        for pending in buffer:
+            self._recorder.unsent(pending)
 
     async def flush(self, scope: Scope) -> None:
         """Send what a succeeded scope held, in order."""

@@ -130,6 +130,8 @@ class Consumption:
     def _consume(
         self, runtime: ChannelRuntime, delivery: Delivery, stop_on_failure: bool
     ) -> Outcome:
+        if delivery.delivery_count > 1 or self._recorder.journal.deliveries:
+            self._recorder.delivered(runtime.name, delivery)
         wire = delivery.message.headers
         try:
             envelope = read_envelope(wire, max_priority=runtime.max_priority)

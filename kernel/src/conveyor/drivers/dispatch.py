@@ -247,6 +247,10 @@ class Dispatch:
                 with self._transaction():
                     result = work(scope)
                     self._outgoing.flush(scope)
+        except BaseException:
+            if scope.buffer:
+                self._outgoing.discard(scope)
+            raise
         finally:
             self._scopes.leave(token)
         if self._drain_inline is not None:
@@ -267,7 +271,11 @@ class Dispatch:
         """
         transaction = self._transaction() if self._transaction is not None else nullcontext()
         with transaction, self._scopes.opened(message, endpoint_id, channel) as scope:
-            result = work()
+            try:
+                result = work()
+            except BaseException:
+                self._outgoing.discard(scope)
+                raise
             self._outgoing.flush(scope)
         return result
 

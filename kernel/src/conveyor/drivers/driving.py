@@ -8,7 +8,6 @@ last journal records, never a wall-clock timeout.
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from collections.abc import Iterator, Mapping
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import FrameType
 
+from conveyor.core import lifecycle
 from conveyor.core.clock import Clock, SteppableClock
 from conveyor.core.errors import ConfigurationError, SettleError
 from conveyor.core.instants import LATEST, later
@@ -29,9 +29,12 @@ from conveyor.drivers.buses import Buses
 from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.drivers.consumption import Consumption
 from conveyor.drivers.dispatch import Dispatch
+from conveyor.drivers.error_handlers import ErrorHandlers
 from conveyor.drivers.leases import LeaseKeeper
 from conveyor.drivers.recording import Recorder
 from conveyor.drivers.resident import resident_mib
+from conveyor.drivers.ticks import TickFailures, log_tick_failure, replayed_tick
+from conveyor.stores.dead_letters import DeadLetter
 from conveyor.stores.schedules import InMemoryScheduleStore, ScheduleStore
 
 __all__ = [
@@ -86,19 +89,31 @@ class ScheduledEndpoint:
     tick for the endpoint (the first worker ever, or state kept in memory).
     """
 
-    __slots__ = ("first", "spec", "store")
+    __slots__ = ("first", "retry", "spec", "store")
 
     def __init__(self, spec: HandlerSpec, started: datetime, store: ScheduleStore) -> None:
         assert spec.schedule is not None
         self.spec = spec
         self.store = store
         self.first = spec.schedule.first_due(started)
+        #: A failed tick's delayed retry: when, and the tick to run again (this process only).
+        self.retry: tuple[datetime, Message] | None = None
 
     @property
     def due(self) -> datetime:
-        """The next planned tick, as the store says."""
+        """The next planned tick, as the store says, or a delayed retry due sooner."""
         stored = self.store.next_due(self.spec.endpoint_id)
-        return self.first if stored is None else stored
+        planned = self.first if stored is None else stored
+        if self.retry is not None and self.retry[0] < planned:
+            return self.retry[0]
+        return planned
+
+    def take_retry(self, now: datetime) -> Message | None:
+        """The tick whose delayed retry is due at ``now``, if any (taken: it runs once)."""
+        if self.retry is None or self.retry[0] > now:
+            return None
+        tick, self.retry = self.retry[1], None
+        return tick
 
     def take(self, now: datetime) -> tuple[datetime, bool] | None:
         """Claim the tick due at ``now``: its planned instant and whether it runs.
@@ -127,6 +142,7 @@ class Driver:
         "_clock",
         "_consumption",
         "_dispatch",
+        "_error_handlers",
         "_journal",
         "_leases",
         "_max_steps",
@@ -134,6 +150,7 @@ class Driver:
         "_router",
         "_stepper",
         "_stop_requested",
+        "_ticks",
         "scheduled",
     )
 
@@ -150,8 +167,12 @@ class Driver:
         clock: Clock,
         max_steps: int | None,
         schedule_store: ScheduleStore | None = None,
+        ticks: TickFailures | None = None,
+        error_handlers: ErrorHandlers | None = None,
     ) -> None:
         self._channels = channels
+        self._ticks = ticks
+        self._error_handlers = error_handlers
         self._consumption = consumption
         self._dispatch = dispatch
         self._recorder = recorder
@@ -168,7 +189,10 @@ class Driver:
         self._stop_requested = False
 
     def names(self) -> list[str]:
-        return [*self._channels, *self.scheduled]
+        """The consumers: channels this Messaging consumes (not the send-only ones), then
+        scheduled endpoints."""
+        consumed = [n for n, rt in self._channels.items() if not rt.definition.send_only]
+        return [*consumed, *self.scheduled]
 
     # ------------------------------------------------------------------ one step
 
@@ -209,6 +233,10 @@ class Driver:
             return False
         if budget is not None and budget.exhausted():
             raise self._runaway(budget.limit)
+        retried = endpoint.take_retry(self._clock.now())
+        if retried is not None:
+            self._run_tick(endpoint, retried, stop_on_failure=stop_on_failure)
+            return True
         taken = endpoint.take(self._clock.now())
         if taken is None:
             return False  # another worker claimed the tick
@@ -227,13 +255,28 @@ class Driver:
     def _tick(
         self, endpoint: ScheduledEndpoint, planned: datetime, *, stop_on_failure: bool
     ) -> None:
+        tick = Message(planned, self._dispatch.new_message(None, None, None).headers, None)
+        self._run_tick(endpoint, tick, stop_on_failure=stop_on_failure)
+
+    def replay_tick(self, letter: DeadLetter) -> None:
+        """Run a tick kept as a dead letter again, now (``dead_letters.replay``)."""
+        endpoint = self.scheduled[letter.channel]
+        tick = replayed_tick(letter, self._clock.now())
+        self._run_tick(endpoint, tick, stop_on_failure=False)
+
+    def _run_tick(
+        self, endpoint: ScheduledEndpoint, tick: Message, *, stop_on_failure: bool
+    ) -> None:
         spec = endpoint.spec
         dispatch = self._dispatch
-        tick = Message(planned, dispatch.new_message(None, None, None).headers, spec.endpoint_id)
+        planned = tick.payload
+        assert isinstance(planned, datetime)
+        tick = Message(planned, tick.headers, spec.endpoint_id)
         self._recorder.message(
             RecordKind.TICKED,
             tick,
             endpoint_id=spec.endpoint_id,
+            attempt=tick.headers.attempt,
             detail=f"planned {planned.isoformat()}",
         )
 
@@ -245,20 +288,62 @@ class Driver:
                 else:
                     self._buses.publish(result)
 
-        try:
-            dispatch.collected(tick, spec.endpoint_id, None, run_tick)
-        except Exception as error:
-            # The failure is in the journal (FAILED); there is no message to retry or set
-            # aside, so an operator must see it in the log. The next tick runs as planned.
-            if stop_on_failure:
-                raise
-            logging.getLogger("conveyor").error(
-                "scheduled %s failed at its tick planned %s; the next tick runs as planned: %s",
-                spec.endpoint_id,
-                planned.isoformat(),
-                error,
-                exc_info=error,
-            )
+        tried = 0
+        while True:
+            tried += 1
+            try:
+                dispatch.collected(tick, spec.endpoint_id, None, run_tick)
+                return
+            except Exception as error:
+                if stop_on_failure:
+                    raise
+                ticks = self._ticks
+                if ticks is not None and ticks.instant_retries(spec.endpoint_id, error, tried):
+                    continue
+                plan = ticks.plan(spec.endpoint_id, error, tick.headers.attempt) if ticks else None
+                if plan is None:
+                    # The failure is in the journal (FAILED); the tick sets no failure policy,
+                    # so an operator must see it in the log. The next tick runs as planned.
+                    log_tick_failure(spec.endpoint_id, planned, error)
+                    return
+                self._carry_out(plan, endpoint, tick, error)
+                return
+
+    def _carry_out(
+        self,
+        plan: lifecycle.Plan,
+        endpoint: ScheduledEndpoint,
+        tick: Message,
+        error: BaseException,
+    ) -> None:
+        """Perform a failing tick's plan (see ``conveyor.drivers.ticks``)."""
+        ticks = self._ticks
+        assert ticks is not None
+        endpoint_id = endpoint.spec.endpoint_id
+        for action in plan.actions:
+            if isinstance(action, lifecycle.Record):
+                ticks.record(action, tick, endpoint_id)
+            elif isinstance(action, lifecycle.Resend) and action.available_at is not None:
+                later = tick.headers.with_attempt(tick.headers.attempt + 1)
+                endpoint.retry = (action.available_at, Message(tick.payload, later, None))
+            elif isinstance(action, lifecycle.StoreDeadLetter):
+                ticks.store(action, tick, endpoint_id)
+            elif isinstance(action, lifecycle.CallErrorHandler):
+                assert self._error_handlers is not None
+                handler_error: BaseException | None = None
+                try:
+                    self._error_handlers.give(
+                        action.handler, ticks.failure(tick, endpoint_id, error), tick,
+                        endpoint_id, None,
+                    )  # fmt: skip
+                except Exception as raised:
+                    handler_error = raised
+                after = lifecycle.after_error_handler(
+                    ticks.policies[endpoint_id], error=error, handler_error=handler_error,
+                    handler=action.handler, attempt=tick.headers.attempt, wire={},
+                    now=self._clock.now(),
+                )  # fmt: skip
+                self._carry_out(after, endpoint, tick, error)
 
     # ------------------------------------------------------------------ settling
 
@@ -367,6 +452,12 @@ class Driver:
         stop_on_failure: bool,
         finish_when_empty: bool | None,
     ) -> RunResult:
+        runtime = self._channels.get(name)
+        if runtime is not None and runtime.definition.send_only:
+            raise ConfigurationError(
+                f"channel {name!r} is declared send_only=True: this Messaging sends to it and "
+                f"another consumes it. Run it where it is consumed, or drop send_only."
+            )
         check_run(name, self.names(), limit)
         if time_limit is not None:
             check_time_limit(time_limit, self._clock.now())

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,7 +26,7 @@ from conveyor.core.errors import ConveyorError
 from conveyor.core.wire import Delivery, H
 from conveyor.drivers.channel_runtime import AsyncChannelRuntime, ChannelRuntime
 
-__all__ = ["LeaseKeeper", "keep_lease", "outlived_lease"]
+__all__ = ["AsyncLeaseKeeper", "LeaseKeeper", "outlived_lease"]
 
 _LOG = logging.getLogger("conveyor")
 
@@ -103,40 +103,96 @@ class LeaseKeeper:
             with self._changed:
                 if held not in self._held:
                     return  # the handler finished between the look and the renewal
-            _LOG.warning(
-                "could not renew the lease of %s on channel %s (endpoint %s): %s",
-                delivery.message.headers.get(H.ID, "?"),
-                runtime.name,
-                delivery.message.headers.get(H.ENDPOINT, "?"),
-                error,
-            )
+            _could_not_renew(runtime, delivery, error)
             held.next_look = datetime.max.replace(tzinfo=now.tzinfo)
             return
         held.next_look = self._clock.now() + lease / 3
 
 
-async def keep_lease(runtime: AsyncChannelRuntime, delivery: Delivery, clock: Clock) -> None:
-    """The asyncio keeper of one delivery's lease: a task, cancelled when the handling ends."""
-    lease = runtime.definition.lease
-    started = clock.now()
-    renewable = runtime.renewable
-    if renewable is None:
-        await asyncio.sleep(lease.total_seconds())
-        outlived_lease(runtime, delivery, clock.now() - started)
-        return
-    while True:
-        await asyncio.sleep(lease.total_seconds() / 3)
+class AsyncLeaseKeeper:
+    """The asyncio twin of :class:`LeaseKeeper`: one task per loop renews every held lease.
+
+    Holding a delivery is a dict entry, not a task of its own, so the per-message cost on the
+    hot path is two dictionary writes.
+    """
+
+    __slots__ = ("_clock", "_held", "_task", "_woken")
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._held: dict[int, _AsyncHeld] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._woken: asyncio.Event | None = None
+
+    def hold(self, runtime: AsyncChannelRuntime, delivery: Delivery) -> int | None:
+        """Start keeping ``delivery``'s lease; the key to :meth:`release`, None if not timed."""
+        if runtime.transport.capabilities.lease != "timed":
+            return None
+        now = self._clock.now()
+        lease = runtime.definition.lease
+        look = now + (lease / 3 if runtime.renewable is not None else lease)
+        held = _AsyncHeld(runtime, delivery, look, now)
+        self._held[id(held)] = held
+        if self._task is None or self._task.done() or self._woken is None:
+            self._woken = asyncio.Event()
+            self._task = asyncio.ensure_future(self._keep(self._woken))
+        elif len(self._held) == 1:
+            self._woken.set()
+        return id(held)
+
+    def release(self, key: int | None) -> None:
+        if key is not None:
+            self._held.pop(key, None)
+
+    async def _keep(self, woken: asyncio.Event) -> None:
+        while True:
+            now = self._clock.now()
+            for key, held in list(self._held.items()):
+                if held.next_look <= now:
+                    await self._attend(key, held, now)
+            soonest = min((h.next_look for h in self._held.values()), default=None)
+            woken.clear()
+            wait = 3600.0 if soonest is None else (soonest - self._clock.now()).total_seconds()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), max(wait, 0.001))
+
+    async def _attend(self, key: int, held: _AsyncHeld, now: datetime) -> None:
+        runtime, delivery = held.runtime, held.delivery
+        lease = runtime.definition.lease
+        renewable = runtime.renewable
+        never = datetime.max.replace(tzinfo=now.tzinfo)
+        if renewable is None:
+            outlived_lease(runtime, delivery, now - held.since)
+            held.next_look = never  # warn once
+            return
         try:
             await renewable.renew(delivery, lease=lease)
         except ConveyorError as error:  # settled meanwhile, or the lease was already lost
-            _LOG.warning(
-                "could not renew the lease of %s on channel %s (endpoint %s): %s",
-                delivery.message.headers.get(H.ID, "?"),
-                runtime.name,
-                delivery.message.headers.get(H.ENDPOINT, "?"),
-                error,
-            )
+            if key in self._held:
+                _could_not_renew(runtime, delivery, error)
+            held.next_look = never
             return
+        held.next_look = self._clock.now() + lease / 3
+
+
+@dataclass(slots=True, eq=False)
+class _AsyncHeld:
+    runtime: AsyncChannelRuntime
+    delivery: Delivery
+    next_look: datetime
+    since: datetime
+
+
+def _could_not_renew(
+    runtime: ChannelRuntime | AsyncChannelRuntime, delivery: Delivery, error: Exception
+) -> None:
+    _LOG.warning(
+        "could not renew the lease of %s on channel %s (endpoint %s): %s",
+        delivery.message.headers.get(H.ID, "?"),
+        runtime.name,
+        delivery.message.headers.get(H.ENDPOINT, "?"),
+        error,
+    )
 
 
 def outlived_lease(

@@ -16,10 +16,12 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, overload
 
+from conveyor.core.bus_calls import BusInterceptor, check_bus_retry
 from conveyor.core.clock import Clock, SteppableClock, SystemClock, ensure_aware
 from conveyor.core.codec.serialization import Codec, JsonCodec, TypeRegistry
 from conveyor.core.delivery import NO_OPTIONS
 from conveyor.core.errors import ClockError, ConfigurationError
+from conveyor.core.failure import Failure
 from conveyor.core.handlers import ErrorHandler
 from conveyor.core.ids import IdGenerator, UuidV7Ids, seeded_random
 from conveyor.core.instants import later
@@ -47,6 +49,7 @@ from conveyor.drivers.consumption import Consumption
 from conveyor.drivers.dispatch import Dispatch
 from conveyor.drivers.driving import Driver, RunResult
 from conveyor.drivers.error_handlers import ErrorHandlers
+from conveyor.drivers.guarded_bus import GuardedBus, install_bus_interceptors
 from conveyor.drivers.key_purge import KeyPurge
 from conveyor.drivers.logs import log_failures as log_failures_to
 from conveyor.drivers.outgoing import Outgoing
@@ -56,6 +59,7 @@ from conveyor.drivers.recording import Recorder
 from conveyor.drivers.replay import DeadLetters
 from conveyor.drivers.scopes import Scopes
 from conveyor.drivers.stack import Attempt, Layer, StackOrder, StackParts, handling_stack
+from conveyor.drivers.ticks import TickFailures, tick_policies
 from conveyor.drivers.worker import Worker, WorkerSettings
 from conveyor.stores.dead_letters import DeadLetterStore, InMemoryDeadLetterStore
 from conveyor.stores.deduplication import Deduplication
@@ -99,6 +103,8 @@ class Messaging:
         max_steps: the settling step limit that detects runaway loops.
         log_failures: log retries, dead letters and rejected messages to the "conveyor"
             logger (the pytest plugin turns it off: its failure output shows them).
+        bus_interceptors: functions ``(call: BusCall, proceed) -> result`` around every
+            ``send``, ``publish`` and ``ask``, before routing (the first is outermost).
     """
 
     def __init__(
@@ -123,6 +129,7 @@ class Messaging:
         journal: Journal | None = None,
         max_steps: int | None = 100_000,
         log_failures: bool = True,
+        bus_interceptors: Iterable[BusInterceptor] = (),
     ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()
         steps_time = isinstance(self.clock, SteppableClock)
@@ -248,8 +255,10 @@ class Messaging:
             outgoing=outgoing,
             letters=self.dead_letter_store,
             letter_id=self.dead_letters.new_id,
-            call_error_handler=ErrorHandlers(
-                self.endpoints, dispatch=dispatch, outgoing=outgoing, clock=self.clock
+            call_error_handler=(
+                error_handlers := ErrorHandlers(
+                    self.endpoints, dispatch=dispatch, outgoing=outgoing, clock=self.clock
+                )
             ),
             rng=seeded_random(seed),
         )
@@ -280,10 +289,23 @@ class Messaging:
             clock=self.clock,
             max_steps=max_steps,
             schedule_store=schedule_store,
+            ticks=TickFailures(
+                policies=tick_policies(self.handlers, endpoint_error_handlers),
+                clock=self.clock,
+                recorder=recorder,
+                letters=self.dead_letter_store,
+                letter_id=self.dead_letters.new_id,
+                rng=executor.random,
+            ),
+            error_handlers=error_handlers,
         )
+        self.dead_letters.ticks = self.driver.replay_tick
         self._recorder = recorder
         # Routing decisions and their checks, the same as AsyncMessaging's (drivers.addressing).
         self._addressing = Addressing(self.router, self.handlers, self.clock)
+        self._error_handlers = error_handlers
+        if bus_interceptors := tuple(bus_interceptors):  # checked once: none costs nothing
+            install_bus_interceptors(self, bus_interceptors)
 
     # ------------------------------------------------------------------ bootstrap
 
@@ -452,16 +474,54 @@ class Messaging:
         self._recorder.message(RecordKind.ASKED, message, at=message.headers.timestamp)
         return self.dispatch.handle_from_top(spec, message)
 
-    def command_bus(self, channel: str | None = None) -> BusView:
-        """A command bus; with ``channel``, every command goes through that channel first."""
-        return BusView(self, channel, BUS_COMMAND)
+    def command_bus(
+        self,
+        channel: str | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        error_handler: ErrorHandler | None = None,
+    ) -> BusView | GuardedBus:
+        """A command bus; with ``channel``, every command goes through that channel first.
 
-    def event_bus(self, channel: str | None = None) -> BusView:
+        ``retry=RetryPolicy(instant=...)`` runs a failing call again at once (each attempt a
+        whole new call); ``error_handler`` then receives the ``Failure`` and the call returns
+        None instead of raising (``conveyor.drivers.guarded_bus``).
+        """
+        return self._guarded(
+            BusView(self, channel, BUS_COMMAND), "command_bus", retry, error_handler
+        )
+
+    def event_bus(
+        self,
+        channel: str | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        error_handler: ErrorHandler | None = None,
+    ) -> BusView | GuardedBus:
         """An event bus; with ``channel``, every event goes through that channel first."""
-        return BusView(self, channel, BUS_EVENT)
+        return self._guarded(BusView(self, channel, BUS_EVENT), "event_bus", retry, error_handler)
 
-    def query_bus(self) -> BusView:
-        return BusView(self, None, "query")
+    def query_bus(
+        self, *, retry: RetryPolicy | None = None, error_handler: ErrorHandler | None = None
+    ) -> BusView | GuardedBus:
+        return self._guarded(BusView(self, None, "query"), "query_bus", retry, error_handler)
+
+    def _guarded(
+        self, view: BusView, bus: str, retry: RetryPolicy | None, error_handler: object | None
+    ) -> BusView | GuardedBus:
+        if retry is None and error_handler is None:
+            return view
+        check_bus_retry(retry, bus)
+        handler = self._error_handler(error_handler, f"{bus}(error_handler=...)")
+        give = self._error_handlers.give
+
+        def on_failure(failure: Failure) -> None:
+            give(handler, failure, None, None, None)  # type: ignore[arg-type]
+
+        return GuardedBus(
+            view, bus, retry=retry, on_failure=on_failure if handler is not None else None,
+            new_id=self.ids.new, now=self.clock.now,
+        )  # fmt: skip
 
     def send_through(
         self,

@@ -80,6 +80,12 @@ class Outgoing:
         for pending in buffer:
             self.transmit(pending)
 
+    def discard(self, scope: Scope) -> None:
+        """Drop what a failed scope held, with an UNSENT record for each copy."""
+        buffer, scope.buffer = scope.buffer, []
+        for pending in buffer:
+            self._recorder.unsent(pending)
+
     def transmit(self, pending: PendingSend) -> None:
         runtime = self._channels[pending.channel]
         runtime.transport.send(
@@ -169,4 +175,5 @@ def record_queued(recorder: Recorder, pending: PendingSend, *, via: bool = False
         delay=delay if delay and delay > timedelta(0) else None,
         attempt=pending.message.headers.attempt,
         via=pending.wire.headers.get(VIA) if via else None,
+        wire=pending.wire,
     )

@@ -13,9 +13,10 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 
 from conveyor.core.clock import Clock
-from conveyor.core.collector import AttemptState
+from conveyor.core.collector import AttemptState, PendingSend
 from conveyor.core.journal import ExceptionInfo, Journal, RecordKind
 from conveyor.core.message import Message
+from conveyor.core.wire import Delivery, H, WireMessage
 
 __all__ = ["Recorder"]
 
@@ -57,6 +58,7 @@ class Recorder:
         detail: str = "",
         at: datetime | None = None,
         via: str | None = None,
+        wire: WireMessage | None = None,
     ) -> None:
         """A record about a message the kernel holds (its payload and headers are known).
 
@@ -80,6 +82,35 @@ class Recorder:
             causation_id=headers.causation_id,
             headers=headers,
             via=via if via is not None else self.via(channel),
+            wire=wire,
+        )
+
+    def delivered(self, channel: str, delivery: Delivery) -> None:
+        """A consumer received a copy; read from its wire headers, before anything is decoded
+        (a record even for a message that turns out malformed)."""
+        headers = delivery.message.headers
+        self.journal.append(
+            self.clock.now(),
+            RecordKind.DELIVERED,
+            headers.get(H.ID, delivery.receipt),
+            headers.get(H.TYPE, "?"),
+            channel=channel,
+            endpoint_id=headers.get(H.ENDPOINT),
+            attempt=_attempt(headers.get(H.ATTEMPT)),
+            causation_id=headers.get(H.CAUSATION),
+            via=self.via(channel),
+            delivery_count=delivery.delivery_count,
+        )
+
+    def unsent(self, pending: PendingSend) -> None:
+        """The collector dropped a copy it held: the work that sent it failed."""
+        self.message(
+            RecordKind.UNSENT,
+            pending.message,
+            endpoint_id=pending.endpoint_id,
+            channel=pending.channel,
+            attempt=pending.message.headers.attempt,
+            detail="the work that sent it failed; it never left",
         )
 
     def failure(
@@ -110,3 +141,11 @@ class Recorder:
             attempt=message.headers.attempt,
             detail=detail,
         )
+
+
+def _attempt(value: str | None) -> int:
+    """The attempt a wire header claims, for the record only (malformed ones are rejected later)."""
+    try:
+        return max(int(value), 1) if value is not None else 1
+    except ValueError:
+        return 1

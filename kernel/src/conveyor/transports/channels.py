@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from conveyor.core.clock import Clock
 from conveyor.core.codec.serialization import Codec
@@ -19,6 +19,9 @@ from conveyor.core.errors import ConfigurationError
 from conveyor.core.handlers import ErrorHandler
 from conveyor.core.retry import RetryPolicy
 from conveyor.transports.seam import AsyncTransport, ChannelOptions, Transport
+
+if TYPE_CHECKING:
+    from conveyor.transports.memory_broker import MemoryBroker
 
 __all__ = ["Channel", "QueueChannel", "FinalFailure", "Mode"]
 
@@ -52,6 +55,10 @@ class Channel:
             their type. None (the default) means: when no asynchronous handler is bound to it.
             Elsewhere a message addressed to a bus is dead-lettered as unroutable, so whoever
             can write to a handler's channel cannot reach every other handler through it.
+        send_only: this ``Messaging`` sends to the channel but never consumes it: another
+            service (or process) does. It is not among ``consumers()``, settling and
+            ``advance`` skip it, and ``run`` refuses it. Two services in one test that share an
+            in-memory broker declare the channel in both; the sender declares it send-only.
     """
 
     name: str = field(kw_only=False)
@@ -64,6 +71,7 @@ class Channel:
     dead_letter_expired: bool = False
     codec: Codec | None = None
     bus: bool | None = None
+    send_only: bool = False
 
     def __post_init__(self) -> None:
         if self.final_failure not in ("resend", "ignore", "stop"):
@@ -112,19 +120,34 @@ class Channel:
 
 @dataclass(frozen=True, kw_only=True)
 class QueueChannel(Channel):
-    """An in-memory channel: serializes through the codec, honours delay, priority and leases."""
+    """An in-memory channel: serializes through the codec, honours delay, priority and leases.
+
+    Attributes:
+        broker: a ``MemoryBroker`` shared with other ``Messaging`` instances (several services
+            in one test): channels of the same name on one broker are one queue. None: this
+            ``Messaging``'s own in-memory channels.
+    """
+
+    broker: MemoryBroker | None = None
 
     def transport_key(self) -> Hashable:
         """Every in-memory channel of one ``Messaging`` shares one ``MemoryTransport`` (one
-        ``AsyncMemoryTransport`` under ``AsyncMessaging``)."""
-        return (QueueChannel,)
+        ``AsyncMemoryTransport`` under ``AsyncMessaging``), or its broker's."""
+        return (QueueChannel,) if self.broker is None else (QueueChannel, id(self.broker))
 
     def open(self, clock: Clock) -> Transport:
+        if self.broker is not None:
+            return self.broker.transport(clock)
         from conveyor.transports.memory import MemoryTransport
 
         return MemoryTransport(clock)
 
     def open_async(self, clock: Clock) -> AsyncTransport:
+        if self.broker is not None:
+            raise ConfigurationError(
+                f"channel {self.name!r} is on a MemoryBroker, which serves Messaging only; "
+                f"under AsyncMessaging drop broker=."
+            )
         from conveyor.transports.async_memory import AsyncMemoryTransport
 
         return AsyncMemoryTransport(clock)

@@ -254,9 +254,10 @@ class Harness(ABC):
 
         ``until`` is a boundary less the declared precision. Virtual time steps the clock there
         and receives once. Real time polls: a delivery from a receive that returned before
-        ``until + precision`` is a broken promise (the transport read its clock before the
-        boundary); one from a receive still under way at the boundary proves nothing, and is
-        kept for the next :meth:`expect` on the channel, which it would have gone to.
+        ``until`` is a broken promise (the transport read its clock more than its precision
+        before the boundary); one from a receive that returned at or after ``until`` proves
+        nothing (a broker rounding to its precision may hand it out then), and is kept for the
+        next :meth:`expect` on the channel, which it would have gone to.
         """
         if self.virtual and until is not None:
             self._step_to(until)
@@ -264,7 +265,7 @@ class Harness(ABC):
             delivery = self.receive_one(channel)
             returned = self.now()
             if delivery is not None:
-                if until is not None and not self.virtual and returned >= until + self.precision():
+                if until is not None and not self.virtual and returned >= until:
                     self._early[channel] = delivery
                     return
                 raise AssertionError(

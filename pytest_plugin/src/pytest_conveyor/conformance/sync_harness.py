@@ -120,6 +120,11 @@ class TransportHarness(Harness):
         self._opened.append(other)
         return other
 
+    def adopt(self, other: TransportHarness) -> None:
+        """Close ``other`` with this harness: a consumer a test opened beside it."""
+        other._opened = self._opened
+        self._opened.append(other)
+
     @property
     def can_reopen(self) -> bool:
         return self._reopen is not None

@@ -1,0 +1,62 @@
+"""When each lease this transport granted runs out, so a stale receipt is never renewed.
+
+SQS does not fence ``ChangeMessageVisibility`` by lease: once a visibility timeout has run out
+and the message was received again, the old receipt handle may still change its visibility
+(moto accepts any handle the message ever had; on AWS stale handles are no reliable fence
+either). A handler whose lease ran out would then extend the lease another consumer now holds.
+So the transport remembers, for each delivery it handed out, when its lease ends on the
+injected clock, and refuses to renew a delivery whose lease ended, or that was settled, with
+``StaleReceipt``: its handler no longer owns the message. Only the deliveries still leased are
+kept, so the book stays as small as the messages in flight.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from datetime import datetime
+
+from conveyor.core.errors import StaleReceipt
+from conveyor.transports.seam import Delivery
+
+__all__ = ["LeaseBook"]
+
+
+class LeaseBook:
+    """Receipt handle -> the instant its lease ends; safe for the async twin's thread pool."""
+
+    def __init__(self) -> None:
+        self._ends: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+
+    def granted(self, receipts: Iterable[str], until: datetime, now: datetime) -> None:
+        """Record leases ending at ``until``, and forget those that ended by ``now``."""
+        with self._lock:
+            for receipt in [r for r, end in self._ends.items() if end <= now]:
+                del self._ends[receipt]
+            self._ends.update((receipt, until) for receipt in receipts)
+
+    def check_renewable(self, delivery: Delivery, now: datetime) -> None:
+        """Raise ``StaleReceipt`` unless the lease of ``delivery`` is still running.
+
+        Raises:
+            StaleReceipt: the lease ended, or the delivery was settled (or never leased here).
+        """
+        with self._lock:
+            end = self._ends.get(delivery.receipt)
+        if end is None or now >= end:
+            raise StaleReceipt(
+                f"cannot renew delivery {delivery.delivery_count} of a message on channel "
+                f"{delivery.channel!r}: the lease no longer holds (its visibility timeout ran "
+                f"out, or it was settled already), and SQS would extend whoever's lease it is "
+                f"now. Renew before the lease ends, and keep handlers idempotent."
+            )
+
+    def renewed(self, receipt: str, until: datetime) -> None:
+        with self._lock:
+            self._ends[receipt] = until
+
+    def settled(self, receipt: str) -> None:
+        """An acknowledged or released delivery: nothing left to renew."""
+        with self._lock:
+            self._ends.pop(receipt, None)
