@@ -84,7 +84,7 @@ class LeaseKeeper:
                 if not due:
                     soonest = min((h.next_look for h in self._held), default=None)
                     wait = 3600.0 if soonest is None else (soonest - now).total_seconds()
-                    self._changed.wait(max(wait, 0.001))
+                    self._changed.wait(min(max(wait, 0.001), 3600.0))
                     continue
             for held in due:
                 self._attend(held, now)
@@ -154,7 +154,7 @@ class AsyncLeaseKeeper:
             woken.clear()
             wait = 3600.0 if soonest is None else (soonest - self._clock.now()).total_seconds()
             with suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), max(wait, 0.001))
+                await asyncio.wait_for(woken.wait(), min(max(wait, 0.001), 3600.0))
 
     async def _attend(self, key: int, held: _AsyncHeld, now: datetime) -> None:
         runtime, delivery = held.runtime, held.delivery
