@@ -2,7 +2,9 @@
 
 ``send``, ``publish``, ``ask`` and an asynchronous bus's ``send_through`` decide through
 ``conveyor.drivers.addressing`` in ``Messaging`` and ``AsyncMessaging`` alike; these run each slip
-through both and compare what they raise.
+through both and compare what they raise. Their consumers set deliveries aside through
+``conveyor.drivers.rejections`` and journal them through the same recorder, so a delivery to an
+endpoint not bound to its channel is refused alike, with the same records.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 from conveyor import (
     AsyncMessaging,
     ConveyorError,
+    Journal,
     Messaging,
     QueueChannel,
     asynchronous,
@@ -25,6 +28,7 @@ from conveyor import (
     event_handler,
     query_handler,
 )
+from conveyor.core.ids import SequentialIds
 
 
 @dataclass(frozen=True)
@@ -101,3 +105,43 @@ def test_both_drivers_refuse_the_slip_with_the_same_error(slip: str) -> None:
     assert str(async_error) == str(sync_error)
     kinds = [r.kind for r in sync.journal.records]
     assert [r.kind for r in asynchronous_kernel.journal.records] == kinds
+
+
+def test_both_consumers_refuse_a_message_for_an_endpoint_not_on_its_channel_alike() -> None:
+    """A copy forged onto a channel its endpoint does not consume from: the same records."""
+
+    def scenario(journal: Journal) -> tuple[list[Any], list[Any]]:
+        return [r.kind for r in journal.records], [r.detail for r in journal.records]
+
+    channels = [QueueChannel("notifications"), QueueChannel("elsewhere")]
+    sync = Messaging(
+        [notify], channels, ids=SequentialIds(), journal=Journal(deliveries=True),
+        log_failures=False,
+    )  # fmt: skip
+    sync.publish(OrderPlaced("o-1"))
+    forged = sync.channels["notifications"].transport.receive(  # type: ignore[attr-defined]
+        "notifications", lease=timedelta(seconds=30)
+    )[0]
+    sync.channels["elsewhere"].transport.send("elsewhere", forged.message)  # type: ignore[attr-defined]
+    sync.run_until_idle()
+
+    async def on_asyncio() -> Journal:
+        journal = Journal(deliveries=True)
+        kernel = AsyncMessaging(
+            [notify], channels, ids=SequentialIds(), journal=journal, log_failures=False
+        )
+        async with kernel:
+            await kernel.publish(OrderPlaced("o-1"))
+            transport = kernel.channels["notifications"].transport
+            taken = await transport.receive("notifications", lease=timedelta(seconds=30))
+            await kernel.channels["elsewhere"].transport.send("elsewhere", taken[0].message)
+            await kernel.run_until_idle()
+        return journal
+
+    async_journal = asyncio.run(on_asyncio())
+
+    assert scenario(async_journal) == scenario(sync.journal)
+    kinds = [str(kind) for kind in scenario(sync.journal)[0]]
+    assert kinds.count("delivered") == 1, kinds
+    assert kinds[-2:] == ["rejected", "dead_lettered"], kinds
+    assert any("no endpoint" in (detail or "") for detail in scenario(sync.journal)[1])

@@ -108,7 +108,8 @@ def to_wire_headers(
     if headers.causation_id is not None:
         wire[H.CAUSATION] = headers.causation_id
     wire[H.TIMESTAMP] = headers.timestamp.isoformat()
-    wire[H.ATTEMPT] = str(headers.attempt)
+    attempt = headers.attempt
+    wire[H.ATTEMPT] = _ATTEMPTS[attempt] if attempt < len(_ATTEMPTS) else str(attempt)
     wire[H.TYPE] = type_name
     wire[H.CONTENT_TYPE] = content_type
     wire[H.ENDPOINT] = endpoint
@@ -141,6 +142,10 @@ class Envelope:
 
 
 _NO_USER: Mapping[str, str] = MappingProxyType({})
+
+# The texts of the first attempts, made once: ``str(1)`` makes a new 50-byte string each time,
+# and every message waiting on a channel holds its attempt header.
+_ATTEMPTS = tuple(str(n) for n in range(16))
 
 
 #: The largest replay count kept: any stored ``cv-replayed`` value, however long, still fits a

@@ -50,7 +50,7 @@ class AsyncOutgoing:
             spec.endpoint_id,
             message,
             spec.channels[1:],
-            options.for_handler(spec, self._clock),
+            options.for_handler(spec, self._clock, message.payload),
         )
 
     async def send_copy(
@@ -58,7 +58,7 @@ class AsyncOutgoing:
     ) -> None:
         """Send a copy for ``spec`` now, held by no scope (a top-level send, no transaction)."""
         channels = spec.channels
-        handler_options = options.for_handler(spec, self._clock)
+        handler_options = options.for_handler(spec, self._clock, message.payload)
         await self.transmit(
             pending_copy(
                 self._channels, channels[0], spec.endpoint_id, message, channels[1:],

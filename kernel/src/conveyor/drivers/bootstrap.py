@@ -259,7 +259,9 @@ def check_handlers(
                     f"QueueChannel({channel!r}) (or a broker channel) to "
                     f"Messaging(channels=[...])."
                 )
-        if not spec.channels and (spec.delay or spec.priority is not None or spec.ttl):
+        if not spec.channels and (
+            spec.delay or spec.priority is not None or spec.ttl or spec.delivery_rules
+        ):
             raise ConfigurationError(
                 f"handler {spec.name} has @delayed, @priority or @time_to_live but "
                 f"runs synchronously, where they cannot apply. Add @asynchronous(...)."

@@ -15,10 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import FrameType
+from typing import TypeGuard
 
 from conveyor.core import lifecycle
 from conveyor.core.clock import Clock, SteppableClock
 from conveyor.core.errors import ConfigurationError, SettleError
+from conveyor.core.implements import implements
 from conveyor.core.instants import LATEST, later
 from conveyor.core.journal import Journal, Record, RecordKind
 from conveyor.core.message import Message
@@ -180,7 +182,7 @@ class Driver:
         self._router = router
         self._buses = buses
         self._clock = clock
-        self._stepper: SteppableClock | None = clock if isinstance(clock, SteppableClock) else None
+        self._stepper: SteppableClock | None = clock if _steppable(clock) else None
         self._leases = LeaseKeeper(clock) if self._stepper is None else None
         self._max_steps = max_steps
         now = clock.now()
@@ -649,3 +651,7 @@ def check_run(name: str, consumers: list[str], limit: int | None) -> None:
         )
     if limit is not None and limit < 1:
         raise ConfigurationError(f"run(limit={limit}) must be at least 1")
+
+
+def _steppable(clock: Clock) -> TypeGuard[SteppableClock]:
+    return implements(clock, SteppableClock)

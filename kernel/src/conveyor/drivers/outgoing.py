@@ -51,7 +51,7 @@ class Outgoing:
             spec.endpoint_id,
             message,
             spec.channels[1:],
-            options.for_handler(spec, self._clock),
+            options.for_handler(spec, self._clock, message.payload),
         )
 
     def enqueue(

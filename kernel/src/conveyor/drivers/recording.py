@@ -85,6 +85,12 @@ class Recorder:
             wire=wire,
         )
 
+    def received(self, channel: str, delivery: Delivery) -> None:
+        """Journal a consumer's delivery when it is a redelivery, or when the journal keeps
+        every delivery (``Journal(deliveries=True)``); both drivers' consumers call it."""
+        if delivery.delivery_count > 1 or self.journal.deliveries:
+            self.delivered(channel, delivery)
+
     def delivered(self, channel: str, delivery: Delivery) -> None:
         """A consumer received a copy; read from its wire headers, before anything is decoded
         (a record even for a message that turns out malformed)."""
