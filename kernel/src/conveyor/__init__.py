@@ -16,6 +16,7 @@ from conveyor.core.errors import (
     ConveyorError,
     NoHandlerError,
     RoutingError,
+    SendFailed,
     SerializationError,
     SettleError,
     TransportError,
@@ -124,5 +125,6 @@ __all__ = [
     "NoHandlerError",
     "SerializationError",
     "TransportError",
+    "SendFailed",
     "SettleError",
 ]

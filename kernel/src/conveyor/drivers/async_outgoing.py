@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from conveyor.core.clock import Clock
+from conveyor.core.clock import Clock, pause
 from conveyor.core.collector import PendingSend, Scope
 from conveyor.core.delivery import DeliveryOptions
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
 from conveyor.drivers.channel_runtime import AsyncChannelRuntime
-from conveyor.drivers.outgoing import held_until, pending_copy, record_queued
+from conveyor.drivers.outgoing import held_until, pending_copy, record_queued, send_again_after
 from conveyor.drivers.recording import Recorder
 from conveyor.drivers.scopes import Scopes
 
@@ -91,11 +91,34 @@ class AsyncOutgoing:
     async def flush(self, scope: Scope) -> None:
         """Send what a succeeded scope held, in order."""
         buffer, scope.buffer = scope.buffer, []
-        for pending in buffer:
-            await self.transmit(pending)
+        for index, pending in enumerate(buffer):
+            try:
+                await self.transmit(pending)
+            except BaseException:  # what did not leave says so; the attempt fails
+                for unsent in buffer[index:]:
+                    self._recorder.unsent(unsent)
+                raise
 
     async def transmit(self, pending: PendingSend) -> None:
         runtime = self._channels[pending.channel]
+        try:
+            await self._send(runtime, pending)
+        except Exception as error:
+            send_retry = runtime.definition.send_retry
+            if send_retry is None:
+                raise
+            attempt = 1
+            while True:  # the channel's send_retry, as the sync driver's
+                await pause(self._clock, send_again_after(send_retry, error, attempt, pending))
+                attempt += 1
+                try:
+                    await self._send(runtime, pending)
+                    break
+                except Exception as again:
+                    error = again
+        record_queued(self._recorder, pending)
+
+    async def _send(self, runtime: AsyncChannelRuntime, pending: PendingSend) -> None:
         await runtime.transport.send(
             pending.channel,
             pending.wire,
@@ -103,7 +126,6 @@ class AsyncOutgoing:
             priority=pending.priority,
             expires_at=pending.expires_at,
         )
-        record_queued(self._recorder, pending)
 
     def held_until(self, runtime: AsyncChannelRuntime, due: datetime | None) -> datetime | None:
         return held_until(runtime, due, self._clock.now())

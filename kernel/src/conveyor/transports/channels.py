@@ -59,6 +59,10 @@ class Channel:
             service (or process) does. It is not among ``consumers()``, settling and
             ``advance`` skip it, and ``run`` refuses it. Two services in one test that share an
             in-memory broker declare the channel in both; the sender declares it send-only.
+        send_retry: when sending to this channel fails (its broker is down), send again after
+            the policy's ``delays``, up to its ``attempts`` sends, for the exceptions it names
+            (``on=ConnectionFailed``, say); then the handling attempt that sent it fails with
+            ``SendFailed`` and is retried as a whole. None: a failed send raises at once.
     """
 
     name: str = field(kw_only=False)
@@ -72,6 +76,7 @@ class Channel:
     codec: Codec | None = None
     bus: bool | None = None
     send_only: bool = False
+    send_retry: RetryPolicy | None = None
 
     def __post_init__(self) -> None:
         if self.final_failure not in ("resend", "ignore", "stop"):
