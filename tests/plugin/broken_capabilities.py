@@ -7,6 +7,7 @@ promises every transport makes); each class here too breaks exactly one promise.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 from datetime import datetime, timedelta
@@ -15,6 +16,7 @@ from broken_transports import FullWrapper, Wrapper
 
 from conveyor.core.clock import Clock
 from conveyor.core.errors import StaleReceipt, TransportClosed
+from conveyor.transports.async_memory import AsyncMemoryTransport
 from conveyor.transports.memory import MemoryTransport
 from conveyor.transports.seam import (
     Capabilities,
@@ -289,3 +291,68 @@ class AsyncFullOf(AsyncOf):
 
 def async_of(sync: Transport) -> AsyncOf:
     return AsyncFullOf(sync) if isinstance(sync, FullWrapper) else AsyncOf(sync)
+
+
+# Async long polls (real time): broken on the loop itself -------------------------------------
+
+
+class AsyncLongPoll:
+    """Delegates to an AsyncMemoryTransport; subclasses break its long poll without blocking
+    the loop, so the async runner's sender task still runs meanwhile."""
+
+    def __init__(self, inner: AsyncMemoryTransport) -> None:
+        self.inner = inner
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.inner.capabilities
+
+    async def declare(self, options: ChannelOptions) -> None:
+        await self.inner.declare(options)
+
+    async def send(self, channel: str, message: WireMessage, **options: object) -> None:
+        await self.inner.send(channel, message, **options)  # type: ignore[arg-type]
+
+    async def receive(self, channel: str, **options: object) -> list[Delivery]:
+        return await self.inner.receive(channel, **options)  # type: ignore[arg-type]
+
+    async def ack(self, delivery: Delivery) -> None:
+        await self.inner.ack(delivery)
+
+    async def release(self, delivery: Delivery, *, available_at: datetime | None = None) -> None:
+        await self.inner.release(delivery, available_at=available_at)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class AsyncHonestLongPoll(AsyncLongPoll):
+    """Breaks nothing."""
+
+
+class AsyncWaitsTheWaitOut(AsyncLongPoll):
+    """A receive with ``wait`` awaits the whole wait before it looks."""
+
+    async def receive(self, channel: str, **options: object) -> list[Delivery]:
+        wait = options.pop("wait", None)
+        if isinstance(wait, timedelta):
+            await asyncio.sleep(wait.total_seconds())
+        return await super().receive(channel, **options)
+
+
+class AsyncIgnoresWait(AsyncLongPoll):
+    """A receive with ``wait`` returns at once, empty, when nothing is due yet."""
+
+    async def receive(self, channel: str, **options: object) -> list[Delivery]:
+        options.pop("wait", None)
+        return await super().receive(channel, **options)
+
+
+class AsyncLongPollInventsMessages(AsyncLongPoll):
+    """A long poll that finds nothing returns a delivery of nothing."""
+
+    async def receive(self, channel: str, **options: object) -> list[Delivery]:
+        found = await super().receive(channel, **options)
+        if found or options.get("wait") is None:
+            return found
+        return [Delivery(channel, WireMessage(b""), "invented")]

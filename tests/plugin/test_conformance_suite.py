@@ -16,6 +16,7 @@ import broken_transports as broken
 import pytest
 
 from conveyor.core.clock import Clock, SystemClock, VirtualClock
+from conveyor.transports.async_memory import AsyncMemoryTransport
 from conveyor.transports.memory import MemoryTransport
 from conveyor.transports.seam import Transport
 from pytest_conveyor.conformance import (
@@ -153,9 +154,19 @@ LONG_POLL_FAILED_BY: dict[type, set[str]] = {
     optional.IgnoresWait: {"long_poll_is_woken_by_a_send"},
     optional.LongPollInventsMessages: {"long_poll_on_an_empty_channel_returns_nothing"},
 }
-"""On real time, through the sync runner: a blocking sync transport wrapped as async would
-block the very loop its sender task needs, so the async runner's long poll is proven on the
-honest AsyncMemoryTransport (tests/kernel/test_memory_transport.py) instead."""
+"""On real time, through the sync runner. (A blocking sync transport wrapped as async would block
+the very loop its sender task needs: the async runner has breakers of its own, below.)"""
+
+ASYNC_LONG_POLL_FAILED_BY: dict[type, set[str]] = {
+    optional.AsyncHonestLongPoll: set(),
+    optional.AsyncWaitsTheWaitOut: {
+        "long_poll_returns_a_due_message_at_once",
+        "long_poll_is_woken_by_a_send",
+    },
+    optional.AsyncIgnoresWait: {"long_poll_is_woken_by_a_send"},
+    optional.AsyncLongPollInventsMessages: {"long_poll_on_an_empty_channel_returns_nothing"},
+}
+"""On real time, through the async runner: each breaks the long poll on the loop itself."""
 
 _LONG_POLL = [c for g in GROUPS if g.name == "batches and long poll" for c in g.checks]
 
@@ -198,6 +209,17 @@ def test_broken_long_polls_fail_the_long_poll_checks_on_real_time(kind: type) ->
     report = run_checks(lambda: _harness(kind, SystemClock(), "sync"), _LONG_POLL)
 
     assert report.failed == LONG_POLL_FAILED_BY[kind], str(report)
+
+
+@pytest.mark.parametrize("kind", list(ASYNC_LONG_POLL_FAILED_BY), ids=lambda kind: kind.__name__)
+def test_broken_async_long_polls_fail_the_long_poll_checks_on_real_time(kind: type) -> None:
+    def make() -> Harness:
+        clock = SystemClock()
+        return AsyncTransportHarness(kind(AsyncMemoryTransport(clock)), clock)
+
+    report = run_checks(make, _LONG_POLL)
+
+    assert report.failed == ASYNC_LONG_POLL_FAILED_BY[kind], str(report)
 
 
 def test_every_check_is_failed_by_some_broken_transport() -> None:

@@ -51,6 +51,10 @@ class TestSqsStandardConformance(TransportConformance):
         ) as harness:
             yield harness
 
+    def test_is_renewable(self, harness: TransportHarness) -> None:
+        """Else the renewal checks would be skipped as not applicable."""
+        assert harness.renewable
+
 
 class _FifoGroups:
     """What a FIFO queue promises instead of two checks of the suite, on either runner.
@@ -125,6 +129,9 @@ class TestAsyncSqsStandardConformance(AsyncTransportConformance):
             open_transport(), clock, make_channel=lambda: unique("cf"), reopen=open_transport
         ) as harness:
             yield harness
+
+    def test_is_renewable(self, harness: AsyncTransportHarness) -> None:
+        assert harness.renewable
 
 
 class TestAsyncSqsFifoConformance(_FifoGroups, TestAsyncSqsStandardConformance):

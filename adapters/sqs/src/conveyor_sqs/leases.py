@@ -23,18 +23,37 @@ __all__ = ["LeaseBook"]
 
 
 class LeaseBook:
-    """Receipt handle -> the instant its lease ends; safe for the async twin's thread pool."""
+    """Receipt handle -> the instant its lease ends; safe for the async twin's thread pool.
+
+    A lease ends at its visibility timeout (measured from when the receive returned, so up to
+    one round trip after SQS's own end), and at once when this transport receives the same
+    message again under another receipt: then the old receipt is stale for certain.
+    """
 
     def __init__(self) -> None:
         self._ends: dict[str, datetime] = {}
+        self._message_of: dict[str, str] = {}  # receipt -> SQS MessageId
+        self._receipt_of: dict[str, str] = {}  # SQS MessageId -> its current receipt
         self._lock = threading.Lock()
 
-    def granted(self, receipts: Iterable[str], until: datetime, now: datetime) -> None:
-        """Record leases ending at ``until``, and forget those that ended by ``now``."""
+    def granted(self, leases: Iterable[tuple[str, str]], until: datetime, now: datetime) -> None:
+        """Record leases (receipt, message id) ending at ``until``; forget ended ones."""
         with self._lock:
             for receipt in [r for r, end in self._ends.items() if end <= now]:
-                del self._ends[receipt]
-            self._ends.update((receipt, until) for receipt in receipts)
+                self._forget(receipt)
+            for receipt, message_id in leases:
+                earlier = self._receipt_of.get(message_id)
+                if earlier is not None:
+                    self._forget(earlier)  # received again: the earlier receipt is stale
+                self._ends[receipt] = until
+                self._message_of[receipt] = message_id
+                self._receipt_of[message_id] = receipt
+
+    def _forget(self, receipt: str) -> None:
+        self._ends.pop(receipt, None)
+        message_id = self._message_of.pop(receipt, None)
+        if message_id is not None and self._receipt_of.get(message_id) == receipt:
+            del self._receipt_of[message_id]
 
     def check_renewable(self, delivery: Delivery, now: datetime) -> None:
         """Raise ``StaleReceipt`` unless the lease of ``delivery`` is still running.
@@ -54,9 +73,15 @@ class LeaseBook:
 
     def renewed(self, receipt: str, until: datetime) -> None:
         with self._lock:
-            self._ends[receipt] = until
+            if receipt in self._ends:
+                self._ends[receipt] = until
+
+    def __len__(self) -> int:
+        """How many leases it keeps (those not yet forgotten as ended)."""
+        with self._lock:
+            return len(self._ends)
 
     def settled(self, receipt: str) -> None:
         """An acknowledged or released delivery: nothing left to renew."""
         with self._lock:
-            self._ends.pop(receipt, None)
+            self._forget(receipt)

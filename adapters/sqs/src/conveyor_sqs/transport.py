@@ -289,7 +289,8 @@ class SqsTransport:
             found = self._deliveries(queue, channel, received)
             now = self._clock.now()
             until = now + timedelta(seconds=lease_seconds(lease))
-            self._leases.granted((d.receipt for d in found), until, now)
+            ids = {m["ReceiptHandle"]: m["MessageId"] for m in received}
+            self._leases.granted(((d.receipt, ids[d.receipt]) for d in found), until, now)
             deliveries += found
             # Delayed FIFO messages met early were hidden, not delivered: look past them.
             if len(found) == len(received) or len(deliveries) >= max_messages:

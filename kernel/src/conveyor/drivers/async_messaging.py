@@ -244,17 +244,8 @@ class AsyncMessaging:
         if not self._open:
             await self.open()
         spec = self._addressing.command(command, routing_key)
-        message = (
-            self._dispatch.new_message(command, headers, routing_key)
-            if message_id is None and correlation_id is None and propagate_headers
-            else self._dispatch.new_message.identified(
-                command,
-                headers,
-                routing_key,
-                message_id=message_id,
-                correlation_id=correlation_id,
-                propagate_headers=propagate_headers,
-            )
+        message = self._dispatch.new_message.for_verb(
+            command, headers, routing_key, message_id, correlation_id, propagate_headers
         )
         self._recorder.message(RecordKind.SENT, message, at=message.headers.timestamp)
         options = self._addressing.options(delay, at, priority, ttl)
@@ -283,17 +274,8 @@ class AsyncMessaging:
         if not self._open:
             await self.open()
         specs = self._addressing.events(event, routing_key)
-        message = (
-            self._dispatch.new_message(event, headers, routing_key)
-            if message_id is None and correlation_id is None and propagate_headers
-            else self._dispatch.new_message.identified(
-                event,
-                headers,
-                routing_key,
-                message_id=message_id,
-                correlation_id=correlation_id,
-                propagate_headers=propagate_headers,
-            )
+        message = self._dispatch.new_message.for_verb(
+            event, headers, routing_key, message_id, correlation_id, propagate_headers
         )
         self._recorder.message(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
         options = self._addressing.options(delay, at, priority, ttl)
@@ -338,17 +320,8 @@ class AsyncMessaging:
         if not self._open:
             await self.open()
         spec = self._addressing.query(query, routing_key)
-        message = (
-            self._dispatch.new_message(query, headers, routing_key)
-            if message_id is None and correlation_id is None and propagate_headers
-            else self._dispatch.new_message.identified(
-                query,
-                headers,
-                routing_key,
-                message_id=message_id,
-                correlation_id=correlation_id,
-                propagate_headers=propagate_headers,
-            )
+        message = self._dispatch.new_message.for_verb(
+            query, headers, routing_key, message_id, correlation_id, propagate_headers
         )
         self._recorder.message(RecordKind.ASKED, message, at=message.headers.timestamp)
         dispatch = self._dispatch

@@ -79,6 +79,24 @@ class NewMessages:
             )
         return Message(payload, built, routing_key)
 
+    def for_verb(
+        self,
+        payload: object,
+        headers: Mapping[str, str] | None,
+        routing_key: str | None,
+        message_id: str | None,
+        correlation_id: str | None,
+        propagate_headers: bool,
+    ) -> Message:
+        """The message a bus verb sends, in both drivers: the common one unless an identity
+        option is given (then :meth:`identified`)."""
+        if message_id is None and correlation_id is None and propagate_headers:
+            return self(payload, headers, routing_key)
+        return self.identified(
+            payload, headers, routing_key, message_id=message_id,
+            correlation_id=correlation_id, propagate_headers=propagate_headers,
+        )  # fmt: skip
+
     def identified(
         self,
         payload: object,

@@ -368,17 +368,8 @@ class Messaging:
     ) -> Any:
         """Send a command to its one handler; returns what a synchronous handler returns."""
         spec = self._addressing.command(command, routing_key)
-        message = (
-            self.dispatch.new_message(command, headers, routing_key)
-            if message_id is None and correlation_id is None and propagate_headers
-            else self.dispatch.new_message.identified(
-                command,
-                headers,
-                routing_key,
-                message_id=message_id,
-                correlation_id=correlation_id,
-                propagate_headers=propagate_headers,
-            )
+        message = self.dispatch.new_message.for_verb(
+            command, headers, routing_key, message_id, correlation_id, propagate_headers
         )
         self._recorder.message(RecordKind.SENT, message, at=message.headers.timestamp)
         options = self._addressing.options(delay, at, priority, ttl)
@@ -404,17 +395,8 @@ class Messaging:
     ) -> None:
         """Publish an event to every handler of it, in registration order (none is fine)."""
         specs = self._addressing.events(event, routing_key)
-        message = (
-            self.dispatch.new_message(event, headers, routing_key)
-            if message_id is None and correlation_id is None and propagate_headers
-            else self.dispatch.new_message.identified(
-                event,
-                headers,
-                routing_key,
-                message_id=message_id,
-                correlation_id=correlation_id,
-                propagate_headers=propagate_headers,
-            )
+        message = self.dispatch.new_message.for_verb(
+            event, headers, routing_key, message_id, correlation_id, propagate_headers
         )
         self._recorder.message(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
         options = self._addressing.options(delay, at, priority, ttl)
@@ -459,17 +441,8 @@ class Messaging:
         The answer is typed for a query class derived from ``Query[T]`` (a ``T``), else ``Any``.
         """
         spec = self._addressing.query(query, routing_key)
-        message = (
-            self.dispatch.new_message(query, headers, routing_key)
-            if message_id is None and correlation_id is None and propagate_headers
-            else self.dispatch.new_message.identified(
-                query,
-                headers,
-                routing_key,
-                message_id=message_id,
-                correlation_id=correlation_id,
-                propagate_headers=propagate_headers,
-            )
+        message = self.dispatch.new_message.for_verb(
+            query, headers, routing_key, message_id, correlation_id, propagate_headers
         )
         self._recorder.message(RecordKind.ASKED, message, at=message.headers.timestamp)
         return self.dispatch.handle_from_top(spec, message)
