@@ -366,3 +366,34 @@ def test_timestamps_follow_the_injected_clock() -> None:
     clock.advance(timedelta(minutes=5))
     messaging.send(PlaceOrder("o"))
     assert next(r.at for r in messaging.journal) == START + timedelta(minutes=5)
+
+
+def test_synchronous_subscribers_with_priority_run_first_highest_first() -> None:
+    from conveyor import priority
+
+    order: list[str] = []
+
+    @event_handler
+    def audit(event: OrderPlaced) -> None:
+        order.append("audit")
+
+    @priority(10)
+    @event_handler
+    def reserve_stock(event: OrderPlaced) -> None:
+        order.append("reserve_stock")
+
+    @priority(5)
+    @event_handler
+    def invoice(event: OrderPlaced) -> None:
+        order.append("invoice")
+
+    @event_handler
+    def email(event: OrderPlaced) -> None:
+        order.append("email")
+
+    messaging = Messaging(
+        handlers=[audit, reserve_stock, invoice, email], clock=VirtualClock(START)
+    )
+    messaging.publish(OrderPlaced("o-1"))
+    # priority first, highest first; the others in registration order
+    assert order == ["reserve_stock", "invoice", "audit", "email"]

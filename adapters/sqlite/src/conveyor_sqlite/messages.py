@@ -216,6 +216,17 @@ def delete_leased(connection: sqlite3.Connection, row_id: int, token: str) -> bo
     return cursor.rowcount == 1
 
 
+def extend_lease(
+    connection: sqlite3.Connection, row_id: int, token: str, lease_until_ms: int
+) -> bool:
+    """Move the lease's end to ``lease_until_ms`` if ``token`` still holds it (a renewal)."""
+    cursor = connection.execute(
+        "UPDATE conveyor_messages SET lease_until = ? WHERE id = ? AND lease_token = ?",
+        (lease_until_ms, row_id, token),
+    )
+    return cursor.rowcount == 1
+
+
 def unlease(connection: sqlite3.Connection, row_id: int, token: str, available_at_ms: int) -> bool:
     """Give the row back, receivable from ``available_at_ms``; False if the lease is not ours.
 

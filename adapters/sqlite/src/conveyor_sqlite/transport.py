@@ -38,6 +38,7 @@ from conveyor_sqlite.messages import (
     delete_leased,
     delivery_count_of,
     earliest_due_ms,
+    extend_lease,
     insert_message,
     unlease,
 )
@@ -290,6 +291,18 @@ class SqliteTransport:
                 raise self._stale(
                     delivery, row_id, delivery_count_of(connection, row_id), "release"
                 )
+
+    def renew(self, delivery: Delivery, *, lease: timedelta) -> None:
+        """Extend the lease of ``delivery`` to ``lease`` from now, while a long handler runs."""
+        if lease <= timedelta(0):
+            raise ValueError(f"lease must be positive, not {lease}")
+        row_id, token = _parse_receipt(delivery)
+        action = f"renewing the lease of message {row_id} on channel {delivery.channel!r}"
+        # Not synced: a renewal lost to a power cut only delivers the message again.
+        with self._db.statement(action, durable=False) as connection:
+            until_ms = to_unix_ms(self._clock.now()) + duration_ms(lease)
+            if not extend_lease(connection, row_id, token, until_ms):
+                raise self._stale(delivery, row_id, delivery_count_of(connection, row_id), "renew")
 
     def pending(self, channel: str) -> int:
         with self._db.read(f"counting channel {channel!r}") as connection:

@@ -32,9 +32,11 @@ def empty_in_memory_channels(
         inspectable = runtime.inspectable
         if inspectable is None:
             continue  # it cannot say whether it is empty: let it run
-        if isinstance(inspectable, InspectableTransport):
+        if isinstance(runtime, ChannelRuntime):
+            assert isinstance(inspectable, InspectableTransport)
             pending = inspectable.pending(name)
         else:  # an asyncio transport, asked on a loop of its own before the worker's
+            assert isinstance(inspectable, AsyncInspectableTransport)
             pending = asyncio.run(_pending(inspectable, name))
         if pending == 0:
             found.append(name)

@@ -51,7 +51,7 @@ __all__ = [
     "MAX_REPLAYED",
 ]
 
-FinalFailure = Literal["resend", "ignore", "stop"]
+FinalFailure = Literal["resend", "ignore", "stop", "release"]
 
 
 class CopyState(StrEnum):
@@ -300,6 +300,14 @@ def _set_aside(
         return Plan((StoreDeadLetter(reason, info, attempt), _ACK), Outcome.DEAD_LETTERED)
     if policy.final_failure == "stop":
         return Plan((Release(), Stop(error)), Outcome.REQUEUED)
+    if policy.final_failure == "release":
+        return Plan(
+            (
+                Record(RecordKind.RELEASED, exception=info, detail="final_failure='release'"),
+                Release(),
+            ),
+            Outcome.RELEASED,
+        )
     if policy.final_failure == "ignore":
         return Plan(
             (

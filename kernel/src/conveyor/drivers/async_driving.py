@@ -33,6 +33,7 @@ from conveyor.core.journal import RecordKind
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
 from conveyor.core.routing import Router
+from conveyor.drivers.activity import activity_logged, log_consumed
 from conveyor.drivers.async_consumption import AsyncConsumption
 from conveyor.drivers.async_context import AsyncBuses
 from conveyor.drivers.async_dispatch import AsyncDispatch
@@ -50,6 +51,7 @@ from conveyor.drivers.driving import (
     next_jump,
     stop_reason,
 )
+from conveyor.drivers.leases import AsyncLeaseKeeper
 from conveyor.drivers.recording import Recorder
 from conveyor.drivers.ticks import TickFailures, log_tick_failure, replayed_tick
 from conveyor.stores.dead_letters import DeadLetter
@@ -69,6 +71,7 @@ class AsyncDriver:
         "_consumption",
         "_dispatch",
         "_error_handlers",
+        "_leases",
         "_max_steps",
         "_recorder",
         "_router",
@@ -104,6 +107,7 @@ class AsyncDriver:
         self._buses = buses
         self._clock = clock
         self._stepper: SteppableClock | None = clock if isinstance(clock, SteppableClock) else None
+        self._leases = AsyncLeaseKeeper(clock) if self._stepper is None else None
         self._max_steps = max_steps
         now = clock.now()
         store = schedule_store if schedule_store is not None else InMemoryScheduleStore()
@@ -134,7 +138,7 @@ class AsyncDriver:
             if budget is not None and budget.exhausted():
                 await runtime.transport.release(deliveries[0])
                 raise self._runaway(budget.limit)
-            await self._consumption.consume(runtime, deliveries[0], stop_on_failure=stop_on_failure)
+            await self._consume(runtime, deliveries[0], stop_on_failure)
             return True
         endpoint = self.scheduled[name]
         if endpoint.due > self._clock.now():
@@ -152,6 +156,23 @@ class AsyncDriver:
         if runs:
             await self._tick(endpoint, planned, stop_on_failure=stop_on_failure)
         return True
+
+    async def _consume(
+        self, runtime: AsyncChannelRuntime, delivery: Delivery, stop_on_failure: bool
+    ) -> object:
+        """Consume one delivery; on real time, keep its lease while the handler runs."""
+        consume = self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
+        if self._leases is None:
+            return await consume
+        started = self._clock.now()
+        key = self._leases.hold(runtime, delivery)
+        try:
+            outcome = await consume
+        finally:
+            self._leases.release(key)
+        if activity_logged():
+            log_consumed(runtime.name, delivery, outcome, started, self._clock.now())
+        return outcome
 
     async def _tick(
         self, endpoint: ScheduledEndpoint, planned: datetime, *, stop_on_failure: bool
@@ -462,10 +483,9 @@ class AsyncDriver:
                 name, lease=runtime.definition.lease, max_messages=wanted,
                 wait=None if self._stepper is not None else wait,
             )  # fmt: skip
-            consume = self._consumption.consume
             started = [
                 asyncio.ensure_future(
-                    consume(runtime, d, stop_on_failure=stop_on_failure)
+                    self._consume(runtime, d, stop_on_failure)
                     if chain is None
                     else self._chained(runtime, d, stop_on_failure, chain)
                 )
@@ -490,9 +510,8 @@ class AsyncDriver:
         refills only slots that found the channel empty.
         """
         name, lease = runtime.name, runtime.definition.lease
-        consume = self._consumption.consume
         while True:
-            await consume(runtime, delivery, stop_on_failure=stop_on_failure)
+            await self._consume(runtime, delivery, stop_on_failure)
             if tally.reason() is not None:
                 return
             more = await runtime.transport.receive(name, lease=lease, max_messages=1)

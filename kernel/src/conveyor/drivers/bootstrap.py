@@ -260,7 +260,10 @@ def check_handlers(
                     f"Messaging(channels=[...])."
                 )
         if not spec.channels and (
-            spec.delay or spec.priority is not None or spec.ttl or spec.delivery_rules
+            spec.delay
+            or (spec.priority is not None and spec.kind != "event")  # orders sync subscribers
+            or spec.ttl
+            or spec.delivery_rules
         ):
             raise ConfigurationError(
                 f"handler {spec.name} has @delayed, @priority or @time_to_live but "

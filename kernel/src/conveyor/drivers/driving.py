@@ -24,13 +24,17 @@ from conveyor.core.implements import implements
 from conveyor.core.instants import LATEST, later
 from conveyor.core.journal import Journal, Record, RecordKind
 from conveyor.core.message import Message
+from conveyor.core.outcome import Outcome
 from conveyor.core.registry import HandlerSpec
 from conveyor.core.routing import Router
+from conveyor.core.wire import Delivery
+from conveyor.drivers.activity import activity_logged, log_consumed
 from conveyor.drivers.buses import Buses
 from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.drivers.consumption import Consumption
 from conveyor.drivers.dispatch import Dispatch
 from conveyor.drivers.error_handlers import ErrorHandlers
+from conveyor.drivers.leases import LeaseKeeper
 from conveyor.drivers.recording import Recorder
 from conveyor.drivers.resident import resident_mib
 from conveyor.drivers.ticks import TickFailures, log_tick_failure, replayed_tick
@@ -144,6 +148,7 @@ class Driver:
         "_dispatch",
         "_error_handlers",
         "_journal",
+        "_leases",
         "_max_steps",
         "_recorder",
         "_router",
@@ -180,6 +185,7 @@ class Driver:
         self._buses = buses
         self._clock = clock
         self._stepper: SteppableClock | None = clock if _steppable(clock) else None
+        self._leases = LeaseKeeper(clock) if self._stepper is None else None
         self._max_steps = max_steps
         now = clock.now()
         store = schedule_store if schedule_store is not None else InMemoryScheduleStore()
@@ -220,11 +226,14 @@ class Driver:
             if budget is not None and budget.exhausted():
                 runtime.transport.release(delivery)
                 raise self._runaway(budget.limit)
-            if runtime.router is not None:  # a dynamic channel: journal its concrete channel too
-                with self._recorder.consuming_via(name, delivery.channel):
-                    self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
-                return True
-            self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
+            if self._leases is not None:  # real time: keep the lease while the handler runs
+                started = self._clock.now()
+                with self._leases.holding(runtime, delivery):
+                    outcome = self._consume(runtime, delivery, stop_on_failure)
+                if activity_logged():
+                    log_consumed(name, delivery, outcome, started, self._clock.now())
+            else:
+                self._consume(runtime, delivery, stop_on_failure)
             return True
         endpoint = self.scheduled[name]
         if endpoint.due > self._clock.now():
@@ -242,6 +251,14 @@ class Driver:
         if runs:
             self._tick(endpoint, planned, stop_on_failure=stop_on_failure)
         return True
+
+    def _consume(
+        self, runtime: ChannelRuntime, delivery: Delivery, stop_on_failure: bool
+    ) -> Outcome:
+        if runtime.router is not None:  # a dynamic channel: journal its concrete channel too
+            with self._recorder.consuming_via(runtime.name, delivery.channel):
+                return self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
+        return self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
 
     def _tick(
         self, endpoint: ScheduledEndpoint, planned: datetime, *, stop_on_failure: bool

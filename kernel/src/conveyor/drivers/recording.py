@@ -102,7 +102,8 @@ class Recorder:
             headers.get(H.TYPE, "?"),
             channel=channel,
             endpoint_id=headers.get(H.ENDPOINT),
-            attempt=_attempt(headers.get(H.ATTEMPT)),
+            # a redelivery counts as an attempt, as consumption reads it (drivers.deliveries)
+            attempt=max(_attempt(headers.get(H.ATTEMPT)), delivery.delivery_count),
             causation_id=headers.get(H.CAUSATION),
             via=self.via(channel),
             delivery_count=delivery.delivery_count,

@@ -267,8 +267,10 @@ class Worker:
             if self._settings.finish_when_empty and self._idle_since(generation):
                 self._stop.request("empty")
                 return
-            if len(names) == 1 and not stopping.is_set():
-                self._step(names[0], wait=_POLL)  # the transport's long poll
+            if len(names) == 1 and not self._settings.finish_when_empty:
+                # The transport's long poll. Not when finishing empty: a thread in a long poll
+                # counts as under way, and no round would ever find every thread idle.
+                self._step(names[0], wait=_POLL)
             else:
                 stopping.wait(backoff)
                 backoff = min(backoff * 2, _POLL.total_seconds())

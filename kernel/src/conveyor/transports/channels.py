@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Channel", "QueueChannel", "FinalFailure", "Mode"]
 
-FinalFailure = Literal["resend", "ignore", "stop"]
+FinalFailure = Literal["resend", "ignore", "stop", "release"]
 Mode = Literal["queued", "inline"]
 
 
@@ -41,8 +41,9 @@ class Channel:
         error_handler: a handler (or its endpoint id) that receives the ``Failure`` instead.
         final_failure: what happens to a message that still fails when neither an error handler
             nor the dead-letter store takes it: "resend" (to the tail of the channel), "stop"
-            (the consumer stops and the message stays), or "ignore" (dropped, with a journal
-            record; only when chosen explicitly).
+            (the consumer stops and the message stays), "release" (the delivery is given back
+            to the channel as it is, for this or another consumer; its delivery count grows),
+            or "ignore" (dropped, with a journal record; only when chosen explicitly).
         mode: "queued" (a consumer run handles messages) or "inline" (handled at send time,
             still through the codec); None inherits the Messaging's mode.
         lease: how long a received message stays invisible to other consumers before it is
@@ -79,11 +80,12 @@ class Channel:
     send_retry: RetryPolicy | None = None
 
     def __post_init__(self) -> None:
-        if self.final_failure not in ("resend", "ignore", "stop"):
+        if self.final_failure not in ("resend", "ignore", "stop", "release"):
             raise ConfigurationError(
                 f"channel {self.name!r} has final_failure={self.final_failure!r}; choose "
                 f"'resend' (back to the tail of the channel), 'stop' (the consumer stops, the "
-                f"message stays) or 'ignore' (dropped, with a journal record)."
+                f"message stays), 'release' (given back to the channel for another consumer) or "
+                f"'ignore' (dropped, with a journal record)."
             )
 
     def transport_key(self) -> Hashable:
