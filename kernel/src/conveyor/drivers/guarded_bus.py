@@ -103,12 +103,10 @@ class GuardedBus:
 
     @overload
     def ask(self, query: Query[Answer], **options: Any) -> Answer: ...
-
     @overload
     def ask(self, query: object, **options: Any) -> Any: ...
-
     def ask(self, query: object, **options: Any) -> Any:
-        """``ask`` with the bus's retries; typed for a ``Query[T]`` like every ``ask``."""
+        """As the bus's ``ask`` (typed for a ``Query[T]``), retried as the bus says."""
         return self._guarded(self._inner.ask, query, options)
 
     def _guarded(self, verb: Callable[..., Any], message: object, options: dict[str, Any]) -> Any:
