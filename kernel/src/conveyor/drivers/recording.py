@@ -65,22 +65,14 @@ class Recorder:
         """
         headers = message.headers
         payload = message.payload
-        self.journal.append(
-            self.clock.now() if at is None else at,
-            kind,
-            headers.id,
-            message.routing_key or type(payload).__qualname__,
-            payload=payload,
-            channel=channel,
-            endpoint_id=endpoint_id,
-            attempt=attempt,
-            exception=exception,
-            delay=delay,
-            detail=detail,
-            causation_id=headers.causation_id,
-            headers=headers,
-            via=via if via is not None else self.via(channel),
-        )
+        if via is None and channel is not None:
+            via = self.via(channel)
+        self.journal.add(
+            (self.clock.now() if at is None else at, kind, headers.id,
+             message.routing_key or type(payload).__qualname__, channel, endpoint_id, attempt,
+             exception, delay, detail, headers.causation_id, headers, via),
+            payload,
+        )  # fmt: skip
 
     def failure(
         self,
