@@ -10,6 +10,7 @@ visible.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import platform
 import statistics
@@ -32,6 +33,7 @@ __all__ = [
     "interleaved",
     "machine_facts",
     "print_table",
+    "summarize",
     "rss_bytes",
     "title",
     "traced",
@@ -183,6 +185,32 @@ def traced_tail(
         bounded=bounded,
         prefill_seconds=prefill_seconds,
     )
+
+
+RESULTS_ENV = "CONVEYOR_BENCH_RESULTS"
+"""Where ``run.py`` asks each module (run in its own interpreter) to append its summary rows."""
+
+
+def summarize(workload: str, value: float, *, against: str, target: float, unit: str = "x") -> None:
+    """One row of ``run.py``'s summary table: a workload's headline figure, lower is better.
+
+    Args:
+        workload: the row's name, stable across runs (``--check`` matches the baseline by it).
+        value: Conveyor's time divided by ``against``'s, measured in this process (unit "x"),
+            or bytes (unit "B").
+        against: what the ratio is taken against (a peer, or the raw client: the limit).
+        target: the value the issue asks for at most.
+        unit: "x" for a ratio, "B" for bytes.
+
+    Does nothing unless ``run.py`` set ``CONVEYOR_BENCH_RESULTS``, so a module run alone only
+    prints its tables.
+    """
+    path = os.environ.get(RESULTS_ENV)
+    if not path:
+        return
+    row = {"workload": workload, "value": value, "against": against, "target": target}
+    with open(path, "a") as out:
+        out.write(json.dumps({**row, "unit": unit}) + "\n")
 
 
 def rss_bytes() -> int:

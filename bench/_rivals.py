@@ -4,7 +4,8 @@ Each row is a function ``run(url, n) -> seconds``. :func:`measure` runs every ro
 times, interleaved (so a burst of load from another process hits every row) and keeps the best
 time of each; a peer that cannot run here is reported, never fatal. :func:`report` prints the
 table with every ratio against the row named "raw" (the limit) and the row named "conveyor",
-then whether the targets (at least 0.7x the limit, ahead of each peer) are met.
+then whether the targets (at least 0.7x the limit, ahead of each peer) are met; Conveyor's
+time against the limit is also a W6 row of ``run.py``'s summary.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from _harness import fmt_int, fmt_ratio, print_table, title
+from _harness import fmt_int, fmt_ratio, print_table, summarize, title
 
 __all__ = ["Cases", "Runner", "TARGET_VS_RAW", "measure", "report"]
 
@@ -58,8 +59,12 @@ def report(
     n: int,
     *,
     peers: tuple[str, ...],
+    workload: str,
 ) -> None:
-    """The table, the rows that could not run, and the targets met or missed."""
+    """The table, the rows that could not run, and the targets met or missed.
+
+    ``workload`` names the table's row in ``run.py``'s summary ("W6 redis round trip").
+    """
     title(heading)
     rows = []
     for name, (label, _) in cases.items():
@@ -79,6 +84,13 @@ def report(
     for name, why in failed.items():
         print(f"({cases[name][0]} could not run here: {why})")
     if "raw" in best and "conveyor" in best:
+        # W6 of issue 21: Conveyor's time against the raw client's (at most 1 / 0.7)
+        summarize(
+            workload,
+            best["conveyor"] / best["raw"],
+            against=cases["raw"][0],
+            target=1 / TARGET_VS_RAW,
+        )
         vs_raw = best["raw"] / best["conveyor"]
         print(
             f"target 'at least {TARGET_VS_RAW}x the raw client's throughput': {vs_raw:.2f}x -> "

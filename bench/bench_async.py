@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import json
 import logging
+import statistics
 import sys
 import threading
 import time
@@ -41,7 +42,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import fmt_bytes, fmt_int, fmt_ratio, print_table, title, traced, traced_tail
+from _harness import (
+    fmt_bytes,
+    fmt_int,
+    fmt_ratio,
+    print_table,
+    summarize,
+    title,
+    traced,
+    traced_tail,
+)
 
 from conveyor import (
     Journal,
@@ -246,6 +256,39 @@ class _Taskiq:
         return elapsed
 
 
+class _Huey:
+    """huey's ``MemoryHuey``: N task calls, then its worker's own loop (dequeue, execute).
+
+    A huey consumer's worker thread runs exactly ``huey.dequeue()`` then ``huey.execute(task)``
+    per message; running them here in the calling thread times the same work without a thread
+    hand-off, the fairest figure for huey.
+    """
+
+    def __init__(self) -> None:
+        from huey import MemoryHuey
+
+        logging.getLogger("huey").setLevel(logging.ERROR)
+        self.huey = MemoryHuey("bench", results=False)
+
+        @self.huey.task(name="handle_work")
+        def handle_work(n: int, name: str) -> None:
+            Seen.total += Work(n, name).n
+
+        self.task = handle_work
+
+    def run(self, n: int) -> float:
+        Seen.total = 0
+        call, dequeue, execute = self.task, self.huey.dequeue, self.huey.execute
+        start = time.perf_counter()
+        for i in range(n):
+            call(i, "item")
+        while (task := dequeue()) is not None:
+            execute(task)
+        elapsed = time.perf_counter() - start
+        _expect(n, "huey")
+        return elapsed
+
+
 def _peer(build: Callable[[], object], name: str, missing: list[str]) -> object | None:
     try:
         return build()
@@ -324,6 +367,7 @@ def main(quick: bool = False, n: int | None = None, memory_n: int | None = None)
     dramatiq = _peer(_Dramatiq, "dramatiq", missing)
     celery = _peer(_Celery, "celery", missing)
     taskiq = _peer(_Taskiq, "taskiq", missing)
+    huey = _peer(_Huey, "huey", missing)
 
     # (name, n, run) with run returning elapsed seconds; interleaved over repeats.
     conveyor_split: dict[str, list[tuple[float, float]]] = {"virtual": [], "system": []}
@@ -349,6 +393,8 @@ def main(quick: bool = False, n: int | None = None, memory_n: int | None = None)
         rows_spec.append(("Celery memory://, solo worker", celery_n, lambda: 0.0))
     if isinstance(taskiq, _Taskiq):
         rows_spec.append(("taskiq InMemoryBroker", n, lambda: taskiq.run(n)))
+    if isinstance(huey, _Huey):
+        rows_spec.append(("huey MemoryHuey, worker loop", n, lambda: huey.run(n)))
 
     times: dict[str, list[float]] = {name: [] for name, _, _ in rows_spec}
     for _ in range(repeats):
@@ -407,6 +453,14 @@ def main(quick: bool = False, n: int | None = None, memory_n: int | None = None)
                 else ""
             )
         )
+    if isinstance(huey, _Huey):  # issue 21: at least 2x faster than huey, medians
+        production = statistics.median(times["Conveyor, SystemClock (production)"])
+        summarize(
+            "W2 async round trip, in-memory",
+            production / statistics.median(times["huey MemoryHuey, worker loop"]),
+            against="huey MemoryHuey",
+            target=0.5,
+        )
     vs_limit = limit / conveyor_rate
     print(
         f"target 'within {TARGET_VS_LIMIT:.0f}x of the limit': limit / Conveyor = "
@@ -453,6 +507,13 @@ def main(quick: bool = False, n: int | None = None, memory_n: int | None = None)
         f"{bounded['current'] / bare:.1f}x the bare deque; the unbounded journal adds "
         f"{journal_cost:,.0f} B more ({unbounded['records']:.0f} records per send, each "
         f"keeping the payload object alive)."
+    )
+    summarize(
+        "memory per queued in-memory message",
+        bounded["current"],
+        against="bytes, bounded journal",
+        target=300,
+        unit="B",
     )
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import fmt_ns, fmt_ratio, interleaved, print_table, title
+from _harness import fmt_ns, fmt_ratio, interleaved, print_table, summarize, title
 
 from conveyor import (
     Journal,
@@ -285,6 +285,11 @@ def main(quick: bool = False, profile: bool = False) -> None:
         ],
         rows,
     )
+    for op, workload in (("send", "W1 send, one handler"), ("publish x3", "W1 publish x3")):
+        peer_sample = samples.get(f"{op}|pymessagebus")
+        if peer_sample is not None:  # issue 21: at most 3x pymessagebus, medians
+            ratio = samples[f"{op}|Conveyor (production)"].median / peer_sample.median
+            summarize(workload, ratio, against="pymessagebus", target=3)
     send = samples["send|Conveyor (production)"].best
     direct = samples["send|direct call"].best
     isolated = samples["send|Conveyor (SequentialIds+VirtualClock)"].best

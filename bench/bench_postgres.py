@@ -339,13 +339,13 @@ def main(quick: bool) -> None:
         report(
             f"Issue 15 - round trip per message (send, receive, ack), {n:,} messages, one at a "
             f"time; best of {repeats}",
-            ROUND_TRIP, best, failed, n, peers=PEERS,
+            ROUND_TRIP, best, failed, n, peers=PEERS, workload="W6 postgres round trip",
         )  # fmt: skip
         best, failed = measure(FLOW, dsn, n, repeats, before_each=_reset)
         report(
             f"Issue 15 - send {n:,}, then handle them with one consumer, whole frameworks; best "
             f"of {repeats}",
-            FLOW, best, failed, n, peers=PEERS,
+            FLOW, best, failed, n, peers=PEERS, workload="W6 postgres flow",
         )  # fmt: skip
         outbox(dsn, n, repeats)
     finally:

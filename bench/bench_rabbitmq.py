@@ -332,20 +332,22 @@ def main(quick: bool) -> None:
     print(f"rabbitmq {version} at {url.rsplit('@', 1)[-1]}")
     tables = [
         ("round trip per message (send with confirm, receive, ack), one at a time", [
-            ("quorum queues (Conveyor's default)", QUORUM_ROUND_TRIP, ()),
-            ("classic queues (what dramatiq and Celery declare)", CLASSIC_ROUND_TRIP, PEERS),
+            ("quorum queues (Conveyor's default)", QUORUM_ROUND_TRIP, (), "round trip, quorum"),
+            ("classic queues (what dramatiq and Celery declare)", CLASSIC_ROUND_TRIP, PEERS,
+             "round trip, classic"),
         ]),
         ("send N (confirmed), then handle them with one consumer, whole frameworks", [
-            ("quorum queues", QUORUM_FLOW, ()),
-            ("classic queues", CLASSIC_FLOW, PEERS),
+            ("quorum queues", QUORUM_FLOW, (), "flow, quorum"),
+            ("classic queues", CLASSIC_FLOW, PEERS, "flow, classic"),
         ]),
     ]  # fmt: skip
     try:
         for what, parts in tables:
-            for queues, cases, peers in parts:
+            for queues, cases, peers, short in parts:
                 best, failed = measure(cases, url, n, repeats, before_each=_reset)
                 heading = f"Issue 14 - {what}, {queues}; {n:,} messages, best of {repeats}"
-                report(heading, cases, best, failed, n, peers=peers)
+                workload = f"W6 rabbitmq {short}"
+                report(heading, cases, best, failed, n, peers=peers, workload=workload)
     finally:
         _delete_queues(url)
 

@@ -365,13 +365,13 @@ def main(quick: bool) -> None:
         report(
             f"Issue 13 - round trip per message (send, receive, ack), {n:,} per case, one at a "
             f"time, interleaved; median round trip x N",
-            ROUND_TRIP, best, failed, n, peers=PEERS,
+            ROUND_TRIP, best, failed, n, peers=PEERS, workload="W6 redis round trip",
         )  # fmt: skip
         best, failed = measure(FLOW, url, n, repeats, before_each=_reset)
         report(
             f"Issue 13 - send {n:,}, then handle them with one consumer, whole frameworks; best "
             f"of {repeats}",
-            FLOW, best, failed, n, peers=PEERS,
+            FLOW, best, failed, n, peers=PEERS, workload="W6 redis flow",
         )  # fmt: skip
 
 

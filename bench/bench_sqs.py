@@ -41,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import fmt_int, fmt_ratio, machine_facts, print_table, title
+from _harness import fmt_int, fmt_ratio, machine_facts, print_table, summarize, title
 
 from conveyor import SystemClock
 from conveyor.transports.seam import ChannelOptions, Delivery, WireMessage
@@ -246,6 +246,7 @@ def report(
     cases: dict[str, Case],
     per_message: dict[str, tuple[float, float]],
     failed: dict[str, str],
+    workload: str,
 ) -> None:
     title(heading)
     rows = []
@@ -282,6 +283,7 @@ def report(
     for name, why in failed.items():
         print(f"({cases[name][0]} could not run here: {why})")
     vs_raw = raw_wall / conveyor_wall
+    summarize(workload, conveyor_wall / raw_wall, against=cases["raw"][0], target=1 / TARGET_VS_RAW)
     print(
         f"target 'at least {TARGET_VS_RAW}x the raw client's throughput': {vs_raw:.2f}x -> "
         f"{'MET' if vs_raw >= TARGET_VS_RAW else 'MISSED'}"
@@ -314,13 +316,13 @@ def main(quick: bool) -> None:
     report(
         f"Issue 16 - round trip per message (send, receive, ack), {n:,} per case, one at a "
         f"time, interleaved; median",
-        ROUND_TRIP, per_message, failed,
+        ROUND_TRIP, per_message, failed, "W6 sqs round trip",
     )  # fmt: skip
     per_message, failed = measure(BATCHES, endpoint, n // 10, 10)
     report(
         f"Issue 16 - batches of 10 (send, receive, ack each), {n:,} per case, interleaved; "
         f"median",
-        BATCHES, per_message, failed,
+        BATCHES, per_message, failed, "W6 sqs batches of 10",
     )  # fmt: skip
 
 

@@ -38,8 +38,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from _harness import summarize
+
 from conveyor import Context, RetryPolicy, asynchronous, command_handler, event_handler
 from conveyor.testing import Setup, strict_report
+
+TARGET = 0.25e-3  # seconds per test (issue 21)
 
 # ---------------------------------------------------------------------- Conveyor
 
@@ -331,6 +335,9 @@ def main() -> None:
         cost = measure(test, peer_runs)
         peers.append(cost)
         rows.append((name, cost, f"median of {peer_runs}, real waits"))
+        if module == "dramatiq":
+            # issue 21: at most 0.25 ms, at least 25x faster than dramatiq
+            summarize("W3 one flow test", per_test / cost, against=name, target=1 / 25)
 
     print(
         "\nCost of one test: 50 handlers, three hops, fails with 1 s and 2 s backoff, then "
@@ -342,8 +349,8 @@ def main() -> None:
         print(f"{name:<34} {_ms(seconds):>12} {ratio:>12}  {note}")
     slowest = f", smallest peer ratio {min(peers) / per_test:,.0f}x" if peers else ""
     print(
-        f"\ntarget: under 1 ms per test and at least 100x faster than each peer; "
-        f"Conveyor {_ms(per_test)} ({'met' if per_test < 0.001 else 'NOT met'}){slowest}"
+        f"\ntarget (issue 21): at most {_ms(TARGET)} per test and at least 25x faster than each "
+        f"peer; Conveyor {_ms(per_test)} ({'met' if per_test <= TARGET else 'NOT met'}){slowest}"
     )
 
 

@@ -39,7 +39,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import fmt_bytes, fmt_int, fmt_ratio, print_table, title, traced, traced_tail
+from _harness import (
+    fmt_bytes,
+    fmt_int,
+    fmt_ratio,
+    print_table,
+    summarize,
+    title,
+    traced,
+    traced_tail,
+)
 
 from conveyor import (
     Journal,
@@ -54,6 +63,7 @@ SEED = 20260101
 SPAN = timedelta(days=30)
 TARGET_VS_LIMIT = 10.0
 TARGET_BYTES_BEYOND_PAYLOAD = 1024
+TARGET_VS_HUEY = 0.5  # issue 21: at least twice as fast as huey
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,12 +175,52 @@ def limit(delays_ms: list[int], start_at: datetime, repeats: int) -> dict[str, f
     return {"push": push_s, "pop": pop_s, "current": current / sample, "peak": peak / sample}
 
 
+def huey_run(delays_ms: list[int]) -> float | None:
+    """huey's path for the same delayed tasks: seconds per message, or None without huey.
+
+    ``MemoryHuey``, a ``@huey.task()`` and ``task.schedule(eta=...)``; then what its consumer
+    does, on a timestamp passed in (huey's own virtual time): the worker dequeues each task,
+    finds it not due and adds it to the schedule; at the end of the span the scheduler reads
+    every due task (in due order) and enqueues it, and the worker dequeues and runs it.
+    """
+    try:
+        from huey import MemoryHuey
+    except ImportError:
+        return None
+    huey = MemoryHuey("timers", results=False, utc=True)
+
+    @huey.task(name="handle_work")
+    def handle_work(n: int) -> None:
+        handle(Work(n))
+
+    start_at = datetime(2026, 1, 1)  # huey with utc=True works in naive UTC datetimes
+    end_at = start_at + SPAN
+    ms = timedelta(milliseconds=1)
+    schedule, dequeue, execute = handle_work.schedule, huey.dequeue, huey.execute
+    Seen.count = 0
+    gc.collect()
+    started = time.perf_counter()
+    for i, delay in enumerate(delays_ms):
+        schedule(args=(i,), eta=start_at + delay * ms)
+    while (task := dequeue()) is not None:
+        execute(task, timestamp=start_at)  # not due yet: huey adds it to its schedule
+    for task in huey.read_schedule(end_at):
+        huey.enqueue(task)
+    while (task := dequeue()) is not None:
+        execute(task, timestamp=end_at)
+    elapsed = time.perf_counter() - started
+    if Seen.count != len(delays_ms):
+        raise AssertionError(f"huey ran {Seen.count} of {len(delays_ms)} delayed tasks")
+    return elapsed / len(delays_ms)
+
+
 def main(quick: bool = False, n: int | None = None) -> None:
     n = n or (100_000 if quick else 1_000_000)
     delays_ms = delays(n)
     traced_last = n // 5
     conv = conveyor(delays_ms, traced_last)
     base = limit(delays_ms, VirtualClock().now(), 1 if quick else 2)
+    huey = huey_run(delays_ms)
     body = len(json.dumps(asdict(Work(n // 2))).encode())
     payload = sys.getsizeof(json.dumps(asdict(Work(n // 2))).encode())
 
@@ -243,6 +293,18 @@ def main(quick: bool = False, n: int | None = None) -> None:
         f"target 'under 1 KiB per pending message beyond its payload': peak {beyond:,.0f} B "
         f"-> {'MET' if beyond < TARGET_BYTES_BEYOND_PAYLOAD else 'MISSED'}"
     )
+    conveyor_per_message = conv["send"] + conv["advance"] / n  # send and delivery
+    if huey is None:
+        print("(huey: not installed, bash scripts/setup --bench)")
+        return
+    vs_huey = conveyor_per_message / huey
+    print(
+        f"send + delivery per message: Conveyor {conveyor_per_message * 1e6:.1f} us, huey "
+        f"(MemoryHuey, schedule, then its worker and scheduler on huey's virtual timestamps) "
+        f"{huey * 1e6:.1f} us: {vs_huey:.2f}x huey's time; target (issue 21) at most 0.5x -> "
+        f"{'MET' if vs_huey <= TARGET_VS_HUEY else 'MISSED'}"
+    )
+    summarize("W4 delayed messages, 30 days", vs_huey, against="huey MemoryHuey", target=0.5)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,14 @@
 from dataclasses import dataclass
 
-from conveyor import Context, Messaging, command_handler, event_handler, query_handler
+from conveyor import (
+    Context,
+    Messaging,
+    Query,
+    QueryBus,
+    command_handler,
+    event_handler,
+    query_handler,
+)
 
 
 @dataclass(frozen=True)
@@ -14,7 +22,7 @@ class OrderPlaced:
 
 
 @dataclass(frozen=True)
-class CountOrders:
+class CountOrders(Query[int]):  # a query whose answer is an int
     pass
 
 
@@ -39,3 +47,10 @@ def audit(event: OrderPlaced) -> None: ...
 messaging = Messaging(handlers=[Orders(), audit])
 messaging.send(PlaceOrder("o-1"), headers={"tenant": "acme"})
 assert messaging.ask(CountOrders()) == 1
+
+
+def orders_so_far(queries: QueryBus) -> int:
+    return queries.ask(CountOrders())  # an int to mypy --strict too, not Any
+
+
+assert orders_so_far(messaging) == 1

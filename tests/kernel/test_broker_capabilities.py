@@ -12,9 +12,11 @@ import pytest
 from conveyor import (
     Channel,
     Clock,
+    ConfigurationError,
     Context,
     Messaging,
     RecordKind,
+    RetryPolicy,
     RoutingError,
     SequentialIds,
     SystemClock,
@@ -160,3 +162,49 @@ def test_an_idle_consumer_waits_on_a_long_polling_broker_instead_of_sleeping() -
     result = messaging.run("jobs")
     assert (result.processed, result.stopped_because, len(transport.waits)) == (0, "signal", 2)
     assert all(timedelta(0) < wait <= timedelta(seconds=1) for wait in transport.waits)
+
+
+class NoDelays(MemoryTransport):
+    """A broker that delivers everything at once: it cannot hold a message until due."""
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return dataclasses.replace(super().capabilities, delay=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoDelayChannel(Channel):
+    def open(self, clock: Clock) -> Transport:
+        return NoDelays(clock)
+
+
+def no_delay_messaging(**options: object) -> Messaging:
+    handler, _ = recorder()
+    return Messaging(
+        handlers=[handler],
+        channels=[NoDelayChannel("jobs")],
+        clock=VirtualClock(START),
+        ids=SequentialIds(),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    "when", [{"delay": timedelta(minutes=5)}, {"at": START + timedelta(minutes=5)}]
+)
+def test_a_delay_to_a_channel_that_cannot_hold_it_is_refused_at_send(
+    when: dict[str, object],
+) -> None:
+    messaging = no_delay_messaging()
+    with pytest.raises(RoutingError, match="cannot hold delayed messages"):
+        messaging.send(Job("later"), **when)  # type: ignore[arg-type]
+    assert messaging.journal.of_kind(RecordKind.QUEUED) == []
+    assert messaging.run_until_idle(advance_time=True) == 0  # nothing queued, no busy loop
+    messaging.send(Job("now"))  # without a delay it is accepted
+    assert messaging.run_until_idle() == 1
+
+
+def test_delayed_retries_on_a_channel_that_cannot_hold_them_are_refused_at_bootstrap() -> None:
+    with pytest.raises(ConfigurationError, match="cannot hold delayed messages"):
+        no_delay_messaging(retry=RetryPolicy(delays=[timedelta(seconds=1)]))
+    no_delay_messaging(retry=RetryPolicy(instant=2))  # instant retries need no delay

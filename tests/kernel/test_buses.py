@@ -12,6 +12,7 @@ from conveyor import (
     Message,
     Messaging,
     NoHandlerError,
+    Query,
     RecordKind,
     SequentialIds,
     VirtualClock,
@@ -90,6 +91,25 @@ def test_ask_returns_the_query_handlers_answer() -> None:
     messaging.send(PlaceOrder("a"))
     messaging.send(PlaceOrder("b"))
     assert messaging.ask(CountOrders()) == 2
+
+
+@dataclass(frozen=True)
+class OrdersOf(Query[list[str]]):
+    customer: str
+
+
+def test_a_typed_query_is_an_ordinary_message_that_crosses_the_codec() -> None:
+    """``Query[T]`` only types ``ask``: it adds no field, so the query encodes as before."""
+
+    @query_handler
+    def orders_of(query: OrdersOf, ctx: Context) -> list[str]:
+        return [query.customer, ctx.message_id]
+
+    messaging = build(orders_of)
+    assert messaging.ask(OrdersOf("c-1")) == ["c-1", "msg-1"]
+    body, name = messaging.codec.encode(OrdersOf("c-1"))
+    assert (body, name) == (b'{"customer":"c-1"}', "OrdersOf")
+    assert messaging.codec.decode(body, name) == OrdersOf("c-1")
 
 
 def test_publish_reaches_every_handler_in_registration_order() -> None:
@@ -346,3 +366,34 @@ def test_timestamps_follow_the_injected_clock() -> None:
     clock.advance(timedelta(minutes=5))
     messaging.send(PlaceOrder("o"))
     assert next(r.at for r in messaging.journal) == START + timedelta(minutes=5)
+
+
+def test_synchronous_subscribers_with_priority_run_first_highest_first() -> None:
+    from conveyor import priority
+
+    order: list[str] = []
+
+    @event_handler
+    def audit(event: OrderPlaced) -> None:
+        order.append("audit")
+
+    @priority(10)
+    @event_handler
+    def reserve_stock(event: OrderPlaced) -> None:
+        order.append("reserve_stock")
+
+    @priority(5)
+    @event_handler
+    def invoice(event: OrderPlaced) -> None:
+        order.append("invoice")
+
+    @event_handler
+    def email(event: OrderPlaced) -> None:
+        order.append("email")
+
+    messaging = Messaging(
+        handlers=[audit, reserve_stock, invoice, email], clock=VirtualClock(START)
+    )
+    messaging.publish(OrderPlaced("o-1"))
+    # priority first, highest first; the others in registration order
+    assert order == ["reserve_stock", "invoice", "audit", "email"]

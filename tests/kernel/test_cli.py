@@ -458,9 +458,18 @@ def test_dead_letter_list_pages(conveyor: Conveyor) -> None:
     assert beyond.out == "no dead letters at offset 5 (2 in the store)\n"
 
 
-def test_dead_letter_list_when_there_are_none(conveyor: Conveyor) -> None:
-    result = conveyor("--app", "shop:build", "dead-letter", "list")
-    assert (result.code, result.out) == (0, "no dead letters\n")
+@pytest.mark.parametrize("action", [("list",), ("show", "x"), ("replay-all",), ("delete", "x")])
+def test_dead_letter_commands_refuse_an_empty_in_memory_store(
+    conveyor: Conveyor, action: tuple[str, ...]
+) -> None:
+    result = conveyor("--app", "shop:build", "dead-letter", *action)
+    assert (result.code, result.out) == (2, "")
+    assert result.err.startswith(
+        "conveyor: error: the dead-letter store is in memory (InMemoryDeadLetterStore): it holds "
+        "only the dead letters of the process that built it, so this command cannot see your "
+        "workers'. Give the workers and this command one durable store: "
+        'Messaging(dead_letters=SqliteDeadLetterStore("app.db"))'
+    )
 
 
 def test_dead_letter_list_as_json(conveyor: Conveyor) -> None:
@@ -580,7 +589,10 @@ def test_dead_letter_replay_and_delete_round_trip(conveyor: Conveyor) -> None:
 
     everything = conveyor(*app, "dead-letter", "replay-all")
     assert (everything.code, everything.out) == (0, "replayed 1 dead letter\n")
-    assert conveyor(*app, "dead-letter", "list").out == "no dead letters\n"
+    assert [d.id for d in messaging.dead_letters.list()] == []
+    emptied = conveyor(*app, "dead-letter", "list")  # in memory, and now empty: refused
+    assert emptied.code == 2
+    assert "the dead-letter store is in memory" in emptied.err
 
 
 # ---------------------------------------------------------------------- real processes
@@ -613,6 +625,7 @@ def test_a_signal_finishes_the_current_message_then_exits_0(signum: signal.Signa
         assert process.stderr is not None
         read_until(process.stderr, "working on first")  # the handler is running
         process.send_signal(signum)
+        read_until(process.stderr, "stopping (signal): taking no more work; 1 in flight")
         out, err = process.communicate(input=b"go on\n", timeout=LINE_TIMEOUT)
     finally:
         if process.poll() is None:

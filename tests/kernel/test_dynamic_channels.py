@@ -104,7 +104,7 @@ def handled_via(messaging: Messaging) -> list[str | None]:
 
 
 def held(messaging: Messaging, channel: str) -> int:
-    inspectable = messaging.channels["orders"].inspectable
+    inspectable = messaging.runtimes["orders"].inspectable
     assert inspectable is not None
     return inspectable.pending(channel)
 

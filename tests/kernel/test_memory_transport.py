@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import itertools
 import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conveyor.core.clock import VirtualClock
+from conveyor.core.clock import SystemClock, VirtualClock
 from conveyor.core.errors import ClockError, MessageTooLarge, TransportClosed, TransportError
 from conveyor.core.timers import TimerQueue
+from conveyor.transports.async_memory import AsyncMemoryTransport
 from conveyor.transports.memory import MemoryTransport
 from conveyor.transports.seam import Delivery, InspectableTransport, WireMessage
 from pytest_conveyor.conformance import (
-    DelayTransportConformance,
-    FifoTransportConformance,
-    InspectableTransportConformance,
-    MaxSizeTransportConformance,
-    PriorityTransportConformance,
+    AsyncTransportConformance,
+    AsyncTransportHarness,
+    TransportConformance,
     TransportHarness,
     receive_one,
 )
@@ -29,43 +27,54 @@ MS = timedelta(milliseconds=1)
 NOON = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
 
-def _harness(clock: VirtualClock, transport: MemoryTransport) -> TransportHarness:
-    names = itertools.count()
-    return TransportHarness(
-        transport=transport,
-        clock=clock,
-        advance=clock.advance,
-        make_channel=lambda: f"channel-{next(names)}",
-    )
-
-
-class _MemoryConformance(
-    InspectableTransportConformance,
-    DelayTransportConformance,
-    PriorityTransportConformance,
-    FifoTransportConformance,
-):
-    """The suites for what MemoryTransport declares: inspectable, delay, priority, FIFO."""
-
-
-class TestMemoryTransport(_MemoryConformance):
-    @pytest.fixture
-    def harness(self) -> Iterator[TransportHarness]:
-        clock = VirtualClock()
-        transport = MemoryTransport(clock)
-        yield _harness(clock, transport)
-        transport.close()
-
-
-class TestMemoryTransportWithMaxSize(MaxSizeTransportConformance, _MemoryConformance):
-    """The same suites with a size limit, so the limit's own tests run too."""
+class TestMemoryTransport(TransportConformance):
+    """Virtual time: every boundary stepped exactly."""
 
     @pytest.fixture
     def harness(self) -> Iterator[TransportHarness]:
         clock = VirtualClock()
-        transport = MemoryTransport(clock, max_size=1024)
-        yield _harness(clock, transport)
-        transport.close()
+        with TransportHarness(MemoryTransport(clock), clock) as harness:
+            yield harness
+
+
+class TestMemoryTransportWithMaxSize(TransportConformance):
+    """A size limit, so the limit's own checks apply too."""
+
+    @pytest.fixture
+    def harness(self) -> Iterator[TransportHarness]:
+        clock = VirtualClock()
+        with TransportHarness(MemoryTransport(clock, max_size=1024), clock) as harness:
+            yield harness
+
+
+class TestMemoryTransportOnRealTime(TransportConformance):
+    """The system clock: the real-time runner polls deadlines, as it does for a broker."""
+
+    @pytest.fixture
+    def harness(self) -> Iterator[TransportHarness]:
+        clock = SystemClock()
+        with TransportHarness(MemoryTransport(clock), clock) as harness:
+            yield harness
+
+
+class TestAsyncMemoryTransport(AsyncTransportConformance):
+    """The asyncio twin, through the async runner, on virtual time."""
+
+    @pytest.fixture
+    def harness(self) -> Iterator[AsyncTransportHarness]:
+        clock = VirtualClock()
+        with AsyncTransportHarness(AsyncMemoryTransport(clock), clock) as harness:
+            yield harness
+
+
+class TestAsyncMemoryTransportOnRealTime(AsyncTransportConformance):
+    """The asyncio twin on the system clock."""
+
+    @pytest.fixture
+    def harness(self) -> Iterator[AsyncTransportHarness]:
+        clock = SystemClock()
+        with AsyncTransportHarness(AsyncMemoryTransport(clock), clock) as harness:
+            yield harness
 
 
 @pytest.fixture

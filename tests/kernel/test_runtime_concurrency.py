@@ -86,7 +86,7 @@ def test_eight_threads_sending_to_one_messaging_store_every_message_exactly_once
             messaging.send(Job(thread * 1000 + n))
 
     _in_threads(8, send_500)
-    inspect = messaging.channels["jobs"].inspectable
+    inspect = messaging.runtimes["jobs"].inspectable
     assert inspect is not None
     assert inspect.pending("jobs") == 4000
     queued = messaging.journal.of_kind(RecordKind.QUEUED)

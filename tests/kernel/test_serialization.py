@@ -688,6 +688,40 @@ def test_nan_and_infinity_are_refused() -> None:
         JsonCodec(TypeRegistry()).encode(WithFloat(float("nan")))
 
 
+@dataclass(frozen=True, slots=True)
+class WithSpan:
+    span: timedelta
+
+
+@pytest.mark.parametrize("value", [b"1e20", b"-1e20", b'"Infinity"', b'"P999999999999D"'])
+def test_a_duration_past_what_a_timedelta_holds_is_a_serialization_error(value: bytes) -> None:
+    """Issue 11: ``1e20`` seconds or ``Infinity`` raised ``OverflowError`` out of ``consume()``."""
+    body = b'{"span":' + value + b"}"
+    with pytest.raises(SerializationError, match=r"WithSpan\.span expected an ISO 8601 duration"):
+        JsonCodec(TypeRegistry([WithSpan])).decode(body, "WithSpan")
+
+
+@pytest.mark.parametrize(
+    ("value", "body", "type_name", "found"),
+    [
+        (WithFloat(float("nan")), b'{"value":NaN}', "WithFloat", "NaN is not a JSON number"),
+        (WithFloat(float("inf")), b'{"value":Infinity}', "WithFloat", "Infinity is not a JSON"),
+        (WithFloat(float("inf")), b'{"value":1e400}', "WithFloat", "past the range of a float"),
+        (Cash(Decimal("sNaN")), b'{"amount":"sNaN"}', "Cash", "not a signalling NaN"),
+    ],
+)
+def test_the_decoder_refuses_what_the_encoder_refuses(
+    value: object, body: bytes, type_name: str, found: str
+) -> None:
+    """Issue 11: a consumer must not accept a value its own producer could never have sent."""
+    codec = JsonCodec(TypeRegistry([WithFloat, Cash]))
+    with pytest.raises(SerializationError):
+        codec.encode(value)
+    with pytest.raises(SerializationError, match=found) as refused:
+        codec.decode(body, type_name)
+    assert refused.value.raw == body
+
+
 # -- the registry ------------------------------------------------------------------------------
 
 

@@ -297,8 +297,42 @@ def test_a_runaway_loop_raises_with_the_last_journal_records() -> None:
     )
     assert lines[-1] == "Raise max_steps if this much work is expected."
     assert lines[-2] == (
-        "  2026-01-01T00:00:00+00:00 #14 queued        Task [msg-5] channel=work endpoint=forever"
+        "  2026-01-01T00:00:00+00:00 #11 queued        Task [msg-4] channel=work endpoint=forever"
     )
+
+
+@pytest.mark.parametrize("limit", [1, 3, 100])
+def test_a_step_limit_runs_exactly_that_many_steps_before_raising(limit: int) -> None:
+    ran: list[str] = []
+
+    @asynchronous("work")
+    @command_handler
+    def forever(task: Task, ctx: Context) -> None:
+        ran.append(task.name)
+        ctx.send(Task("again"))
+
+    messaging = build([forever], ["work"])
+    messaging.send(Task("start"))
+    with pytest.raises(SettleError, match=f"within {limit} steps"):
+        messaging.run_until_idle(max_steps=limit)
+    assert len(ran) == limit
+    transport = messaging.channels["work"].transport
+    assert transport.pending("work") == 1  # type: ignore[attr-defined]  # given back, not lost
+
+
+def test_work_that_fits_the_step_limit_exactly_settles() -> None:
+    ran: list[str] = []
+
+    @asynchronous("work")
+    @command_handler
+    def once(task: Task) -> None:
+        ran.append(task.name)
+
+    messaging = build([once], ["work"])
+    for n in range(3):
+        messaging.send(Task(str(n)))
+    assert messaging.run_until_idle(max_steps=3) == 3
+    assert ran == ["0", "1", "2"]
 
 
 def test_no_code_path_sleeps_while_delays_retries_and_schedules_run(

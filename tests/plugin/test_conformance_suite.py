@@ -1,384 +1,308 @@
 """Tests of the conformance suite itself: it must catch broken transports, by name.
 
-Each broken transport below wraps an honest MemoryTransport and breaks exactly one promise. The
-suite runs against each in a pytester session, and the test names which conformance tests must
-fail: a suite that lets a broken transport through is no safety net for adapters. A test class
-whose mixins do not match what its transport declares must fail too, naming the mismatch, and
-no session may skip a test.
+Each transport in ``broken_transports`` and ``broken_capabilities`` breaks exactly one promise.
+The suite's checks run against each through the sync runner and, wrapped as an AsyncTransport,
+through the async runner, and the test names which checks must fail: a suite that lets a broken
+transport through is no safety net for adapters. Together they fail every check of the suite at
+least once. The pytest layer (``TransportConformance``) is tested in a pytester session.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
-from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable
 
+import broken_capabilities as optional
+import broken_transports as broken
 import pytest
 
-from conveyor.core.clock import Clock, VirtualClock
-from conveyor.core.errors import MessageTooLarge
+from conveyor.core.clock import Clock, SystemClock, VirtualClock
+from conveyor.transports.async_memory import AsyncMemoryTransport
 from conveyor.transports.memory import MemoryTransport
-from conveyor.transports.seam import Capabilities, ChannelOptions, Delivery, Transport, WireMessage
-from pytest_conveyor.conformance import TransportHarness
-
-EXPIRES_AT = "x-test-expires-at"
-
-
-class _Wrapper:
-    """Delegates every Transport call to a MemoryTransport; subclasses break one of them.
-
-    It is a plain Transport, not an InspectableTransport, so it runs without the inspection
-    mixin and each broken transport fails only the tests about the promise it breaks.
-    """
-
-    def __init__(self, inner: MemoryTransport, clock: Clock) -> None:
-        self.inner = inner
-        self.clock = clock
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.inner.capabilities
-
-    def declare(self, options: ChannelOptions) -> None:
-        self.inner.declare(options)
-
-    def send(
-        self,
-        channel: str,
-        message: WireMessage,
-        *,
-        available_at: datetime | None = None,
-        priority: int = 0,
-        expires_at: datetime | None = None,
-    ) -> None:
-        self.inner.send(
-            channel, message, available_at=available_at, priority=priority, expires_at=expires_at
-        )
-
-    def receive(
-        self,
-        channel: str,
-        *,
-        lease: timedelta,
-        max_messages: int = 1,
-        wait: timedelta | None = None,
-    ) -> list[Delivery]:
-        return self.inner.receive(channel, lease=lease, max_messages=max_messages, wait=wait)
-
-    def ack(self, delivery: Delivery) -> None:
-        self.inner.ack(delivery)
-
-    def release(self, delivery: Delivery, *, available_at: datetime | None = None) -> None:
-        self.inner.release(delivery, available_at=available_at)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-class HonestWrapper(_Wrapper):
-    """Breaks nothing: proves the wrapper alone fails no test."""
-
-
-class DropsHeaders(_Wrapper):
-    """Sends the body and forgets the headers."""
-
-    def send(
-        self,
-        channel: str,
-        message: WireMessage,
-        *,
-        available_at: datetime | None = None,
-        priority: int = 0,
-        expires_at: datetime | None = None,
-    ) -> None:
-        super().send(
-            channel, WireMessage(message.body), available_at=available_at, priority=priority
-        )
-
-
-class NeverRedelivers(_Wrapper):
-    """Leases forever: an unacked message is lost to every other consumer."""
-
-    def receive(
-        self,
-        channel: str,
-        *,
-        lease: timedelta,
-        max_messages: int = 1,
-        wait: timedelta | None = None,
-    ) -> list[Delivery]:
-        return super().receive(channel, lease=timedelta(days=3650), max_messages=max_messages)
-
-
-class IgnoresDelay(_Wrapper):
-    """Delivers at once whatever ``available_at`` says."""
-
-    def send(
-        self,
-        channel: str,
-        message: WireMessage,
-        *,
-        available_at: datetime | None = None,
-        priority: int = 0,
-        expires_at: datetime | None = None,
-    ) -> None:
-        super().send(channel, message, priority=priority, expires_at=expires_at)
-
-    def release(self, delivery: Delivery, *, available_at: datetime | None = None) -> None:
-        super().release(delivery)
-
-
-class DropsExpired(_Wrapper):
-    """Drops messages past their ``expires_at`` though it declares no native TTL.
-
-    The kernel never sees them, so it cannot dead-letter them: they are lost silently.
-    """
-
-    def send(
-        self,
-        channel: str,
-        message: WireMessage,
-        *,
-        available_at: datetime | None = None,
-        priority: int = 0,
-        expires_at: datetime | None = None,
-    ) -> None:
-        if expires_at is not None:
-            message = WireMessage(message.body, {**message.headers, EXPIRES_AT: str(expires_at)})
-        super().send(channel, message, available_at=available_at, priority=priority)
-
-    def receive(
-        self,
-        channel: str,
-        *,
-        lease: timedelta,
-        max_messages: int = 1,
-        wait: timedelta | None = None,
-    ) -> list[Delivery]:
-        while found := super().receive(channel, lease=lease):
-            delivery = found[0]
-            expires_at = delivery.message.headers.get(EXPIRES_AT)
-            if expires_at is None or datetime.fromisoformat(expires_at) > self.clock.now():
-                return [delivery]
-            self.ack(delivery)
-        return []
-
-
-class ClaimsNativeTtl(_Wrapper):
-    """Declares native TTL, yet delivers expired messages, which the kernel trusts it to drop."""
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return dataclasses.replace(self.inner.capabilities, ttl=True)
-
-
-class RefusesLargeMessages(_Wrapper):
-    """Refuses messages over 64 KiB though it declares no ``max_size``."""
-
-    def send(
-        self,
-        channel: str,
-        message: WireMessage,
-        *,
-        available_at: datetime | None = None,
-        priority: int = 0,
-        expires_at: datetime | None = None,
-    ) -> None:
-        if message.size > 64 * 1024:
-            raise MessageTooLarge(f"{message.size} bytes is over an undeclared limit")
-        super().send(
-            channel, message, available_at=available_at, priority=priority, expires_at=expires_at
-        )
-
-
-class DeclaresDurable(_Wrapper):
-    """Declares durability: honest or not, no test of the memory-backed wrapper can reopen it."""
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return dataclasses.replace(self.inner.capabilities, durable=True)
-
-
-class _SubjectPlugin:
-    """Hands the transport under test to the pytester session as a ``subject_harness`` fixture."""
-
-    def __init__(self, build: Callable[[MemoryTransport, Clock], Transport]) -> None:
-        self.build = build
-
-    @pytest.fixture
-    def subject_harness(self) -> Iterator[TransportHarness]:
-        clock = VirtualClock()
-        transport = self.build(MemoryTransport(clock), clock)
-        names = itertools.count()
-        yield TransportHarness(
-            transport=transport,
-            clock=clock,
-            advance=clock.advance,
-            make_channel=lambda: f"channel-{next(names)}",
-        )
-        transport.close()
-
-
-_MEMORY_SUITES = (
-    "DelayTransportConformance",
-    "PriorityTransportConformance",
-    "FifoTransportConformance",
+from conveyor.transports.seam import Transport
+from pytest_conveyor.conformance import (
+    CHECKS,
+    GROUPS,
+    AsyncTransportHarness,
+    Harness,
+    Report,
+    TransportHarness,
+    run_checks,
 )
-"""The mixins for what MemoryTransport declares, less inspection, which the wrappers lack."""
+
+# Breakers whose ack, release or renew do nothing also let those verbs pass after close.
+_AFTER_CLOSE = "operations_after_close_raise_transport_closed"
+
+FAILED_BY: dict[type, set[str]] = {
+    broken.HonestWrapper: set(),
+    broken.HonestFullWrapper: set(),
+    optional.DurableMemory: set(),
+    optional.ConnectionLeases: set(),
+    broken.DropsHeaders: {"round_trip_keeps_unicode_headers", "large_message_round_trips_intact"},
+    broken.MangleBinaryBodies: {"round_trip_keeps_body_bytes", "large_message_round_trips_intact"},
+    broken.RefusesLargeMessages: {"large_message_round_trips_intact"},
+    broken.NamesAnotherChannel: {"first_delivery_names_its_channel_and_counts_one"},
+    broken.SharesOneQueue: {"channels_are_isolated"},
+    broken.ReturnsOneAtATime: {"receive_returns_a_batch_up_to_max_messages"},
+    broken.NeverRedelivers: {
+        "unacked_message_is_redelivered_after_its_lease_and_not_before",
+        "delivery_count_grows_with_each_redelivery",
+        "consumer_killed_mid_message_loses_nothing",
+    },
+    broken.IgnoresAck: {
+        "ack_removes_message",
+        "consumer_killed_mid_message_loses_nothing",
+        "many_messages_are_each_delivered_exactly_once",
+        _AFTER_CLOSE,
+    },
+    broken.IgnoresRelease: {
+        "release_puts_message_back_at_once",
+        "release_with_available_at_holds_message_until_then",
+        _AFTER_CLOSE,
+    },
+    broken.CountsEveryDeliveryAsFirst: {
+        "unacked_message_is_redelivered_after_its_lease_and_not_before",
+        "delivery_count_grows_with_each_redelivery",
+        "release_puts_message_back_at_once",
+        "release_with_available_at_holds_message_until_then",
+    },
+    broken.LeasesNothing: {
+        "competing_receives_never_share_a_lease",
+        "unacked_message_is_redelivered_after_its_lease_and_not_before",
+        "delayed_message_does_not_block_due_message_behind_it",
+        "receive_returns_a_batch_up_to_max_messages",
+    },
+    broken.IgnoresDelay: {
+        "delayed_message_is_not_received_before_available_at",
+        "delayed_message_does_not_block_due_message_behind_it",
+        "release_with_available_at_holds_message_until_then",
+    },
+    broken.HoldsTwiceTheDelay: {
+        "delayed_message_is_received_at_available_at",
+        "release_with_available_at_holds_message_until_then",
+    },
+    broken.IgnoresPriority: {
+        "higher_priority_is_received_first",
+        "equal_priority_keeps_declared_ordering",
+    },
+    broken.ReversesOrder: {
+        "fifo_ordering_keeps_send_order",
+        "equal_priority_keeps_declared_ordering",
+        "receive_returns_a_batch_up_to_max_messages",
+    },
+    broken.DropsExpired: {"expired_message_is_dropped_only_with_native_ttl"},
+    broken.ClaimsNativeTtl: {"expired_message_is_dropped_only_with_native_ttl"},
+    broken.DropsAnythingThatExpires: {"message_is_received_before_its_expires_at"},
+    broken.MeasuresBodyOnly: {"message_over_max_size_raises_message_too_large"},
+    broken.LimitOffByOne: {
+        "message_of_exactly_max_size_is_accepted",
+        "large_message_round_trips_intact",
+    },
+    broken.DeclareEmptiesTheChannel: {"declare_again_keeps_messages"},
+    broken.DeclarePutsAMessageThere: {
+        "empty_channel_receives_nothing",
+        "declare_is_idempotent",
+        "declare_again_keeps_messages",
+        "declare_takes_the_channel_options",
+        "channels_are_isolated",
+        "higher_priority_is_received_first",
+        "equal_priority_keeps_declared_ordering",
+    },
+    broken.RefusesChannelOptions: {
+        "declare_takes_the_channel_options",
+        "higher_priority_is_received_first",
+        "equal_priority_keeps_declared_ordering",
+    },
+    broken.IgnoresClose: {_AFTER_CLOSE},
+    broken.ClosingTwiceRaises: {"closing_twice_is_a_no_op"},
+    optional.IgnoresRenew: {
+        "renewed_lease_runs_from_the_renewal",
+        "renewing_a_stale_receipt_raises_stale_receipt",
+        "renewing_an_acknowledged_delivery_raises_stale_receipt",
+        _AFTER_CLOSE,
+    },
+    optional.RenewsStaleReceipts: {
+        "renewing_a_stale_receipt_raises_stale_receipt",
+        "renewing_an_acknowledged_delivery_raises_stale_receipt",
+    },
+    optional.ForgetsAcksAfterRenew: {"renewed_delivery_can_still_be_acknowledged"},
+    optional.PendingCountsOnlyDue: {
+        "pending_counts_due_and_leased_messages",
+        "pending_counts_delayed_messages",
+    },
+    optional.NextDueAnHourLate: {
+        "next_due_of_empty_channel_is_none",
+        "next_due_of_due_message_is_not_after_now",
+        "next_due_of_delayed_message_is_its_available_at",
+        "next_due_of_leased_message_is_its_lease_expiry",
+    },
+    optional.ForgetsOnRestart: {"sent_message_survives_reopen", "unacked_message_survives_reopen"},
+    optional.ForgetsAcksOnRestart: {"acked_message_stays_gone_after_reopen"},
+    optional.KeepsLeasesAfterClose: {
+        "unacked_message_is_redelivered_after_its_lease_and_not_before",
+        "delivery_count_grows_with_each_redelivery",
+        "consumer_killed_mid_message_loses_nothing",
+    },
+}
+"""Each transport, and the checks it must fail on virtual time, under either runner."""
+
+LONG_POLL_FAILED_BY: dict[type, set[str]] = {
+    broken.HonestWrapper: set(),
+    optional.WaitsTheWaitOut: {
+        "long_poll_returns_a_due_message_at_once",
+        "long_poll_is_woken_by_a_send",
+    },
+    optional.IgnoresWait: {"long_poll_is_woken_by_a_send"},
+    optional.LongPollInventsMessages: {"long_poll_on_an_empty_channel_returns_nothing"},
+}
+"""On real time, through the sync runner. (A blocking sync transport wrapped as async would block
+the very loop its sender task needs: the async runner has breakers of its own, below.)"""
+
+ASYNC_LONG_POLL_FAILED_BY: dict[type, set[str]] = {
+    optional.AsyncHonestLongPoll: set(),
+    optional.AsyncWaitsTheWaitOut: {
+        "long_poll_returns_a_due_message_at_once",
+        "long_poll_is_woken_by_a_send",
+    },
+    optional.AsyncIgnoresWait: {"long_poll_is_woken_by_a_send"},
+    optional.AsyncLongPollInventsMessages: {"long_poll_on_an_empty_channel_returns_nothing"},
+}
+"""On real time, through the async runner: each breaks the long poll on the loop itself."""
+
+_LONG_POLL = [c for g in GROUPS if g.name == "batches and long poll" for c in g.checks]
+
+
+def _harness(kind: type, clock: Clock, runner: str) -> Harness:
+    """A fresh harness around ``kind``: durable and connection kinds share one store."""
+    reopen: Callable[[], Transport] | None = None
+    if issubclass(kind, optional.DurableMemory):
+        shared = optional.Shared(clock)
+        opener = getattr(kind, "reopened", kind)
+        transport: Transport = kind(shared, clock)
+
+        def reopen() -> Transport:
+            return opener(shared, clock)  # type: ignore[no-any-return]
+
+    else:
+        transport = kind(MemoryTransport(clock), clock)
+    if runner == "sync":
+        return TransportHarness(transport, clock, reopen=reopen)
+    async_reopen = None if reopen is None else (lambda: optional.async_of(reopen()))
+    return AsyncTransportHarness(optional.async_of(transport), clock, reopen=async_reopen)
+
+
+def _run(kind: type, runner: str) -> Report:
+    return run_checks(lambda: _harness(kind, VirtualClock(), runner))
+
+
+@pytest.mark.parametrize("runner", ["sync", "async"])
+@pytest.mark.parametrize("kind", list(FAILED_BY), ids=lambda kind: kind.__name__)
+def test_each_broken_transport_fails_exactly_the_checks_of_its_promise(
+    kind: type, runner: str
+) -> None:
+    report = _run(kind, runner)
+
+    assert report.failed == FAILED_BY[kind], str(report)
+
+
+@pytest.mark.parametrize("kind", list(LONG_POLL_FAILED_BY), ids=lambda kind: kind.__name__)
+def test_broken_long_polls_fail_the_long_poll_checks_on_real_time(kind: type) -> None:
+    report = run_checks(lambda: _harness(kind, SystemClock(), "sync"), _LONG_POLL)
+
+    assert report.failed == LONG_POLL_FAILED_BY[kind], str(report)
+
+
+@pytest.mark.parametrize("kind", list(ASYNC_LONG_POLL_FAILED_BY), ids=lambda kind: kind.__name__)
+def test_broken_async_long_polls_fail_the_long_poll_checks_on_real_time(kind: type) -> None:
+    def make() -> Harness:
+        clock = SystemClock()
+        return AsyncTransportHarness(kind(AsyncMemoryTransport(clock)), clock)
+
+    report = run_checks(make, _LONG_POLL)
+
+    assert report.failed == ASYNC_LONG_POLL_FAILED_BY[kind], str(report)
+
+
+def test_every_check_is_failed_by_some_broken_transport() -> None:
+    failed = set().union(*FAILED_BY.values(), *LONG_POLL_FAILED_BY.values())
+
+    assert {c.name for c in CHECKS} - failed == set()
+
+
+def test_a_failure_says_what_the_transport_did() -> None:
+    report = _run(broken.IgnoresDelay, "sync")
+
+    (outcome,) = [
+        o
+        for o in report.outcomes
+        if o.check == "delayed_message_is_not_received_before_available_at"
+    ]
+    assert "Wrapper" not in outcome.detail
+    assert outcome.detail.startswith("IgnoresDelay delivered b'wait' (delivery 1)")
+
+
+def test_durable_checks_fail_without_reopen_rather_than_skip() -> None:
+    def make() -> Harness:
+        clock = VirtualClock()
+        return TransportHarness(optional.DurableMemory(optional.Shared(clock), clock), clock)
+
+    report = run_checks(make)
+
+    assert report.failed == {
+        "sent_message_survives_reopen",
+        "acked_message_stays_gone_after_reopen",
+        "unacked_message_survives_reopen",
+    }
+    assert "needs `reopen`" in str(report)
+
+
+def test_only_undeclared_promises_and_virtual_long_polls_are_not_applicable() -> None:
+    report = _run(broken.HonestWrapper, "sync")
+
+    reasons = {o.detail.split(": ", 1)[1] for o in report.outcomes if o.verdict == "not applicable"}
+    assert {r for r in reasons if not r.startswith("virtual time")} == {
+        "HonestWrapper declares capabilities.max_size=None",
+        "HonestWrapper declares capabilities.durable=False",
+        "HonestWrapper does not implement renew (it is not a RenewableTransport)",
+        "HonestWrapper has no pending and next_due (it is not an InspectableTransport)",
+    }
+
 
 _SUBJECT_MODULE = """
 import pytest
-from pytest_conveyor.conformance import {bases}
+from conveyor.core.clock import VirtualClock
+from conveyor.transports.memory import MemoryTransport
+from pytest_conveyor.conformance import TransportConformance, TransportHarness
 
-class TestSubject({bases}):
+class TestSubject(TransportConformance):
+    replaced = {replaced}
+
     @pytest.fixture
-    def harness(self, subject_harness):
-        return subject_harness
+    def harness(self):
+        clock = VirtualClock()
+        with TransportHarness(MemoryTransport(clock), clock) as harness:
+            yield harness
 """
 
 
-def _outcomes(
-    pytester: pytest.Pytester,
-    build: Callable[[MemoryTransport, Clock], Transport],
-    suites: Sequence[str] = _MEMORY_SUITES,
-    *,
-    output: Sequence[str] = (),
-) -> dict[str, set[str]]:
-    """Run the suite's ``suites`` (its base class if none) against ``build``: names by outcome.
+def test_the_pytest_layer_parametrizes_every_check(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_subject=_SUBJECT_MODULE.format(replaced="{}"))
 
-    ``output`` holds glob patterns that lines of the session's output must match, in order.
-    """
-    pytester.makepyfile(
-        test_subject=_SUBJECT_MODULE.format(bases=", ".join(suites) or "TransportConformance")
-    )
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", plugins=[_SubjectPlugin(build)])
-    passed, skipped, failed = result.reprec.listoutcomes()  # type: ignore[attr-defined]
-    outcomes: dict[str, set[str]] = {}
-    for name, reports in (("passed", passed), ("skipped", skipped), ("failed", failed)):
-        outcomes[name] = {report.nodeid.rpartition("::")[2] for report in reports}
-    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), result.stdout.str()
-    assert outcomes["skipped"] == set(), "the suite tests what a transport declares, never skips"
-    result.stdout.fnmatch_lines(list(output))
-    return outcomes
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-rs")
+
+    clock = VirtualClock()
+    report = run_checks(lambda: TransportHarness(MemoryTransport(clock), clock))
+    skipped = len(report.named("not applicable"))
+    assert skipped > 0
+    result.assert_outcomes(passed=len(CHECKS) - skipped, skipped=skipped)
+    result.stdout.fnmatch_lines(["*MemoryTransport declares capabilities.durable=False*"])
 
 
-def _memory(inner: MemoryTransport, clock: Clock) -> Transport:
-    return inner
+def test_a_replaced_check_must_name_a_check(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_subject=_SUBJECT_MODULE.format(replaced='{"no_such_check": "why"}'))
 
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
 
-def test_honest_memory_transport_passes_every_test(pytester: pytest.Pytester) -> None:
-    outcomes = _outcomes(pytester, _memory, [*_MEMORY_SUITES, "InspectableTransportConformance"])
-
-    assert outcomes["failed"] == set()
-    assert "test_next_due_of_leased_message_is_its_lease_expiry" in outcomes["passed"]
-    assert len(outcomes["passed"]) >= 40
-
-
-def test_the_wrapper_alone_breaks_nothing(pytester: pytest.Pytester) -> None:
-    outcomes = _outcomes(pytester, HonestWrapper)
-
-    assert outcomes["failed"] == set()
-
-
-def test_dropped_headers_fail_the_header_round_trips(pytester: pytest.Pytester) -> None:
-    outcomes = _outcomes(pytester, DropsHeaders)
-
-    assert outcomes["failed"] == {
-        "test_round_trip_keeps_unicode_headers",
-        "test_large_message_round_trips_intact",
-    }
-
-
-def test_missing_redelivery_fails_the_lease_tests(pytester: pytest.Pytester) -> None:
-    outcomes = _outcomes(pytester, NeverRedelivers)
-
-    assert outcomes["failed"] == {
-        "test_unacked_message_is_redelivered_after_lease_and_not_before",
-        "test_delivery_count_grows_with_each_redelivery",
-        "test_consumer_killed_mid_message_loses_nothing",
-    }
-
-
-def test_ignored_delay_fails_the_delay_tests(pytester: pytest.Pytester) -> None:
-    outcomes = _outcomes(pytester, IgnoresDelay)
-
-    assert outcomes["failed"] == {
-        "test_delayed_message_is_not_received_before_available_at",
-        "test_delayed_message_does_not_block_due_message_behind_it",
-        "test_release_with_available_at_holds_message_until_then",
-    }
-
-
-def test_expired_message_dropped_without_native_ttl_fails_the_ttl_test(
-    pytester: pytest.Pytester,
-) -> None:
-    outcomes = _outcomes(pytester, DropsExpired)
-
-    assert outcomes["failed"] == {"test_expired_message_is_dropped_only_with_native_ttl"}
-
-
-def test_expired_message_delivered_despite_native_ttl_fails_the_ttl_test(
-    pytester: pytest.Pytester,
-) -> None:
-    outcomes = _outcomes(pytester, ClaimsNativeTtl)
-
-    assert outcomes["failed"] == {"test_expired_message_is_dropped_only_with_native_ttl"}
-
-
-def test_undeclared_size_limit_fails_the_large_message_test(pytester: pytest.Pytester) -> None:
-    outcomes = _outcomes(pytester, RefusesLargeMessages)
-
-    assert outcomes["failed"] == {"test_large_message_round_trips_intact"}
-
-
-def test_declared_capabilities_left_untested_fail_by_name(pytester: pytest.Pytester) -> None:
-    outcomes = _outcomes(pytester, _memory, suites=[])
-
-    assert outcomes["failed"] == {
-        "test_declared_capability_is_tested_by_its_suite[delay]",
-        "test_declared_capability_is_tested_by_its_suite[priority]",
-        "test_declared_capability_is_tested_by_its_suite[fifo]",
-        "test_declared_capability_is_tested_by_its_suite[inspectable]",
-    }
-
-
-def test_durable_transport_without_the_durable_suite_fails(pytester: pytest.Pytester) -> None:
-    outcomes = _outcomes(
-        pytester,
-        DeclaresDurable,
-        output=[
-            "*DeclaresDurable declares capabilities.durable=True, but TestSubject does not "
-            "subclass DurableTransportConformance*"
-        ],
-    )
-
-    assert outcomes["failed"] == {"test_declared_capability_is_tested_by_its_suite[durable]"}
-
-
-def test_durable_suite_without_reopen_fails_its_tests(pytester: pytest.Pytester) -> None:
-    outcomes = _outcomes(
-        pytester,
-        DeclaresDurable,
-        [*_MEMORY_SUITES, "DurableTransportConformance"],
-        output=["*DurableTransportConformance needs `reopen` on the TransportHarness*"],
-    )
-
-    assert outcomes["failed"] == {
-        "test_sent_message_survives_reopen",
-        "test_acked_message_stays_gone_after_reopen",
-        "test_unacked_message_survives_reopen",
-    }
-
-
-def test_suite_of_an_undeclared_capability_fails(pytester: pytest.Pytester) -> None:
-    outcomes = _outcomes(pytester, HonestWrapper, [*_MEMORY_SUITES, "MaxSizeTransportConformance"])
-
-    assert outcomes["failed"] == {
-        "test_declared_capability_is_tested_by_its_suite[max_size]",
-        "test_message_over_max_size_raises_message_too_large",
-        "test_message_of_exactly_max_size_is_accepted",
-    }
+    result.stdout.fnmatch_lines(["*no conformance check 'no_such_check'*"])
 
 
 def test_suite_without_a_harness_explains_how_to_provide_one(pytester: pytest.Pytester) -> None:

@@ -226,6 +226,41 @@ def test_typo(messaging):
     result.assert_outcomes(errors=1)
 
 
+def test_services_share_one_in_memory_broker(pytester: pytest.Pytester):
+    with_app(
+        pytester,
+        """
+from conveyor import QueueChannel, asynchronous, event_handler
+
+
+@pytest.mark.conveyor(channels=[*CHANNELS, QueueChannel("billing", send_only=True)])
+def test_the_shop_publishes_to_a_queue_billing_consumes(messaging, messaging_factory):
+    billed = []
+
+    @asynchronous("billing")
+    @event_handler
+    def bill(event: OrderPlaced) -> None:
+        billed.append(event.order_id)
+
+    billing = messaging_factory(handlers=[bill], channels=[QueueChannel("billing", bus=True)])
+    messaging.event_bus("billing").publish(OrderPlaced("o-1"))
+    messaging.assert_published(OrderPlaced("o-1"))  # settles the shop: it only sends
+    assert billing.channels["billing"].pending() == 1
+    billing.assert_handled(bill, OrderPlaced("o-1"))
+    assert billed == ["o-1"]
+    assert messaging.channels["billing"].pending() == 0  # one queue
+
+
+def test_without_send_only_each_service_consumes_what_it_declares(messaging_factory):
+    one = messaging_factory(handlers=[], channels=["jobs"])
+    other = messaging_factory(handlers=[], channels=["jobs"])
+    assert one.consumers() == other.consumers() == ["jobs"]
+""",
+    )
+
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
 def test_services_share_one_clock_and_ids_and_settle_together(pytester: pytest.Pytester):
     with_app(
         pytester,

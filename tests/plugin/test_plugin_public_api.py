@@ -9,6 +9,7 @@ import pytest
 MODULES = {
     "conveyor.testing": {
         "Harness",
+        "AsyncHarness",
         "Setup",
         "Strictness",
         "Services",

@@ -7,6 +7,7 @@ dead letters and deduplication at the channel level.
 
 from __future__ import annotations
 
+from conveyor.core.bus_calls import BusCall, BusInterceptor
 from conveyor.core.clock import Clock, SystemClock, VirtualClock
 from conveyor.core.deduplication import deduplicated
 from conveyor.core.dynamic_routing import Outbound, by_header, round_robin, throttled
@@ -15,6 +16,7 @@ from conveyor.core.errors import (
     ConveyorError,
     NoHandlerError,
     RoutingError,
+    SendFailed,
     SerializationError,
     SettleError,
     TransportError,
@@ -35,11 +37,13 @@ from conveyor.core.ids import SequentialIds, UuidV7Ids
 from conveyor.core.interceptors import after, around, before
 from conveyor.core.journal import Journal, Record, RecordKind
 from conveyor.core.message import Message
+from conveyor.core.queries import Query
 from conveyor.core.retry import Backoff, RetryPolicy
 from conveyor.core.scheduling import scheduled
 from conveyor.drivers.async_context import AsyncContext
 from conveyor.drivers.async_messaging import AsyncMessaging
 from conveyor.drivers.buses import CommandBus, EventBus, QueryBus
+from conveyor.drivers.channel_view import ChannelView
 from conveyor.drivers.context import Context
 from conveyor.drivers.driving import RunResult
 from conveyor.drivers.messaging import Messaging
@@ -49,8 +53,10 @@ from conveyor.stores.deduplication import (
     DeduplicationStore,
     InMemoryDeduplicationStore,
 )
+from conveyor.stores.schedules import InMemoryScheduleStore, ScheduleStore
 from conveyor.transports.channels import Channel, QueueChannel
 from conveyor.transports.dynamic import DynamicChannel
+from conveyor.transports.memory_broker import MemoryBroker
 
 __all__ = [
     # the facade and its buses
@@ -59,6 +65,7 @@ __all__ = [
     "CommandBus",
     "EventBus",
     "QueryBus",
+    "Query",
     # marking handlers
     "command_handler",
     "event_handler",
@@ -79,6 +86,8 @@ __all__ = [
     "Message",
     "Headers",
     "Failure",
+    "BusCall",
+    "BusInterceptor",
     "Record",
     "RecordKind",
     "Journal",
@@ -86,6 +95,8 @@ __all__ = [
     # channels and failure handling
     "Channel",
     "QueueChannel",
+    "MemoryBroker",
+    "ChannelView",
     "DynamicChannel",
     "round_robin",
     "by_header",
@@ -99,6 +110,8 @@ __all__ = [
     "Deduplication",
     "DeduplicationStore",
     "InMemoryDeduplicationStore",
+    "ScheduleStore",
+    "InMemoryScheduleStore",
     # time and ids
     "Clock",
     "SystemClock",
@@ -112,5 +125,6 @@ __all__ = [
     "NoHandlerError",
     "SerializationError",
     "TransportError",
+    "SendFailed",
     "SettleError",
 ]

@@ -3,9 +3,10 @@
 Installing ``pytest-conveyor`` is all it takes; no ``conftest.py`` line is needed.
 
 * Fixtures: ``messaging`` (a fresh ``conveyor.testing.Harness`` per test, on in-memory channels,
-  a ``VirtualClock`` and sequential ids), ``clock`` (its clock), ``messaging_factory`` (more
-  services on the same clock) and ``conveyor_setup`` (the ``Setup`` they are built from; override
-  it in ``conftest.py``).
+  a ``VirtualClock`` and sequential ids), ``async_messaging`` (the same for ``AsyncMessaging``:
+  a ``conveyor.testing.AsyncHarness`` whose assertions are awaited), ``clock`` (their clock),
+  ``messaging_factory`` (more services on the same clock) and ``conveyor_setup`` (the ``Setup``
+  they are built from; override it in ``conftest.py``).
 * The ``conveyor`` marker sets any ``Setup`` option for a module, class or test.
 * ini options set project defaults; ``--conveyor-seed`` seeds jitter.
 * Strict teardown: after a test passes, each harness is checked for unasserted failures, dead
@@ -16,6 +17,8 @@ The pytest-free part lives in ``conveyor.testing``; this module only wires it to
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import types
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -25,7 +28,15 @@ import pytest
 import conveyor
 from conveyor.core.clock import VirtualClock
 from conveyor.core.ids import SequentialIds
-from conveyor.testing import FlowAssertionError, Harness, Services, Setup, Strictness, strict_report
+from conveyor.testing import (
+    AsyncHarness,
+    FlowAssertionError,
+    Harness,
+    Services,
+    Setup,
+    Strictness,
+    strict_report,
+)
 from conveyor.testing.report import flow_section
 from conveyor.testing.setup import DEFAULT_START
 from conveyor.testing.transcript import transcript_difference
@@ -34,6 +45,7 @@ __all__ = [
     "conveyor_setup",
     "clock",
     "messaging",
+    "async_messaging",
     "messaging_factory",
     "pytest_addoption",
     "pytest_configure",
@@ -46,6 +58,7 @@ _REGISTERED = pytest.StashKey[list[tuple[Harness, Setup]]]()
 _TRANSCRIPTS = pytest.StashKey[dict[str, str]]()
 _EXPLAINED = pytest.StashKey[bool]()  # the failure text holds the flow already
 _LIBRARY = (str(Path(conveyor.__file__ or "").parent), str(Path(__file__).parent))
+_HARNESS_FIXTURES = frozenset({"messaging", "async_messaging", "messaging_factory"})
 _RUN_IDS = {1: "conveyor-run-1", 2: "conveyor-run-2"}
 _MARKER = (
     "conveyor(**options): configure the `messaging` fixture for this module, class or test: "
@@ -171,14 +184,22 @@ def _conveyor_services(
 ) -> Iterator[Services]:
     setup = _with_markers(request, conveyor_setup)
     registered = request.node.stash.setdefault(_REGISTERED, [])
-    replay = f"Seed {setup.seed}; rerun: pytest {request.node.nodeid} --conveyor-seed={setup.seed}"
 
     def register(harness: Harness, built_from: Setup) -> None:
-        harness.replay = replay
-        registered.append((harness, built_from))
+        _register(request, harness, built_from)
 
-    yield Services(setup, VirtualClock(setup.start), SequentialIds(), on_build=register)
+    services = Services(setup, VirtualClock(setup.start), SequentialIds(), on_build=register)
+    yield services
+    services.broker.close()
     registered.clear()  # checked already (after the call); items outlive their test
+
+
+def _register(request: pytest.FixtureRequest, harness: Harness, setup: Setup) -> None:
+    """Strict teardown, failure output and determinism checks will read this harness."""
+    harness.replay = (
+        f"Seed {setup.seed}; rerun: pytest {request.node.nodeid} --conveyor-seed={setup.seed}"
+    )
+    request.node.stash.setdefault(_REGISTERED, []).append((harness, setup))
 
 
 @pytest.fixture
@@ -191,10 +212,42 @@ def clock(_conveyor_services: Services) -> VirtualClock:
 def messaging(_conveyor_services: Services) -> Iterator[Harness]:
     """A fresh ``Messaging`` with assertions (``conveyor.testing.Harness``), set by the marker."""
     services = _conveyor_services
-    harness = services.setup.harness(clock=services.clock, ids=services.ids)
+    harness = services.shared(services.setup).harness(clock=services.clock, ids=services.ids)
     services.add(harness)
     yield harness
     harness.close()
+
+
+@pytest.fixture
+def async_messaging(
+    request: pytest.FixtureRequest, _conveyor_services: Services
+) -> Iterator[AsyncHarness]:
+    """A fresh ``AsyncMessaging`` with awaited assertions (``conveyor.testing.AsyncHarness``).
+
+    For ``async def`` tests under pytest-asyncio (strict or auto mode) or anyio's plugin (the
+    asyncio backend). The fixture itself is synchronous, so it needs no async-fixture marker
+    and works with any of them: the kernel opens its channels on the first awaited verb, on the
+    test's loop. The ``conveyor`` marker sets it up as it sets up ``messaging``
+    (``build_async=`` for an app that builds its own ``AsyncMessaging``).
+    """
+    services = _conveyor_services
+    harness = services.setup.async_harness(clock=services.clock, ids=services.ids)
+    _register(request, harness.view, services.setup)
+    yield harness
+    _close(harness)
+
+
+def _close(harness: AsyncHarness) -> None:
+    """Close the transports on a loop of their own: the test's may be closed already, or running
+    (then the closing runs in a thread of its own, since a running loop cannot be re-entered)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(harness.aclose())
+        return
+    closer = threading.Thread(target=asyncio.run, args=(harness.aclose(),))
+    closer.start()
+    closer.join()
 
 
 @pytest.fixture
@@ -249,7 +302,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """With determinism checks on, every test using ``messaging`` runs twice, fresh each time."""
     names = metafunc.fixturenames
-    if "_conveyor_run" not in names or not {"messaging", "messaging_factory"} & set(names):
+    if "_conveyor_run" not in names or not _HARNESS_FIXTURES & set(names):
         return
     wanted = bool(metafunc.config.getoption("conveyor_check_determinism")) or bool(
         metafunc.config.getini("conveyor_check_determinism")

@@ -1,130 +1,100 @@
-"""RabbitMQTransport passes the shared conformance suite against a real RabbitMQ.
+"""RabbitMQTransport and AsyncRabbitMQTransport pass the shared conformance suite on a real broker.
 
-Leases here are held by the consumer's connection, not timed: the suite's timed-lease tests are
-replaced by the same promises for a connection lease (redelivery after the consumer's
-connection closes, and not before). Time is the broker's real time: ``advance`` waits, adding a
-settling margin under the declared delay precision for the hops of the delay ladder.
+Leases here are held by the consumer's connection, not timed (``capabilities.lease ==
+"connection"``): the suite's lease checks take a second consumer from ``reopen``, let time pass
+(time alone must not free its message), then close its connection, and the message must come
+back. Time is the broker's real time, so the real-time runner polls to each deadline; the
+asyncio twin (aio-pika) runs the same checks through the async runner.
+
+Beyond the suite, a consumer whose TCP connection dies without an AMQP goodbye (a process
+killed, a network cut: ``TcpProxy.cut``) loses nothing either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 
 import pytest
-from rabbitmq_kit import TcpProxy, poll_receive, real_wait
+from rabbitmq_kit import TcpProxy
 
 from conveyor.core.clock import SystemClock
 from conveyor.transports.seam import WireMessage
+from conveyor_rabbitmq.async_transport import AsyncRabbitMQTransport
+from conveyor_rabbitmq.topology import QueueType
 from conveyor_rabbitmq.transport import RabbitMQTransport
 from pytest_conveyor.conformance import (
-    DelayTransportConformance,
-    DurableTransportConformance,
-    FifoTransportConformance,
-    MaxSizeTransportConformance,
-    PriorityTransportConformance,
+    AsyncTransportConformance,
+    AsyncTransportHarness,
+    Harness,
+    TransportConformance,
     TransportHarness,
-    receive_one,
 )
 
 
-class _RabbitMQConformance(
-    MaxSizeTransportConformance,
-    DurableTransportConformance,
-    DelayTransportConformance,
-    FifoTransportConformance,
-):
-    lease = timedelta(milliseconds=100)
-    delay = timedelta(milliseconds=512)  # one hop of the ladder
+class _RabbitMQConfiguration:
+    """Quorum queues (the default): the broker counts every redelivery; 1 MiB messages."""
+
     many = 100
-    queue_type = "quorum"
+    queue_type: QueueType = "quorum"
     max_priority: int | None = None
     max_size = 2 * 1024 * 1024  # over the suite's 1 MiB message, under a slow test
 
-    proxy: TcpProxy
+    def open_victim(self, harness: Harness, url: str) -> Harness:
+        """A consumer connected through ``url`` (the proxy), sharing ``harness``'s clock."""
+        raise NotImplementedError
+
+    def test_consumer_whose_connection_dies_loses_nothing(
+        self, harness: Harness, amqp_url: str
+    ) -> None:
+        proxy = TcpProxy(amqp_url)
+        try:
+            victim, channel = self.open_victim(harness, proxy.url), harness.channel()
+            harness.send(channel, WireMessage(b"survivor"))
+            victim.expect(channel, "the message just sent")
+            proxy.cut()  # the connection dies under it, as when the process is killed
+
+            second = harness.expect(
+                channel,
+                "the message its dead consumer held",
+                by=harness.now() + 10 * harness.timing.lease,  # the broker notices, then requeues
+            )
+            harness.ack(second)
+            assert second.message.body == b"survivor"
+            harness.expect_nothing(channel, "its redelivery was acknowledged")
+        finally:
+            proxy.close()
+
+
+class TestRabbitMQQuorumConformance(_RabbitMQConfiguration, TransportConformance):
+    """Quorum queues, through pika."""
 
     def open(self, url: str) -> RabbitMQTransport:
         return RabbitMQTransport(
             url,
             clock=SystemClock(),
-            queue_type=self.queue_type,  # type: ignore[arg-type]
+            queue_type=self.queue_type,
             max_priority=self.max_priority,
             max_size=self.max_size,
         )
 
     @pytest.fixture
     def harness(self, amqp_url: str, queue_names: Callable[[], str]) -> Iterator[TransportHarness]:
-        transport = self.open(amqp_url)
-        opened = [transport]
-        self.proxy = TcpProxy(amqp_url)
-
-        def reopen() -> RabbitMQTransport:
-            opened.append(self.open(amqp_url))
-            return opened[-1]
-
-        yield TransportHarness(
-            transport=transport,
-            clock=SystemClock(),
-            advance=real_wait,
+        with TransportHarness(
+            self.open(amqp_url),
+            SystemClock(),
             make_channel=queue_names,
-            reopen=reopen,
-        )
-        for each in opened:
-            each.close()
-        self.proxy.close()
+            reopen=lambda: self.open(amqp_url),
+        ) as harness:
+            yield harness
 
-    # Connection leases: the suite's timed-lease tests, for a lease held by a connection ----
-
-    def test_unacked_message_is_redelivered_after_lease_and_not_before(
-        self, harness: TransportHarness
-    ) -> None:
-        assert harness.transport.capabilities.lease == "connection"
-        assert harness.reopen is not None
-        consumer, channel = harness.reopen(), harness.make_channel()
-        harness.transport.send(channel, WireMessage(b"slow"))
-        assert receive_one(consumer, channel, lease=self.lease) is not None
-
-        harness.advance(self.lease * 3)  # time alone never ends a connection lease
-        assert receive_one(harness.transport, channel, lease=self.lease) is None
-        consumer.close()
-        again = receive_one(harness.transport, channel, lease=self.lease)
-        assert again is not None
-        assert (again.message.body, again.delivery_count) == (b"slow", 2)
-
-    def test_delivery_count_grows_with_each_redelivery(self, harness: TransportHarness) -> None:
-        assert harness.reopen is not None
-        channel = harness.make_channel()
-        harness.transport.send(channel, WireMessage(b"flaky"))
-
-        counts = []
-        for _ in range(3):
-            consumer = harness.reopen()
-            delivery = receive_one(consumer, channel, lease=self.lease)
-            assert delivery is not None
-            counts.append(delivery.delivery_count)
-            consumer.close()
-        assert tuple(counts) == self.expected_counts
-
-    expected_counts: tuple[int, ...] = (1, 2, 3)
-
-    def test_consumer_killed_mid_message_loses_nothing(self, harness: TransportHarness) -> None:
-        victim, channel = self.open(self.proxy.url), harness.make_channel()
-        harness.transport.send(channel, WireMessage(b"survivor"))
-        assert receive_one(victim, channel, lease=self.lease) is not None
-        self.proxy.cut()  # the connection dies under it, as when the process is killed
-
-        second = poll_receive(harness.transport, channel, self.lease)
-        harness.transport.ack(second)
-        assert second.message.body == b"survivor"
-        assert receive_one(harness.transport, channel, lease=self.lease) is None
-        victim.close()
+    def open_victim(self, harness: Harness, url: str) -> Harness:
+        assert isinstance(harness, TransportHarness)
+        victim = TransportHarness(self.open(url), harness.clock, timing=harness.timing)
+        harness.adopt(victim)
+        return victim
 
 
-class TestRabbitMQQuorumConformance(_RabbitMQConformance):
-    """Quorum queues (the default): the broker counts every redelivery; 1 MiB messages."""
-
-
-class TestRabbitMQClassicPriorityConformance(PriorityTransportConformance, _RabbitMQConformance):
+class TestRabbitMQClassicPriorityConformance(TestRabbitMQQuorumConformance):
     """Classic queues with x-max-priority, and a 64 KiB size limit.
 
     Classic queues only flag a redelivery, so each redelivery after a lost connection counts
@@ -134,4 +104,46 @@ class TestRabbitMQClassicPriorityConformance(PriorityTransportConformance, _Rabb
     queue_type = "classic"
     max_priority = 9
     max_size = 64 * 1024
-    expected_counts = (1, 2, 2)
+    counts_every_redelivery = False
+
+
+class TestAsyncRabbitMQQuorumConformance(_RabbitMQConfiguration, AsyncTransportConformance):
+    """Quorum queues, through aio-pika and the async runner."""
+
+    def open(self, url: str) -> AsyncRabbitMQTransport:
+        return AsyncRabbitMQTransport(
+            url,
+            clock=SystemClock(),
+            queue_type=self.queue_type,
+            max_priority=self.max_priority,
+            max_size=self.max_size,
+        )
+
+    @pytest.fixture
+    def harness(
+        self, amqp_url: str, queue_names: Callable[[], str]
+    ) -> Iterator[AsyncTransportHarness]:
+        with AsyncTransportHarness(
+            self.open(amqp_url),
+            SystemClock(),
+            make_channel=queue_names,
+            reopen=lambda: self.open(amqp_url),
+        ) as harness:
+            yield harness
+
+    def open_victim(self, harness: Harness, url: str) -> Harness:
+        assert isinstance(harness, AsyncTransportHarness)
+        victim = AsyncTransportHarness(
+            self.open(url), harness.clock, timing=harness.timing, loop=harness.loop
+        )
+        harness.adopt(victim)
+        return victim
+
+
+class TestAsyncRabbitMQClassicPriorityConformance(TestAsyncRabbitMQQuorumConformance):
+    """Classic priority queues, through aio-pika."""
+
+    queue_type = "classic"
+    max_priority = 9
+    max_size = 64 * 1024
+    counts_every_redelivery = False

@@ -1,51 +1,44 @@
-"""RedisTransport passes the shared conformance suite against the real server.
+"""RedisTransport and AsyncRedisTransport pass the shared conformance suite on the real server.
 
-The transport reads time from the injected clock (as every Conveyor component does), so the
-suite runs on a ``VirtualClock`` here: leases, delays and expiries step exactly, against real
-Redis scripts, with no waiting. Real-time behaviour (the blocking long poll, leases running out
-on the system clock, restarts) is tested in the other modules.
+The transports read time from the injected clock (as every Conveyor component does), so the
+suite runs on a ``VirtualClock``: leases, delays and expiries step exactly, against real Redis
+scripts, with no waiting; the long poll (a blocking read on the server) is checked on the
+system clock. The asyncio twin runs the same checks through the async runner.
 
-It declares every optional promise (delay, priority, FIFO, durability, a size limit when given
-one, native TTL when asked for) and is inspectable, so every mixin runs.
+They declare every optional promise (delay, priority, FIFO, durability, a size limit when given
+one, native TTL when asked for), are inspectable and renew leases, so every check applies.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 
 import pytest
 
-from conveyor.core.clock import VirtualClock
-from conveyor_redis import RedisTransport
+from conveyor.core.clock import Clock, SystemClock, VirtualClock
+from conveyor_redis import AsyncRedisTransport, RedisTransport
 from pytest_conveyor.conformance import (
-    DelayTransportConformance,
-    DurableTransportConformance,
-    FifoTransportConformance,
-    InspectableTransportConformance,
-    MaxSizeTransportConformance,
-    PriorityTransportConformance,
+    AsyncTransportConformance,
+    AsyncTransportHarness,
+    TransportConformance,
     TransportHarness,
 )
 
 
-class _RedisConformance(
-    DurableTransportConformance,
-    InspectableTransportConformance,
-    DelayTransportConformance,
-    PriorityTransportConformance,
-    FifoTransportConformance,
-):
-    """The suites for what RedisTransport declares, built with ``size_limit`` and ``ttl``."""
+class TestRedisConformance(TransportConformance):
+    """The default: no size limit (a 1 MiB message must round-trip), expiry left to the kernel."""
 
     size_limit: int | None = None
     native_ttl: bool = False
 
+    def make_clock(self) -> Clock:
+        return VirtualClock()
+
     @pytest.fixture
     def harness(self, redis_url: str, prefix: str) -> Iterator[TransportHarness]:
-        clock = VirtualClock()
+        clock = self.make_clock()
 
-        def open_transport() -> RedisTransport:
+        def open_transport() -> RedisTransport:  # a second client: what a restart opens
             return RedisTransport(
                 redis_url,
                 clock=clock,
@@ -54,30 +47,72 @@ class _RedisConformance(
                 native_ttl=self.native_ttl,
             )
 
-        transport = open_transport()
-        names = itertools.count()
-        yield TransportHarness(
-            transport=transport,
-            clock=clock,
-            advance=clock.advance,
-            make_channel=lambda: f"conformance-{next(names)}",
-            # A second client on the same server: what a restarted process would open.
-            reopen=open_transport,
-        )
-        transport.close()
+        with TransportHarness(open_transport(), clock, reopen=open_transport) as harness:
+            yield harness
+
+    def test_is_renewable_and_inspectable(self, harness: TransportHarness) -> None:
+        """Else the renewal and inspection checks would be skipped as not applicable."""
+        assert (harness.renewable, harness.inspectable) == (True, True)
 
 
-class TestRedisConformance(_RedisConformance):
-    """The default: no size limit (a 1 MiB message must round-trip), expiry left to the kernel."""
-
-
-class TestRedisConformanceWithMaxSize(MaxSizeTransportConformance, _RedisConformance):
-    """A size limit, so the limit's own tests run too."""
+class TestRedisConformanceWithMaxSize(TestRedisConformance):
+    """A size limit, so the limit's own checks apply too."""
 
     size_limit = 64 * 1024
 
 
-class TestRedisConformanceWithNativeTtl(_RedisConformance):
-    """Redis drops expired messages itself: the suite's TTL test takes its other branch."""
+class TestRedisConformanceWithNativeTtl(TestRedisConformance):
+    """Redis drops expired messages itself: the expiry check takes its other branch."""
 
     native_ttl = True
+
+
+class TestRedisConformanceOnRealTime(TestRedisConformance):
+    """The system clock, as in production: leases run out and the long poll blocks for real."""
+
+    def make_clock(self) -> Clock:
+        return SystemClock()
+
+
+class TestAsyncRedisConformance(AsyncTransportConformance):
+    """The asyncio twin (redis.asyncio), through the async runner, in the same configurations."""
+
+    size_limit: int | None = None
+    native_ttl: bool = False
+
+    def make_clock(self) -> Clock:
+        return VirtualClock()
+
+    @pytest.fixture
+    def harness(self, redis_url: str, prefix: str) -> Iterator[AsyncTransportHarness]:
+        clock = self.make_clock()
+
+        def open_transport() -> AsyncRedisTransport:
+            return AsyncRedisTransport(
+                redis_url,
+                clock=clock,
+                prefix=prefix,
+                max_size=self.size_limit,
+                native_ttl=self.native_ttl,
+            )
+
+        with AsyncTransportHarness(open_transport(), clock, reopen=open_transport) as harness:
+            yield harness
+
+    def test_is_renewable_and_inspectable(self, harness: AsyncTransportHarness) -> None:
+        assert (harness.renewable, harness.inspectable) == (True, True)
+
+
+class TestAsyncRedisConformanceWithMaxSize(TestAsyncRedisConformance):
+    size_limit = 64 * 1024
+
+
+class TestAsyncRedisConformanceWithNativeTtl(TestAsyncRedisConformance):
+    native_ttl = True
+
+
+class TestAsyncRedisConformanceOnRealTime(TestAsyncRedisConformance):
+    """The asyncio twin on the system clock: leases run out and the long poll blocks for real."""
+
+    def make_clock(self) -> Clock:
+        return SystemClock()

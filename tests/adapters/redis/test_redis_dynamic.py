@@ -92,5 +92,5 @@ def test_tenants_on_redis_are_served_in_turn_and_a_retry_returns_to_its_stream(
     handled = messaging.journal.of_kind(RecordKind.HANDLED)  # no payloads on a SystemClock
     handled_99 = [r for r in handled if r.message_id == retried.message_id]
     assert [r.via for r in handled_99] == ["reports.quiet"]
-    assert messaging.channels["reports"].inspectable is not None
-    assert messaging.channels["reports"].inspectable.pending("reports") == 0
+    assert messaging.runtimes["reports"].inspectable is not None
+    assert messaging.runtimes["reports"].inspectable.pending("reports") == 0

@@ -84,7 +84,7 @@ def build(
 
 def main(path: str, name: str, dedup: bool) -> None:
     messaging = build(path, name, dedup=dedup)
-    inspect = messaging.channels["jobs"].inspectable
+    inspect = messaging.runtimes["jobs"].inspectable
     assert inspect is not None
     while inspect.pending("jobs"):
         messaging.run("jobs", time_limit=timedelta(milliseconds=500))

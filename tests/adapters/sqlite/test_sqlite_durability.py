@@ -56,7 +56,8 @@ def test_under_full_a_send_is_synced_and_a_receive_and_ack_are_not(
     full.send("orders", WireMessage(b"2"))
 
     assert synchronous_levels(statements) == ["NORMAL", "FULL"]
-    assert statements.index("PRAGMA synchronous = NORMAL") < statements.index("BEGIN IMMEDIATE")
+    claim = next(n for n, statement in enumerate(statements) if "RETURNING" in statement)
+    assert statements.index("PRAGMA synchronous = NORMAL") < claim  # the lease is not synced
 
 
 def test_a_consumer_switches_once_and_a_producer_never(full: SqliteTransport) -> None:
@@ -114,7 +115,7 @@ def test_under_normal_nothing_is_switched(db_path: Path, clock: VirtualClock) ->
     transport.close()
 
 
-def test_a_send_and_an_ack_are_single_statements_and_a_receive_one_transaction(
+def test_a_send_and_an_ack_are_single_statements_and_a_receive_two(
     full: SqliteTransport,
 ) -> None:
     full.send("orders", WireMessage(b"1"))
@@ -125,8 +126,10 @@ def test_a_send_and_an_ack_are_single_statements_and_a_receive_one_transaction(
     full.ack(delivery)
 
     verbs = [s.split()[0] for s in statements if not s.startswith("PRAGMA")]
-    # the first UPDATE marks ready the delayed messages that came due (none here)
-    assert verbs == ["BEGIN", "UPDATE", "SELECT", "UPDATE", "COMMIT", "DELETE"]
+    # the first UPDATE marks ready the delayed messages that came due (none here), the second
+    # leases the first due message and returns it; each is atomic on its own (autocommit)
+    assert verbs == ["UPDATE", "UPDATE", "DELETE"]
+    assert "RETURNING" in [s for s in statements if s.startswith("UPDATE")][1]
 
 
 # --- older schema versions ---------------------------------------------------------------------
@@ -168,7 +171,7 @@ def test_a_file_of_an_older_version_is_migrated_and_keeps_its_messages_in_order(
 
     reopened = SqliteTransport(db_path, clock=clock)
 
-    assert rows_of(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(3,)]
+    assert rows_of(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(4,)]
     indexes = {row[1] for row in rows_of(db_path, "PRAGMA index_list(conveyor_messages)")}
     assert "conveyor_messages_claim" not in indexes
     assert index_columns(db_path, "conveyor_messages_ready") == [

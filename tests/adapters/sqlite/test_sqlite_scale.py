@@ -49,17 +49,18 @@ def test_every_statement_of_a_receive_searches_an_index_with_delayed_messages_ah
     with sqlite3.connect(db_path) as connection:
         connection.execute("ANALYZE")  # the planner sees how many rows are delayed
 
-    promote, select, lease = receive_statements(transport, "orders")
+    promote, claim = receive_statements(transport, "orders")
 
     assert promote.startswith("UPDATE conveyor_messages SET ready = 1")
     assert plan(db_path, promote) == (
         "SEARCH conveyor_messages USING INDEX conveyor_messages_delayed "
         "(channel=? AND available_at<?)"
     )
-    assert plan(db_path, select) == (
+    assert "RETURNING" in claim  # leases the first due message and reads it, in one statement
+    assert plan(db_path, claim) == (
+        "SEARCH conveyor_messages USING INTEGER PRIMARY KEY (rowid=?) | SCALAR SUBQUERY 1 | "
         "SEARCH conveyor_messages USING INDEX conveyor_messages_ready (channel=?)"
     )
-    assert plan(db_path, lease) == "SEARCH conveyor_messages USING INTEGER PRIMARY KEY (rowid=?)"
     transport.close()
 
 

@@ -83,8 +83,10 @@ def test_the_public_names_are_curated_and_importable() -> None:
     assert conveyor_sqlite.__all__ == [
         "SqliteChannel",
         "SqliteTransport",
+        "AsyncSqliteTransport",
         "SqliteDeadLetterStore",
         "SqliteDeduplication",
+        "SqliteScheduleStore",
         "SqliteQuarantine",
         "QuarantinedRow",
         "Synchronous",

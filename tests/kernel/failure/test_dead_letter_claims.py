@@ -24,6 +24,7 @@ from conveyor import (
     command_handler,
 )
 from conveyor.core.errors import DeadLetterNotFound
+from conveyor.core.journal import ExceptionInfo
 from conveyor.core.lifecycle import MAX_REPLAYED
 from conveyor.core.wire import H
 from conveyor.transports.seam import WireMessage
@@ -105,7 +106,7 @@ def test_a_letter_whose_send_fails_is_put_back() -> None:
     store = InMemoryDeadLetterStore()
     [letter_id] = plant(store, 1)
     messaging = build([charge], ["orders"], dead_letters=store)
-    runtime = messaging.channels["orders"]
+    runtime = messaging.runtimes["orders"]
     healthy = runtime.transport
     object.__setattr__(runtime, "transport", FailingSend(healthy))
     try:
@@ -212,3 +213,19 @@ def test_not_found_lists_a_bounded_sample(many_letters: InMemoryDeadLetterStore)
         "race-2@charge, race-3@charge, race-4@charge and 995 more. List them with "
         "messaging.dead_letters.list() or `conveyor dead-letter list`."
     )
+
+
+def test_the_in_memory_store_formats_a_traceback_when_the_letter_is_first_read() -> None:
+    try:
+        raise PaymentDeclined("declined for o-1")
+    except PaymentDeclined as error:
+        failure = ExceptionInfo.capture(error)
+    store = InMemoryDeadLetterStore()
+    planted = letter(1, channel="orders", endpoint_id="charge", body=b"{}")
+    first = store.add(planted, failure=failure)
+    second = store.add(planted, failure=failure)  # the same id: kept as "<id>#2"
+
+    assert failure.text is None  # nothing formatted while adding
+    assert [found.traceback for found in store.list()] == [failure.traceback] * 2
+    assert store.get(first).traceback == store.claim(second).traceback == failure.traceback
+    assert failure.traceback.rstrip().endswith("PaymentDeclined: declined for o-1")

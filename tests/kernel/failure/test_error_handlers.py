@@ -1,7 +1,8 @@
 """Error handlers: who receives a failure, in which order of precedence, and what they receive.
 
-Resolution: stop-on-failure, then the handler's error handler, then the channel's, then the
-Messaging default, then the dead-letter store, then the channel's final failure strategy.
+Resolution: stop-on-failure, then the most specific level (handler, channel, Messaging) that says
+where a failure goes (an error handler, or the dead-letter setting), then the channel's final
+failure strategy.
 """
 
 from __future__ import annotations
@@ -331,3 +332,64 @@ def test_an_asynchronous_error_handler_is_not_given_its_own_failure() -> None:
     assert [r.endpoint_id for r in messaging.journal.of_kind(RecordKind.ERROR_HANDLED)] == [
         "charge"
     ]
+
+
+def test_a_handler_that_keeps_dead_letters_is_not_overridden_by_the_messaging_error_handler() -> (
+    None
+):
+    inbox = Inbox()
+    flaky = Flaky(failures=None, error=GatewayTimeout)
+
+    @asynchronous("orders", retry=RetryPolicy(delays=[seconds(1)], attempts=2), dead_letter=True)
+    @command_handler(endpoint_id="charge")
+    def charge(command: ChargeCard) -> None:
+        flaky(command)
+
+    messaging = build([charge, inbox], ["orders"], error_handler="messaging_level")
+    messaging.send(ChargeCard("o-1"))
+    messaging.run_until_idle(advance_time=True)
+    assert inbox.levels == []
+    assert messaging.dead_letters.count() == 1
+    assert timeline(messaging, RecordKind.RETRIED) == [("retried", "charge", 1)]
+
+
+def test_a_channel_that_keeps_dead_letters_is_not_overridden_by_the_messaging_error_handler() -> (
+    None
+):
+    inbox = Inbox()
+    flaky = Flaky(failures=None, error=PaymentDeclined)
+
+    @asynchronous("orders")
+    @command_handler(endpoint_id="charge")
+    def charge(command: ChargeCard) -> None:
+        flaky(command)
+
+    messaging = build(
+        [charge, inbox],
+        [QueueChannel("orders", dead_letter=True)],
+        error_handler="messaging_level",
+    )
+    messaging.send(ChargeCard("o-1"))
+    messaging.run_until_idle()
+    assert inbox.levels == []
+    assert messaging.dead_letters.count() == 1
+
+
+def test_a_handler_that_opts_out_of_dead_letters_goes_to_the_final_failure_strategy() -> None:
+    inbox = Inbox()
+    flaky = Flaky(failures=None, error=PaymentDeclined)
+
+    @asynchronous("orders", dead_letter=False)
+    @command_handler(endpoint_id="charge")
+    def charge(command: ChargeCard) -> None:
+        flaky(command)
+
+    messaging = build(
+        [charge, inbox],
+        [QueueChannel("orders", final_failure="ignore")],
+        error_handler="messaging_level",
+    )
+    messaging.send(ChargeCard("o-1"))
+    messaging.run_until_idle()
+    assert inbox.levels == []
+    assert timeline(messaging, RecordKind.DISCARDED) == [("discarded", "charge", 1)]

@@ -120,21 +120,33 @@ class Config:
         own = self.handler_policy if endpoint in ("work", "audit") else None
         return own or self.channel_policy or self.messaging_policy
 
+    def destination(self, endpoint: str) -> tuple[bool, bool]:
+        """(an error handler takes it, dead-letter setting): the most specific level that says
+        where a failure goes decides both (``conveyor.drivers.policies``)."""
+        channel = ENDPOINTS[endpoint]
+        levels = [
+            (
+                self.error_handler == "handler" and endpoint == "work",
+                self.handler_dead_letter if endpoint == "work" else None,
+            ),
+            (
+                self.error_handler == "channel" and channel == "jobs",
+                self.channel_dead_letter if channel == "events" else None,
+            ),
+            (self.error_handler == "messaging", self.messaging_dead_letter),
+        ]
+        for index, (handler, flag) in enumerate(levels):
+            if handler:
+                return True, next(f for _, f in levels[index:] if f is not None)
+            if flag is not None:
+                return False, flag
+        return False, self.messaging_dead_letter
+
     def has_error_handler(self, endpoint: str) -> bool:
-        if self.error_handler == "handler":
-            return endpoint == "work"
-        if self.error_handler == "channel":
-            return ENDPOINTS[endpoint] == "jobs"
-        return self.error_handler == "messaging"
+        return self.destination(endpoint)[0]
 
     def dead_letter(self, endpoint: str) -> bool:
-        for flag in (
-            self.handler_dead_letter if endpoint == "work" else None,
-            self.channel_dead_letter if ENDPOINTS[endpoint] == "events" else None,
-        ):
-            if flag is not None:
-                return flag
-        return self.messaging_dead_letter
+        return self.destination(endpoint)[1]
 
     def loops_forever_on(self, endpoint: str) -> bool:
         """Whether a message that always fails would be resent forever on this endpoint."""

@@ -157,6 +157,28 @@ def test_an_unknown_final_failure_strategy_is_refused_at_definition() -> None:
         QueueChannel("orders", final_failure="drop")  # type: ignore[arg-type]
     assert str(raised.value) == (
         "channel 'orders' has final_failure='drop'; choose 'resend' (back to the tail of the "
-        "channel), 'stop' (the consumer stops, the message stays) or 'ignore' (dropped, with a "
-        "journal record)."
+        "channel), 'stop' (the consumer stops, the message stays), 'release' (given back to the "
+        "channel for another consumer) or 'ignore' (dropped, with a journal record)."
     )
+
+
+def test_release_gives_the_delivery_back_to_the_channel_for_another_consumer() -> None:
+    flaky = Flaky(failures=1)
+    messaging = build(
+        [charge_handler(flaky, dead_letter=False)],
+        [QueueChannel("orders", final_failure="release")],
+    )
+    messaging.send(ChargeCard("o-1"))
+    messaging.run("orders", limit=1)
+    [released] = messaging.journal.of_kind(RecordKind.RELEASED)
+    assert (released.endpoint_id, released.attempt, released.detail) == (
+        "charge",
+        1,
+        "final_failure='release'",
+    )
+    assert pending(messaging, "orders") == 1  # the same delivery, not a new copy
+    assert messaging.journal.of_kind(RecordKind.REQUEUED) == []
+    messaging.run_until_idle()
+    [delivered] = messaging.journal.of_kind(RecordKind.DELIVERED)
+    assert (delivered.delivery_count, delivered.attempt) == (2, 2)  # a redelivery is an attempt
+    assert timeline(messaging, RecordKind.HANDLED) == [("handled", "charge", 2)]

@@ -1,4 +1,4 @@
-"""SQLite for Conveyor: a durable channel, an outbox, a dead-letter store and deduplication.
+"""SQLite for Conveyor: a durable channel, an outbox, dead letters, deduplication, schedules.
 
 Standard library only. One file can hold them all, next to the application's own tables;
 several processes can share it. Nothing a row holds can stop a consumer: a damaged row is
@@ -17,6 +17,7 @@ deduplication key can be written inside the application's own transaction.
 
 from __future__ import annotations
 
+from conveyor_sqlite.aio import AsyncSqliteTransport
 from conveyor_sqlite.channel import SqliteChannel
 from conveyor_sqlite.database import Synchronous
 from conveyor_sqlite.deadletters import SqliteDeadLetterStore
@@ -24,6 +25,7 @@ from conveyor_sqlite.deduplication import SqliteDeduplication, add_key, contains
 from conveyor_sqlite.instants import from_unix_ms, to_unix_ms
 from conveyor_sqlite.messages import insert_message
 from conveyor_sqlite.quarantine import QuarantinedRow, SqliteQuarantine
+from conveyor_sqlite.schedules import SqliteScheduleStore
 from conveyor_sqlite.schema import SCHEMA_VERSION, ensure_schema
 from conveyor_sqlite.transaction import sqlite_transaction
 from conveyor_sqlite.transport import SqliteTransport
@@ -32,8 +34,10 @@ __all__ = [
     # the channel definition, the transport and the stores
     "SqliteChannel",
     "SqliteTransport",
+    "AsyncSqliteTransport",
     "SqliteDeadLetterStore",
     "SqliteDeduplication",
+    "SqliteScheduleStore",
     "SqliteQuarantine",
     "QuarantinedRow",
     "Synchronous",

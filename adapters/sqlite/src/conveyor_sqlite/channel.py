@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from conveyor.core.clock import Clock
+from conveyor.core.errors import ConfigurationError
 from conveyor.transports.channels import Channel
-from conveyor.transports.seam import Transport
+from conveyor.transports.seam import AsyncTransport, Transport
 from conveyor_sqlite.application import ConnectionSource
 from conveyor_sqlite.database import Synchronous
 from conveyor_sqlite.transport import SqliteTransport
@@ -69,6 +70,20 @@ class SqliteChannel(Channel):
             self.busy_timeout,
             self.synchronous,
             id(self.connection) if self.connection is not None else None,
+        )
+
+    def open_async(self, clock: Clock) -> AsyncTransport:
+        """The asyncio twin (``AsyncSqliteTransport``, one worker thread); not for an outbox."""
+        if self.connection is not None:
+            raise ConfigurationError(
+                f"channel {self.name!r} is an outbox on the application's connection, which "
+                f"AsyncMessaging cannot join (its transaction lives on the application's "
+                f"thread). Use it with Messaging, or drop connection= for a plain channel."
+            )
+        from conveyor_sqlite.aio import AsyncSqliteTransport
+
+        return AsyncSqliteTransport(
+            self.path, clock=clock, busy_timeout=self.busy_timeout, synchronous=self.synchronous
         )
 
     def open(self, clock: Clock) -> Transport:

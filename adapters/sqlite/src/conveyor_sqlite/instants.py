@@ -16,6 +16,9 @@ __all__ = ["to_unix_ms", "from_unix_ms", "duration_ms"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
+# The stored milliseconds a datetime can stand for; a row written by hand can hold any number.
+_FIRST_MS = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _MILLISECOND
+_LAST_MS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MILLISECOND
 
 
 def to_unix_ms(instant: datetime, *, round_up: bool = False) -> int:
@@ -32,9 +35,14 @@ def to_unix_ms(instant: datetime, *, round_up: bool = False) -> int:
     return offset // _MILLISECOND
 
 
-def from_unix_ms(unix_ms: int) -> datetime:
-    """The aware UTC instant of a stored millisecond value."""
-    return _EPOCH + timedelta(milliseconds=unix_ms)
+def from_unix_ms(unix_ms: float) -> datetime:
+    """The aware UTC instant of a stored millisecond value.
+
+    A value past what a datetime holds (a lease of 2**62 or an infinite REAL written by hand)
+    saturates at the first or last instant instead of raising ``OverflowError``: such a row
+    never comes due, and reading when it would must not stop a consumer.
+    """
+    return _EPOCH + timedelta(milliseconds=int(min(max(unix_ms, _FIRST_MS), _LAST_MS)))
 
 
 def duration_ms(duration: timedelta) -> int:

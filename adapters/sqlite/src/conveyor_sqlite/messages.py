@@ -12,13 +12,13 @@ does.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from conveyor.transports.seam import WireMessage
 from conveyor_sqlite.errors import is_environmental
-from conveyor_sqlite.stored import read_body, read_count, read_headers
+from conveyor_sqlite.stored import read_body, read_headers
 
 if TYPE_CHECKING:
     import sqlite3
@@ -61,11 +61,9 @@ _PROMOTE = """
 """
 
 # The first ready row in receive order whose lease, if any, has run out; a lease that is not a
-# number (a row written by hand) counts as run out. Body and headers are read as bytes: a CAST
-# to BLOB never fails, whatever the column holds, and ``stored`` makes what it can of them.
-_SELECT_DUE = """
-    SELECT id, CAST(body AS BLOB), CAST(headers AS BLOB), CAST(delivery_count AS INTEGER)
-    FROM conveyor_messages
+# number (a row written by hand) counts as run out.
+_FIRST_DUE = """
+    SELECT id FROM conveyor_messages
     WHERE channel = ?
       AND ready = 1
       AND available_at <= ?
@@ -75,10 +73,19 @@ _SELECT_DUE = """
     LIMIT 1
 """
 
-_LEASE = """
+# Lease that row and read it, in one statement: a write statement takes the write lock before
+# it reads (see ``Database.statement``), so no two connections lease one row, and it needs no
+# BEGIN and COMMIT around it (a consume runs three statements, not six). The delivery count is
+# read as ``stored.read_count`` reads a count (what is not an integer counts as 0; clamped to
+# 2**62 so that adding one never overflows), plus one. Body and headers are read as bytes: a
+# CAST to BLOB never fails, whatever the column holds, and ``stored`` makes what it can of them.
+_CLAIM = f"""
     UPDATE conveyor_messages
-    SET lease_until = ?, lease_token = ?, delivery_count = ?
-    WHERE id = ?
+    SET lease_until = ?,
+        lease_token = ?,
+        delivery_count = MIN(MAX(IFNULL(CAST(delivery_count AS INTEGER), 0), 0), {2**62}) + 1
+    WHERE id = ({_FIRST_DUE})
+    RETURNING id, CAST(body AS BLOB), CAST(headers AS BLOB), delivery_count
 """
 
 
@@ -141,35 +148,37 @@ def claim_next(
     *,
     now_ms: int,
     lease_until_ms: int,
-    new_token: Callable[[], str],
+    token: str,
 ) -> ClaimedRow | None:
-    """Lease the first due, unleased message of ``channel``, or return None.
+    """Lease the first due, unleased message of ``channel`` under ``token``, or return None.
 
-    Must run inside ``BEGIN IMMEDIATE``: the write lock, taken before the SELECT, is what stops
-    two connections from picking the same row. A lease that has run out counts as no lease.
-    Whatever the row holds, it is delivered (see ``conveyor_sqlite.stored``).
-
-    Args:
-        new_token: makes the lease token, called only when a row is claimed, so sequential
-            ids in tests number deliveries rather than polls.
+    Runs in autocommit, two statements each atomic on its own: mark ready the delayed messages
+    that came due, then lease and read the first due one. A lease that has run out counts as no
+    lease. Whatever the row holds, it is delivered (see ``conveyor_sqlite.stored``).
 
     Raises:
-        UnclaimableRow: the row could not be leased at all; the caller rolls back and moves it
-            aside (``conveyor_sqlite.quarantine``), so it never blocks the channel.
+        UnclaimableRow: the row could not be leased or read at all; the caller moves it aside
+            (``conveyor_sqlite.quarantine``), so it never blocks the channel.
     """
     connection.execute(_PROMOTE, (channel, now_ms))
-    row = connection.execute(_SELECT_DUE, (channel, now_ms, now_ms)).fetchone()
-    if row is None:
-        return None
-    row_id, body, headers, delivery_count = row
     try:
-        count = read_count(delivery_count) + 1
-        message = WireMessage(body=read_body(body), headers=read_headers(headers))
-        token = new_token()
-        connection.execute(_LEASE, (lease_until_ms, token, count, row_id))
+        # fetchall: the statement runs to its end, so its autocommit transaction commits now
+        rows = connection.execute(
+            _CLAIM, (lease_until_ms, token, channel, now_ms, now_ms)
+        ).fetchall()
     except Exception as error:
         if is_environmental(error):  # the file, not the row: nothing to move aside
             raise
+        first = connection.execute(_FIRST_DUE, (channel, now_ms, now_ms)).fetchone()
+        if first is None:
+            raise
+        raise UnclaimableRow(first[0], _problem(error)) from error
+    if not rows:
+        return None
+    row_id, body, headers, count = rows[0]
+    try:
+        message = WireMessage(body=read_body(body), headers=read_headers(headers))
+    except Exception as error:
         raise UnclaimableRow(row_id, _problem(error)) from error
     return ClaimedRow(id=row_id, message=message, delivery_count=count, token=token)
 
@@ -207,6 +216,17 @@ def delete_leased(connection: sqlite3.Connection, row_id: int, token: str) -> bo
     return cursor.rowcount == 1
 
 
+def extend_lease(
+    connection: sqlite3.Connection, row_id: int, token: str, lease_until_ms: int
+) -> bool:
+    """Move the lease's end to ``lease_until_ms`` if ``token`` still holds it (a renewal)."""
+    cursor = connection.execute(
+        "UPDATE conveyor_messages SET lease_until = ? WHERE id = ? AND lease_token = ?",
+        (lease_until_ms, row_id, token),
+    )
+    return cursor.rowcount == 1
+
+
 def unlease(connection: sqlite3.Connection, row_id: int, token: str, available_at_ms: int) -> bool:
     """Give the row back, receivable from ``available_at_ms``; False if the lease is not ours.
 
@@ -240,12 +260,14 @@ def count_messages(connection: sqlite3.Connection, channel: str) -> int:
     return int(row[0])
 
 
-def earliest_due_ms(connection: sqlite3.Connection, channel: str) -> int | None:
+def earliest_due_ms(connection: sqlite3.Connection, channel: str) -> float | None:
     """The earliest millisecond a message of ``channel`` becomes receivable, or None if empty.
 
     A leased message counts from the end of its lease, which is when it could come back. The
     delayed messages cost one step of their index; the ready ones are read, which the consumer
-    is about to do anyway. A due time or lease that is not a number is left out.
+    is about to do anyway. A due time or lease that is not a number is left out; one written
+    by hand can be any number, a REAL or an integer past what a datetime holds, so it is
+    returned as stored (see ``instants.from_unix_ms``).
     """
     row = connection.execute(
         """
@@ -265,7 +287,8 @@ def earliest_due_ms(connection: sqlite3.Connection, channel: str) -> int | None:
         """,
         (channel, channel),
     ).fetchone()
-    return None if row[0] is None else int(row[0])
+    due: float | None = row[0]
+    return due
 
 
 def encode_body(body: object) -> bytes:

@@ -20,7 +20,8 @@ __all__ = ["SCHEMA_VERSION", "ensure_schema", "schema_version"]
 #: 3: messages carry ``ready``; due messages and delayed ones have an index each, so a receive
 #: reaches the first due message directly however many delayed ones are stored ahead of it;
 #: rows that cannot be claimed at all are moved to ``conveyor_quarantine``.
-SCHEMA_VERSION = 3
+#: 4: ``conveyor_schedules`` keeps each schedule's next planned tick (``SqliteScheduleStore``).
+SCHEMA_VERSION = 4
 
 # Why two partial indexes. Receive order is (priority DESC, id) among due messages; no single
 # index over (priority, id) can skip messages that are not due yet except one by one, so with
@@ -115,6 +116,14 @@ _OTHER_TABLES = (
         ON conveyor_deduplication (expires_at)
     """,
     _QUARANTINE,
+    # One row per scheduled endpoint: its next planned tick as exact ISO 8601 text in UTC,
+    # compared and set in one statement when a worker claims a tick.
+    """
+    CREATE TABLE IF NOT EXISTS conveyor_schedules (
+        endpoint_id TEXT PRIMARY KEY,
+        next_due    TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
 )
 
 

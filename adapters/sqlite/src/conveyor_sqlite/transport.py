@@ -38,6 +38,7 @@ from conveyor_sqlite.messages import (
     delete_leased,
     delivery_count_of,
     earliest_due_ms,
+    extend_lease,
     insert_message,
     unlease,
 )
@@ -73,7 +74,15 @@ class SqliteTransport:
             Receives, acks and releases always use the transport's own connection.
     """
 
-    __slots__ = ("_application", "_capabilities", "_clock", "_db", "_new_token", "_texts")
+    __slots__ = (
+        "_application",
+        "_capabilities",
+        "_clock",
+        "_db",
+        "_new_token",
+        "_spare_token",
+        "_texts",
+    )
 
     def __init__(
         self,
@@ -90,6 +99,7 @@ class SqliteTransport:
             raise ValueError(f"max_size={max_size} must be positive, or None for no limit.")
         self._clock = clock
         self._new_token = ids.new if ids is not None else _numbered(UuidV7Ids(clock).new())
+        self._spare_token: str | None = None  # made by a poll that found nothing; used next
         self._texts: dict[str, _Texts] = {}
         self._capabilities = Capabilities(
             delay=True,
@@ -232,19 +242,22 @@ class SqliteTransport:
         texts = self._texts.get(channel) or self._texts_of(channel)
         while True:
             try:
-                with self._db.transaction(texts.receiving, durable=False) as connection:
-                    # Read "now" under the write lock: time spent waiting for it must not eat
-                    # the lease.
+                with self._db.statement(texts.receiving, durable=False) as connection:
+                    # Read "now" under the lock: time spent waiting for it must not eat the
+                    # lease. A token is spent only on a claim, so tokens number deliveries, not
+                    # polls (sequential ids in tests stay the same).
                     now_ms = to_unix_ms(self._clock.now())
+                    token = self._spare_token or self._new_token()
                     claimed = claim_next(
                         connection,
                         channel,
                         now_ms=now_ms,
                         lease_until_ms=now_ms + lease_ms,
-                        new_token=self._new_token,
+                        token=token,
                     )
+                    self._spare_token = token if claimed is None else None
             except UnclaimableRow as bad:
-                # Rolled back; set the row aside in a transaction of its own, then go on.
+                # Set the row aside in a transaction of its own, then go on.
                 with self._db.transaction(texts.receiving) as connection:
                     move_aside(connection, channel, bad.row_id, bad.problem, now_ms=now_ms)
                 continue
@@ -278,6 +291,18 @@ class SqliteTransport:
                 raise self._stale(
                     delivery, row_id, delivery_count_of(connection, row_id), "release"
                 )
+
+    def renew(self, delivery: Delivery, *, lease: timedelta) -> None:
+        """Extend the lease of ``delivery`` to ``lease`` from now, while a long handler runs."""
+        if lease <= timedelta(0):
+            raise ValueError(f"lease must be positive, not {lease}")
+        row_id, token = _parse_receipt(delivery)
+        action = f"renewing the lease of message {row_id} on channel {delivery.channel!r}"
+        # Not synced: a renewal lost to a power cut only delivers the message again.
+        with self._db.statement(action, durable=False) as connection:
+            until_ms = to_unix_ms(self._clock.now()) + duration_ms(lease)
+            if not extend_lease(connection, row_id, token, until_ms):
+                raise self._stale(delivery, row_id, delivery_count_of(connection, row_id), "renew")
 
     def pending(self, channel: str) -> int:
         with self._db.read(f"counting channel {channel!r}") as connection:

@@ -41,6 +41,7 @@ from conveyor.transports.seam import Capabilities, ChannelOptions, Delivery, Wir
 from conveyor_sqs import wire
 from conveyor_sqs.client import ClientSettings, open_client, where_of
 from conveyor_sqs.errors import translate
+from conveyor_sqs.leases import LeaseBook
 from conveyor_sqs.queues import Queue, QueueDirectory
 from conveyor_sqs.seconds import (
     SQS_MAX_DELAY,
@@ -117,6 +118,7 @@ class SqsTransport:
             attributes=queue_attributes or {},
         )
         self._closed = False
+        self._leases = LeaseBook()
         self._capabilities = Capabilities(
             delay=True,
             max_delay=None if fifo else max_delay,
@@ -285,6 +287,10 @@ class SqsTransport:
         for _ in range(_MAX_HIDING_ROUNDS):
             received = self._receive_batch(queue, channel, lease, max_messages, seconds)
             found = self._deliveries(queue, channel, received)
+            now = self._clock.now()
+            until = now + timedelta(seconds=lease_seconds(lease))
+            ids = {m["ReceiptHandle"]: m["MessageId"] for m in received}
+            self._leases.granted(((d.receipt, ids[d.receipt]) for d in found), until, now)
             deliveries += found
             # Delayed FIFO messages met early were hidden, not delivered: look past them.
             if len(found) == len(received) or len(deliveries) >= max_messages:
@@ -359,6 +365,7 @@ class SqsTransport:
         queue = self._settling(delivery, "acknowledging")
         try:
             self._client.delete_message(QueueUrl=queue.url, ReceiptHandle=delivery.receipt)
+            self._leases.settled(delivery.receipt)
         except Exception as error:
             raise self._translate(
                 error, queue.name, f"acknowledging a message on {delivery.channel!r}"
@@ -369,11 +376,15 @@ class SqsTransport:
         queue = self._settling(delivery, "releasing")
         seconds = 0 if available_at is None else seconds_up(available_at - self._clock.now())
         self._change_visibility(queue, delivery, min(seconds, max_visibility()), "releasing")
+        self._leases.settled(delivery.receipt)
 
     def renew(self, delivery: Delivery, *, lease: timedelta) -> None:
         """Extend the lease to ``lease`` from now (SQS caps a message's total at 12 hours)."""
         queue = self._settling(delivery, "renewing the lease of")
+        now = self._clock.now()
+        self._leases.check_renewable(delivery, now)  # SQS itself does not fence a renewal
         self._change_visibility(queue, delivery, lease_seconds(lease), "renewing the lease of")
+        self._leases.renewed(delivery.receipt, now + timedelta(seconds=lease_seconds(lease)))
 
     def _change_visibility(self, queue: Queue, delivery: Delivery, seconds: int, verb: str) -> None:
         try:

@@ -112,7 +112,7 @@ class ConsumerInfo:
 
 def consumer_info(messaging: Messaging, name: str) -> ConsumerInfo:
     """What ``conveyor list`` knows of one consumer; a non-inspectable broker shows ``?``."""
-    runtime = messaging.channels.get(name)
+    runtime = messaging.runtimes.get(name)
     if runtime is None:
         endpoint = messaging.driver.scheduled[name]
         schedule = endpoint.spec.schedule
@@ -236,12 +236,12 @@ class OutcomeCounts:
         }
     )
 
-    def __init__(self, consumer: str) -> None:
-        self.consumer = consumer
+    def __init__(self, *consumers: str) -> None:
+        self.consumers = frozenset(consumers)
         self.handled = self.retried = self.failed = 0
 
     def add(self, record: Record) -> None:
-        if self.consumer not in (record.channel, record.endpoint_id):
+        if record.channel not in self.consumers and record.endpoint_id not in self.consumers:
             return
         if record.kind is RecordKind.HANDLED:
             self.handled += 1

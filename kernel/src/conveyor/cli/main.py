@@ -34,6 +34,12 @@ from types import ModuleType
 from typing import Any
 
 from conveyor.cli import format as fmt
+from conveyor.cli.in_memory import (
+    empty_in_memory_channels,
+    in_memory_channel_error,
+    in_memory_letters_error,
+)
+from conveyor.core.clock import SteppableClock
 from conveyor.core.errors import ConfigurationError, ConveyorError
 from conveyor.core.handlers import handler_mark
 from conveyor.core.interceptors import interceptor_mark
@@ -56,7 +62,8 @@ _MEMORY_HELP = "stop once resident memory reaches this many MiB"
 _EMPTY_HELP = "stop when nothing is due (default: keep waiting for messages)"
 _RAW = argparse.RawDescriptionHelpFormatter
 _EXIT_CODES = """exit codes:
-  0  normal stop: limit, empty, time or memory limit, SIGTERM/SIGINT after the current message
+  0  normal stop: limit, empty, time or memory limit, SIGTERM/SIGINT once the messages in
+     flight are finished (a second signal, or --grace running out, stops at once)
   1  failure: a consumer stopped on a handler failure, an unknown dead letter
   2  usage or configuration error"""
 
@@ -97,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"AsyncMessaging, which conveyor serves with `conveyor run` only. Build a "
                     f"Messaging on the same channels for {args.command_name}."
                 )
+            if args.command in _READS_LETTERS:
+                refusal = in_memory_letters_error(messaging.dead_letter_store)
+                if refusal is not None:
+                    raise UsageError(refusal)
             return command(messaging, args)
         except (UsageError, ConfigurationError) as error:
             return _fail(EXIT_USAGE, str(error))
@@ -131,8 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
     count: dict[str, Any] = {"type": fmt.positive_int, "metavar": "N"}
     as_json: dict[str, Any] = {"action": "store_true", "help": "print JSON for machines"}
 
-    run = _command(commands, hidden, "run", _run, "run one consumer until a limit or a signal")
-    run.add_argument("channel", metavar="CONSUMER", help="a channel or a @scheduled endpoint")
+    run = _command(commands, hidden, "run", _run, "run consumers until a limit or a signal")
+    run.add_argument(
+        "channel", nargs="*", metavar="CONSUMER", help="channels and @scheduled endpoints"
+    )
+    run.add_argument("--all", action="store_true", help="every channel and schedule of the app")
+    run.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="run empty in-memory channels anyway (only this process can send to them)",
+    )
     run.add_argument("--limit", help="stop after N messages (or ticks)", **count)
     duration: dict[str, Any] = {
         "type": fmt.parse_duration,
@@ -153,7 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=fmt.positive_int,
         default=1,
         metavar="N",
-        help="messages handled at once (an AsyncMessaging app; default: 1)",
+        help="messages handled at once: threads, or tasks for an AsyncMessaging (default: 1)",
+    )
+    run.add_argument(
+        "--grace",
+        type=fmt.parse_duration,
+        metavar="DURATION",
+        help="after SIGTERM, how long messages in flight may take before the worker stops "
+        "anyway, leaving them to their lease (default: as long as they take)",
     )
     _command(commands, hidden, "list", _list, "list the consumers").add_argument(
         "--json", **as_json
@@ -342,34 +368,33 @@ def _kind(value: object) -> str:
 
 
 def _run(messaging: App, args: argparse.Namespace) -> int:
-    """Run one consumer; a failure it stops on is logged with its traceback and exits 1.
+    """Run the consumers named (or ``--all``); a failure it stops on is logged and exits 1.
 
-    An ``AsyncMessaging`` app runs on a new event loop, with ``--concurrency`` messages at once.
+    On a real clock the consumers are served together (``Messaging.serve``: threads; an
+    ``AsyncMessaging``: tasks on a new event loop), with ``--concurrency`` messages at once.
     """
     log = logging.getLogger(_LOGGER)
-    name: str = args.channel
-    internal: dict[str, str] = getattr(messaging, "internal_channels", {})
-    if name in internal:
-        owner = internal[name]
-        raise UsageError(
-            f"channel {name!r} is internal to dynamic channel {owner!r}, which polls it through "
-            f"its receiving strategy; run {owner!r} instead. See `conveyor list`."
-        )
-    if name not in messaging.consumers():
-        raise UsageError(
-            f"no consumer named {name!r}; consumers: "
-            f"{', '.join(messaging.consumers()) or 'none'}. See `conveyor list`."
-        )
+    names = _consumers_to_run(messaging, args)
+    if not args.in_memory:
+        runtimes = messaging.runtimes if isinstance(messaging, Messaging) else messaging.channels
+        empty = empty_in_memory_channels(runtimes, names)
+        if empty:
+            kinds = {n: type(runtimes[n].definition).__name__ for n in empty}
+            raise UsageError(in_memory_channel_error(empty, kinds))
+    shown = ", ".join(names)
     given = {
+        "concurrency": args.concurrency if args.concurrency > 1 else None,
         "limit": args.limit,
         "time limit": args.time_limit,
         "memory limit (MiB)": args.memory_limit,
         "stop on failure": args.stop_on_failure or None,
         "finish when empty": args.finish_when_empty,
+        "grace": args.grace,
     }
-    shown = ", ".join(f"{key}: {value}" for key, value in given.items() if value is not None)
-    log.info("consumer %s started on %r (%s)", name, messaging.clock, shown or "no limits")
-    counts = fmt.OutcomeCounts(name)
+    settings = ", ".join(f"{key}: {value}" for key, value in given.items() if value is not None)
+    noun = "consumer" if len(names) == 1 else "consumers"
+    log.info("%s %s started on %r (%s)", noun, shown, messaging.clock, settings or "no limits")
+    counts = fmt.OutcomeCounts(*names)
     messaging.journal.subscribe(counts.add, fmt.OutcomeCounts.KINDS)
     limits: dict[str, Any] = {
         "limit": args.limit,
@@ -380,20 +405,69 @@ def _run(messaging: App, args: argparse.Namespace) -> int:
     }
     try:
         if isinstance(messaging, AsyncMessaging):
-            concurrency: int = getattr(args, "concurrency", 1)
-            result = asyncio.run(messaging.run(name, concurrency=concurrency, **limits))
+            target: str | list[str] = names[0] if len(names) == 1 else names
+            result = asyncio.run(
+                messaging.run(target, concurrency=args.concurrency, grace=args.grace, **limits)
+            )
+        elif isinstance(messaging.clock, SteppableClock):
+            if len(names) > 1 or args.concurrency > 1 or args.grace is not None:
+                raise UsageError(
+                    f"--app runs on {messaging.clock!r}: on virtual time conveyor runs one "
+                    f"consumer at a time, without --concurrency or --grace. Give the app a "
+                    f"SystemClock to serve several consumers at once."
+                )
+            result = messaging.run(names[0], **limits)
         else:
-            result = messaging.run(name, **limits)
+            result = messaging.serve(
+                names, concurrency=args.concurrency, grace=args.grace, **limits
+            )
+    except (UsageError, ConfigurationError):
+        raise
     except Exception as error:
-        log.exception("consumer %s stopped on a failure", name)
-        print(f"{name}: stopped: failure ({type(error).__name__}: {error})")
+        log.exception("%s %s stopped on a failure", noun, shown)
+        print(f"{shown}: stopped: failure ({type(error).__name__}: {error})")
         return EXIT_FAILURE
-    log.info("consumer %s stopped: %s", name, result.stopped_because)
-    noun = "message" if result.processed == 1 else "messages"
+    log.info("%s %s stopped: %s", noun, shown, result.stopped_because)
+    messages = "message" if result.processed == 1 else "messages"
     print(
-        f"{name}: processed {result.processed} {noun} ({counts}), stopped: {result.stopped_because}"
+        f"{shown}: processed {result.processed} {messages} ({counts}), "
+        f"stopped: {result.stopped_because}"
     )
     return EXIT_OK
+
+
+def _consumers_to_run(messaging: App, args: argparse.Namespace) -> list[str]:
+    """The consumers ``run`` was asked for, checked: named ones, or every one with ``--all``."""
+    internal: dict[str, str] = getattr(messaging, "internal_channels", {})
+    runnable = [name for name in messaging.consumers() if name not in internal]
+    names: list[str] = list(dict.fromkeys(args.channel))
+    if args.all and names:
+        raise UsageError("give consumer names or --all, not both")
+    if args.all:
+        if not runnable:
+            raise UsageError(
+                "--all found no consumer: declare a channel with an @asynchronous handler, "
+                "or a @scheduled one. See `conveyor list`."
+            )
+        return runnable
+    if not names:
+        raise UsageError(
+            f"name the consumers to run, or pass --all; consumers: "
+            f"{', '.join(runnable) or 'none'}. See `conveyor list`."
+        )
+    for name in names:
+        if name in internal:
+            owner = internal[name]
+            raise UsageError(
+                f"channel {name!r} is internal to dynamic channel {owner!r}, which polls it "
+                f"through its receiving strategy; run {owner!r} instead. See `conveyor list`."
+            )
+        if name not in messaging.consumers():
+            raise UsageError(
+                f"no consumer named {name!r}; consumers: "
+                f"{', '.join(runnable) or 'none'}. See `conveyor list`."
+            )
+    return names
 
 
 def _list(messaging: Messaging, args: argparse.Namespace) -> int:
@@ -486,7 +560,7 @@ def _full_id(messaging: Messaging, given: str) -> str:
 def _warn_if_not_durable(messaging: Messaging, channels: list[str]) -> None:
     """A replay into an in-memory channel is lost when this command exits: say so."""
     for name in channels:
-        runtime = messaging.channels.get(name)
+        runtime = messaging.runtimes.get(name)
         if runtime is not None and not runtime.transport.capabilities.durable:
             logging.getLogger(_LOGGER).warning(
                 "channel %s is not durable (%s): replayed messages live only in this process "
@@ -495,6 +569,8 @@ def _warn_if_not_durable(messaging: Messaging, channels: list[str]) -> None:
                 type(runtime.transport).__qualname__,
             )
 
+
+_READS_LETTERS = (_dl_list, _dl_show, _dl_replay, _dl_replay_all, _dl_delete)
 
 # ---------------------------------------------------------------------- output
 

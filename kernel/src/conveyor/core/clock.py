@@ -7,6 +7,7 @@ moves when told to and never goes backwards, so the same scenario always gives t
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +17,14 @@ from typing import Protocol, runtime_checkable
 from conveyor.core.errors import ClockError, InstantOutOfRange
 from conveyor.core.instants import LATEST, before_latest, later, readable
 
-__all__ = ["Clock", "SteppableClock", "SystemClock", "VirtualClock", "ensure_aware"]
+__all__ = [
+    "Clock",
+    "SteppableClock",
+    "SystemClock",
+    "VirtualClock",
+    "ensure_aware",
+    "pause",
+]
 
 
 @runtime_checkable
@@ -183,3 +191,12 @@ class SteppableClock(Clock, Protocol):
     """
 
     def advance_to(self, instant: datetime) -> datetime: ...
+
+
+async def pause(clock: Clock, seconds: float) -> None:
+    """Wait ``seconds`` without blocking the event loop: a stepped (virtual) clock advances at
+    once, any other clock is awaited on the running loop."""
+    if isinstance(clock, SteppableClock):
+        clock.sleep(seconds)
+    elif seconds > 0:
+        await asyncio.sleep(seconds)

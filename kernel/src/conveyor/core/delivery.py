@@ -8,10 +8,11 @@ when the copy becomes due, so a delayed message is not born expired.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from conveyor.core.clock import Clock, ensure_aware
 from conveyor.core.errors import RoutingError
-from conveyor.core.handlers import PRIORITY_RANGE
+from conveyor.core.handlers import PRIORITY_RANGE, DeliveryRule
 from conveyor.core.instants import before_latest, later, readable
 from conveyor.core.registry import HandlerSpec
 
@@ -72,8 +73,14 @@ class DeliveryOptions:
         expires_at = later(available_at or now, ttl, what="ttl=") if ttl is not None else None
         return DeliveryOptions(available_at, priority, ttl, expires_at)
 
-    def for_handler(self, spec: HandlerSpec, clock: Clock) -> DeliveryOptions:
-        """Per-handler options (``@delayed``, ``@priority``, ``@time_to_live``) win."""
+    def for_handler(
+        self, spec: HandlerSpec, clock: Clock, payload: object = None
+    ) -> DeliveryOptions:
+        """Per-handler options (``@delayed``, ``@priority``, ``@time_to_live``) win, unless
+        declared ``fallback=True`` and the send gave its own; a rule that is a function of the
+        message is called with ``payload``."""
+        if spec.delivery_rules:
+            return self._by_rules(spec, clock, payload)
         if spec.delay is None and spec.priority is None and spec.ttl is None:
             return self
         now = clock.now()
@@ -90,6 +97,57 @@ class DeliveryOptions:
             else None
         )
         return DeliveryOptions(available_at, priority, ttl, expires_at)
+
+    def _by_rules(self, spec: HandlerSpec, clock: Clock, payload: object) -> DeliveryOptions:
+        rules = dict(spec.delivery_rules)
+        now = clock.now()
+        delay = _ruled(rules.get("delay"), spec.delay, self.available_at, payload)
+        available_at: datetime | None
+        if delay is not None:
+            _check_duration(delay, f"@delayed on {spec.name}")
+            if delay < timedelta(0):
+                raise RoutingError(
+                    f"@delayed on {spec.name} computed a negative delay ({readable(delay)}) "
+                    f"for {type(payload).__qualname__}; return zero or more, or None."
+                )
+            available_at = later(now, delay, what=f"@delayed on {spec.name}")
+        else:
+            available_at = self.available_at
+        level = _ruled(rules.get("priority"), spec.priority, self.priority or None, payload)
+        priority = (
+            check_priority(level, f"@priority on {spec.name}")
+            if level is not None
+            else self.priority
+        )
+        ttl = _ruled(rules.get("ttl"), spec.ttl, self.ttl, payload)
+        if ttl is not None:
+            _check_duration(ttl, f"@time_to_live on {spec.name}")
+            if ttl <= timedelta(0):
+                raise RoutingError(
+                    f"@time_to_live on {spec.name} computed {readable(ttl)} for "
+                    f"{type(payload).__qualname__}; return a positive duration, or None."
+                )
+        else:
+            ttl = self.ttl
+        expires_at = (
+            later(available_at or now, ttl, what=f"time to live of {spec.name}")
+            if ttl is not None
+            else None
+        )
+        return DeliveryOptions(available_at, priority, ttl, expires_at)
+
+
+def _ruled(rule: DeliveryRule | None, constant: object, sent: object, payload: object) -> Any:
+    """The handler's value of one option for this message; None when it sets none.
+
+    A fallback rule gives way to what the send asked for (``sent`` not None).
+    """
+    if rule is None:
+        return constant
+    if rule.fallback and sent is not None:
+        return None
+    value = rule.value
+    return value(payload) if callable(value) and not isinstance(value, timedelta | int) else value
 
 
 def check_priority(level: object, what: str) -> int:

@@ -22,6 +22,7 @@ __all__ = [
     "InstantOutOfRange",
     "SettleError",
     "DeadLetterNotFound",
+    "SendFailed",
 ]
 
 
@@ -75,6 +76,15 @@ class StaleReceipt(TransportError):
 
 class TransportClosed(TransportError):
     """The transport was used after ``close()``."""
+
+
+class SendFailed(ConveyorError):
+    """A copy could not be handed to its channel, even after the channel's ``send_retry``.
+
+    Not a :class:`TransportError` on purpose: the transport that failed is the target's, not the
+    consumer's own, so the handling attempt that sent it fails (and is retried as a whole, by
+    its endpoint's policy) instead of stopping the consumer. The send's error is the cause.
+    """
 
 
 class ClockError(ConveyorError):

@@ -25,6 +25,7 @@ __all__ = [
     "query_handler",
     "asynchronous",
     "delayed",
+    "DeliveryRule",
     "priority",
     "time_to_live",
     "Marker",
@@ -221,31 +222,75 @@ def _duration(value: timedelta | int | float, what: str) -> timedelta:
     return duration
 
 
-def delayed(delay: timedelta | int | float) -> Callable[[F], F]:
-    """Deliver this handler's copy ``delay`` after it is sent (a timedelta, or milliseconds)."""
-    return set_option("delay", _duration(delay, "delayed"))
+@dataclass(frozen=True, slots=True)
+class DeliveryRule:
+    """A per-handler delivery option that is computed from the message, or gives way to the
+    send's own option (``fallback``).
+
+    Attributes:
+        value: the option (a timedelta, or an int for priority), or a function of the message
+            payload that returns it (None: the handler sets nothing for this message).
+        fallback: the send's own ``delay=``/``at=``, ``priority=`` or ``ttl=`` wins when given.
+    """
+
+    value: object
+    fallback: bool = False
 
 
-def priority(level: int) -> Callable[[F], F]:
-    """Give this handler's copy a priority: higher is received first among due messages."""
+def _rule(value: object, fallback: bool, what: str, check: Callable[[Any, str], object]) -> object:
+    """A constant without fallback stays a plain value (the common, cheapest case)."""
+    if callable(value) and not isinstance(value, timedelta | int | float):
+        return DeliveryRule(value, fallback)
+    checked = check(value, what)
+    return DeliveryRule(checked, True) if fallback else checked
+
+
+def delayed(
+    delay: timedelta | int | float | Callable[[Any], timedelta | None], *, fallback: bool = False
+) -> Callable[[F], F]:
+    """Deliver this handler's copy ``delay`` after it is sent (a timedelta, or milliseconds).
+
+    ``delay`` may be a function of the message (the reminder delay an event carries), and with
+    ``fallback=True`` a send's own ``delay=`` or ``at=`` wins over it.
+    """
+    return set_option("delay", _rule(delay, fallback, "delayed", _duration))
+
+
+def priority(
+    level: int | Callable[[Any], int | None], *, fallback: bool = False
+) -> Callable[[F], F]:
+    """Give this handler's copy a priority: higher is received first among due messages.
+
+    ``level`` may be a function of the message; with ``fallback=True`` a send's ``priority=``
+    wins.
+    """
+    return set_option("priority", _rule(level, fallback, "priority", _level))
+
+
+def _level(level: object, what: str) -> int:
     if not isinstance(level, int) or isinstance(level, bool):
         raise ConfigurationError(
-            f"@priority takes an int (higher is received first), got a value of type "
+            f"@{what} takes an int (higher is received first), got a value of type "
             f"{type(level).__name__}; "
             f"for example @priority(10)."
         )
     if level not in PRIORITY_RANGE:
         raise ConfigurationError(
-            f"@priority must fit in a signed 64-bit integer (from -2**63 to 2**63 - 1), the "
+            f"@{what} must fit in a signed 64-bit integer (from -2**63 to 2**63 - 1), the "
             f"widest priority a broker or store can keep; got a number of {level.bit_length()} "
             f"bits. Use a small range such as 0 to 10."
         )
-    return set_option("priority", level)
+    return level
 
 
-def time_to_live(ttl: timedelta | int | float) -> Callable[[F], F]:
-    """Expire this handler's copy if it is not handled within ``ttl`` of being sent."""
-    return set_option("ttl", _duration(ttl, "time_to_live"))
+def time_to_live(
+    ttl: timedelta | int | float | Callable[[Any], timedelta | None], *, fallback: bool = False
+) -> Callable[[F], F]:
+    """Expire this handler's copy if it is not handled within ``ttl`` of being sent.
+
+    ``ttl`` may be a function of the message; with ``fallback=True`` a send's ``ttl=`` wins.
+    """
+    return set_option("ttl", _rule(ttl, fallback, "time_to_live", _duration))
 
 
 class Marker:

@@ -38,6 +38,10 @@ _SIGNED = re.compile(r"-?[0-9]{1,19}")
 _INTEGER = re.compile(r"-?[0-9]+")
 _OUTSIDE = "a whole number outside that range"
 
+# The attempts nearly every message carries, read without a pattern match: every delivery reads
+# its attempt, and all but a retried few say "1".
+_FIRST_ATTEMPTS = {str(n): n for n in range(1, 16)}
+
 
 def found(value: str) -> str:
     """The kind of a header value, as an error names it: its length, never its text."""
@@ -50,6 +54,9 @@ def read_attempt(name: str, value: str | None) -> int:
     """A delivery attempt: a whole number from 1 to :data:`MAX_ATTEMPT` (absent means 1)."""
     if value is None:
         return 1
+    known = _FIRST_ATTEMPTS.get(value)
+    if known is not None:
+        return known
     expected = f"a whole number from 1 to {MAX_ATTEMPT}"
     if _DIGITS.fullmatch(value) is None:
         raise _malformed(name, expected, _kind(value))

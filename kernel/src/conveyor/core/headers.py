@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 from conveyor.core.errors import ConfigurationError
 
-__all__ = ["Headers", "RESERVED_HEADERS", "check_user_headers"]
+__all__ = ["Headers", "RESERVED_HEADERS", "check_user_headers", "check_identity"]
 
 #: Names a user header may not take: the framework's headers, under either spelling.
 RESERVED_HEADERS = frozenset(
@@ -38,6 +38,8 @@ class Headers(Mapping[str, object]):
     timestamp: datetime
     attempt: int = 1
     user: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    replayed: int = field(default=0, compare=False)
+    """How many times this message was replayed from the dead-letter store (0: never)."""
 
     def __getitem__(self, name: str) -> object:
         if name in _STANDARD:
@@ -65,6 +67,19 @@ class Headers(Mapping[str, object]):
 
 
 _STANDARD = ("id", "correlation_id", "causation_id", "timestamp", "attempt")
+
+
+def check_identity(value: object, what: str) -> str:
+    """An explicit message or correlation id given at send: a non-empty string without spaces.
+
+    Ids cross brokers as header values and are printed in the journal, so they are kept plain.
+    """
+    if not isinstance(value, str) or not value or value != value.strip() or "\n" in value:
+        raise ConfigurationError(
+            f"{what} takes a non-empty string without surrounding spaces or line breaks, got "
+            f'{value!r}; for example {what}"req-1234" (an HTTP request id, say).'
+        )
+    return value
 
 
 def check_user_headers(headers: Mapping[str, str] | None) -> Mapping[str, str]:

@@ -11,14 +11,15 @@ import threading
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Generic
+from typing import Any, Generic
 
 from typing_extensions import TypeVar
 
 from conveyor.core.headers import Headers
+from conveyor.core.wire import WireMessage
 
 __all__ = ["RecordKind", "Record", "ExceptionInfo", "Journal"]
 
@@ -45,6 +46,10 @@ class RecordKind(StrEnum):
     TICKED = "ticked"  # a scheduled endpoint ran
     RELEASED = "released"  # a delivery was given back to come again (a store it needs failed)
     STALE = "stale"  # a consumer finished after its lease ran out; the message comes again
+    DELIVERED = "delivered"  # a consumer received a copy (a redelivery always; every one with
+    #   Journal(deliveries=True)); ``delivery_count`` says which delivery of it this was
+    UNSENT = "unsent"  # the collector dropped a copy: the work that sent it failed, so it never
+    #   left for its channel (its send or publish record stays, this one says so)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,10 @@ class Record(Generic[P]):
             message the kernel holds; tests match on them.
         via: for a record on a dynamic channel, the concrete channel behind it (``channel``
             is "orders", ``via`` is "orders.tenant-a"); None otherwise.
+        wire: for a queued record, what crossed the channel (body bytes and string headers),
+            so a test can assert the wire form; None otherwise, or when payloads are not kept.
+        delivery_count: for a delivered record, which delivery of the message this was (1 the
+            first time, as the transport counts); None otherwise.
     """
 
     seq: int
@@ -130,6 +139,8 @@ class Record(Generic[P]):
     causation_id: str | None = None
     headers: Headers | None = field(default=None, repr=False, compare=False)
     via: str | None = None
+    wire: WireMessage | None = field(default=None, repr=False, compare=False)
+    delivery_count: int | None = None
 
     @property
     def where(self) -> str | None:
@@ -138,29 +149,6 @@ class Record(Generic[P]):
         if self.channel is None or self.via is None:
             return self.channel
         return f"{self.channel}[{self.via}]"
-
-
-#: The fields of a :class:`Record` after ``seq``, in order, without ``payload``: what
-#: :meth:`Journal.add` takes (the payload beside it, so that a journal that keeps no payloads
-#: stores these fields as they are).
-RecordFields = tuple[
-    datetime,
-    RecordKind,
-    str,
-    str,
-    str | None,
-    str | None,
-    int,
-    "ExceptionInfo | None",
-    timedelta | None,
-    str,
-    str | None,
-    "Headers | None",
-    str | None,
-]
-
-#: What the journal stores per record: its number, its payload (None when not kept), its fields.
-_Entry = tuple[int, object, RecordFields]
 
 
 class Journal:
@@ -174,11 +162,28 @@ class Journal:
     everything.
     """
 
-    __slots__ = ("_entries", "_keep_payloads", "_listeners", "_lock", "_made", "_seq")
+    __slots__ = (
+        "_entries",
+        "_keep_payloads",
+        "_listeners",
+        "_lock",
+        "_made",
+        "_seq",
+        "deliveries",
+    )
 
-    def __init__(self, max_records: int | None = None, *, keep_payloads: bool = True) -> None:
+    def __init__(
+        self,
+        max_records: int | None = None,
+        *,
+        keep_payloads: bool = True,
+        deliveries: bool = False,
+    ) -> None:
         self._keep_payloads = keep_payloads
-        self._entries: deque[_Entry] = deque(maxlen=max_records)
+        #: Record every delivery (DELIVERED), not only redeliveries: a test that asserts how
+        #: many times a consumer received a message turns it on.
+        self.deliveries = deliveries
+        self._entries: deque[tuple[Any, ...]] = deque(maxlen=max_records)
         self._made: dict[int, Record] = {}
         self._seq = 0
         self._lock = threading.RLock()
@@ -201,52 +206,46 @@ class Journal:
         causation_id: str | None = None,
         headers: Headers | None = None,
         via: str | None = None,
+        wire: WireMessage | None = None,
+        delivery_count: int | None = None,
     ) -> None:
         """Add a record; its fields are those of :class:`Record`, numbered in order.
 
         Safe from many threads: numbering and appending happen under one lock, so records are
         numbered in the order they are stored.
         """
-        self.add(
-            (at, kind, message_id, message_type, channel, endpoint_id, attempt, exception,
-             delay, detail, causation_id, headers, via),
-            payload,
-        )  # fmt: skip
-
-    def add(self, fields: RecordFields, payload: object = None) -> None:
-        """Add a record given as its fields (:data:`RecordFields`) and its payload.
-
-        The same as :meth:`append`, for the recorder on the send path: one positional tuple
-        stored as it is costs a fraction of fourteen keyword arguments passed twice
-        (``bench_buses`` W1); a :class:`Record` is made only when the journal is read.
-        """
-        kept = payload if self._keep_payloads else None
         with self._lock:
             self._seq = seq = self._seq + 1
-            entry = (seq, kept, fields)
+            if self._keep_payloads:
+                kept = payload
+            else:
+                kept = wire = None
+            entry = (
+                seq, at, kind, message_id, message_type, kept, channel, endpoint_id, attempt,
+                exception, delay, detail, causation_id, headers, via, wire, delivery_count,
+            )  # fmt: skip
             self._entries.append(entry)
         for listener, kinds in self._listeners:
-            if kinds is None or fields[1] in kinds:
+            if kinds is None or kind in kinds:
                 if kept is payload:
                     listener(self._record(entry))
                 else:  # the listener sees the payload; the journal does not keep it
-                    listener(_make_record((seq, payload, fields)))
+                    listener(replace(Record(*entry), payload=payload))
 
-    def _record(self, entry: _Entry) -> Record:
-        seq = entry[0]
-        record = self._made.get(seq)
+    def _record(self, entry: tuple[Any, ...]) -> Record:
+        record = self._made.get(entry[0])
         if record is None:
             with self._lock:
-                record = self._made.get(seq)
+                record = self._made.get(entry[0])
                 if record is None:
-                    record = self._made[seq] = _make_record(entry)
+                    record = self._made[entry[0]] = Record(*entry)
                     maxlen = self._entries.maxlen
                     if maxlen is not None and len(self._made) > 2 * maxlen:
                         oldest = self._entries[0][0]
-                        self._made = {n: r for n, r in self._made.items() if n >= oldest}
+                        self._made = {seq: r for seq, r in self._made.items() if seq >= oldest}
         return record
 
-    def _snapshot(self) -> tuple[_Entry, ...]:
+    def _snapshot(self) -> tuple[tuple[Any, ...], ...]:
         with self._lock:
             return tuple(self._entries)
 
@@ -267,7 +266,7 @@ class Journal:
         return tuple(self._record(entry) for entry in self._snapshot())
 
     def of_kind(self, *kinds: RecordKind) -> list[Record]:
-        return [self._record(e) for e in self._snapshot() if e[2][1] in kinds]
+        return [self._record(e) for e in self._snapshot() if e[2] in kinds]
 
     def last(self, count: int) -> list[Record]:
         return [self._record(e) for e in self._snapshot()[-count:]]
@@ -276,14 +275,3 @@ class Journal:
         with self._lock:
             self._entries.clear()
             self._made.clear()
-
-
-def _make_record(entry: _Entry) -> Record:
-    """The record an entry stands for (the payload goes after ``message_type``)."""
-    seq, payload, fields = entry
-    (at, kind, message_id, message_type, channel, endpoint_id, attempt, exception, delay,
-     detail, causation_id, headers, via) = fields  # fmt: skip
-    return Record(
-        seq, at, kind, message_id, message_type, payload, channel, endpoint_id, attempt,
-        exception, delay, detail, causation_id, headers, via,
-    )  # fmt: skip

@@ -25,7 +25,7 @@ from typing import Literal
 from conveyor.core.journal import ExceptionInfo, RecordKind
 from conveyor.core.outcome import Outcome
 from conveyor.core.retry import RetryPolicy
-from conveyor.core.wire import H
+from conveyor.core.wire import MAX_REPLAYED, H, replayed_times
 
 __all__ = [
     "CopyState",
@@ -48,9 +48,10 @@ __all__ = [
     "after_bus_failure",
     "retry_headers",
     "replay_count",
+    "MAX_REPLAYED",
 ]
 
-FinalFailure = Literal["resend", "ignore", "stop"]
+FinalFailure = Literal["resend", "ignore", "stop", "release"]
 
 
 class CopyState(StrEnum):
@@ -76,8 +77,10 @@ TRANSITIONS: Mapping[RecordKind, CopyState] = {
     RecordKind.DUPLICATE: CopyState.FINAL,
     RecordKind.EXPIRED: CopyState.FINAL,
     RecordKind.REJECTED: CopyState.FINAL,
+    RecordKind.UNSENT: CopyState.FINAL,  # never left: the work that sent it failed
 }
-"""The state a copy is in after each kind of record; kinds not listed do not move a copy."""
+"""The state a copy is in after each kind of record; kinds not listed do not move a copy
+(DELIVERED: a copy received is still the consumer's to decide; STALE, TICKED, ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +300,14 @@ def _set_aside(
         return Plan((StoreDeadLetter(reason, info, attempt), _ACK), Outcome.DEAD_LETTERED)
     if policy.final_failure == "stop":
         return Plan((Release(), Stop(error)), Outcome.REQUEUED)
+    if policy.final_failure == "release":
+        return Plan(
+            (
+                Record(RecordKind.RELEASED, exception=info, detail="final_failure='release'"),
+                Release(),
+            ),
+            Outcome.RELEASED,
+        )
     if policy.final_failure == "ignore":
         return Plan(
             (
@@ -335,14 +346,6 @@ def retry_headers(
     return headers
 
 
-#: The largest replay count kept: any stored ``cv-replayed`` value, however long, still fits a
-#: 32-bit column and can be replayed again (one more is never more than this).
-MAX_REPLAYED = 2**31 - 2
-
-
 def replay_count(wire: Mapping[str, str]) -> int:
     """How many times a dead letter was replayed, from its headers; anything unreadable is 0."""
-    try:
-        return min(max(int(wire.get(H.REPLAYED, "0")), 0), MAX_REPLAYED)
-    except (ValueError, TypeError):
-        return 0
+    return replayed_times(wire)

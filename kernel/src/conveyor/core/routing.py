@@ -26,7 +26,12 @@ class Router:
         self._by_key: dict[str, HandlerSpec] = {}
         self._queries_by_type: dict[type, HandlerSpec] = {}
         self._queries_by_key: dict[str, HandlerSpec] = {}
-        self._events = [s for s in specs if s.kind == "event"]
+        # Synchronous subscribers with @priority run first (higher first), the rest in
+        # registration order; an asynchronous one's priority is its copy's, on its channel.
+        self._events = sorted(
+            (s for s in specs if s.kind == "event"),
+            key=lambda s: -(s.priority or 0) if not s.is_async else 0,
+        )
         self._cache: dict[tuple[str, type | None, str | None], tuple[HandlerSpec, ...]] = {}
         for spec in specs:
             if spec.kind == "command":

@@ -26,6 +26,7 @@ from cronsim import CronSim, CronSimError
 
 from conveyor.core.errors import ConfigurationError
 from conveyor.core.handlers import HandlerMark
+from conveyor.core.retry import RetryPolicy
 
 __all__ = ["Schedule", "scheduled", "CatchUp"]
 
@@ -132,18 +133,31 @@ def scheduled(
     zone: str | None = None,
     catch_up: CatchUp = "once",
     endpoint_id: str | None = None,
+    retry: RetryPolicy | None = None,
+    error_handler: object | None = None,
+    dead_letter: bool | None = None,
 ) -> Callable[[F], F]:
     """Run a function periodically; a message it returns is sent (None skips the tick).
 
     The function takes no parameter or a ``Context``. Its endpoint id (the function's qualified
     name unless given) is the consumer name for ``run`` and ``conveyor run``.
+
+    A failing tick is an endpoint's failure, with the options of ``@asynchronous``: ``retry``
+    (instant retries at once; delayed ones run the tick again after the delay, beside the
+    schedule), then ``error_handler`` (a handler taking a ``Failure``), then, with
+    ``dead_letter=True``, a dead letter whose replay runs the tick again. These are the tick's
+    own settings (a ``Messaging``-wide error handler or dead-letter setting does not apply);
+    without them a failing tick is logged and the next one runs as planned.
     """
     schedule = Schedule(cron, every, initial_delay, zone, catch_up)
 
     def apply(function: F) -> F:
-        from conveyor.core.handlers import set_option
+        from conveyor.core.handlers import AsyncOptions, set_option
 
         function.__conveyor_handler__ = HandlerMark("scheduled", None, endpoint_id)  # type: ignore[attr-defined]
+        if retry is not None or error_handler is not None or dead_letter is not None:
+            failure = AsyncOptions((), None, retry, error_handler, dead_letter)  # type: ignore[arg-type]
+            set_option("tick_failure", failure)(function)
         return set_option("schedule", schedule)(function)
 
     return apply

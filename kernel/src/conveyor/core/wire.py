@@ -22,7 +22,16 @@ from conveyor.core.header_values import (
 )
 from conveyor.core.headers import Headers
 
-__all__ = ["WireMessage", "Delivery", "Envelope", "to_wire_headers", "read_envelope", "H"]
+__all__ = [
+    "WireMessage",
+    "Delivery",
+    "Envelope",
+    "to_wire_headers",
+    "read_envelope",
+    "replayed_times",
+    "MAX_REPLAYED",
+    "H",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +108,8 @@ def to_wire_headers(
     if headers.causation_id is not None:
         wire[H.CAUSATION] = headers.causation_id
     wire[H.TIMESTAMP] = headers.timestamp.isoformat()
-    wire[H.ATTEMPT] = str(headers.attempt)
+    attempt = headers.attempt
+    wire[H.ATTEMPT] = _ATTEMPTS[attempt] if attempt < len(_ATTEMPTS) else str(attempt)
     wire[H.TYPE] = type_name
     wire[H.CONTENT_TYPE] = content_type
     wire[H.ENDPOINT] = endpoint
@@ -133,6 +143,27 @@ class Envelope:
 
 _NO_USER: Mapping[str, str] = MappingProxyType({})
 
+# The texts of the first attempts, made once: ``str(1)`` makes a new 50-byte string each time,
+# and every message waiting on a channel holds its attempt header.
+_ATTEMPTS = tuple(str(n) for n in range(16))
+
+
+#: The largest replay count kept: any stored ``cv-replayed`` value, however long, still fits a
+#: 32-bit column and can be replayed again (one more is never more than this).
+MAX_REPLAYED = 2**31 - 2
+
+
+def replayed_times(wire: Mapping[str, str]) -> int:
+    """How many times a dead letter was replayed, from its headers; anything unreadable is 0.
+
+    Lenient on purpose: the count only informs the handler and the next replay, so a damaged
+    value must not turn a replayed message into a rejected one.
+    """
+    try:
+        return min(max(int(wire.get(H.REPLAYED, "0")), 0), MAX_REPLAYED)
+    except (ValueError, TypeError):
+        return 0
+
 
 def read_envelope(wire: Mapping[str, str], *, max_priority: int | None = None) -> Envelope:
     """Parse wire headers; a missing or malformed framework header is a SerializationError.
@@ -151,6 +182,7 @@ def read_envelope(wire: Mapping[str, str], *, max_priority: int | None = None) -
             read_timestamp(H.TIMESTAMP, wire[H.TIMESTAMP]),
             read_attempt(H.ATTEMPT, get(H.ATTEMPT)),
             MappingProxyType(user) if user else _NO_USER,
+            replayed_times(wire) if H.REPLAYED in wire else 0,
         )
         slip = get(H.SLIP)
         return Envelope(

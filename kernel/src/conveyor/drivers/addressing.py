@@ -1,22 +1,33 @@
 """Which handlers a verb reaches and with which delivery options: shared by both drivers.
 
-``send``, ``publish`` and ``ask`` decide the same way in ``Messaging`` and ``AsyncMessaging``: a
-command by its exact type first (the common send skips the router's search), a JSON payload
-with a routing key by the key alone, delivery options only for asynchronous handlers.
+``send``, ``publish`` and ``ask`` decide the same way in ``Messaging`` and ``AsyncMessaging``,
+because both call this module and decide nothing themselves: a class where a message goes is
+refused, a command is routed by its exact type first (the common send skips the router's
+search), a JSON payload with a routing key by the key alone, plain data published without a
+key is refused (it would reach no one), delivery options apply only to asynchronous handlers,
+and an asynchronous bus sends only through a declared bus channel.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from conveyor.core.clock import Clock
 from conveyor.core.delivery import NO_OPTIONS, DeliveryOptions
-from conveyor.core.errors import RoutingError
+from conveyor.core.errors import ConfigurationError, RoutingError
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
-from conveyor.core.routing import Router
+from conveyor.core.routing import Router, check_payload, unrouted_plain_event
+from conveyor.transports.dynamic import internal_channel_error
 
-__all__ = ["Addressing"]
+__all__ = ["Addressing", "check_bus_channel"]
+
+
+class _BusFlag(Protocol):
+    @property
+    def bus(self) -> bool: ...
 
 
 class Addressing:
@@ -35,14 +46,20 @@ class Addressing:
             spec = self._commands.get(type(command))
             if spec is not None:
                 return spec
+        check_payload("send", command)
         return self.router.command(_routed_type(command, routing_key), routing_key)
 
     def events(self, event: object, routing_key: str | None) -> tuple[HandlerSpec, ...]:
-        """Every handler of an event, in registration order."""
-        return self.router.events(_routed_type(event, routing_key), routing_key)
+        """Every handler of an event, in registration order (none is fine for a typed event)."""
+        check_payload("publish", event)
+        specs = self.router.events(_routed_type(event, routing_key), routing_key)
+        if not specs and routing_key is None and isinstance(event, dict | list):
+            raise unrouted_plain_event(event)
+        return specs
 
     def query(self, query: object, routing_key: str | None) -> HandlerSpec:
         """The one handler of a query."""
+        check_payload("ask", query)
         return self.router.query(_routed_type(query, routing_key), routing_key)
 
     def options(
@@ -65,6 +82,28 @@ class Addressing:
                 f"options, but its handler {spec.name} runs synchronously. Make the handler "
                 f"@asynchronous(...) or send without delivery options."
             )
+
+
+def check_bus_channel(
+    channel: str, channels: Mapping[str, _BusFlag], internal: Mapping[str, str]
+) -> None:
+    """An asynchronous bus sends only through a declared channel that carries bus messages."""
+    if channel in internal:
+        raise internal_channel_error(channel, internal[channel], "an asynchronous bus uses")
+    runtime = channels.get(channel)
+    if runtime is None:
+        raise ConfigurationError(
+            f"asynchronous bus channel {channel!r} is not declared; declared: "
+            f"{', '.join(channels) or 'none'}."
+        )
+    if not runtime.bus:
+        raise ConfigurationError(
+            f"channel {channel!r} does not carry an asynchronous bus's messages: "
+            f"asynchronous handlers are bound to it, and its consumer routes a bus message "
+            f"only on a bus channel (so a forged one cannot reach every handler). Use a "
+            f"channel of its own for the bus, or declare this one with bus=True, for "
+            f"example QueueChannel({channel!r}, bus=True)."
+        )
 
 
 def _routed_type(payload: object, routing_key: str | None) -> type | None:

@@ -30,7 +30,7 @@ from conveyor.drivers.channel_runtime import AsyncChannelRuntime
 from conveyor.drivers.plans import Consumed
 from conveyor.drivers.policies import bus_retry
 from conveyor.drivers.recording import Recorder
-from conveyor.drivers.rejections import handles, no_endpoint, not_a_bus, wrong_type
+from conveyor.drivers.rejections import Refusal, addressee, refused_payload
 from conveyor.drivers.stack import Attempt
 from conveyor.stores.deduplication import Deduplication
 
@@ -105,6 +105,7 @@ class AsyncConsumption:
     async def _consume(
         self, runtime: AsyncChannelRuntime, delivery: Delivery, stop_on_failure: bool
     ) -> Outcome:
+        self._recorder.received(runtime.name, delivery)
         try:
             envelope = read_envelope(delivery.message.headers, max_priority=runtime.max_priority)
         except SerializationError as error:
@@ -119,21 +120,20 @@ class AsyncConsumption:
                 return await self._forward(consumed, envelope)
             if route == "hold":
                 return await self._hold(consumed, envelope)
-            if route == "bus" and not runtime.bus:
-                detail = not_a_bus(runtime.name)
-                return await self._reject(consumed, "unroutable", None, detail)
-            spec = self._endpoints.get(envelope.endpoint)
-            if route == "endpoint" and (spec is None or runtime.name not in spec.channels):
-                detail = no_endpoint(envelope.endpoint, runtime.name, self._endpoints.values())
-                return await self._reject(consumed, "no endpoint", None, detail)
+            spec = addressee(
+                envelope.endpoint, to_bus=route == "bus", channel=runtime.name,
+                bus_channel=runtime.bus, endpoints=self._endpoints,
+            )  # fmt: skip
+            if isinstance(spec, Refusal):
+                return await self._reject(consumed, spec.reason, None, spec.detail)
             decoded = deliveries.decode(runtime.codec, delivery, envelope)
             if not isinstance(decoded, Message):
                 return await self._reject(consumed, *decoded)
-            if route == "bus" or spec is None:
+            if spec is None:
                 return await self._route_on_bus(consumed, envelope, decoded)
-            if not handles(spec, decoded.payload):
-                detail = wrong_type(spec, decoded.payload)
-                return await self._reject(consumed, "wrong type for endpoint", None, detail)
+            refusal = refused_payload(spec, decoded.payload)
+            if refusal is not None:
+                return await self._reject(consumed, refusal.reason, None, refusal.detail)
             consumed = Consumed(runtime, delivery, envelope, decoded, spec.endpoint_id)
         except _UNREACHABLE:
             raise

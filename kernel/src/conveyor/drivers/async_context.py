@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from conveyor.core.clock import Clock
 from conveyor.core.message import Message
+from conveyor.core.queries import Answer, Query
 from conveyor.drivers.context import Handling
 
 __all__ = ["AsyncContext", "AsyncBuses"]
@@ -78,6 +79,13 @@ class AsyncContext(Handling):
         """Publish an event caused by this message (the options of ``AsyncMessaging.publish``)."""
         await self._messaging.publish(event, **options)
 
+    @overload
+    async def ask(self, query: Query[Answer], **options: Any) -> Answer: ...
+
+    @overload
+    async def ask(self, query: object, **options: Any) -> Any: ...
+
     async def ask(self, query: object, **options: Any) -> Any:
-        """Ask a query; its answer comes back once its handler returns."""
+        """Ask a query; its answer comes back once its handler returns (typed for a
+        ``Query[T]``)."""
         return await self._messaging.ask(query, **options)

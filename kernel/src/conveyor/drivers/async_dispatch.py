@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from conveyor.core.clock import Clock
@@ -133,6 +133,26 @@ class AsyncDispatch:
             await self._drain_inline()
         return result
 
+    async def queue_from_top(
+        self, spec: HandlerSpec, message: Message, options: DeliveryOptions
+    ) -> None:
+        """Queue a copy of ``message`` for the asynchronous handler ``spec`` (``send``).
+
+        At the top and outside a transaction the scope ``from_top`` opens would hold this one
+        copy and flush it straight away, so the copy is sent at once; what is sent and journaled
+        is the same. Inside a handler (or a transaction) it is held like every other copy.
+        """
+        if self._transaction is None and self._scopes.current() is None:
+            await self._outgoing.send_copy(spec, message, options)
+            if self._drain_inline is not None:
+                await self._drain_inline()
+            return
+
+        async def hold() -> None:
+            self._outgoing.queue_copy(spec, message, options)
+
+        await self.from_top(hold)
+
     async def collected(
         self,
         message: Message | None,
@@ -144,11 +164,29 @@ class AsyncDispatch:
 
         How a top-level verb, a tick, a routed bus message and an error handler run.
         """
-        transaction = self._transaction() if self._transaction is not None else nullcontext()
-        async with transaction:
-            with self._scopes.opened(message, endpoint_id, channel) as scope:
+        if self._transaction is None:
+            return await self._collect(message, endpoint_id, channel, work)
+        async with self._transaction():
+            return await self._collect(message, endpoint_id, channel, work)
+
+    async def _collect(
+        self,
+        message: Message | None,
+        endpoint_id: str | None,
+        channel: str | None,
+        work: Callable[[], Awaitable[T]],
+    ) -> T:
+        scopes = self._scopes
+        scope, token = scopes.inner(message, endpoint_id, channel)
+        try:
+            try:
                 result = await work()
-                await self._outgoing.flush(scope)
+            except BaseException:
+                self._outgoing.discard(scope)
+                raise
+            await self._outgoing.flush(scope)
+        finally:
+            scopes.leave(token)
         return result
 
     async def publish_to(
@@ -166,20 +204,23 @@ class AsyncDispatch:
     ) -> object:
         """Run one handler with its interceptors, recording the outcome in the journal."""
         endpoint_id = spec.endpoint_id
-        with self._scopes.opened(message, endpoint_id, channel, collecting=False) as scope:
-            try:
-                invoke = (self._sync_invokers if outer else self._invokers)[endpoint_id]
-                context = (
-                    self.context(message, endpoint_id, channel)
-                    if endpoint_id in self._wants_context
-                    else None
-                )
-                result = await awaited(invoke(message, context))
-            except Exception as error:
-                self._recorder.failure(
-                    scope.attempt, message, endpoint_id=endpoint_id, channel=channel, error=error
-                )
-                raise
+        scopes = self._scopes
+        scope, token = scopes.inner(message, endpoint_id, channel, collecting=False)
+        try:
+            invoke = (self._sync_invokers if outer else self._invokers)[endpoint_id]
+            context = (
+                self.context(message, endpoint_id, channel)
+                if endpoint_id in self._wants_context
+                else None
+            )
+            result = await awaited(invoke(message, context))
+        except Exception as error:
+            self._recorder.failure(
+                scope.attempt, message, endpoint_id=endpoint_id, channel=channel, error=error
+            )
+            raise
+        finally:
+            scopes.leave(token)
         self._recorder.message(
             RecordKind.HANDLED,
             message,

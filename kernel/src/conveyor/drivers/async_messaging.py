@@ -18,18 +18,19 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
+from conveyor.core.bus_calls import BusInterceptor
 from conveyor.core.clock import Clock, ensure_aware
 from conveyor.core.codec.serialization import Codec
 from conveyor.core.delivery import NO_OPTIONS
-from conveyor.core.errors import ConfigurationError
 from conveyor.core.ids import IdGenerator, seeded_random
 from conveyor.core.instants import later
 from conveyor.core.journal import Journal, RecordKind
+from conveyor.core.queries import Answer, Query
 from conveyor.core.registry import HandlerSpec
 from conveyor.core.retry import RetryPolicy
-from conveyor.drivers.addressing import Addressing
+from conveyor.drivers.addressing import Addressing, check_bus_channel
 from conveyor.drivers.async_consumption import AsyncConsumption
 from conveyor.drivers.async_dispatch import AsyncDispatch, AsyncTransaction
 from conveyor.drivers.async_driving import AsyncDriver
@@ -40,18 +41,22 @@ from conveyor.drivers.async_stack import AsyncStackParts, async_handling_stack
 from conveyor.drivers.bootstrap import (
     basics,
     check_capabilities,
+    check_retry_delays,
     compose_stacks,
     open_async_channels,
     prepare,
 )
 from conveyor.drivers.channel_runtime import AsyncChannelRuntime
 from conveyor.drivers.driving import RunResult
+from conveyor.drivers.guarded_bus import install_bus_interceptors
 from conveyor.drivers.logs import log_failures as log_failures_to
 from conveyor.drivers.policies import resolve_policies
 from conveyor.drivers.recording import Recorder
 from conveyor.drivers.scopes import Scopes
+from conveyor.drivers.ticks import TickFailures, tick_policies
 from conveyor.stores.dead_letters import DeadLetterStore
 from conveyor.stores.deduplication import Deduplication
+from conveyor.stores.schedules import ScheduleStore
 from conveyor.transports.channels import Channel, Mode
 from conveyor.transports.seam import AsyncTransport
 
@@ -61,7 +66,8 @@ __all__ = ["AsyncMessaging"]
 class AsyncMessaging:
     """Awaitable command, event and query buses over handlers and channels, with injected time.
 
-    Args: as ``Messaging``; ``transaction`` is a factory of async context managers.
+    Args: as ``Messaging``; ``transaction`` is a factory of async context managers, and bus
+    interceptors are ``async def (call, proceed)`` that ``await proceed(call)``.
     """
 
     def __init__(
@@ -75,6 +81,7 @@ class AsyncMessaging:
         types: Iterable[type] = (),
         interceptors: Iterable[object] = (),
         dead_letters: DeadLetterStore | None = None,
+        schedule_store: ScheduleStore | None = None,
         deduplication: Deduplication | None = None,
         retry: RetryPolicy | None = None,
         error_handler: object | None = None,
@@ -85,6 +92,7 @@ class AsyncMessaging:
         journal: Journal | None = None,
         max_steps: int | None = 100_000,
         log_failures: bool = True,
+        bus_interceptors: Iterable[BusInterceptor] = (),
     ) -> None:
         given = basics(clock, ids, journal, dead_letters)
         self.clock: Clock = given.clock
@@ -131,6 +139,7 @@ class AsyncMessaging:
             channel_error_handlers=prepared.channel_error_handlers,
             endpoint_error_handlers=prepared.endpoint_error_handlers,
         )  # fmt: skip
+        check_retry_delays(policies, self.channels)
         self.dead_letters = AsyncDeadLetters(
             self.dead_letter_store, channels=self.channels, journal=self.journal,
             clock=self.clock, drain_inline=drain,
@@ -138,9 +147,9 @@ class AsyncMessaging:
         executor = AsyncPlanExecutor(
             clock=self.clock, journal=self.journal, recorder=recorder, outgoing=outgoing,
             letters=self.dead_letter_store, letter_id=self.dead_letters.new_id,
-            call_error_handler=AsyncErrorHandlers(
+            call_error_handler=(error_handlers := AsyncErrorHandlers(
                 self.endpoints, dispatch=dispatch, outgoing=outgoing, clock=self.clock
-            ),
+            )),
             rng=seeded_random(seed),
         )  # fmt: skip
         parts = AsyncStackParts(
@@ -164,12 +173,26 @@ class AsyncMessaging:
         self._driver: AsyncDriver = AsyncDriver(
             channels=self.channels, scheduled=[s for s in self.handlers if s.kind == "scheduled"],
             consumption=consumption, dispatch=dispatch, recorder=recorder, router=self.router,
-            buses=self, clock=self.clock, max_steps=max_steps,
+            buses=self, clock=self.clock, max_steps=max_steps, schedule_store=schedule_store,
+            ticks=TickFailures(
+                policies=tick_policies(self.handlers, prepared.endpoint_error_handlers),
+                clock=self.clock, recorder=recorder, letters=self.dead_letter_store,
+                letter_id=self.dead_letters.new_id, rng=executor.random,
+            ),
+            error_handlers=error_handlers,
         )  # fmt: skip
+        self.dead_letters.ticks = self._driver.replay_tick
         self._dispatch = dispatch
         self._outgoing = outgoing
         self._recorder = recorder
         self._addressing = Addressing(self.router, self.handlers, self.clock)
+        if bus_interceptors := tuple(bus_interceptors):  # async def (call, proceed) -> result
+            install_bus_interceptors(self, bus_interceptors)
+
+    @property
+    def driver(self) -> AsyncDriver:
+        """Runs the consumers: channels, schedules, settling and time (as ``Messaging.driver``)."""
+        return self._driver
 
     async def _drain(self, inline: list[str]) -> int:
         """Run inline channels' consumers until they are idle (inline mode)."""
@@ -213,23 +236,24 @@ class AsyncMessaging:
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> object:
         """Send a command to its one handler; returns what a synchronous handler returns."""
         if not self._open:
             await self.open()
         spec = self._addressing.command(command, routing_key)
-        message = self._dispatch.new_message(command, headers, routing_key)
+        message = self._dispatch.new_message.for_verb(
+            command, headers, routing_key, message_id, correlation_id, propagate_headers
+        )
         self._recorder.message(RecordKind.SENT, message, at=message.headers.timestamp)
         options = self._addressing.options(delay, at, priority, ttl)
         dispatch = self._dispatch
         if not spec.is_async:
             self._addressing.refuse_options(spec, message, options)
             return await dispatch.from_top(lambda: dispatch.call_handler(spec, message, None))
-
-        async def hold() -> None:
-            self._outgoing.queue_copy(spec, message, options)
-
-        await dispatch.from_top(hold)
+        await dispatch.queue_from_top(spec, message, options)
         return None
 
     async def publish(
@@ -242,16 +266,45 @@ class AsyncMessaging:
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> None:
         """Publish an event to every handler of it, in registration order (none is fine)."""
         if not self._open:
             await self.open()
-        message = self._dispatch.new_message(event, headers, routing_key)
+        specs = self._addressing.events(event, routing_key)
+        message = self._dispatch.new_message.for_verb(
+            event, headers, routing_key, message_id, correlation_id, propagate_headers
+        )
         self._recorder.message(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
         options = self._addressing.options(delay, at, priority, ttl)
-        specs = self._addressing.events(event, routing_key)
         dispatch = self._dispatch
         await dispatch.from_top(lambda: dispatch.publish_to(specs, message, options))
+
+    @overload
+    async def ask(
+        self,
+        query: Query[Answer],
+        *,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
+    ) -> Answer: ...
+
+    @overload
+    async def ask(
+        self,
+        query: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
+    ) -> Any: ...
 
     async def ask(
         self,
@@ -259,12 +312,17 @@ class AsyncMessaging:
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Any:
-        """Ask a query of its one handler and return the answer."""
+        """Ask a query of its one handler and return the answer (typed for a ``Query[T]``)."""
         if not self._open:
             await self.open()
         spec = self._addressing.query(query, routing_key)
-        message = self._dispatch.new_message(query, headers, routing_key)
+        message = self._dispatch.new_message.for_verb(
+            query, headers, routing_key, message_id, correlation_id, propagate_headers
+        )
         self._recorder.message(RecordKind.ASKED, message, at=message.headers.timestamp)
         dispatch = self._dispatch
         return await dispatch.from_top(lambda: dispatch.call_handler(spec, message, None))
@@ -277,16 +335,22 @@ class AsyncMessaging:
         bus: str,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> None:
         """Queue a message on ``channel`` so its consumer routes it on the bus (async bus)."""
-        if channel not in self.channels:
-            raise ConfigurationError(
-                f"asynchronous bus channel {channel!r} is not declared; declared: "
-                f"{', '.join(self.channels) or 'none'}."
-            )
+        check_bus_channel(channel, self.channels, {})  # no dynamic channels: none is internal
         if not self._open:
             await self.open()
-        message = self._dispatch.new_message(payload, headers, routing_key)
+        message = self._dispatch.new_message.identified(
+            payload,
+            headers,
+            routing_key,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            propagate_headers=propagate_headers,
+        )
         kind = RecordKind.SENT if bus == "command" else RecordKind.PUBLISHED
         self._recorder.message(kind, message, channel=channel)
 
@@ -303,7 +367,7 @@ class AsyncMessaging:
 
     async def run(
         self,
-        name: str,
+        name: str | list[str],
         *,
         concurrency: int = 1,
         limit: int | None = None,
@@ -311,18 +375,21 @@ class AsyncMessaging:
         memory_limit: int | None = None,
         stop_on_failure: bool = False,
         finish_when_empty: bool | None = None,
+        grace: timedelta | None = None,
     ) -> RunResult:
-        """Run one consumer until a limit is reached, up to ``concurrency`` messages at once.
+        """Run one consumer, or several in turn, up to ``concurrency`` messages at once.
 
-        The limits and their defaults are ``Messaging.run``'s. SIGTERM and SIGINT (in the main
-        thread) stop taking messages; the run returns once those in flight are finished.
+        The limits and their defaults are ``Messaging.run``'s, counted over all the consumers.
+        SIGTERM and SIGINT (in the main thread) stop taking messages; the run returns once
+        those in flight are finished. A second signal, or ``grace`` running out, cancels them
+        (they come back when their lease runs out).
         """
         if not self._open:
             await self.open()
         return await self._driver.run(
             name, concurrency=concurrency, limit=limit, time_limit=time_limit,
             memory_limit=memory_limit, stop_on_failure=stop_on_failure,
-            finish_when_empty=finish_when_empty,
+            finish_when_empty=finish_when_empty, grace=grace,
         )  # fmt: skip
 
     def request_stop(self) -> None:

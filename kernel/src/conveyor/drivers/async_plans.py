@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 
 from conveyor.core.clock import Clock
 from conveyor.core.delivery import NO_OPTIONS
+from conveyor.core.failure import Failure
 from conveyor.core.journal import Journal
 from conveyor.core.lifecycle import Ack, CallErrorHandler, Plan, Release, Resend, ResolvedPolicy
+from conveyor.core.message import Message
 from conveyor.core.outcome import Outcome
 from conveyor.core.registry import HandlerSpec
 from conveyor.drivers.async_dispatch import AsyncDispatch
@@ -117,7 +120,22 @@ class AsyncErrorHandlers:
         failure = failure_for(
             consumed, error, now=self._clock.now(), in_process=not handler.is_async
         )
-        channel = consumed.channel
+        await self.give(
+            handler_id, failure, consumed.message, consumed.endpoint_id, consumed.channel
+        )
+
+    async def give(
+        self,
+        handler_id: str,
+        failure: Failure,
+        failed: Message | None,
+        endpoint_id: str | None,
+        channel: str | None,
+    ) -> None:
+        """Hand ``failure`` to an error handler: a consumed copy's, or a scheduled tick's."""
+        handler = self._endpoints[handler_id]
+        if handler.is_async and failure.error is not None:
+            failure = replace(failure, error=None)  # exceptions do not cross the wire
         dispatch = self._dispatch
 
         async def hand_over() -> None:
@@ -127,4 +145,4 @@ class AsyncErrorHandlers:
             else:
                 await dispatch.call_handler(handler, failure_message, channel)
 
-        await dispatch.collected(consumed.message, consumed.endpoint_id, channel, hand_over)
+        await dispatch.collected(failed, endpoint_id, channel, hand_over)

@@ -10,7 +10,6 @@ failure by ``conveyor.drivers.stack.retries_again``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 from conveyor.core.clock import Clock
@@ -85,18 +84,28 @@ async def deduplication(proceed: Proceed, attempt: AsyncAttempt) -> object:
 async def transaction(proceed: Proceed, attempt: AsyncAttempt) -> object:
     """The application's transaction (``AsyncMessaging(transaction=...)``) around one attempt."""
     factory = attempt.parts.transaction
-    async with factory() if factory is not None else nullcontext():
+    if factory is None:
+        return await proceed()
+    async with factory():
         return await proceed()
 
 
 async def collector(proceed: Proceed, attempt: AsyncAttempt) -> object:
     """Messages sent while handling leave only when the handler returns."""
     parts = attempt.parts
-    with parts.scopes.opened(
+    scopes = parts.scopes
+    scope, token = scopes.inner(
         attempt.message, attempt.spec.endpoint_id, attempt.channel, attempt=attempt.state
-    ) as scope:
-        result = await proceed()
+    )
+    try:
+        try:
+            result = await proceed()
+        except BaseException:
+            parts.outgoing.discard(scope)
+            raise
         await parts.outgoing.flush(scope)
+    finally:
+        scopes.leave(token)
     return result
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "open_channels",
     "open_async_channels",
     "check_capabilities",
+    "check_retry_delays",
     "resolve_error_handler",
     "unused_layers",
     "base_call",
@@ -258,7 +259,12 @@ def check_handlers(
                     f"QueueChannel({channel!r}) (or a broker channel) to "
                     f"Messaging(channels=[...])."
                 )
-        if not spec.channels and (spec.delay or spec.priority is not None or spec.ttl):
+        if not spec.channels and (
+            spec.delay
+            or (spec.priority is not None and spec.kind != "event")  # orders sync subscribers
+            or spec.ttl
+            or spec.delivery_rules
+        ):
             raise ConfigurationError(
                 f"handler {spec.name} has @delayed, @priority or @time_to_live but "
                 f"runs synchronously, where they cannot apply. Add @asynchronous(...)."
@@ -357,6 +363,26 @@ def check_capabilities(
                     f"channel, or a transport that implements InspectableTransport (the "
                     f"in-memory and SQLite ones do)."
                 )
+
+
+def check_retry_delays(
+    policies: Mapping[tuple[str, str], ResolvedPolicy], channels: Mapping[str, AnyRuntime]
+) -> None:
+    """Refuse delayed retries on a channel whose transport cannot hold a message until due.
+
+    The copy would come back at once, retried with no delay at all (a capability is never
+    silently ignored, DESIGN section 5).
+    """
+    for (endpoint_id, name), policy in policies.items():
+        transport = channels[name].transport
+        delayed = policy.retry is not None and policy.retry.delays is not None
+        if delayed and not transport.capabilities.delay:
+            raise ConfigurationError(
+                f"endpoint {endpoint_id!r} retries with delays on channel {name!r}, but its "
+                f"transport ({type(transport).__qualname__}) cannot hold delayed messages. "
+                f"Use instant retries only (RetryPolicy(instant=...)) or a channel whose "
+                f"transport declares delay."
+            )
 
 
 def resolve_error_handler(

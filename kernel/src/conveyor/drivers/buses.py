@@ -10,26 +10,79 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, overload, runtime_checkable
 
+from conveyor.core.queries import Answer, Query
 from conveyor.core.wire import BUS_COMMAND, BUS_EVENT
 
 __all__ = ["CommandBus", "EventBus", "QueryBus", "Buses", "BusView"]
 
 
+# The verbs take the keywords of ``Messaging``'s, so a ``Messaging``, a ``Harness`` and a
+# ``BusView`` are each a ``CommandBus``, an ``EventBus`` and a ``QueryBus`` to a type checker.
+
+
 @runtime_checkable
 class CommandBus(Protocol):
-    def send(self, command: object, **options: Any) -> object: ...
+    """Sends commands (``Messaging``, ``messaging.command_bus(...)``, a test harness)."""
+
+    def send(
+        self,
+        command: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        delay: timedelta | None = None,
+        at: datetime | None = None,
+        priority: int | None = None,
+        ttl: timedelta | None = None,
+        routing_key: str | None = None,
+    ) -> object: ...
 
 
 @runtime_checkable
 class EventBus(Protocol):
-    def publish(self, event: object, **options: Any) -> None: ...
+    """Publishes events (``Messaging``, ``messaging.event_bus(...)``, a test harness)."""
+
+    def publish(
+        self,
+        event: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        delay: timedelta | None = None,
+        at: datetime | None = None,
+        priority: int | None = None,
+        ttl: timedelta | None = None,
+        routing_key: str | None = None,
+    ) -> None: ...
 
 
 @runtime_checkable
 class QueryBus(Protocol):
-    def ask(self, query: object, **options: Any) -> Any: ...
+    """Asks queries; the answer is typed for a query class derived from ``Query[T]``."""
+
+    @overload
+    def ask(
+        self,
+        query: Query[Answer],
+        *,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
+    ) -> Answer: ...
+
+    @overload
+    def ask(
+        self,
+        query: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
+    ) -> Any: ...
 
 
 class Buses(Protocol):
@@ -48,6 +101,9 @@ class Buses(Protocol):
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> object: ...
 
     def publish(
@@ -60,6 +116,9 @@ class Buses(Protocol):
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> None: ...
 
     def ask(
@@ -68,6 +127,9 @@ class Buses(Protocol):
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Any: ...
 
     def send_through(
@@ -78,6 +140,9 @@ class Buses(Protocol):
         bus: str,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> None: ...
 
 
@@ -106,6 +171,12 @@ class BusView:
             self._messaging.publish(event, **options)
         else:
             self._messaging.send_through(self._channel, event, bus=BUS_EVENT, **options)
+
+    @overload
+    def ask(self, query: Query[Answer], **options: Any) -> Answer: ...
+
+    @overload
+    def ask(self, query: object, **options: Any) -> Any: ...
 
     def ask(self, query: object, **options: Any) -> Any:
         return self._messaging.ask(query, **options)

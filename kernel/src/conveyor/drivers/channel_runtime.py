@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from conveyor.core.codec.serialization import Codec
+from conveyor.core.implements import implements
 from conveyor.transports.channels import Channel
 from conveyor.transports.dynamic import DynamicTransport
 from conveyor.transports.seam import (
@@ -58,11 +61,9 @@ class ChannelRuntime:
         self.bus = bus
         self.max_priority: int | None = transport.capabilities.max_priority
         self.inspectable: InspectableTransport | None = (
-            transport if isinstance(transport, InspectableTransport) else None
+            transport if _inspectable(transport) else None
         )
-        self.renewable: RenewableTransport | None = (
-            transport if isinstance(transport, RenewableTransport) else None
-        )
+        self.renewable: RenewableTransport | None = transport if _renewable(transport) else None
         self.router: DynamicTransport | None = (
             transport if isinstance(transport, DynamicTransport) else None
         )
@@ -104,12 +105,28 @@ class AsyncChannelRuntime:
         self.bus = bus
         self.max_priority: int | None = transport.capabilities.max_priority
         self.inspectable: AsyncInspectableTransport | None = (
-            transport if isinstance(transport, AsyncInspectableTransport) else None
+            transport if _async_inspectable(transport) else None
         )
         self.renewable: AsyncRenewableTransport | None = (
-            transport if isinstance(transport, AsyncRenewableTransport) else None
+            transport if _async_renewable(transport) else None
         )
         self.router: DynamicTransport | None = None
+
+
+def _inspectable(transport: Transport) -> TypeGuard[InspectableTransport]:
+    return implements(transport, InspectableTransport)
+
+
+def _renewable(transport: Transport) -> TypeGuard[RenewableTransport]:
+    return implements(transport, RenewableTransport)
+
+
+def _async_inspectable(transport: AsyncTransport) -> TypeGuard[AsyncInspectableTransport]:
+    return implements(transport, AsyncInspectableTransport)
+
+
+def _async_renewable(transport: AsyncTransport) -> TypeGuard[AsyncRenewableTransport]:
+    return implements(transport, AsyncRenewableTransport)
 
 
 AnyRuntime = ChannelRuntime | AsyncChannelRuntime

@@ -42,7 +42,7 @@ from conveyor.core.outcome import Outcome
 from conveyor.core.registry import HandlerSpec
 from conveyor.core.retry import RetryPolicy
 from conveyor.core.routing import Router
-from conveyor.core.wire import BUS_COMMAND, BUS_EVENT, Delivery, Envelope, H, read_envelope
+from conveyor.core.wire import BUS_COMMAND, Delivery, Envelope, H, read_envelope
 from conveyor.drivers import deliveries
 from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.drivers.dispatch import Dispatch
@@ -50,7 +50,7 @@ from conveyor.drivers.outgoing import Outgoing
 from conveyor.drivers.plans import Consumed, PlanExecutor
 from conveyor.drivers.policies import bus_retry
 from conveyor.drivers.recording import Recorder
-from conveyor.drivers.rejections import handles, no_endpoint, not_a_bus, wrong_type
+from conveyor.drivers.rejections import Refusal, addressee, refused_payload
 from conveyor.drivers.stack import Attempt, StackParts
 from conveyor.stores.deduplication import Deduplication
 
@@ -130,6 +130,7 @@ class Consumption:
     def _consume(
         self, runtime: ChannelRuntime, delivery: Delivery, stop_on_failure: bool
     ) -> Outcome:
+        self._recorder.received(runtime.name, delivery)
         wire = delivery.message.headers
         try:
             envelope = read_envelope(wire, max_priority=runtime.max_priority)
@@ -143,20 +144,20 @@ class Consumption:
                 return self._forward(consumed, envelope)
             if route == "hold":
                 return self._hold(consumed, envelope)
-            if envelope.endpoint in (BUS_COMMAND, BUS_EVENT):
-                if not runtime.bus:
-                    return self._reject(consumed, "unroutable", None, not_a_bus(runtime.name))
+            spec = addressee(
+                envelope.endpoint, to_bus=route == "bus", channel=runtime.name,
+                bus_channel=runtime.bus, endpoints=self._endpoints,
+            )  # fmt: skip
+            if isinstance(spec, Refusal):
+                return self._reject(consumed, spec.reason, None, spec.detail)
+            if spec is None:
                 return self._route_on_bus(consumed, envelope)
-            spec = self._endpoints.get(envelope.endpoint)
-            if spec is None or runtime.name not in spec.channels:
-                detail = no_endpoint(envelope.endpoint, runtime.name, self._endpoints.values())
-                return self._reject(consumed, "no endpoint", None, detail)
             message = self._decode(consumed, envelope)
             if isinstance(message, Outcome):
                 return message
-            if not handles(spec, message.payload):
-                detail = wrong_type(spec, message.payload)
-                return self._reject(consumed, "wrong type for endpoint", None, detail)
+            refusal = refused_payload(spec, message.payload)
+            if refusal is not None:
+                return self._reject(consumed, refusal.reason, None, refusal.detail)
             consumed = Consumed(runtime, delivery, envelope, message, spec.endpoint_id)
         except (ConnectionFailed, TransportClosed, StaleReceipt):
             raise
@@ -338,9 +339,9 @@ class Consumption:
                 command = self._router.command(type(message.payload), envelope.routing_key)
             except NoHandlerError as error:
                 return self._reject(consumed, "unroutable", error, "unroutable: no handler")
-            if not handles(command, message.payload):
-                detail = wrong_type(command, message.payload)
-                return self._reject(consumed, "wrong type for endpoint", None, detail)
+            refusal = refused_payload(command, message.payload)
+            if refusal is not None:
+                return self._reject(consumed, refusal.reason, None, refusal.detail)
         try:
             self._dispatch.collected(
                 message,

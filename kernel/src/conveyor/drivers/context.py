@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, overload
 
 from conveyor.core.clock import Clock
 from conveyor.core.headers import Headers
 from conveyor.core.message import Message
+from conveyor.core.queries import Answer, Query
 
 if TYPE_CHECKING:
     from conveyor.drivers.buses import Buses
@@ -43,6 +44,15 @@ class Handling:
     @property
     def attempt(self) -> int:
         return self.message.headers.attempt
+
+    @property
+    def replayed(self) -> int:
+        """How many times this message was replayed from the dead-letter store (0: never).
+
+        A handler can tell a replay of a failed message from its first life, for example to
+        skip a side effect that already happened.
+        """
+        return self.message.headers.replayed
 
     @property
     def clock(self) -> Clock:
@@ -89,6 +99,9 @@ class Context(Handling):
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> object:
         """Send a command caused by this message."""
         return self._messaging.send(
@@ -99,6 +112,9 @@ class Context(Handling):
             priority=priority,
             ttl=ttl,
             routing_key=routing_key,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            propagate_headers=propagate_headers,
         )
 
     def publish(
@@ -111,6 +127,9 @@ class Context(Handling):
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> None:
         """Publish an event caused by this message."""
         self._messaging.publish(
@@ -121,7 +140,34 @@ class Context(Handling):
             priority=priority,
             ttl=ttl,
             routing_key=routing_key,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            propagate_headers=propagate_headers,
         )
+
+    @overload
+    def ask(
+        self,
+        query: Query[Answer],
+        *,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
+    ) -> Answer: ...
+
+    @overload
+    def ask(
+        self,
+        query: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
+    ) -> Any: ...
 
     def ask(
         self,
@@ -129,6 +175,16 @@ class Context(Handling):
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
-    ) -> object:
-        """Ask a query; its answer comes back at once."""
-        return self._messaging.ask(query, headers=headers, routing_key=routing_key)
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
+    ) -> Any:
+        """Ask a query; its answer comes back at once (typed for a ``Query[T]``)."""
+        return self._messaging.ask(
+            query,
+            headers=headers,
+            routing_key=routing_key,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            propagate_headers=propagate_headers,
+        )

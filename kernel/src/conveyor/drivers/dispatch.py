@@ -25,7 +25,7 @@ from typing import TypeVar
 from conveyor.core.clock import Clock
 from conveyor.core.collector import Scope
 from conveyor.core.delivery import DeliveryOptions
-from conveyor.core.headers import Headers, check_user_headers
+from conveyor.core.headers import Headers, check_identity, check_user_headers
 from conveyor.core.ids import IdGenerator
 from conveyor.core.interceptors import Interceptor, wrap_with
 from conveyor.core.journal import RecordKind
@@ -77,6 +77,72 @@ class NewMessages:
             inherited = {**parent_headers.user, **user} if user else parent_headers.user
             built = Headers(
                 message_id, parent_headers.correlation_id, parent_headers.id, now, 1, inherited
+            )
+        return Message(payload, built, routing_key)
+
+    def for_verb(
+        self,
+        payload: object,
+        headers: Mapping[str, str] | None,
+        routing_key: str | None,
+        message_id: str | None,
+        correlation_id: str | None,
+        propagate_headers: bool,
+    ) -> Message:
+        """The message a bus verb sends, in both drivers: the common one unless an identity
+        option is given (then :meth:`identified`)."""
+        if message_id is None and correlation_id is None and propagate_headers:
+            return self(payload, headers, routing_key)
+        return self.identified(
+            payload, headers, routing_key, message_id=message_id,
+            correlation_id=correlation_id, propagate_headers=propagate_headers,
+        )  # fmt: skip
+
+    def identified(
+        self,
+        payload: object,
+        headers: Mapping[str, str] | None,
+        routing_key: str | None,
+        *,
+        message_id: str | None,
+        correlation_id: str | None,
+        propagate_headers: bool,
+    ) -> Message:
+        """A message with an explicit id or correlation id, or without inherited user headers.
+
+        The verbs call it only when one of these is given, so the common send pays nothing.
+        An explicit correlation id wins over the one of the message being handled (a flow that
+        started elsewhere, such as an HTTP request); the cause is still the message handled.
+        """
+        user = check_user_headers(headers) if headers else _EMPTY_USER
+        parent = self._scopes.handled_message()
+        now = self._clock.now()
+        new_id = (
+            check_identity(message_id, "message_id=")
+            if message_id is not None
+            else self._new_id(now)
+        )
+        correlation = (
+            check_identity(correlation_id, "correlation_id=")
+            if correlation_id is not None
+            else None
+        )
+        if parent is None:
+            built = Headers(new_id, correlation or new_id, None, now, 1, user)
+        else:
+            parent_headers = parent.headers
+            inherited = (
+                ({**parent_headers.user, **user} if user else parent_headers.user)
+                if propagate_headers
+                else user
+            )
+            built = Headers(
+                new_id,
+                correlation or parent_headers.correlation_id,
+                parent_headers.id,
+                now,
+                1,
+                inherited,
             )
         return Message(payload, built, routing_key)
 
@@ -217,6 +283,10 @@ class Dispatch:
                 with self._transaction():
                     result = work(scope)
                     self._outgoing.flush(scope)
+        except BaseException:
+            if scope.buffer:
+                self._outgoing.discard(scope)
+            raise
         finally:
             self._scope.reset(token)
         if self._drain_inline is not None:
@@ -237,7 +307,11 @@ class Dispatch:
         """
         transaction = self._transaction() if self._transaction is not None else nullcontext()
         with transaction, self._scopes.opened(message, endpoint_id, channel) as scope:
-            result = work()
+            try:
+                result = work()
+            except BaseException:
+                self._outgoing.discard(scope)
+                raise
             self._outgoing.flush(scope)
         return result
 

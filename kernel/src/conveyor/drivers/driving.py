@@ -8,7 +8,6 @@ last journal records, never a wall-clock timeout.
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from collections.abc import Iterator, Mapping
@@ -16,20 +15,29 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import FrameType
+from typing import TypeGuard
 
+from conveyor.core import lifecycle
 from conveyor.core.clock import Clock, SteppableClock
 from conveyor.core.errors import ConfigurationError, SettleError
-from conveyor.core.instants import later
+from conveyor.core.implements import implements
+from conveyor.core.instants import LATEST, later
 from conveyor.core.journal import Journal, Record, RecordKind
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
 from conveyor.core.routing import Router
+from conveyor.core.wire import Delivery
 from conveyor.drivers.buses import Buses
 from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.drivers.consumption import Consumption
 from conveyor.drivers.dispatch import Dispatch
+from conveyor.drivers.error_handlers import ErrorHandlers
+from conveyor.drivers.leases import LeaseKeeper
 from conveyor.drivers.recording import Recorder
 from conveyor.drivers.resident import resident_mib
+from conveyor.drivers.ticks import TickFailures, log_tick_failure, replayed_tick
+from conveyor.stores.dead_letters import DeadLetter
+from conveyor.stores.schedules import InMemoryScheduleStore, ScheduleStore
 
 __all__ = [
     "Driver",
@@ -71,24 +79,60 @@ class StepBudget:
         self.used += 1
         return self.limit is not None and self.used > self.limit
 
+    def exhausted(self) -> bool:
+        """Whether every step is spent: one more would pass the limit."""
+        return self.limit is not None and self.used >= self.limit
+
 
 class ScheduledEndpoint:
-    """A ``@scheduled`` handler with its next planned tick."""
+    """A ``@scheduled`` handler, its first planned tick, and the store of its next one.
 
-    __slots__ = ("due", "spec")
+    ``first`` is planned from this process's start; it is used only while the store holds no
+    tick for the endpoint (the first worker ever, or state kept in memory).
+    """
 
-    def __init__(self, spec: HandlerSpec, started: datetime) -> None:
+    __slots__ = ("first", "retry", "spec", "store")
+
+    def __init__(self, spec: HandlerSpec, started: datetime, store: ScheduleStore) -> None:
         assert spec.schedule is not None
         self.spec = spec
-        self.due = spec.schedule.first_due(started)
+        self.store = store
+        self.first = spec.schedule.first_due(started)
+        #: A failed tick's delayed retry: when, and the tick to run again (this process only).
+        self.retry: tuple[datetime, Message] | None = None
 
-    def take(self, now: datetime) -> datetime | None:
-        """Move on to the next planned tick; the planned instant of this one if it runs."""
+    @property
+    def due(self) -> datetime:
+        """The next planned tick, as the store says, or a delayed retry due sooner."""
+        stored = self.store.next_due(self.spec.endpoint_id)
+        planned = self.first if stored is None else stored
+        if self.retry is not None and self.retry[0] < planned:
+            return self.retry[0]
+        return planned
+
+    def take_retry(self, now: datetime) -> Message | None:
+        """The tick whose delayed retry is due at ``now``, if any (taken: it runs once)."""
+        if self.retry is None or self.retry[0] > now:
+            return None
+        tick, self.retry = self.retry[1], None
+        return tick
+
+    def take(self, now: datetime) -> tuple[datetime, bool] | None:
+        """Claim the tick due at ``now``: its planned instant and whether it runs.
+
+        None when nothing is due or another worker claimed it first. A claimed tick that the
+        schedule's ``catch_up="skip"`` drops does not run.
+        """
         schedule = self.spec.schedule
         assert schedule is not None
-        planned = self.due
-        self.due = schedule.next_due(planned, now)
-        return None if schedule.is_missed(planned, now) else planned
+        stored = self.store.next_due(self.spec.endpoint_id)
+        planned = self.first if stored is None else stored
+        if planned > now:
+            return None
+        following = schedule.next_due(planned, now)
+        if not self.store.claim(self.spec.endpoint_id, stored, following):
+            return None
+        return planned, not schedule.is_missed(planned, now)
 
 
 class Driver:
@@ -100,12 +144,15 @@ class Driver:
         "_clock",
         "_consumption",
         "_dispatch",
+        "_error_handlers",
         "_journal",
+        "_leases",
         "_max_steps",
         "_recorder",
         "_router",
         "_stepper",
         "_stop_requested",
+        "_ticks",
         "scheduled",
     )
 
@@ -121,8 +168,13 @@ class Driver:
         buses: Buses,
         clock: Clock,
         max_steps: int | None,
+        schedule_store: ScheduleStore | None = None,
+        ticks: TickFailures | None = None,
+        error_handlers: ErrorHandlers | None = None,
     ) -> None:
         self._channels = channels
+        self._ticks = ticks
+        self._error_handlers = error_handlers
         self._consumption = consumption
         self._dispatch = dispatch
         self._recorder = recorder
@@ -130,24 +182,36 @@ class Driver:
         self._router = router
         self._buses = buses
         self._clock = clock
-        self._stepper: SteppableClock | None = clock if isinstance(clock, SteppableClock) else None
+        self._stepper: SteppableClock | None = clock if _steppable(clock) else None
+        self._leases = LeaseKeeper(clock) if self._stepper is None else None
         self._max_steps = max_steps
         now = clock.now()
-        self.scheduled = {s.endpoint_id: ScheduledEndpoint(s, now) for s in scheduled}
+        store = schedule_store if schedule_store is not None else InMemoryScheduleStore()
+        self.scheduled = {s.endpoint_id: ScheduledEndpoint(s, now, store) for s in scheduled}
         self._stop_requested = False
 
     def names(self) -> list[str]:
-        return [*self._channels, *self.scheduled]
+        """The consumers: channels this Messaging consumes (not the send-only ones), then
+        scheduled endpoints."""
+        consumed = [n for n, rt in self._channels.items() if not rt.definition.send_only]
+        return [*consumed, *self.scheduled]
 
     # ------------------------------------------------------------------ one step
 
     def step(
-        self, name: str, *, stop_on_failure: bool = False, wait: timedelta | None = None
+        self,
+        name: str,
+        *,
+        stop_on_failure: bool = False,
+        wait: timedelta | None = None,
+        budget: StepBudget | None = None,
     ) -> bool:
         """Process one message (or tick) of consumer ``name``; False when nothing was due.
 
         ``wait`` (on a real clock only) lets the transport block that long for a message: the
-        broker's long poll instead of a sleep between polls.
+        broker's long poll instead of a sleep between polls. When ``budget`` is spent, work that
+        is found is given back and settling counts as a runaway loop (``max_steps=100`` runs
+        100 steps, never 101).
         """
         runtime = self._channels.get(name)
         if runtime is not None:
@@ -157,30 +221,64 @@ class Driver:
             if not deliveries:
                 return False
             delivery = deliveries[0]
-            if runtime.router is not None:  # a dynamic channel: journal its concrete channel too
-                with self._recorder.consuming_via(name, delivery.channel):
-                    self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
-                return True
-            self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
+            if budget is not None and budget.exhausted():
+                runtime.transport.release(delivery)
+                raise self._runaway(budget.limit)
+            if self._leases is not None:  # real time: keep the lease while the handler runs
+                with self._leases.holding(runtime, delivery):
+                    self._consume(runtime, delivery, stop_on_failure)
+            else:
+                self._consume(runtime, delivery, stop_on_failure)
             return True
         endpoint = self.scheduled[name]
-        now = self._clock.now()
-        if endpoint.due > now:
+        if endpoint.due > self._clock.now():
             return False
-        self._tick(endpoint, now, stop_on_failure=stop_on_failure)
+        if budget is not None and budget.exhausted():
+            raise self._runaway(budget.limit)
+        retried = endpoint.take_retry(self._clock.now())
+        if retried is not None:
+            self._run_tick(endpoint, retried, stop_on_failure=stop_on_failure)
+            return True
+        taken = endpoint.take(self._clock.now())
+        if taken is None:
+            return False  # another worker claimed the tick
+        planned, runs = taken
+        if runs:
+            self._tick(endpoint, planned, stop_on_failure=stop_on_failure)
         return True
 
-    def _tick(self, endpoint: ScheduledEndpoint, now: datetime, *, stop_on_failure: bool) -> None:
-        spec = endpoint.spec
-        planned = endpoint.take(now)
-        if planned is None:
+    def _consume(self, runtime: ChannelRuntime, delivery: Delivery, stop_on_failure: bool) -> None:
+        if runtime.router is not None:  # a dynamic channel: journal its concrete channel too
+            with self._recorder.consuming_via(runtime.name, delivery.channel):
+                self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
             return
+        self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
+
+    def _tick(
+        self, endpoint: ScheduledEndpoint, planned: datetime, *, stop_on_failure: bool
+    ) -> None:
+        tick = Message(planned, self._dispatch.new_message(None, None, None).headers, None)
+        self._run_tick(endpoint, tick, stop_on_failure=stop_on_failure)
+
+    def replay_tick(self, letter: DeadLetter) -> None:
+        """Run a tick kept as a dead letter again, now (``dead_letters.replay``)."""
+        endpoint = self.scheduled[letter.channel]
+        tick = replayed_tick(letter, self._clock.now())
+        self._run_tick(endpoint, tick, stop_on_failure=False)
+
+    def _run_tick(
+        self, endpoint: ScheduledEndpoint, tick: Message, *, stop_on_failure: bool
+    ) -> None:
+        spec = endpoint.spec
         dispatch = self._dispatch
-        tick = Message(planned, dispatch.new_message(None, None, None).headers, spec.endpoint_id)
+        planned = tick.payload
+        assert isinstance(planned, datetime)
+        tick = Message(planned, tick.headers, spec.endpoint_id)
         self._recorder.message(
             RecordKind.TICKED,
             tick,
             endpoint_id=spec.endpoint_id,
+            attempt=tick.headers.attempt,
             detail=f"planned {planned.isoformat()}",
         )
 
@@ -192,20 +290,62 @@ class Driver:
                 else:
                     self._buses.publish(result)
 
-        try:
-            dispatch.collected(tick, spec.endpoint_id, None, run_tick)
-        except Exception as error:
-            # The failure is in the journal (FAILED); there is no message to retry or set
-            # aside, so an operator must see it in the log. The next tick runs as planned.
-            if stop_on_failure:
-                raise
-            logging.getLogger("conveyor").error(
-                "scheduled %s failed at its tick planned %s; the next tick runs as planned: %s",
-                spec.endpoint_id,
-                planned.isoformat(),
-                error,
-                exc_info=error,
-            )
+        tried = 0
+        while True:
+            tried += 1
+            try:
+                dispatch.collected(tick, spec.endpoint_id, None, run_tick)
+                return
+            except Exception as error:
+                if stop_on_failure:
+                    raise
+                ticks = self._ticks
+                if ticks is not None and ticks.instant_retries(spec.endpoint_id, error, tried):
+                    continue
+                plan = ticks.plan(spec.endpoint_id, error, tick.headers.attempt) if ticks else None
+                if plan is None:
+                    # The failure is in the journal (FAILED); the tick sets no failure policy,
+                    # so an operator must see it in the log. The next tick runs as planned.
+                    log_tick_failure(spec.endpoint_id, planned, error)
+                    return
+                self._carry_out(plan, endpoint, tick, error)
+                return
+
+    def _carry_out(
+        self,
+        plan: lifecycle.Plan,
+        endpoint: ScheduledEndpoint,
+        tick: Message,
+        error: BaseException,
+    ) -> None:
+        """Perform a failing tick's plan (see ``conveyor.drivers.ticks``)."""
+        ticks = self._ticks
+        assert ticks is not None
+        endpoint_id = endpoint.spec.endpoint_id
+        for action in plan.actions:
+            if isinstance(action, lifecycle.Record):
+                ticks.record(action, tick, endpoint_id)
+            elif isinstance(action, lifecycle.Resend) and action.available_at is not None:
+                later = tick.headers.with_attempt(tick.headers.attempt + 1)
+                endpoint.retry = (action.available_at, Message(tick.payload, later, None))
+            elif isinstance(action, lifecycle.StoreDeadLetter):
+                ticks.store(action, tick, endpoint_id)
+            elif isinstance(action, lifecycle.CallErrorHandler):
+                assert self._error_handlers is not None
+                handler_error: BaseException | None = None
+                try:
+                    self._error_handlers.give(
+                        action.handler, ticks.failure(tick, endpoint_id, error), tick,
+                        endpoint_id, None,
+                    )  # fmt: skip
+                except Exception as raised:
+                    handler_error = raised
+                after = lifecycle.after_error_handler(
+                    ticks.policies[endpoint_id], error=error, handler_error=handler_error,
+                    handler=action.handler, attempt=tick.headers.attempt, wire={},
+                    now=self._clock.now(),
+                )  # fmt: skip
+                self._carry_out(after, endpoint, tick, error)
 
     # ------------------------------------------------------------------ settling
 
@@ -228,7 +368,7 @@ class Driver:
         while True:
             progressed = False
             for name in consumers:
-                if self.step(name):
+                if self.step(name, budget=budget):
                     progressed = True
                     steps += 1
                     if budget.spend():
@@ -314,6 +454,12 @@ class Driver:
         stop_on_failure: bool,
         finish_when_empty: bool | None,
     ) -> RunResult:
+        runtime = self._channels.get(name)
+        if runtime is not None and runtime.definition.send_only:
+            raise ConfigurationError(
+                f"channel {name!r} is declared send_only=True: this Messaging sends to it and "
+                f"another consumes it. Run it where it is consumed, or drop send_only."
+            )
         check_run(name, self.names(), limit)
         if time_limit is not None:
             check_time_limit(time_limit, self._clock.now())
@@ -401,9 +547,11 @@ def next_jump(
     """Where settling on virtual time jumps next: ``due``, if it is ahead and not past ``target``.
 
     None when nothing is pending, when what is due is leased elsewhere (due now, yet not
-    received), or when it lies beyond the instant being advanced to.
+    received), when it lies beyond the instant being advanced to, or when it is not before
+    :data:`~conveyor.core.instants.LATEST`: a clock never gets there, so it never comes due (a
+    lease until the year 9999 written into a broker by hand must not stop settling).
     """
-    if due is None or due <= now or (target is not None and due > target):
+    if due is None or due <= now or due >= LATEST or (target is not None and due > target):
         return None
     return due
 
@@ -503,3 +651,7 @@ def check_run(name: str, consumers: list[str], limit: int | None) -> None:
         )
     if limit is not None and limit < 1:
         raise ConfigurationError(f"run(limit={limit}) must be at least 1")
+
+
+def _steppable(clock: Clock) -> TypeGuard[SteppableClock]:
+    return implements(clock, SteppableClock)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from conveyor.core.clock import Clock
 from conveyor.core.delivery import NO_OPTIONS
+from conveyor.core.failure import Failure
+from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
 from conveyor.drivers.dispatch import Dispatch
 from conveyor.drivers.outgoing import Outgoing
@@ -45,7 +48,21 @@ class ErrorHandlers:
         failure = failure_for(
             consumed, error, now=self._clock.now(), in_process=not handler.is_async
         )
-        channel = consumed.runtime.name
+        self.give(handler, failure, consumed.message, consumed.endpoint_id, consumed.runtime.name)
+
+    def give(
+        self,
+        handler_id: HandlerSpec | str,
+        failure: Failure,
+        failed: Message | None,
+        endpoint_id: str | None,
+        channel: str | None,
+    ) -> None:
+        """Hand ``failure`` (of the message ``failed``) to an error handler: a consumed copy's,
+        or a scheduled tick's."""
+        handler = handler_id if isinstance(handler_id, HandlerSpec) else self._endpoints[handler_id]
+        if handler.is_async and failure.error is not None:
+            failure = replace(failure, error=None)  # exceptions do not cross the wire
         dispatch = self._dispatch
 
         def hand_over() -> None:
@@ -55,4 +72,4 @@ class ErrorHandlers:
             else:
                 dispatch.call_handler(handler, failure_message, channel)
 
-        dispatch.collected(consumed.message, consumed.endpoint_id, channel, hand_over)
+        dispatch.collected(failed, endpoint_id, channel, hand_over)

@@ -13,35 +13,43 @@ import logging
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Any
+from types import MappingProxyType
+from typing import Any, overload
 
+from conveyor.core.bus_calls import BusInterceptor, check_bus_retry
 from conveyor.core.clock import Clock, SteppableClock, SystemClock, ensure_aware
 from conveyor.core.codec.serialization import Codec, JsonCodec, TypeRegistry
-from conveyor.core.delivery import NO_OPTIONS, DeliveryOptions
-from conveyor.core.errors import ClockError, ConfigurationError, RoutingError
+from conveyor.core.delivery import NO_OPTIONS
+from conveyor.core.errors import ClockError, ConfigurationError
+from conveyor.core.failure import Failure
 from conveyor.core.handlers import ErrorHandler
 from conveyor.core.ids import IdGenerator, UuidV7Ids, seeded_random
 from conveyor.core.instants import later
 from conveyor.core.interceptors import Interceptor, interceptor_mark
 from conveyor.core.journal import Journal, RecordKind
+from conveyor.core.queries import Answer, Query
 from conveyor.core.registry import HandlerSpec, read_handlers
 from conveyor.core.retry import RetryPolicy
-from conveyor.core.routing import Router, check_payload, unrouted_plain_event
+from conveyor.core.routing import Router
 from conveyor.core.wire import BUS_COMMAND, BUS_EVENT
+from conveyor.drivers.addressing import Addressing, check_bus_channel
 from conveyor.drivers.bootstrap import (
     check_capabilities,
     check_channels,
     check_handlers,
+    check_retry_delays,
     open_channels,
     resolve_error_handler,
     unused_layers,
 )
 from conveyor.drivers.buses import BusView
 from conveyor.drivers.channel_runtime import ChannelRuntime
+from conveyor.drivers.channel_view import ChannelView, view_of
 from conveyor.drivers.consumption import Consumption
 from conveyor.drivers.dispatch import Dispatch
 from conveyor.drivers.driving import Driver, RunResult
 from conveyor.drivers.error_handlers import ErrorHandlers
+from conveyor.drivers.guarded_bus import GuardedBus, install_bus_interceptors
 from conveyor.drivers.key_purge import KeyPurge
 from conveyor.drivers.logs import log_failures as log_failures_to
 from conveyor.drivers.outgoing import Outgoing
@@ -51,8 +59,11 @@ from conveyor.drivers.recording import Recorder
 from conveyor.drivers.replay import DeadLetters
 from conveyor.drivers.scopes import Scopes
 from conveyor.drivers.stack import Attempt, Layer, StackOrder, StackParts, handling_stack
+from conveyor.drivers.ticks import TickFailures, tick_policies
+from conveyor.drivers.worker import Worker, WorkerSettings
 from conveyor.stores.dead_letters import DeadLetterStore, InMemoryDeadLetterStore
 from conveyor.stores.deduplication import Deduplication
+from conveyor.stores.schedules import ScheduleStore
 from conveyor.transports.channels import Channel, Mode
 from conveyor.transports.dynamic import (
     check_internal_channels,
@@ -78,6 +89,9 @@ class Messaging:
         types: extra payload types the codec must know by name (handler types are known).
         interceptors: extra interceptors (they may also be passed in ``handlers``).
         dead_letters: the dead-letter store; in memory by default.
+        schedule_store: where each schedule's next tick is kept and claimed, so several workers
+            run each tick once and a restart catches up (``SqliteScheduleStore``); in memory
+            by default.
         deduplication: deduplicate asynchronous endpoints (None: off).
         retry: the default retry policy of every channel (None: no retries).
         error_handler: the default error handler (a handler or its endpoint id).
@@ -89,6 +103,8 @@ class Messaging:
         max_steps: the settling step limit that detects runaway loops.
         log_failures: log retries, dead letters and rejected messages to the "conveyor"
             logger (the pytest plugin turns it off: its failure output shows them).
+        bus_interceptors: functions ``(call: BusCall, proceed) -> result`` around every
+            ``send``, ``publish`` and ``ask``, before routing (the first is outermost).
     """
 
     def __init__(
@@ -102,6 +118,7 @@ class Messaging:
         types: Iterable[type] = (),
         interceptors: Iterable[object] = (),
         dead_letters: DeadLetterStore | None = None,
+        schedule_store: ScheduleStore | None = None,
         deduplication: Deduplication | None = None,
         retry: RetryPolicy | None = None,
         error_handler: ErrorHandler | None = None,
@@ -112,6 +129,7 @@ class Messaging:
         journal: Journal | None = None,
         max_steps: int | None = 100_000,
         log_failures: bool = True,
+        bus_interceptors: Iterable[BusInterceptor] = (),
     ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()
         steps_time = isinstance(self.clock, SteppableClock)
@@ -159,7 +177,8 @@ class Messaging:
         # 2. Then the transports are opened; if anything fails from here, they are closed.
         self._transports: dict[Hashable, Transport] = {}
         try:
-            self.channels: dict[str, ChannelRuntime] = open_channels(
+            # The driver's own state per channel; users see ``channels``, a read-only view.
+            self.runtimes: dict[str, ChannelRuntime] = open_channels(
                 definitions,
                 clock=self.clock,
                 mode=mode,
@@ -167,18 +186,21 @@ class Messaging:
                 transports=self._transports,
                 handler_channels={name for spec in specs for name in spec.channels},
             )
-            check_capabilities(specs, self.channels, steps_time=steps_time)
+            check_capabilities(specs, self.runtimes, steps_time=steps_time)
         except BaseException:
             self.close()
             raise
+        self._views: Mapping[str, ChannelView] = MappingProxyType(
+            {name: view_of(runtime) for name, runtime in self.runtimes.items()}
+        )
         # 3. The parts, each given only what it needs.
         if log_failures:
             log_failures_to(self.journal, logging.getLogger("conveyor"))
-        has_inline = any(rt.inline for rt in self.channels.values())
+        has_inline = any(rt.inline for rt in self.runtimes.values())
         drain = self._drain_inline if has_inline else None
         scopes = Scopes()
         recorder = Recorder(self.journal, self.clock)
-        outgoing = Outgoing(self.channels, self.clock, scopes, recorder)
+        outgoing = Outgoing(self.runtimes, self.clock, scopes, recorder)
         self.dispatch = Dispatch(
             self.handlers,
             self.interceptors,
@@ -193,13 +215,18 @@ class Messaging:
         )
         self._policies = resolve_policies(
             self.handlers,
-            self.channels,
+            self.runtimes,
             retry=retry,
             dead_letter=dead_letter,
             error_handler=error_handler_spec,
             channel_error_handlers=channel_error_handlers,
             endpoint_error_handlers=endpoint_error_handlers,
         )
+        try:
+            check_retry_delays(self._policies, self.runtimes)
+        except BaseException:
+            self.close()
+            raise
         dispatch = self.dispatch
         parts = StackParts(
             scopes=scopes,
@@ -216,7 +243,7 @@ class Messaging:
         )
         self.dead_letters = DeadLetters(
             self.dead_letter_store,
-            channels=self.channels,
+            channels=self.runtimes,
             journal=self.journal,
             clock=self.clock,
             drain_inline=drain,
@@ -228,13 +255,15 @@ class Messaging:
             outgoing=outgoing,
             letters=self.dead_letter_store,
             letter_id=self.dead_letters.new_id,
-            call_error_handler=ErrorHandlers(
-                self.endpoints, dispatch=dispatch, outgoing=outgoing, clock=self.clock
+            call_error_handler=(
+                error_handlers := ErrorHandlers(
+                    self.endpoints, dispatch=dispatch, outgoing=outgoing, clock=self.clock
+                )
             ),
             rng=seeded_random(seed),
         )
         self.consumption = Consumption(
-            channels=self.channels,
+            channels=self.runtimes,
             endpoints=self.endpoints,
             router=self.router,
             clock=self.clock,
@@ -250,7 +279,7 @@ class Messaging:
         )
         self.outgoing = outgoing
         self.driver = Driver(
-            channels=self.channels,
+            channels=self.runtimes,
             scheduled=[s for s in specs if s.kind == "scheduled"],
             consumption=self.consumption,
             dispatch=dispatch,
@@ -259,10 +288,24 @@ class Messaging:
             buses=self,
             clock=self.clock,
             max_steps=max_steps,
+            schedule_store=schedule_store,
+            ticks=TickFailures(
+                policies=tick_policies(self.handlers, endpoint_error_handlers),
+                clock=self.clock,
+                recorder=recorder,
+                letters=self.dead_letter_store,
+                letter_id=self.dead_letters.new_id,
+                rng=executor.random,
+            ),
+            error_handlers=error_handlers,
         )
+        self.dead_letters.ticks = self.driver.replay_tick
         self._recorder = recorder
-        # Commands routed by their exact type: the common send skips the router's search.
-        self._commands = {t: s for s in specs if s.kind == "command" for t in s.message_types}
+        # Routing decisions and their checks, the same as AsyncMessaging's (drivers.addressing).
+        self._addressing = Addressing(self.router, self.handlers, self.clock)
+        self._error_handlers = error_handlers
+        if bus_interceptors := tuple(bus_interceptors):  # checked once: none costs nothing
+            install_bus_interceptors(self, bus_interceptors)
 
     # ------------------------------------------------------------------ bootstrap
 
@@ -304,7 +347,7 @@ class Messaging:
 
         Only from the top of a call: a handler's sends are drained once its caller returns.
         """
-        inline = [name for name, rt in self.channels.items() if rt.inline]
+        inline = [name for name, rt in self.runtimes.items() if rt.inline]
         self.driver.settle(names=inline, advance_time=False)
 
     # ------------------------------------------------------------------ buses
@@ -319,27 +362,19 @@ class Messaging:
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Any:
         """Send a command to its one handler; returns what a synchronous handler returns."""
-        check_payload("send", command)
-        spec = (
-            self._commands.get(type(command)) if routing_key is None else None
-        ) or self.router.command(
-            None if routing_key and _is_json(command) else type(command), routing_key
+        spec = self._addressing.command(command, routing_key)
+        message = self.dispatch.new_message.for_verb(
+            command, headers, routing_key, message_id, correlation_id, propagate_headers
         )
-        message = self.dispatch.new_message(command, headers, routing_key)
         self._recorder.message(RecordKind.SENT, message, at=message.headers.timestamp)
-        if delay is None and at is None and priority is None and ttl is None:
-            options = NO_OPTIONS
-        else:
-            options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
+        options = self._addressing.options(delay, at, priority, ttl)
         if not spec.is_async:
-            if options.any:
-                raise RoutingError(
-                    f"send({message.type_name}, delay/at/priority/ttl=...) asks for delivery "
-                    f"options, but its handler {spec.name} runs synchronously. Make the handler "
-                    f"@asynchronous(...) or send without delivery options."
-                )
+            self._addressing.refuse_options(spec, message, options)
             return self.dispatch.handle_from_top(spec, message)
         self.dispatch.from_top(lambda: self.outgoing.queue_copy(spec, message, options))
         return None
@@ -354,21 +389,42 @@ class Messaging:
         priority: int | None = None,
         ttl: timedelta | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> None:
         """Publish an event to every handler of it, in registration order (none is fine)."""
-        check_payload("publish", event)
-        specs = self.router.events(
-            None if routing_key and _is_json(event) else type(event), routing_key
+        specs = self._addressing.events(event, routing_key)
+        message = self.dispatch.new_message.for_verb(
+            event, headers, routing_key, message_id, correlation_id, propagate_headers
         )
-        if not specs and routing_key is None and isinstance(event, dict | list):
-            raise unrouted_plain_event(event)
-        message = self.dispatch.new_message(event, headers, routing_key)
         self._recorder.message(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
-        if delay is None and at is None and priority is None and ttl is None:
-            options = NO_OPTIONS
-        else:
-            options = DeliveryOptions.build(self.clock, delay, at, priority, ttl)
+        options = self._addressing.options(delay, at, priority, ttl)
         self.dispatch.from_top(lambda: self.dispatch.publish_to(specs, message, options))
+
+    @overload
+    def ask(
+        self,
+        query: Query[Answer],
+        *,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
+    ) -> Answer: ...
+
+    @overload
+    def ask(
+        self,
+        query: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
+    ) -> Any: ...
 
     def ask(
         self,
@@ -376,26 +432,69 @@ class Messaging:
         *,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Any:
-        """Ask a query of its one handler and return the answer."""
-        check_payload("ask", query)
-        spec = self.router.query(
-            None if routing_key and _is_json(query) else type(query), routing_key
+        """Ask a query of its one handler and return the answer.
+
+        The answer is typed for a query class derived from ``Query[T]`` (a ``T``), else ``Any``.
+        """
+        spec = self._addressing.query(query, routing_key)
+        message = self.dispatch.new_message.for_verb(
+            query, headers, routing_key, message_id, correlation_id, propagate_headers
         )
-        message = self.dispatch.new_message(query, headers, routing_key)
         self._recorder.message(RecordKind.ASKED, message, at=message.headers.timestamp)
         return self.dispatch.handle_from_top(spec, message)
 
-    def command_bus(self, channel: str | None = None) -> BusView:
-        """A command bus; with ``channel``, every command goes through that channel first."""
-        return BusView(self, channel, BUS_COMMAND)
+    def command_bus(
+        self,
+        channel: str | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        error_handler: ErrorHandler | None = None,
+    ) -> BusView | GuardedBus:
+        """A command bus; with ``channel``, every command goes through that channel first.
 
-    def event_bus(self, channel: str | None = None) -> BusView:
+        ``retry=RetryPolicy(instant=...)`` runs a failing call again at once (each attempt a
+        whole new call); ``error_handler`` then receives the ``Failure`` and the call returns
+        None instead of raising (``conveyor.drivers.guarded_bus``).
+        """
+        return self._guarded(
+            BusView(self, channel, BUS_COMMAND), "command_bus", retry, error_handler
+        )
+
+    def event_bus(
+        self,
+        channel: str | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        error_handler: ErrorHandler | None = None,
+    ) -> BusView | GuardedBus:
         """An event bus; with ``channel``, every event goes through that channel first."""
-        return BusView(self, channel, BUS_EVENT)
+        return self._guarded(BusView(self, channel, BUS_EVENT), "event_bus", retry, error_handler)
 
-    def query_bus(self) -> BusView:
-        return BusView(self, None, "query")
+    def query_bus(
+        self, *, retry: RetryPolicy | None = None, error_handler: ErrorHandler | None = None
+    ) -> BusView | GuardedBus:
+        return self._guarded(BusView(self, None, "query"), "query_bus", retry, error_handler)
+
+    def _guarded(
+        self, view: BusView, bus: str, retry: RetryPolicy | None, error_handler: object | None
+    ) -> BusView | GuardedBus:
+        if retry is None and error_handler is None:
+            return view
+        check_bus_retry(retry, bus)
+        handler = self._error_handler(error_handler, f"{bus}(error_handler=...)")
+        give = self._error_handlers.give
+
+        def on_failure(failure: Failure) -> None:
+            give(handler, failure, None, None, None)  # type: ignore[arg-type]
+
+        return GuardedBus(
+            view, bus, retry=retry, on_failure=on_failure if handler is not None else None,
+            new_id=self.ids.new, now=self.clock.now,
+        )  # fmt: skip
 
     def send_through(
         self,
@@ -405,25 +504,20 @@ class Messaging:
         bus: str,
         headers: Mapping[str, str] | None = None,
         routing_key: str | None = None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> None:
         """Queue a message on ``channel`` so its consumer routes it on the bus (async bus)."""
-        if channel in self.internal_channels:
-            owner = self.internal_channels[channel]
-            raise internal_channel_error(channel, owner, "an asynchronous bus uses")
-        if channel not in self.channels:
-            raise ConfigurationError(
-                f"asynchronous bus channel {channel!r} is not declared; declared: "
-                f"{', '.join(self.channels) or 'none'}."
-            )
-        if not self.channels[channel].bus:
-            raise ConfigurationError(
-                f"channel {channel!r} does not carry an asynchronous bus's messages: "
-                f"asynchronous handlers are bound to it, and its consumer routes a bus message "
-                f"only on a bus channel (so a forged one cannot reach every handler). Use a "
-                f"channel of its own for the bus, or declare this one with bus=True, for "
-                f"example QueueChannel({channel!r}, bus=True)."
-            )
-        message = self.dispatch.new_message(payload, headers, routing_key)
+        check_bus_channel(channel, self.runtimes, self.internal_channels)
+        message = self.dispatch.new_message.identified(
+            payload,
+            headers,
+            routing_key,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            propagate_headers=propagate_headers,
+        )
         self._recorder.message(
             RecordKind.SENT if bus == BUS_COMMAND else RecordKind.PUBLISHED,
             message,
@@ -432,6 +526,13 @@ class Messaging:
         self.dispatch.from_top(lambda: self.outgoing.enqueue(channel, bus, message, (), NO_OPTIONS))
 
     # ------------------------------------------------------------------ consumers and time
+
+    @property
+    def channels(self) -> Mapping[str, ChannelView]:
+        """The declared channels by name, read-only: each one's definition, mode, bus flag and
+        open transport (``pending()``, ``next_due()``, ``capabilities``). A dynamic channel is
+        listed under its own name; the concrete channels behind it are not."""
+        return self._views
 
     def consumers(self) -> list[str]:
         """Names of the runnable consumers: channels, then scheduled endpoints."""
@@ -479,6 +580,42 @@ class Messaging:
             finish_when_empty=finish_when_empty,
         )
 
+    def serve(
+        self,
+        consumers: Iterable[str],
+        *,
+        concurrency: int = 1,
+        limit: int | None = None,
+        time_limit: timedelta | None = None,
+        memory_limit: int | None = None,
+        stop_on_failure: bool = False,
+        finish_when_empty: bool = False,
+        grace: timedelta | None = None,
+    ) -> RunResult:
+        """Serve several consumers at once on a real clock: what ``conveyor run`` does.
+
+        ``concurrency`` threads take messages from every channel in turn; the schedules have a
+        thread of their own. SIGTERM and SIGINT (in the main thread) end every wait at once,
+        stop taking work and return once the messages in flight are finished; a second signal,
+        or ``grace`` running out, returns at once and leaves them to their lease. The limits
+        are those of ``run``, counted over all the consumers.
+        """
+        names = list(consumers)
+        for name in names:
+            if name in self.internal_channels:
+                owner = self.internal_channels[name]
+                raise internal_channel_error(name, owner, "serve() was asked for")
+        settings = WorkerSettings(
+            concurrency=concurrency,
+            limit=limit,
+            time_limit=time_limit,
+            memory_limit=memory_limit,
+            stop_on_failure=stop_on_failure,
+            finish_when_empty=finish_when_empty,
+            grace=grace,
+        )
+        return Worker(self.driver, names, settings, self.clock).run()
+
     def run_until_idle(self, advance_time: bool = False, max_steps: int | None = None) -> int:
         """Run every consumer until nothing is runnable; returns the number of steps taken.
 
@@ -522,13 +659,9 @@ class Messaging:
 
     def __repr__(self) -> str:
         return (
-            f"Messaging(handlers={len(self.handlers)}, channels={list(self.channels)}, "
+            f"Messaging(handlers={len(self.handlers)}, channels={list(self.runtimes)}, "
             f"clock={self.clock!r})"
         )
-
-
-def _is_json(payload: object) -> bool:
-    return isinstance(payload, dict | list | str | int | float | bool) or payload is None
 
 
 def _iterable(values: object, what: str = "handlers") -> list[Any]:

@@ -14,17 +14,18 @@ from datetime import datetime, timedelta
 from conveyor.core.clock import Clock
 from conveyor.core.collector import PendingSend, Scope
 from conveyor.core.delivery import DeliveryOptions
-from conveyor.core.errors import RoutingError
+from conveyor.core.errors import RoutingError, SendFailed
 from conveyor.core.journal import RecordKind
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
+from conveyor.core.retry import RetryPolicy
 from conveyor.core.wire import WireMessage, to_wire_headers
 from conveyor.drivers.channel_runtime import AnyRuntime, ChannelRuntime
 from conveyor.drivers.recording import Recorder
 from conveyor.drivers.scopes import Scopes
 from conveyor.transports.dynamic import VIA
 
-__all__ = ["Outgoing", "held_until", "pending_copy", "record_queued"]
+__all__ = ["Outgoing", "held_until", "pending_copy", "record_queued", "send_again_after"]
 
 
 class Outgoing:
@@ -51,7 +52,7 @@ class Outgoing:
             spec.endpoint_id,
             message,
             spec.channels[1:],
-            options.for_handler(spec, self._clock),
+            options.for_handler(spec, self._clock, message.payload),
         )
 
     def enqueue(
@@ -77,11 +78,40 @@ class Outgoing:
     def flush(self, scope: Scope) -> None:
         """Send what a succeeded scope held, in order."""
         buffer, scope.buffer = scope.buffer, []
+        for index, pending in enumerate(buffer):
+            try:
+                self.transmit(pending)
+            except BaseException:  # what did not leave says so; the attempt fails
+                for unsent in buffer[index:]:
+                    self._recorder.unsent(unsent)
+                raise
+
+    def discard(self, scope: Scope) -> None:
+        """Drop what a failed scope held, with an UNSENT record for each copy."""
+        buffer, scope.buffer = scope.buffer, []
         for pending in buffer:
-            self.transmit(pending)
+            self._recorder.unsent(pending)
 
     def transmit(self, pending: PendingSend) -> None:
         runtime = self._channels[pending.channel]
+        try:
+            self._send(runtime, pending)
+        except Exception as error:
+            send_retry = runtime.definition.send_retry
+            if send_retry is None:
+                raise
+            attempt = 1
+            while True:  # the channel's send_retry: again after its delays, or SendFailed
+                self._clock.sleep(send_again_after(send_retry, error, attempt, pending))
+                attempt += 1
+                try:
+                    self._send(runtime, pending)
+                    break
+                except Exception as again:
+                    error = again
+        record_queued(self._recorder, pending, via=runtime.router is not None)
+
+    def _send(self, runtime: ChannelRuntime, pending: PendingSend) -> None:
         runtime.transport.send(
             pending.channel,
             pending.wire,
@@ -89,7 +119,6 @@ class Outgoing:
             priority=pending.priority,
             expires_at=pending.expires_at,
         )
-        record_queued(self._recorder, pending, via=runtime.router is not None)
 
     def held_until(self, runtime: AnyRuntime, due: datetime | None) -> datetime | None:
         """The broker's not-before time: ``due``, or as far as the broker holds delays.
@@ -134,6 +163,13 @@ def pending_copy(
     if router is not None:  # a dynamic channel: its strategy places the copy now, at send
         headers[VIA] = router.route(channel, headers)
     wire = WireMessage(body, headers)
+    if options.available_at is not None and not final.transport.capabilities.delay:
+        raise RoutingError(
+            f"a delay (delay=, at= or @delayed) was asked for {message.type_name}, but channel "
+            f"{final.name!r} ({type(final.transport).__qualname__}) cannot hold delayed "
+            f"messages, so it would be delivered at once; send without a delay or use a "
+            f"channel whose transport declares delay."
+        )
     if options.priority and not final.transport.capabilities.priority:
         raise RoutingError(
             f"priority={options.priority} was asked for {message.type_name}, but channel "
@@ -162,4 +198,23 @@ def record_queued(recorder: Recorder, pending: PendingSend, *, via: bool = False
         delay=delay if delay and delay > timedelta(0) else None,
         attempt=pending.message.headers.attempt,
         via=pending.wire.headers.get(VIA) if via else None,
+        wire=pending.wire,
     )
+
+
+def send_again_after(
+    retry: RetryPolicy, error: Exception, attempt: int, pending: PendingSend
+) -> float:
+    """Seconds to wait before sending ``pending`` again after its ``attempt``-th send failed.
+
+    The channel's ``send_retry`` decides (its delays, attempts and exception filter); when it is
+    spent, :class:`SendFailed` fails the handling attempt that sent the copy, never the consumer.
+    """
+    delay = retry.next_delay(error, attempt)
+    if delay is None:
+        raise SendFailed(
+            f"could not send {pending.message.type_name} to channel {pending.channel!r} after "
+            f"{attempt} attempt(s): {type(error).__name__}: {error}; the handling attempt "
+            f"fails and is retried by its endpoint's policy."
+        ) from error
+    return delay.total_seconds()

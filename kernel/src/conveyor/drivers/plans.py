@@ -40,7 +40,7 @@ from conveyor.core.wire import Delivery, Envelope, H, WireMessage
 from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.drivers.outgoing import Outgoing
 from conveyor.drivers.recording import Recorder
-from conveyor.stores.dead_letters import DeadLetter, DeadLetterStore
+from conveyor.stores.dead_letters import DeadLetter, DeadLetterStore, InMemoryDeadLetterStore
 
 __all__ = ["Consumed", "PlanExecutor", "PlanSteps", "failure_for"]
 
@@ -190,6 +190,9 @@ class PlanSteps:
         now = self._clock.now()
         delivery, envelope = consumed.delivery, consumed.envelope
         endpoint = consumed.endpoint_id
+        failure = action.exception
+        # The in-memory store formats the traceback when the letter is first read (see there).
+        in_memory = isinstance(self._letters, InMemoryDeadLetterStore)
         letter = DeadLetter(
             id=self._letter_id(consumed.message_id, endpoint or consumed.channel),
             message_id=consumed.message_id,
@@ -199,9 +202,9 @@ class PlanSteps:
             body=delivery.message.body,
             headers=dict(delivery.message.headers),
             reason=action.detail or action.reason,
-            exception_type=action.exception.qualified_name if action.exception else None,
-            exception_message=action.exception.message if action.exception else None,
-            traceback=action.exception.traceback if action.exception else None,
+            exception_type=failure.qualified_name if failure else None,
+            exception_message=failure.message if failure else None,
+            traceback=failure.traceback if failure and not in_memory else None,
             attempts=action.attempts,
             first_failed_at=(
                 envelope.first_failed_at if envelope and envelope.first_failed_at else now
@@ -209,7 +212,11 @@ class PlanSteps:
             last_failed_at=now,
             replayed=replay_count(delivery.message.headers),
         )
-        letter_id = self._letters.add(letter)  # the store's id: never an overwrite
+        letter_id = (  # the store's id: never an overwrite
+            self._letters.add(letter, failure=failure)
+            if isinstance(self._letters, InMemoryDeadLetterStore)
+            else self._letters.add(letter)
+        )
         self._record(
             Record(
                 RecordKind.DEAD_LETTERED,

@@ -7,12 +7,18 @@ setting            resolved from, most specific first
 =================  ==============================================================
 retry              the handler's ``@asynchronous(retry=...)``, the channel's
                    ``retry=``, the ``Messaging``'s ``retry=``
-error handler      the handler's ``error_handler=``, the channel's, the
-                   ``Messaging``'s (never the failing handler itself)
-dead letter        the handler's ``dead_letter=``, the channel's, the
-                   ``Messaging``'s (default True)
+where a failure    the first level (handler, channel, ``Messaging``) that sets
+goes               ``error_handler=`` or ``dead_letter=``: its error handler if
+                   it names one (never the failing handler itself), else its
+                   dead-letter setting; the ``Messaging`` keeps dead letters
+                   unless ``dead_letter=False``. If the error handler raises,
+                   the first ``dead_letter=`` from that level down decides
 final failure      the channel's ``final_failure`` (default "resend")
 =================  ==============================================================
+
+An error handler and the dead-letter setting are one decision, so a less specific level never
+overrides a more specific one: ``@asynchronous(dead_letter=True)`` on a handler keeps its failures
+in the dead-letter store even when ``Messaging(error_handler=...)`` names a default error handler.
 
 A message of an asynchronous bus (``messaging.command_bus("orders")``) has no endpoint of its own:
 the channel's retry policy, then the ``Messaging``'s, decide, and what still fails is a dead letter.
@@ -48,27 +54,38 @@ def resolve_policies(
     for spec in specs:
         for name in spec.channels:
             definition = channels[name].definition
-            handler = (
-                endpoint_error_handlers.get(spec.endpoint_id)
-                or channel_error_handlers.get(name)
-                or error_handler
+            handler, keeps = _destination(
+                (endpoint_error_handlers.get(spec.endpoint_id), spec.dead_letter),
+                (channel_error_handlers.get(name), definition.dead_letter),
+                (error_handler, dead_letter),
             )
             resolved[(spec.endpoint_id, name)] = ResolvedPolicy(
                 retry=spec.retry or definition.retry or retry,
                 error_handler=handler.endpoint_id if handler is not None else None,
-                dead_letter=_first_set(spec.dead_letter, definition.dead_letter, dead_letter),
+                dead_letter=keeps,
                 final_failure=definition.final_failure,
             )
     return resolved
 
 
+def _destination(
+    *levels: tuple[HandlerSpec | None, bool | None],
+) -> tuple[HandlerSpec | None, bool]:
+    """Where a failure goes: the error handler and dead-letter setting of the most specific
+    level that sets either (the last level always does).
+
+    A level that names only an error handler leaves the dead-letter setting, used when that
+    error handler raises, to be inherited from the levels below it.
+    """
+    for index, (handler, dead_letter) in enumerate(levels):
+        if handler is not None:
+            inherited = (d for _, d in levels[index:] if d is not None)
+            return handler, next(inherited, True)
+        if dead_letter is not None:
+            return None, dead_letter
+    return None, True
+
+
 def bus_retry(channel: AnyRuntime, retry: RetryPolicy | None) -> RetryPolicy | None:
     """The retry policy of an asynchronous bus's messages on ``channel``."""
     return channel.definition.retry or retry
-
-
-def _first_set(*values: bool | None) -> bool:
-    for value in values:
-        if value is not None:
-            return value
-    return False

@@ -13,9 +13,10 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 
 from conveyor.core.clock import Clock
-from conveyor.core.collector import AttemptState
+from conveyor.core.collector import AttemptState, PendingSend
 from conveyor.core.journal import ExceptionInfo, Journal, RecordKind
 from conveyor.core.message import Message
+from conveyor.core.wire import Delivery, H, WireMessage
 
 __all__ = ["Recorder"]
 
@@ -57,6 +58,7 @@ class Recorder:
         detail: str = "",
         at: datetime | None = None,
         via: str | None = None,
+        wire: WireMessage | None = None,
     ) -> None:
         """A record about a message the kernel holds (its payload and headers are known).
 
@@ -65,14 +67,58 @@ class Recorder:
         """
         headers = message.headers
         payload = message.payload
-        if via is None and channel is not None:
-            via = self.via(channel)
-        self.journal.add(
-            (self.clock.now() if at is None else at, kind, headers.id,
-             message.routing_key or type(payload).__qualname__, channel, endpoint_id, attempt,
-             exception, delay, detail, headers.causation_id, headers, via),
-            payload,
-        )  # fmt: skip
+        self.journal.append(
+            self.clock.now() if at is None else at,
+            kind,
+            headers.id,
+            message.routing_key or type(payload).__qualname__,
+            payload=payload,
+            channel=channel,
+            endpoint_id=endpoint_id,
+            attempt=attempt,
+            exception=exception,
+            delay=delay,
+            detail=detail,
+            causation_id=headers.causation_id,
+            headers=headers,
+            via=via if via is not None or channel is None else self.via(channel),
+            wire=wire,
+        )
+
+    def received(self, channel: str, delivery: Delivery) -> None:
+        """Journal a consumer's delivery when it is a redelivery, or when the journal keeps
+        every delivery (``Journal(deliveries=True)``); both drivers' consumers call it."""
+        if delivery.delivery_count > 1 or self.journal.deliveries:
+            self.delivered(channel, delivery)
+
+    def delivered(self, channel: str, delivery: Delivery) -> None:
+        """A consumer received a copy; read from its wire headers, before anything is decoded
+        (a record even for a message that turns out malformed)."""
+        headers = delivery.message.headers
+        self.journal.append(
+            self.clock.now(),
+            RecordKind.DELIVERED,
+            headers.get(H.ID, delivery.receipt),
+            headers.get(H.TYPE, "?"),
+            channel=channel,
+            endpoint_id=headers.get(H.ENDPOINT),
+            # a redelivery counts as an attempt, as consumption reads it (drivers.deliveries)
+            attempt=max(_attempt(headers.get(H.ATTEMPT)), delivery.delivery_count),
+            causation_id=headers.get(H.CAUSATION),
+            via=self.via(channel),
+            delivery_count=delivery.delivery_count,
+        )
+
+    def unsent(self, pending: PendingSend) -> None:
+        """The collector dropped a copy it held: the work that sent it failed."""
+        self.message(
+            RecordKind.UNSENT,
+            pending.message,
+            endpoint_id=pending.endpoint_id,
+            channel=pending.channel,
+            attempt=pending.message.headers.attempt,
+            detail="the work that sent it failed; it never left",
+        )
 
     def failure(
         self,
@@ -102,3 +148,11 @@ class Recorder:
             attempt=message.headers.attempt,
             detail=detail,
         )
+
+
+def _attempt(value: str | None) -> int:
+    """The attempt a wire header claims, for the record only (malformed ones are rejected later)."""
+    try:
+        return max(int(value), 1) if value is not None else 1
+    except ValueError:
+        return 1

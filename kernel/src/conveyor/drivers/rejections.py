@@ -3,17 +3,60 @@
 A consumer trusts nothing on its channel: the endpoint a message names may not be bound there, the
 payload its type name decodes to may not be what that endpoint handles (another registered type,
 or plain JSON), and a message addressed to an asynchronous bus may arrive on a handler's channel.
-Each is dead-lettered with a reason; this module decides the type check and words the details.
-They name endpoints, channels and types, never a payload value.
+Each is dead-lettered with a reason; this module decides (``addressee``, ``refused_payload``, which
+both drivers' consumers call) and words the details. They name endpoints, channels and types,
+never a payload value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from conveyor.core.registry import HandlerSpec
 
-__all__ = ["handles", "wrong_type", "no_endpoint", "not_a_bus"]
+__all__ = [
+    "Refusal",
+    "addressee",
+    "refused_payload",
+    "handles",
+    "wrong_type",
+    "no_endpoint",
+    "not_a_bus",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a delivery is set aside: the rejection reason and its detail for the operator."""
+
+    reason: str
+    detail: str
+
+
+def addressee(
+    endpoint: str,
+    *,
+    to_bus: bool,
+    channel: str,
+    bus_channel: bool,
+    endpoints: Mapping[str, HandlerSpec],
+) -> HandlerSpec | Refusal | None:
+    """Whom a due delivery on ``channel`` is for: its endpoint's handler, None for a message of
+    an asynchronous bus (routed by its type), or the refusal when neither may take it."""
+    if to_bus:
+        return None if bus_channel else Refusal("unroutable", not_a_bus(channel))
+    spec = endpoints.get(endpoint)
+    if spec is None or channel not in spec.channels:
+        return Refusal("no endpoint", no_endpoint(endpoint, channel, endpoints.values()))
+    return spec
+
+
+def refused_payload(spec: HandlerSpec, payload: object) -> Refusal | None:
+    """The refusal of a decoded payload its endpoint does not handle, or None."""
+    if handles(spec, payload):
+        return None
+    return Refusal("wrong type for endpoint", wrong_type(spec, payload))
 
 
 def handles(spec: HandlerSpec, payload: object) -> bool:

@@ -21,13 +21,24 @@ from conveyor.drivers.channel_runtime import AnyRuntime, ChannelRuntime
 from conveyor.stores.dead_letters import DeadLetter, DeadLetterStore
 from conveyor.transports.dynamic import VIA
 
-__all__ = ["DeadLetters", "StoredLetters", "replay_target", "replayed_copy", "record_replayed"]
+TICK = "tick"  # conveyor.drivers.ticks.TICK: a scheduled tick kept as a dead letter
+
+__all__ = [
+    "DeadLetters",
+    "StoredLetters",
+    "replay_target",
+    "replayed_copy",
+    "record_replayed",
+    "record_tick_replayed",
+    "is_tick",
+    "TICK",
+]
 
 
 class DeadLetters:
     """The dead-letter store of a ``Messaging``, with replay."""
 
-    __slots__ = ("_channels", "_clock", "_drain_inline", "_journal", "store")
+    __slots__ = ("_channels", "_clock", "_drain_inline", "_journal", "store", "ticks")
 
     def __init__(
         self,
@@ -43,6 +54,8 @@ class DeadLetters:
         self._journal = journal
         self._clock = clock
         self._drain_inline = drain_inline
+        #: Runs a scheduled tick kept as a dead letter again (set by the ``Messaging``).
+        self.ticks: Callable[[DeadLetter], None] | None = None
 
     def list(self, *, limit: int | None = None, offset: int = 0) -> list[DeadLetter]:
         """Dead letters, oldest first."""
@@ -65,7 +78,15 @@ class DeadLetters:
         and the message is sent at most once. If sending fails, the letter is put back (at the
         end of the list) and the error raised.
         """
-        self._runtime(self.store.get(letter_id))  # refuse an undeclared channel before claiming
+        stored = self.store.get(letter_id)
+        if (
+            stored.message_type == TICK
+            and self.ticks is not None
+            and stored.channel not in self._channels
+        ):
+            self._replay_tick(self.store.claim(letter_id), self.ticks)
+            return
+        self._runtime(stored)  # refuse an undeclared channel before claiming
         letter = self.store.claim(letter_id)
         try:
             runtime = self._runtime(letter)
@@ -90,6 +111,11 @@ class DeadLetters:
         )
         if self._drain_inline is not None:  # an inline channel handles it at once
             self._drain_inline()
+
+    def _replay_tick(self, letter: DeadLetter, run: Callable[[DeadLetter], None]) -> None:
+        """A failed scheduled tick: record the replay, then run the tick again now."""
+        record_tick_replayed(self._journal, self._clock.now(), letter)
+        run(letter)
 
     def _runtime(self, letter: DeadLetter) -> ChannelRuntime:
         runtime = self._channels.get(letter.channel)
@@ -189,6 +215,23 @@ def record_replayed(journal: Journal, now: datetime, letter: DeadLetter) -> None
         letter.message_id,
         letter.message_type,
         channel=letter.channel,
+        endpoint_id=letter.endpoint_id,
+        detail=f"dead letter {letter.id}",
+    )
+
+
+def is_tick(letter: DeadLetter, channels: Mapping[str, object]) -> bool:
+    """Whether a dead letter holds a failed scheduled tick (replayed by running it again)."""
+    return letter.message_type == TICK and letter.channel not in channels
+
+
+def record_tick_replayed(journal: Journal, now: datetime, letter: DeadLetter) -> None:
+    """Journal that a tick kept as a dead letter runs again."""
+    journal.append(
+        now,
+        RecordKind.REPLAYED,
+        letter.message_id,
+        letter.message_type,
         endpoint_id=letter.endpoint_id,
         detail=f"dead letter {letter.id}",
     )

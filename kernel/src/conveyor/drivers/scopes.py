@@ -61,12 +61,29 @@ class Scopes:
         attempt: AttemptState | None = None,
     ) -> Iterator[Scope]:
         """Open a scope inside the current one for the length of the block."""
-        parent = self._current.get()
-        scope = Scope(
-            message, endpoint_id, channel, collecting=collecting, parent=parent, attempt=attempt
+        scope, token = self.inner(
+            message, endpoint_id, channel, collecting=collecting, attempt=attempt
         )
-        token = self._current.set(scope)
         try:
             yield scope
         finally:
             self._current.reset(token)
+
+    def inner(
+        self,
+        message: Message | None,
+        endpoint_id: str | None,
+        channel: str | None,
+        *,
+        collecting: bool = True,
+        attempt: AttemptState | None = None,
+    ) -> tuple[Scope, Token[Scope | None]]:
+        """Enter a scope inside the current one; pass the token to :meth:`leave` in a ``finally``.
+
+        :meth:`opened` without the generator, for the asyncio driver's once-per-message paths.
+        """
+        parent = self._current.get()
+        scope = Scope(
+            message, endpoint_id, channel, collecting=collecting, parent=parent, attempt=attempt
+        )
+        return scope, self._current.set(scope)

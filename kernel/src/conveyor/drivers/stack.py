@@ -215,7 +215,11 @@ def collector(proceed: Proceed, attempt: Attempt) -> object:
     with parts.scopes.opened(
         attempt.message, attempt.spec.endpoint_id, attempt.channel, attempt=attempt.state
     ) as scope:
-        result = proceed()
+        try:
+            result = proceed()
+        except BaseException:
+            parts.outgoing.discard(scope)
+            raise
         parts.outgoing.flush(scope)
     return result
 

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from conveyor.core.errors import DeadLetterNotFound
+from conveyor.core.journal import ExceptionInfo
 
 __all__ = ["DeadLetter", "DeadLetterStore", "InMemoryDeadLetterStore", "SAMPLE", "next_id"]
 
@@ -114,15 +115,23 @@ class InMemoryDeadLetterStore:
     """A dead-letter store in a dict: for tests, and for apps that accept losing it on exit.
 
     A lock makes ``add``, ``claim`` and ``delete`` atomic across threads.
+
+    A letter added with its ``failure`` has its traceback formatted when it is first read, not
+    when it is added: formatting a traceback costs more than the rest of a failed attempt (about
+    a third of a test whose message ends dead-lettered), and most letters a test makes are
+    counted or matched by type, never printed. Stores that keep letters beyond the process
+    receive the traceback formatted.
     """
 
-    __slots__ = ("_letters", "_lock")
+    __slots__ = ("_letters", "_lock", "_unformatted")
 
     def __init__(self) -> None:
         self._letters: dict[str, DeadLetter] = {}
+        self._unformatted: dict[str, ExceptionInfo] = {}  # letter id -> its traceback's source
         self._lock = threading.Lock()
 
-    def add(self, letter: DeadLetter) -> str:
+    def add(self, letter: DeadLetter, *, failure: ExceptionInfo | None = None) -> str:
+        """Keep ``letter``; with ``failure``, its traceback is formatted from it on first read."""
         with self._lock:
             letter_id, n = letter.id, 1
             while letter_id in self._letters:
@@ -130,17 +139,20 @@ class InMemoryDeadLetterStore:
                 letter_id = next_id(letter.id, n)
             stored = letter if letter_id == letter.id else _renamed(letter, letter_id)
             self._letters[letter_id] = stored
+            if failure is not None:
+                self._unformatted[letter_id] = failure
             return letter_id
 
     def list(self, *, limit: int | None = None, offset: int = 0) -> list[DeadLetter]:
-        letters = list(self._letters.values())[offset:]
-        return letters if limit is None else letters[:limit]
+        with self._lock:
+            ids = list(self._letters)[offset:]
+            return [self._formatted(letter_id) for letter_id in ids[:limit]]
 
     def get(self, letter_id: str) -> DeadLetter:
-        try:
-            return self._letters[letter_id]
-        except KeyError:
-            raise self._not_found(letter_id) from None
+        with self._lock:
+            if letter_id in self._letters:
+                return self._formatted(letter_id)
+        raise self._not_found(letter_id)
 
     def count(self) -> int:
         return len(self._letters)
@@ -150,9 +162,18 @@ class InMemoryDeadLetterStore:
 
     def claim(self, letter_id: str) -> DeadLetter:
         with self._lock:
-            letter = self._letters.pop(letter_id, None)
+            letter = self._formatted(letter_id) if letter_id in self._letters else None
+            self._letters.pop(letter_id, None)
         if letter is None:
             raise self._not_found(letter_id)
+        return letter
+
+    def _formatted(self, letter_id: str) -> DeadLetter:
+        """The stored letter, its traceback formatted now if that was deferred (lock held)."""
+        letter = self._letters[letter_id]
+        failure = self._unformatted.pop(letter_id, None)
+        if failure is not None:
+            letter = self._letters[letter_id] = replace(letter, traceback=failure.traceback)
         return letter
 
     def _not_found(self, letter_id: str) -> DeadLetterNotFound:

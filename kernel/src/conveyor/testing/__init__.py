@@ -12,6 +12,7 @@ implementation detail reachable through its own module.
 
 from __future__ import annotations
 
+from conveyor.testing.async_harness import AsyncHarness
 from conveyor.testing.faults import ALWAYS, FailurePlan, PlannedFailure
 from conveyor.testing.flow import Pending
 from conveyor.testing.harness import Harness
@@ -26,6 +27,7 @@ from conveyor.testing.transcript import assert_deterministic, transcript
 __all__ = [
     # the harness and how to build it
     "Harness",
+    "AsyncHarness",
     "Setup",
     "Strictness",
     "Services",

@@ -9,12 +9,12 @@ Kept apart from the harness, the rules are plain: journal records in, what is le
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
+from collections.abc import Iterable
 
 from conveyor.core.journal import Record, RecordKind
 from conveyor.testing.flow import FAILURE_KINDS, CopyKey, Pending
 
-__all__ = ["Acknowledgements"]
+__all__ = ["Acknowledgements", "letter_id"]
 
 _K = RecordKind
 
@@ -70,22 +70,16 @@ class Acknowledgements:
             and self._failures.get((r.message_id, r.endpoint_id or ""), 0) < r.seq
         ]
 
-    def unasserted_dead_letters(
-        self, records: Iterable[Record], stored: Container[str]
-    ) -> list[Record]:
-        """Dead letters still in the store (ids in ``stored``) that no assertion matched."""
-        return [
-            r
-            for r in records
-            if r.kind is _K.DEAD_LETTERED and r.seq not in self._letters and _letter_id(r) in stored
-        ]
+    def unasserted_dead_letters(self, records: Iterable[Record]) -> list[Record]:
+        """Dead-lettered records that no assertion matched, whether or not still in the store."""
+        return [r for r in records if r.kind is _K.DEAD_LETTERED and r.seq not in self._letters]
 
     def uninspected(self, pending: Iterable[Pending]) -> list[Pending]:
         """The pending copies the test did not look at."""
         return [p for p in pending if (p.message_id, p.endpoint_id) not in self._inspected]
 
 
-def _letter_id(record: Record) -> str:
+def letter_id(record: Record) -> str:
     """The dead-letter id a DEAD_LETTERED record names (``...; dead letter <id>``)."""
-    _, found, letter_id = record.detail.rpartition("dead letter ")
-    return letter_id if found else ""
+    _, found, named = record.detail.rpartition("dead letter ")
+    return named if found else ""

@@ -11,6 +11,7 @@ notice. ``Harness`` adds the ``assert_*`` methods on top.
 from __future__ import annotations
 
 from conveyor.core.journal import Record
+from conveyor.testing.acknowledgements import letter_id
 from conveyor.testing.flow import Pending
 from conveyor.testing.querying import Matches, QueryingHarness
 
@@ -29,9 +30,16 @@ class HarnessCore(QueryingHarness):
         return self._acknowledged.unasserted_failures(self.journal.records)
 
     def unasserted_dead_letters(self) -> list[Record]:
-        """Dead letters still in the store that no assertion matched."""
+        """Dead letters still in the store that no assertion matched.
+
+        The store is listed only when some letter went unmatched: listing formats each letter's
+        traceback, the dearest step of a test whose message ends dead-lettered.
+        """
+        unmatched = self._acknowledged.unasserted_dead_letters(self.journal.records)
+        if not unmatched:
+            return []
         stored = {letter.id for letter in self.messaging.dead_letters.list()}
-        return self._acknowledged.unasserted_dead_letters(self.journal.records, stored)
+        return [record for record in unmatched if letter_id(record) in stored]
 
     def uninspected_pending(self) -> list[Pending]:
         """Messages still waiting that the test neither settled nor looked at."""

@@ -1,13 +1,17 @@
-"""Several services in one test, on one virtual clock.
+"""Several services in one test, on one virtual clock and one in-memory broker.
 
 A flow that crosses services (orders calls billing, billing publishes back) needs them to share
 time: a retry due in one service at +2s and a delayed message in another at +1s must run in that
 order. :class:`Services` builds harnesses on one clock and one id generator, and settles and
-advances them together.
+advances them together. It also gives their in-memory channels one ``MemoryBroker``, as two
+processes on one broker would have: a channel name is one queue across the services, so one
+service can put messages on a queue another consumes (the sender declares it
+``QueueChannel(name, send_only=True)``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +20,8 @@ from conveyor.core.clock import VirtualClock
 from conveyor.core.ids import IdGenerator
 from conveyor.testing.harness import Harness
 from conveyor.testing.setup import Setup
+from conveyor.transports.channels import Channel, QueueChannel
+from conveyor.transports.memory_broker import MemoryBroker
 
 __all__ = ["Services"]
 
@@ -29,6 +35,7 @@ class Services:
         ids: the shared id generator, so message ids stay unique across services.
         on_build: called with each new harness and its setup (the plugin registers them for
             strict teardown).
+        broker: the in-memory broker their channels share (a new one by default).
     """
 
     def __init__(
@@ -37,19 +44,36 @@ class Services:
         clock: VirtualClock,
         ids: IdGenerator,
         on_build: Callable[[Harness, Setup], None] | None = None,
+        broker: MemoryBroker | None = None,
     ) -> None:
         self.setup = setup
         self.clock = clock
         self.ids = ids
+        self.broker = broker if broker is not None else MemoryBroker()
         self.harnesses: list[Harness] = []
         self._on_build = on_build
 
     def __call__(self, **changes: Any) -> Harness:
         """A new service: the base setup with ``changes`` (``handlers=[...]``, ``channels=...``)."""
-        setup = self.setup.replace(**changes)
+        setup = self.shared(self.setup.replace(**changes))
         harness = setup.harness(clock=self.clock, ids=self.ids)
         self.add(harness, setup)
         return harness
+
+    def shared(self, setup: Setup) -> Setup:
+        """``setup`` with its in-memory channels on the services' broker.
+
+        Channel names and ``QueueChannel`` definitions move to the broker; broker channels,
+        dynamic channels and a ``build=`` function's own channels are left as they are.
+        """
+        return setup.replace(channels=[self._on_broker(c) for c in setup.channels])
+
+    def _on_broker(self, channel: Channel | str) -> Channel | str:
+        if isinstance(channel, str):
+            return QueueChannel(channel, broker=self.broker)
+        if type(channel) is QueueChannel and channel.broker is None:
+            return dataclasses.replace(channel, broker=self.broker)
+        return channel
 
     def add(self, harness: Harness, setup: Setup | None = None) -> None:
         """Count a harness built elsewhere (on the same clock) as one of the services."""

@@ -36,7 +36,7 @@ class SettlingHarness(HarnessVerbs):
         __tracebackhide__ = True
         m = self.messaging
         budget = max_steps if max_steps is not None else m.max_steps
-        with self._raising():
+        with self.raising():
             steps = m.run_until_idle(max_steps=budget)
             if not (self.advance_time if advance_time is None else advance_time):
                 return steps
@@ -73,7 +73,7 @@ class SettlingHarness(HarnessVerbs):
 
     def _pending(self) -> list[Pending]:
         held: dict[str, int] = {}
-        for name, runtime in self.messaging.channels.items():
+        for name, runtime in self.messaging.runtimes.items():
             transport = runtime.transport
             count = getattr(transport, "pending", None)  # InspectableTransport, checked cheaply
             if callable(count):

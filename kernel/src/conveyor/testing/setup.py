@@ -14,12 +14,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from conveyor.core.clock import VirtualClock, ensure_aware
 from conveyor.core.errors import ConfigurationError
 from conveyor.core.ids import IdGenerator, SequentialIds
+from conveyor.drivers.async_messaging import AsyncMessaging
 from conveyor.drivers.messaging import Messaging
+from conveyor.testing.async_harness import AsyncHarness
 from conveyor.testing.harness import Harness
 from conveyor.transports.channels import Channel
 
@@ -34,6 +36,7 @@ _STRICT_SWITCHES = {
     "allow_dead_letters": "dead_letters",
     "allow_pending": "pending",
 }
+_K = TypeVar("_K", Messaging, AsyncMessaging)
 _OWN = ("clock", "ids", "seed", "mode", "handlers", "channels")
 
 
@@ -74,6 +77,7 @@ class Setup:
         options: other ``Messaging`` keyword arguments (``retry=``, ``types=``, ...).
         build: a factory to use instead of ``Messaging(...)``, for apps that build their own;
             it is called with ``clock``, ``ids``, ``seed``, ``mode`` and ``options``.
+        build_async: the same for ``AsyncMessaging(...)`` (the ``async_messaging`` fixture).
         width: the widest line of failure output.
     """
 
@@ -86,6 +90,7 @@ class Setup:
     strict: Strictness = field(default_factory=Strictness)
     options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     build: Callable[..., Messaging] | None = None
+    build_async: Callable[..., AsyncMessaging] | None = None
     width: int = 92
 
     def replace(self, **changes: Any) -> Setup:
@@ -123,22 +128,41 @@ class Setup:
 
     def messaging(self, *, clock: VirtualClock, ids: IdGenerator) -> Messaging:
         """A new ``Messaging`` on ``clock`` and ``ids``."""
-        if self.build is not None:
+        return self._kernel(Messaging, self.build, clock, ids)
+
+    def async_messaging(self, *, clock: VirtualClock, ids: IdGenerator) -> AsyncMessaging:
+        """A new ``AsyncMessaging`` on ``clock`` and ``ids``, from the same options."""
+        return self._kernel(AsyncMessaging, self.build_async, clock, ids)
+
+    def _kernel(
+        self,
+        kernel: Callable[..., _K],
+        build: Callable[..., _K] | None,
+        clock: VirtualClock,
+        ids: IdGenerator,
+    ) -> _K:
+        """Either driver, built the same way: by ``build`` when given, else from the options."""
+        if build is not None:
             keywords = {"clock": clock, "ids": ids, "seed": self.seed, "mode": self.mode}
             keywords.update(self.options)
-            _check_build(self.build, keywords)
-            return self.build(**keywords)
+            _check_build(build, keywords)
+            return build(**keywords)
         handlers = [_instance(h) if isinstance(h, type) else h for h in self.handlers]
         options: dict[str, Any] = {"log_failures": False, **self.options}
-        return Messaging(
-            handlers,
-            self.channels,
-            clock=clock,
-            ids=ids,
-            seed=self.seed,
-            mode=self.mode,
+        return kernel(
+            handlers, self.channels, clock=clock, ids=ids, seed=self.seed, mode=self.mode,
             **options,
+        )  # fmt: skip
+
+    def async_harness(
+        self, *, clock: VirtualClock | None = None, ids: IdGenerator | None = None
+    ) -> AsyncHarness:
+        """A new ``AsyncHarness``: a fresh clock at ``start`` and sequential ids unless given."""
+        messaging = self.async_messaging(
+            clock=clock if clock is not None else VirtualClock(self.start),
+            ids=ids if ids is not None else SequentialIds(),
         )
+        return AsyncHarness(messaging, advance_time=self.advance_time, width=self.width)
 
     def harness(
         self, *, clock: VirtualClock | None = None, ids: IdGenerator | None = None
@@ -190,7 +214,7 @@ def _instance(cls: type) -> object:
     return cls()
 
 
-def _check_build(build: Callable[..., Messaging], keywords: Mapping[str, object]) -> None:
+def _check_build(build: Callable[..., object], keywords: Mapping[str, object]) -> None:
     """``build=`` is called with keywords; say which it lacks before the call fails obscurely."""
     try:
         parameters = inspect.signature(build).parameters.values()

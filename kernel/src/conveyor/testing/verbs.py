@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, Self
+from typing import Any, Self, overload
 
 from conveyor.core.clock import Clock
 from conveyor.core.handlers import handler_mark
 from conveyor.core.journal import Journal
+from conveyor.core.queries import Answer, Query
 from conveyor.drivers.driving import RunResult
 from conveyor.drivers.messaging import Messaging
 from conveyor.drivers.replay import DeadLetters
@@ -69,37 +70,44 @@ class HarnessVerbs:
     def send(self, command: object, **options: Any) -> Any:
         """``Messaging.send``; a handler's exception that reaches the test counts as seen."""
         __tracebackhide__ = True
-        with self._raising():
+        with self.raising():
             return self.messaging.send(command, **options)
 
     def publish(self, event: object, **options: Any) -> None:
         __tracebackhide__ = True
-        with self._raising():
+        with self.raising():
             self.messaging.publish(event, **options)
 
+    @overload
+    def ask(self, query: Query[Answer], **options: Any) -> Answer: ...
+
+    @overload
+    def ask(self, query: object, **options: Any) -> Any: ...
+
     def ask(self, query: object, **options: Any) -> Any:
+        """``Messaging.ask``: typed for a ``Query[T]``, like it."""
         __tracebackhide__ = True
-        with self._raising():
+        with self.raising():
             return self.messaging.ask(query, **options)
 
     def run(self, name: str, **limits: Any) -> RunResult:
         __tracebackhide__ = True
-        with self._raising():
+        with self.raising():
             return self.messaging.run(name, **limits)
 
     def run_until_idle(self, advance_time: bool = False, max_steps: int | None = None) -> int:
         __tracebackhide__ = True
-        with self._raising():
+        with self.raising():
             return self.messaging.run_until_idle(advance_time=advance_time, max_steps=max_steps)
 
     def advance(self, duration: timedelta, *, max_steps: int | None = None) -> int:
         __tracebackhide__ = True
-        with self._raising():
+        with self.raising():
             return self.messaging.advance(duration, max_steps=max_steps)
 
     def advance_to(self, instant: datetime, *, max_steps: int | None = None) -> int:
         __tracebackhide__ = True
-        with self._raising():
+        with self.raising():
             return self.messaging.advance_to(instant, max_steps=max_steps)
 
     def consumers(self) -> list[str]:
@@ -125,7 +133,8 @@ class HarnessVerbs:
         return f"{type(self).__name__}(handlers={len(m.handlers)}, channels={list(m.channels)})"
 
     @contextmanager
-    def _raising(self) -> Iterator[None]:
+    def raising(self) -> Iterator[None]:
+        """Within it, an exception that reaches the test has been seen: strict teardown skips it."""
         try:
             yield
         except Exception as error:

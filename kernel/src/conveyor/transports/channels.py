@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from conveyor.core.clock import Clock
 from conveyor.core.codec.serialization import Codec
@@ -20,9 +20,12 @@ from conveyor.core.handlers import ErrorHandler
 from conveyor.core.retry import RetryPolicy
 from conveyor.transports.seam import AsyncTransport, ChannelOptions, Transport
 
+if TYPE_CHECKING:
+    from conveyor.transports.memory_broker import MemoryBroker
+
 __all__ = ["Channel", "QueueChannel", "FinalFailure", "Mode"]
 
-FinalFailure = Literal["resend", "ignore", "stop"]
+FinalFailure = Literal["resend", "ignore", "stop", "release"]
 Mode = Literal["queued", "inline"]
 
 
@@ -38,8 +41,9 @@ class Channel:
         error_handler: a handler (or its endpoint id) that receives the ``Failure`` instead.
         final_failure: what happens to a message that still fails when neither an error handler
             nor the dead-letter store takes it: "resend" (to the tail of the channel), "stop"
-            (the consumer stops and the message stays), or "ignore" (dropped, with a journal
-            record; only when chosen explicitly).
+            (the consumer stops and the message stays), "release" (the delivery is given back
+            to the channel as it is, for this or another consumer; its delivery count grows),
+            or "ignore" (dropped, with a journal record; only when chosen explicitly).
         mode: "queued" (a consumer run handles messages) or "inline" (handled at send time,
             still through the codec); None inherits the Messaging's mode.
         lease: how long a received message stays invisible to other consumers before it is
@@ -52,6 +56,14 @@ class Channel:
             their type. None (the default) means: when no asynchronous handler is bound to it.
             Elsewhere a message addressed to a bus is dead-lettered as unroutable, so whoever
             can write to a handler's channel cannot reach every other handler through it.
+        send_only: this ``Messaging`` sends to the channel but never consumes it: another
+            service (or process) does. It is not among ``consumers()``, settling and
+            ``advance`` skip it, and ``run`` refuses it. Two services in one test that share an
+            in-memory broker declare the channel in both; the sender declares it send-only.
+        send_retry: when sending to this channel fails (its broker is down), send again after
+            the policy's ``delays``, up to its ``attempts`` sends, for the exceptions it names
+            (``on=ConnectionFailed``, say); then the handling attempt that sent it fails with
+            ``SendFailed`` and is retried as a whole. None: a failed send raises at once.
     """
 
     name: str = field(kw_only=False)
@@ -64,13 +76,16 @@ class Channel:
     dead_letter_expired: bool = False
     codec: Codec | None = None
     bus: bool | None = None
+    send_only: bool = False
+    send_retry: RetryPolicy | None = None
 
     def __post_init__(self) -> None:
-        if self.final_failure not in ("resend", "ignore", "stop"):
+        if self.final_failure not in ("resend", "ignore", "stop", "release"):
             raise ConfigurationError(
                 f"channel {self.name!r} has final_failure={self.final_failure!r}; choose "
                 f"'resend' (back to the tail of the channel), 'stop' (the consumer stops, the "
-                f"message stays) or 'ignore' (dropped, with a journal record)."
+                f"message stays), 'release' (given back to the channel for another consumer) or "
+                f"'ignore' (dropped, with a journal record)."
             )
 
     def transport_key(self) -> Hashable:
@@ -112,19 +127,34 @@ class Channel:
 
 @dataclass(frozen=True, kw_only=True)
 class QueueChannel(Channel):
-    """An in-memory channel: serializes through the codec, honours delay, priority and leases."""
+    """An in-memory channel: serializes through the codec, honours delay, priority and leases.
+
+    Attributes:
+        broker: a ``MemoryBroker`` shared with other ``Messaging`` instances (several services
+            in one test): channels of the same name on one broker are one queue. None: this
+            ``Messaging``'s own in-memory channels.
+    """
+
+    broker: MemoryBroker | None = None
 
     def transport_key(self) -> Hashable:
         """Every in-memory channel of one ``Messaging`` shares one ``MemoryTransport`` (one
-        ``AsyncMemoryTransport`` under ``AsyncMessaging``)."""
-        return (QueueChannel,)
+        ``AsyncMemoryTransport`` under ``AsyncMessaging``), or its broker's."""
+        return (QueueChannel,) if self.broker is None else (QueueChannel, id(self.broker))
 
     def open(self, clock: Clock) -> Transport:
+        if self.broker is not None:
+            return self.broker.transport(clock)
         from conveyor.transports.memory import MemoryTransport
 
         return MemoryTransport(clock)
 
     def open_async(self, clock: Clock) -> AsyncTransport:
+        if self.broker is not None:
+            raise ConfigurationError(
+                f"channel {self.name!r} is on a MemoryBroker, which serves Messaging only; "
+                f"under AsyncMessaging drop broker=."
+            )
         from conveyor.transports.async_memory import AsyncMemoryTransport
 
         return AsyncMemoryTransport(clock)

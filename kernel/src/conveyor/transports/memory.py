@@ -16,7 +16,9 @@ out for O(1) in the common case and little memory per message:
 * messages that are not due yet, and leased ones, wait in a
 :class:`~conveyor.core.timers.TimerQueue`
   until their ``available_at`` or their lease expiry;
-* a stored message is one slotted :class:`_Entry`, its headers a flat tuple.
+* a stored message is one slotted :class:`_Entry`, its header values a tuple; the tuple of
+  header names is shared by every message that has the same names (the kernel's messages on a
+  channel all do), so a queued message holds no copy of them.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import threading
 from collections import deque
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from itertools import chain, count
+from itertools import count
 
 from conveyor.core.clock import Clock, ensure_aware
 from conveyor.core.errors import MessageTooLarge, StaleReceipt, TransportClosed
@@ -41,15 +43,36 @@ _READY, _LEASED, _WAITING, _GONE = range(4)
 
 _NO_TIME = timedelta(0)
 
+_SHARED_NAME_SETS = 256
+"""How many distinct sets of header names one transport shares among its messages."""
+
 
 class _Entry:
     """One stored message and where it is in its life (mutable, one per message: keep it small)."""
 
-    __slots__ = ("body", "deliveries", "headers", "priority", "queued", "seq", "state", "timer")
+    __slots__ = (
+        "body",
+        "deliveries",
+        "names",
+        "priority",
+        "queued",
+        "seq",
+        "state",
+        "timer",
+        "values",
+    )
 
-    def __init__(self, body: bytes, headers: tuple[str, ...], priority: int, seq: int) -> None:
+    def __init__(
+        self,
+        body: bytes,
+        names: tuple[str, ...],
+        values: tuple[str, ...],
+        priority: int,
+        seq: int,
+    ) -> None:
         self.body = body
-        self.headers = headers
+        self.names = names  # shared with other entries: never changed
+        self.values = values
         self.priority = priority
         self.seq = seq
         self.deliveries = 0
@@ -155,6 +178,7 @@ class MemoryTransport:
         "_closed",
         "_lock",
         "_max_size",
+        "_names",
         "_seq",
         "_waiters",
     )
@@ -176,6 +200,7 @@ class MemoryTransport:
         )
         self._channels: dict[str, _Channel] = {}
         self._seq = count(1)
+        self._names: dict[tuple[str, ...], tuple[str, ...]] = {}  # one copy of each name set
         self._closed = False
         # One lock for every channel: a Messaging shared by threads sends and consumes here.
         self._lock = threading.Condition(threading.Lock())
@@ -211,7 +236,8 @@ class MemoryTransport:
             TransportClosed: after :meth:`close`.
             TypeError: the body is not bytes or a header is not a string, which no broker takes.
         """
-        body, headers = _copy_body(message.body), _flatten(message.headers)
+        body = _copy_body(message.body)
+        names, values = self._split(message.headers)
         if self._max_size is not None and message.size > self._max_size:
             raise MessageTooLarge(
                 f"message of {message.size} bytes (body plus headers) is over this "
@@ -221,7 +247,7 @@ class MemoryTransport:
         with self._lock:
             self._check_open("send")
             held_until = self._held_until(available_at)
-            entry = _Entry(body, headers, priority, next(self._seq))
+            entry = _Entry(body, names, values, priority, next(self._seq))
             ch = self._channel(channel)
             ch.live += 1
             if held_until is not None:
@@ -293,7 +319,7 @@ class MemoryTransport:
             taken.append(
                 Delivery(
                     channel,
-                    WireMessage(entry.body, _unflatten(entry.headers)),
+                    WireMessage(entry.body, dict(zip(entry.names, entry.values, strict=True))),
                     receipt,
                     entry.deliveries,
                 )
@@ -396,6 +422,21 @@ class MemoryTransport:
         pending = sum(ch.live for ch in self._channels.values())
         return f"MemoryTransport(channels={len(self._channels)}, pending={pending})"
 
+    def _split(self, headers: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Copy headers into (names, values); the names as the copy other messages share.
+
+        At most ``_SHARED_NAME_SETS`` name sets are kept: an application whose header names vary
+        without end pays for its own copy of the names, as every message did before.
+        """
+        names, values = tuple(headers), tuple(headers.values())
+        _check_strings(headers, names, values)
+        shared = self._names.get(names)
+        if shared is not None:
+            return shared, values
+        if len(self._names) < _SHARED_NAME_SETS:
+            self._names[names] = names  # a lost race only stores an equal tuple twice
+        return names, values
+
     def _channel(self, name: str) -> _Channel:
         ch = self._channels.get(name)
         if ch is None:
@@ -465,13 +506,13 @@ def _copy_body(body: object) -> bytes:
     )
 
 
-def _flatten(headers: Mapping[str, str]) -> tuple[str, ...]:
-    """Copy headers into a flat (name, value, name, value, ...) tuple: the smallest copy."""
-    if not headers:
-        return ()
-    flat = tuple(chain.from_iterable(headers.items()))
+def _check_strings(
+    headers: Mapping[str, str], names: tuple[str, ...], values: tuple[str, ...]
+) -> None:
+    """Refuse headers that are not strings, naming them: no broker takes anything else."""
     try:
-        "".join(flat)  # the cheapest "every part is a str" check: C speed, on the hot path
+        "".join(names)  # the cheapest "every part is a str" check: C speed, on the hot path
+        "".join(values)
     except TypeError:
         wrong = {
             k: v for k, v in headers.items() if not isinstance(k, str) or not isinstance(v, str)
@@ -480,9 +521,3 @@ def _flatten(headers: Mapping[str, str]) -> tuple[str, ...]:
             f"WireMessage headers must map strings to strings, which every broker takes; "
             f"got {wrong!r}. Convert the values with str() before sending."
         ) from None
-    return flat
-
-
-def _unflatten(flat: tuple[str, ...]) -> dict[str, str]:
-    parts = iter(flat)
-    return dict(zip(parts, parts, strict=True))

@@ -15,6 +15,7 @@ from collections import abc
 from collections.abc import Callable
 from types import NoneType
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from conveyor.core.codec.json_mismatch import class_path
 from conveyor.core.errors import SerializationError
@@ -89,26 +90,35 @@ def unwrap(hint: Any) -> Any:
             return hint
 
 
+#: Each dataclass's fields with their resolved annotations, shared by every codec in the
+#: process and dropped with the class. Resolving annotations (``typing.get_type_hints``, which
+#: compiles each string annotation) is the dearest step of a plan, a class's annotations do not
+#: change once it is defined, and a test suite builds a codec per test.
+_RESOLVED: WeakKeyDictionary[type, tuple[tuple[dataclasses.Field[Any], Any], ...]] = (
+    WeakKeyDictionary()
+)
+
+
 class AnnotatedFields:
-    """Each dataclass's fields with their resolved annotations, read once per codec.
+    """Each dataclass's fields with their resolved annotations, read once per process.
 
     The encoding and decoding plans of one codec share an instance, so a class's annotations are
-    resolved once however it is used.
+    resolved once however it is used; the resolved annotations themselves are kept per class
+    for every codec (plans stay per codec).
     """
 
-    def __init__(self) -> None:
-        self._hints: dict[type, dict[str, Any]] = {}
-
-    def of(self, cls: type) -> list[tuple[dataclasses.Field[Any], Any]]:
+    def of(self, cls: type) -> tuple[tuple[dataclasses.Field[Any], Any], ...]:
         """Every field of the dataclass ``cls`` with its annotation (``Any`` if it has none)."""
-        hints = self._hints.get(cls)
-        if hints is None:
+        resolved = _RESOLVED.get(cls)
+        if resolved is None:
             try:
-                hints = self._hints[cls] = typing.get_type_hints(cls)
+                hints = typing.get_type_hints(cls)
             except (NameError, TypeError) as exc:
                 raise SerializationError(
                     f"Cannot read the annotations of {class_path(cls)}: {exc}. Annotations are "
                     f"resolved in the class's module, so define the classes they name at module "
                     f"level (not inside a function)."
                 ) from exc
-        return [(f, hints.get(f.name, Any)) for f in dataclasses.fields(cls)]
+            resolved = tuple((f, hints.get(f.name, Any)) for f in dataclasses.fields(cls))
+            _RESOLVED[cls] = resolved
+        return resolved

@@ -1,0 +1,213 @@
+"""Keeping leases alive while handlers run, and saying so when a lease cannot be kept.
+
+A timed lease (SQS visibility, Redis pending entries, the in-memory transport) runs out while a
+slow handler is still working, and another consumer then handles the same message: at least
+once, but silently twice. Where the transport can renew a lease (``RenewableTransport``), a
+:class:`LeaseKeeper` renews every lease in its care each third of the lease, from one thread
+for all the handlers of a process. Where it cannot, the keeper logs a warning naming the
+endpoint and the channel once the handler has outlived its lease, with the fix (a longer lease
+on the channel). A lease held by the connection (RabbitMQ) needs neither.
+
+Only real time needs this: on virtual time a handler takes no time at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from conveyor.core.clock import Clock
+from conveyor.core.errors import ConveyorError
+from conveyor.core.wire import Delivery, H
+from conveyor.drivers.channel_runtime import AsyncChannelRuntime, ChannelRuntime
+
+__all__ = ["AsyncLeaseKeeper", "LeaseKeeper", "outlived_lease"]
+
+_LOG = logging.getLogger("conveyor")
+
+
+@dataclass(slots=True, eq=False)
+class _Held:
+    """One delivery being handled, and when its lease next needs attention."""
+
+    runtime: ChannelRuntime
+    delivery: Delivery
+    next_look: datetime
+    since: datetime
+
+
+class LeaseKeeper:
+    """Renews the leases of deliveries being handled, from one daemon thread, started lazily."""
+
+    __slots__ = ("_changed", "_clock", "_held", "_thread")
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._held: set[_Held] = set()
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def holding(self, runtime: ChannelRuntime, delivery: Delivery) -> Iterator[None]:
+        """Keep ``delivery``'s lease alive (or watch it) while the block handles it."""
+        if runtime.transport.capabilities.lease != "timed":
+            yield
+            return
+        now = self._clock.now()
+        lease = runtime.definition.lease
+        look = now + (lease / 3 if runtime.renewable is not None else lease)
+        held = _Held(runtime, delivery, look, now)
+        with self._changed:
+            self._held.add(held)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._keep, name="conveyor-leases", daemon=True
+                )
+                self._thread.start()
+            self._changed.notify()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._held.discard(held)
+
+    def _keep(self) -> None:
+        while True:
+            with self._changed:
+                now = self._clock.now()
+                due = [h for h in self._held if h.next_look <= now]
+                if not due:
+                    soonest = min((h.next_look for h in self._held), default=None)
+                    wait = 3600.0 if soonest is None else (soonest - now).total_seconds()
+                    self._changed.wait(min(max(wait, 0.001), 3600.0))
+                    continue
+            for held in due:
+                self._attend(held, now)
+
+    def _attend(self, held: _Held, now: datetime) -> None:
+        runtime, delivery = held.runtime, held.delivery
+        lease = runtime.definition.lease
+        renewable = runtime.renewable
+        if renewable is None:
+            outlived_lease(runtime, delivery, now - held.since)
+            held.next_look = datetime.max.replace(tzinfo=now.tzinfo)  # warn once
+            return
+        try:
+            renewable.renew(delivery, lease=lease)
+        except ConveyorError as error:  # settled meanwhile, or the lease was already lost
+            with self._changed:
+                if held not in self._held:
+                    return  # the handler finished between the look and the renewal
+            _could_not_renew(runtime, delivery, error)
+            held.next_look = datetime.max.replace(tzinfo=now.tzinfo)
+            return
+        held.next_look = self._clock.now() + lease / 3
+
+
+class AsyncLeaseKeeper:
+    """The asyncio twin of :class:`LeaseKeeper`: one task per loop renews every held lease.
+
+    Holding a delivery is a dict entry, not a task of its own, so the per-message cost on the
+    hot path is two dictionary writes.
+    """
+
+    __slots__ = ("_clock", "_held", "_task", "_woken")
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._held: dict[int, _AsyncHeld] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._woken: asyncio.Event | None = None
+
+    def hold(self, runtime: AsyncChannelRuntime, delivery: Delivery) -> int | None:
+        """Start keeping ``delivery``'s lease; the key to :meth:`release`, None if not timed."""
+        if runtime.transport.capabilities.lease != "timed":
+            return None
+        now = self._clock.now()
+        lease = runtime.definition.lease
+        look = now + (lease / 3 if runtime.renewable is not None else lease)
+        held = _AsyncHeld(runtime, delivery, look, now)
+        self._held[id(held)] = held
+        if self._task is None or self._task.done() or self._woken is None:
+            self._woken = asyncio.Event()
+            self._task = asyncio.ensure_future(self._keep(self._woken))
+        elif len(self._held) == 1:
+            self._woken.set()
+        return id(held)
+
+    def release(self, key: int | None) -> None:
+        if key is not None:
+            self._held.pop(key, None)
+
+    async def _keep(self, woken: asyncio.Event) -> None:
+        while True:
+            now = self._clock.now()
+            for key, held in list(self._held.items()):
+                if held.next_look <= now:
+                    await self._attend(key, held, now)
+            soonest = min((h.next_look for h in self._held.values()), default=None)
+            woken.clear()
+            wait = 3600.0 if soonest is None else (soonest - self._clock.now()).total_seconds()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), min(max(wait, 0.001), 3600.0))
+
+    async def _attend(self, key: int, held: _AsyncHeld, now: datetime) -> None:
+        runtime, delivery = held.runtime, held.delivery
+        lease = runtime.definition.lease
+        renewable = runtime.renewable
+        never = datetime.max.replace(tzinfo=now.tzinfo)
+        if renewable is None:
+            outlived_lease(runtime, delivery, now - held.since)
+            held.next_look = never  # warn once
+            return
+        try:
+            await renewable.renew(delivery, lease=lease)
+        except ConveyorError as error:  # settled meanwhile, or the lease was already lost
+            if key in self._held:
+                _could_not_renew(runtime, delivery, error)
+            held.next_look = never
+            return
+        held.next_look = self._clock.now() + lease / 3
+
+
+@dataclass(slots=True, eq=False)
+class _AsyncHeld:
+    runtime: AsyncChannelRuntime
+    delivery: Delivery
+    next_look: datetime
+    since: datetime
+
+
+def _could_not_renew(
+    runtime: ChannelRuntime | AsyncChannelRuntime, delivery: Delivery, error: Exception
+) -> None:
+    _LOG.warning(
+        "could not renew the lease of %s on channel %s (endpoint %s): %s",
+        delivery.message.headers.get(H.ID, "?"),
+        runtime.name,
+        delivery.message.headers.get(H.ENDPOINT, "?"),
+        error,
+    )
+
+
+def outlived_lease(
+    runtime: ChannelRuntime | AsyncChannelRuntime, delivery: Delivery, running: timedelta
+) -> None:
+    """Warn that a handler outlived a lease its transport cannot renew."""
+    _LOG.warning(
+        "endpoint %s has been handling %s on channel %s for %s, longer than the channel's "
+        "lease (%s), and %s cannot renew a lease: another consumer may receive the message "
+        "and handle it again. Give the channel a longer lease, for example lease=timedelta("
+        "minutes=5).",
+        delivery.message.headers.get(H.ENDPOINT, "?"),
+        delivery.message.headers.get(H.ID, "?"),
+        runtime.name,
+        running,
+        runtime.definition.lease,
+        type(runtime.transport).__name__,
+    )
