@@ -115,7 +115,8 @@ class NewMessages:
         started elsewhere, such as an HTTP request); the cause is still the message handled.
         """
         user = check_user_headers(headers) if headers else _EMPTY_USER
-        parent = self._scopes.handled_message()
+        scope = self._scope.get()
+        parent = scope.handled_message() if scope is not None else None
         now = self._clock.now()
         new_id = (
             check_identity(message_id, "message_id=")
@@ -247,29 +248,14 @@ class Dispatch:
 
         At the top, one collecting scope that also names the message serves both purposes (the
         general path would open a collecting scope and then the handler's own); what is sent,
-        journaled and caused is the same. Inside a handler it is an ordinary nested call. The
-        steps of :meth:`_at_top` are written out here: this is the whole of a synchronous
-        ``send``, and each call saved shows in ``bench_buses`` W1.
+        journaled and caused is the same. Inside a handler it is an ordinary nested call.
         """
-        current = self._scope
-        if current.get() is not None:
+        if self._scope.get() is not None:
             return self.call_handler(spec, message, None)
-        scope = Scope(message, spec.endpoint_id)
-        token = current.set(scope)
-        try:
-            if self._transaction is None:
-                result = self._invoke(scope, spec, message, None, outer=True)
-                if scope.buffer:
-                    self._outgoing.flush(scope)
-            else:
-                with self._transaction():
-                    result = self._invoke(scope, spec, message, None, outer=True)
-                    self._outgoing.flush(scope)
-        finally:
-            current.reset(token)
-        if self._drain_inline is not None:
-            self._drain_inline()
-        return result
+        return self._at_top(
+            Scope(message, spec.endpoint_id),
+            lambda scope: self._invoke(scope, spec, message, None, outer=True),
+        )
 
     def _at_top(self, scope: Scope, work: Callable[[Scope], T]) -> T:
         """Run ``work`` in the top-level ``scope`` and the transaction; flush; drain inline."""
