@@ -6,6 +6,7 @@ never sleeps to wait, it reads until a line appears (with a deadline) or waits f
 
 from __future__ import annotations
 
+import json
 import select
 import signal
 import subprocess
@@ -148,3 +149,23 @@ def test_run_refuses_an_empty_in_memory_channel_with_the_reason_and_the_fix() ->
         'SqliteChannel("jobs", path="app.db") from conveyor-sqlite, or a broker\'s channel), or '
         "pass --in-memory if this process's own schedules feed it.\n"
     )
+
+
+def test_each_consumed_message_is_logged_without_its_payload_as_json_when_asked() -> None:
+    argv = ("--app", "nightly:build_with_a_job", "--log-format", "json")
+    with worker(*argv, "run", "jobs", "--finish-when-empty") as process:
+        out, err = process.communicate(input=b"go on\ngo on\n", timeout=LINE_TIMEOUT)
+    assert process.returncode == 0, err.decode()
+    entries = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    consumed = [e for e in entries if e["logger"] == "conveyor.activity"]
+    assert [(e["level"], e["outcome"], e["channel"], e["delivery"]) for e in consumed] == [
+        ("INFO", "handled", "jobs", 1),
+        ("INFO", "handled", "jobs", 1),
+    ]
+    first = consumed[0]
+    assert first["message_type"].endswith("Job")
+    assert first["endpoint"].endswith("work")
+    assert first["duration_ms"] >= 0
+    assert first["message"].startswith(f"handled {first['message_type']} [{first['message_id']}]")
+    assert "first" not in json.dumps(consumed)  # the payload (Job("first")) is never logged
+    assert out.decode().startswith("jobs: processed 2 messages (2 handled")

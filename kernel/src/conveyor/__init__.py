@@ -14,6 +14,7 @@ from conveyor.core.dynamic_routing import Outbound, by_header, round_robin, thro
 from conveyor.core.errors import (
     ConfigurationError,
     ConveyorError,
+    MessageRejected,
     NoHandlerError,
     RoutingError,
     SendFailed,
@@ -126,5 +127,6 @@ __all__ = [
     "SerializationError",
     "TransportError",
     "SendFailed",
+    "MessageRejected",
     "SettleError",
 ]

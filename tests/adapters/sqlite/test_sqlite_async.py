@@ -49,6 +49,9 @@ class TestAsyncSqliteConformance(AsyncTransportConformance):
         with AsyncTransportHarness(open_transport(), clock, reopen=open_transport) as harness:
             yield harness
 
+    def test_is_renewable_and_inspectable(self, harness: AsyncTransportHarness) -> None:
+        assert (harness.renewable, harness.inspectable) == (True, True)
+
 
 class TestAsyncSqliteConformanceWithMaxSize(TestAsyncSqliteConformance):
     size_limit = 64 * 1024

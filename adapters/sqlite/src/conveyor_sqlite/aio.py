@@ -45,7 +45,8 @@ _POLL = 0.05
 
 
 class AsyncSqliteTransport:
-    """An inspectable, durable asyncio transport on a SQLite file (see the module docstring).
+    """An inspectable, renewable, durable asyncio transport on a SQLite file (see the module
+    docstring).
 
     Args: as ``SqliteTransport``, without ``connection``.
     """
@@ -139,6 +140,10 @@ class AsyncSqliteTransport:
     async def release(self, delivery: Delivery, *, available_at: datetime | None = None) -> None:
         await self._run(partial(self._sync.release, delivery, available_at=available_at))
         self._wake(delivery.channel)
+
+    async def renew(self, delivery: Delivery, *, lease: timedelta) -> None:
+        """Extend the lease of ``delivery`` to ``lease`` from now, while a long handler runs."""
+        await self._run(partial(self._sync.renew, delivery, lease=lease))
 
     async def pending(self, channel: str) -> int:
         return await self._run(self._sync.pending, channel)

@@ -39,6 +39,7 @@ from conveyor.cli.in_memory import (
     in_memory_channel_error,
     in_memory_letters_error,
 )
+from conveyor.cli.log_format import JsonFormatter
 from conveyor.core.clock import SteppableClock
 from conveyor.core.errors import ConfigurationError, ConveyorError
 from conveyor.core.handlers import handler_mark
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # argparse: --help (0) or a usage error (2)
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
-    with _log_to_stderr(args.log_level):
+    with _log_to_stderr(args.log_level, args.log_format):
         try:
             source = "--app" if args.app else _ENV_APP
             messaging, owned = load_app(args.app or os.environ.get(_ENV_APP, ""), source=source)
@@ -130,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     hidden.add_argument("--app", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     level: dict[str, Any] = {"type": str.upper, "choices": _LEVELS}
     hidden.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS, **level)
+    log_format: dict[str, Any] = {"choices": ("text", "json")}
+    hidden.add_argument(
+        "--log-format", default=argparse.SUPPRESS, help=argparse.SUPPRESS, **log_format
+    )
     parser = argparse.ArgumentParser(
         prog="conveyor", description=_DESCRIPTION, epilog=_EXIT_CODES, formatter_class=_RAW
     )
@@ -137,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--app", metavar="MODULE:ATTRIBUTE", help=_APP_HELP)
     parser.add_argument(
         "--log-level", default="INFO", help="log level on stderr (default: INFO)", **level
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        help="text, or json: one object per line for log shippers (default: text)",
+        **log_format,
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     count: dict[str, Any] = {"type": fmt.positive_int, "metavar": "N"}
@@ -583,11 +594,15 @@ def _fail(code: int, message: str, detail: str | None = None) -> int:
 
 
 @contextmanager
-def _log_to_stderr(level: str) -> Iterator[None]:
+def _log_to_stderr(level: str, log_format: str = "text") -> Iterator[None]:
     """Log to stderr for one command, then put logging back as it was (main runs in tests too)."""
     root = logging.getLogger()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter()
+        if log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     previous = root.level
     root.addHandler(handler)
     root.setLevel(level)

@@ -23,6 +23,7 @@ __all__ = [
     "SettleError",
     "DeadLetterNotFound",
     "SendFailed",
+    "MessageRejected",
 ]
 
 
@@ -85,6 +86,19 @@ class SendFailed(ConveyorError):
     consumer's own, so the handling attempt that sent it fails (and is retried as a whole, by
     its endpoint's policy) instead of stopping the consumer. The send's error is the cause.
     """
+
+
+class MessageRejected(ConveyorError):
+    """A handler refused its message (``ctx.reject(reason)``): it is not retried, and goes
+    straight to the dead-letter store with the reason, whatever the endpoint's policy.
+
+    For a message that can never succeed (a malformed order, a customer that does not exist):
+    retrying it would only delay the dead letter it ends in.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class ClockError(ConveyorError):

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
+from conveyor.core.errors import MessageRejected
 from conveyor.core.journal import ExceptionInfo, RecordKind
 from conveyor.core.outcome import Outcome
 from conveyor.core.retry import RetryPolicy
@@ -218,10 +219,20 @@ def after_failure(
     ``retry_delay`` is the policy's next delay for this failure (None: no delayed retry left),
     computed by the caller so that seeded jitter stays with the driver's random source.
 
-    In order: a delayed retry; else the error handler; else a dead letter; else the final
-    failure strategy.
+    In order: a rejection by the handler goes straight to the dead-letter store; else a delayed
+    retry; else the error handler; else a dead letter; else the final failure strategy.
     """
     info = ExceptionInfo.capture(error)
+    if isinstance(error, MessageRejected):  # the handler's own verdict: no retry, no handler
+        detail = f"rejected by the handler: {error.reason}"
+        return Plan(
+            (
+                Record(RecordKind.REJECTED, exception=info, detail=detail),
+                StoreDeadLetter("rejected", info, attempt, detail=detail),
+                _ACK,
+            ),
+            Outcome.REJECTED,
+        )
     if retry_delay is not None:
         return _retry_later(wire, attempt, retry_delay, now, info)
     if policy.error_handler is not None and policy.error_handler != endpoint_id:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from conveyor.core.errors import ConfigurationError
+from conveyor.core.errors import ConfigurationError, MessageRejected
 from conveyor.core.instants import readable
 
 __all__ = ["Backoff", "RetryPolicy", "MAX_RETRY_DELAY"]
@@ -158,8 +158,12 @@ class RetryPolicy:
             object.__setattr__(self, "delays", delays)
 
     def retries(self, error: BaseException) -> bool:
-        """Whether this policy retries ``error`` at all."""
-        return isinstance(error, self.on) and not isinstance(error, self.ignore)
+        """Whether this policy retries ``error`` at all (never a handler's own rejection)."""
+        return (
+            isinstance(error, self.on)
+            and not isinstance(error, self.ignore)
+            and not isinstance(error, MessageRejected)
+        )
 
     def next_delay(
         self, error: BaseException, attempt: int, rng: random.Random | None = None

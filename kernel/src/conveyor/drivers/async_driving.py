@@ -33,6 +33,7 @@ from conveyor.core.journal import RecordKind
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
 from conveyor.core.routing import Router
+from conveyor.drivers.activity import activity_logged, log_consumed
 from conveyor.drivers.async_consumption import AsyncConsumption
 from conveyor.drivers.async_context import AsyncBuses
 from conveyor.drivers.async_dispatch import AsyncDispatch
@@ -163,11 +164,15 @@ class AsyncDriver:
         consume = self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
         if self._leases is None:
             return await consume
+        started = self._clock.now()
         key = self._leases.hold(runtime, delivery)
         try:
-            return await consume
+            outcome = await consume
         finally:
             self._leases.release(key)
+        if activity_logged():
+            log_consumed(runtime.name, delivery, outcome, started, self._clock.now())
+        return outcome
 
     async def _tick(
         self, endpoint: ScheduledEndpoint, planned: datetime, *, stop_on_failure: bool

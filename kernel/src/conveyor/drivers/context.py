@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, NoReturn, overload
 
 from conveyor.core.clock import Clock
+from conveyor.core.errors import MessageRejected
 from conveyor.core.headers import Headers
 from conveyor.core.message import Message
 from conveyor.core.queries import Answer, Query
@@ -53,6 +54,12 @@ class Handling:
         skip a side effect that already happened.
         """
         return self.message.headers.replayed
+
+    def reject(self, reason: str) -> NoReturn:
+        """Refuse this message for good: it is not retried and goes straight to the dead-letter
+        store with ``reason`` (raises :class:`~conveyor.MessageRejected`, so the handler stops
+        here and what it sent does not leave)."""
+        raise MessageRejected(reason)
 
     @property
     def clock(self) -> Clock:

@@ -24,9 +24,11 @@ from conveyor.core.implements import implements
 from conveyor.core.instants import LATEST, later
 from conveyor.core.journal import Journal, Record, RecordKind
 from conveyor.core.message import Message
+from conveyor.core.outcome import Outcome
 from conveyor.core.registry import HandlerSpec
 from conveyor.core.routing import Router
 from conveyor.core.wire import Delivery
+from conveyor.drivers.activity import activity_logged, log_consumed
 from conveyor.drivers.buses import Buses
 from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.drivers.consumption import Consumption
@@ -225,8 +227,11 @@ class Driver:
                 runtime.transport.release(delivery)
                 raise self._runaway(budget.limit)
             if self._leases is not None:  # real time: keep the lease while the handler runs
+                started = self._clock.now()
                 with self._leases.holding(runtime, delivery):
-                    self._consume(runtime, delivery, stop_on_failure)
+                    outcome = self._consume(runtime, delivery, stop_on_failure)
+                if activity_logged():
+                    log_consumed(name, delivery, outcome, started, self._clock.now())
             else:
                 self._consume(runtime, delivery, stop_on_failure)
             return True
@@ -247,12 +252,13 @@ class Driver:
             self._tick(endpoint, planned, stop_on_failure=stop_on_failure)
         return True
 
-    def _consume(self, runtime: ChannelRuntime, delivery: Delivery, stop_on_failure: bool) -> None:
+    def _consume(
+        self, runtime: ChannelRuntime, delivery: Delivery, stop_on_failure: bool
+    ) -> Outcome:
         if runtime.router is not None:  # a dynamic channel: journal its concrete channel too
             with self._recorder.consuming_via(runtime.name, delivery.channel):
-                self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
-            return
-        self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
+                return self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
+        return self._consumption.consume(runtime, delivery, stop_on_failure=stop_on_failure)
 
     def _tick(
         self, endpoint: ScheduledEndpoint, planned: datetime, *, stop_on_failure: bool

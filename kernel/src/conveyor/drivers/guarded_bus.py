@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from conveyor.core.bus_calls import BusCall, BusInterceptor, compose, retries_at_once
 from conveyor.core.failure import Failure
 from conveyor.core.journal import ExceptionInfo
+from conveyor.core.queries import Answer, Query
 from conveyor.core.retry import RetryPolicy
 
 __all__ = ["GuardedBus", "install_bus_interceptors", "bus_failure"]
@@ -100,7 +101,12 @@ class GuardedBus:
     def publish(self, event: object, **options: Any) -> None:
         self._guarded(self._inner.publish, event, options)
 
+    @overload
+    def ask(self, query: Query[Answer], **options: Any) -> Answer: ...
+    @overload
+    def ask(self, query: object, **options: Any) -> Any: ...
     def ask(self, query: object, **options: Any) -> Any:
+        """As the bus's ``ask`` (typed for a ``Query[T]``), retried as the bus says."""
         return self._guarded(self._inner.ask, query, options)
 
     def _guarded(self, verb: Callable[..., Any], message: object, options: dict[str, Any]) -> Any:
