@@ -190,6 +190,7 @@ def plant(path: Path, row: dict[str, object]) -> None:
 @example(planted=[row(body=1.5)])  # a REAL body
 @example(planted=[row(delivery_count="many")])  # a TEXT delivery count
 @example(planted=[row(lease_until=2**62), row(lease_until=float("inf"))])  # leased past 9000
+@example(planted=[row(lease_until=START_MS + 0.5)])  # a lease ending within a millisecond
 def test_no_row_can_stop_the_consumer_and_every_row_ends(planted: list[dict[str, object]]) -> None:
     poison_app.HANDLED.clear()
     with tempfile.TemporaryDirectory() as directory:

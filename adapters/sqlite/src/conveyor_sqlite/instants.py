@@ -8,6 +8,7 @@ message can become receivable up to one millisecond late but never before its in
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 from conveyor.core.clock import ensure_aware
@@ -40,9 +41,10 @@ def from_unix_ms(unix_ms: float) -> datetime:
 
     A value past what a datetime holds (a lease of 2**62 or an infinite REAL written by hand)
     saturates at the first or last instant instead of raising ``OverflowError``: such a row
-    never comes due, and reading when it would must not stop a consumer.
+    never comes due, and reading when it would must not stop a consumer. A fraction of a
+    millisecond (a REAL written by hand) rounds up, so the instant is never earlier than stored.
     """
-    return _EPOCH + timedelta(milliseconds=int(min(max(unix_ms, _FIRST_MS), _LAST_MS)))
+    return _EPOCH + timedelta(milliseconds=math.ceil(min(max(unix_ms, _FIRST_MS), _LAST_MS)))
 
 
 def duration_ms(duration: timedelta) -> int:
