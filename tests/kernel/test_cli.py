@@ -377,10 +377,16 @@ def test_list_shows_channels_with_pending_messages_and_schedules(conveyor: Conve
     result = conveyor("--app", "shop:build", "list")
     assert result.code == 0
     assert result.out.splitlines() == [
-        "NAME    KIND       PENDING  NEXT DUE (UTC)       SCHEDULE / TRANSPORT",
-        "orders  channel    3        now                  MemoryTransport",
-        "report  scheduled  -        2026-01-01 00:01:00  every 0:05:00, first after 0:01:00",
+        "NAME    KIND       PENDING  DEAD  NEXT DUE (UTC)       SCHEDULE / TRANSPORT",
+        "orders  channel    3        0     now                  MemoryTransport",
+        "report  scheduled  -        0     2026-01-01 00:01:00  every 0:05:00, first after 0:01:00",
     ]
+
+
+def test_list_counts_dead_letters_per_channel(conveyor: Conveyor) -> None:
+    rows = conveyor("--app", "letters:messaging", "list").out.splitlines()
+    assert rows[0].split()[:4] == ["NAME", "KIND", "PENDING", "DEAD"]
+    assert rows[1].split()[:4] == ["orders", "channel", "0", "2"]
 
 
 def test_list_as_json(conveyor: Conveyor) -> None:
@@ -390,6 +396,7 @@ def test_list_as_json(conveyor: Conveyor) -> None:
             "name": "orders",
             "kind": "channel",
             "pending": 3,
+            "dead_letters": 0,
             "next_due": "2026-01-01T00:00:00+00:00",
             "detail": "MemoryTransport",
         },
@@ -397,6 +404,7 @@ def test_list_as_json(conveyor: Conveyor) -> None:
             "name": "report",
             "kind": "scheduled",
             "pending": None,
+            "dead_letters": 0,
             "next_due": "2026-01-01T00:01:00+00:00",
             "detail": "every 0:05:00, first after 0:01:00",
         },
@@ -405,7 +413,9 @@ def test_list_as_json(conveyor: Conveyor) -> None:
 
 def test_list_marks_what_a_transport_cannot_tell(conveyor: Conveyor) -> None:
     result = conveyor("--app", "opaque:build", "list")
-    assert result.out.splitlines()[1] == "remote  channel  ?        -               OpaqueTransport"
+    assert result.out.splitlines()[1] == (
+        "remote  channel  ?        0     -               OpaqueTransport"
+    )
 
 
 def test_list_without_consumers_says_how_to_get_one(conveyor: Conveyor) -> None:

@@ -18,7 +18,7 @@ import shutil
 import unicodedata
 from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -100,6 +100,8 @@ class ConsumerInfo:
         detail: the schedule of a scheduled endpoint; the transport of a channel; the
             strategies of a dynamic channel.
         targets: a dynamic channel's concrete channels (kind "target"), listed under it.
+        dead_letters: dead letters in the store from this channel (or scheduled endpoint);
+            None where they are not counted (a dynamic channel's targets).
     """
 
     name: str
@@ -108,10 +110,23 @@ class ConsumerInfo:
     next_due: datetime | None
     detail: str
     targets: tuple[ConsumerInfo, ...] = ()
+    dead_letters: int | None = None
 
 
-def consumer_info(messaging: Messaging, name: str) -> ConsumerInfo:
-    """What ``conveyor list`` knows of one consumer; a non-inspectable broker shows ``?``."""
+def consumer_info(
+    messaging: Messaging, name: str, letters: Sequence[DeadLetter] = ()
+) -> ConsumerInfo:
+    """What ``conveyor list`` knows of one consumer; a non-inspectable broker shows ``?``.
+
+    ``letters`` are the store's dead letters, counted per channel (per endpoint for a schedule).
+    """
+    found = _consumer_info(messaging, name)
+    scheduled = found.kind == "scheduled"
+    dead = sum(1 for d in letters if (d.endpoint_id if scheduled else d.channel) == name)
+    return replace(found, dead_letters=dead)
+
+
+def _consumer_info(messaging: Messaging, name: str) -> ConsumerInfo:
     runtime = messaging.runtimes.get(name)
     if runtime is None:
         endpoint = messaging.driver.scheduled[name]
@@ -194,13 +209,15 @@ def consumer_table(consumers: Sequence[ConsumerInfo], now: datetime, width: int)
             c.name,
             c.kind,
             "-" if c.kind == "scheduled" else ("?" if c.pending is None else c.pending),
+            "-" if c.dead_letters is None else c.dead_letters,
             "now" if c.next_due is not None and c.next_due <= now else when(c.next_due),
             c.detail,
         )
         for consumer in consumers
         for c in (consumer, *consumer.targets)
     ]
-    return table(("NAME", "KIND", "PENDING", "NEXT DUE (UTC)", "SCHEDULE / TRANSPORT"), rows, width)
+    headers = ("NAME", "KIND", "PENDING", "DEAD", "NEXT DUE (UTC)", "SCHEDULE / TRANSPORT")
+    return table(headers, rows, width)
 
 
 def consumer_to_json(consumer: ConsumerInfo) -> dict[str, Any]:
@@ -208,6 +225,7 @@ def consumer_to_json(consumer: ConsumerInfo) -> dict[str, Any]:
         "name": consumer.name,
         "kind": consumer.kind,
         "pending": consumer.pending,
+        "dead_letters": consumer.dead_letters,
         "next_due": consumer.next_due.isoformat() if consumer.next_due else None,
         "detail": consumer.detail,
     }

@@ -482,7 +482,8 @@ def _consumers_to_run(messaging: App, args: argparse.Namespace) -> list[str]:
 
 
 def _list(messaging: Messaging, args: argparse.Namespace) -> int:
-    consumers = [fmt.consumer_info(messaging, name) for name in messaging.consumers()]
+    letters = messaging.dead_letters.list()
+    consumers = [fmt.consumer_info(messaging, name, letters) for name in messaging.consumers()]
     if args.json:
         print(json.dumps([fmt.consumer_to_json(c) for c in consumers], indent=2))
     elif not consumers:

@@ -51,7 +51,7 @@ _EMPTY_USER: Mapping[str, str] = MappingProxyType({})
 class NewMessages:
     """Makes messages with new ids, caused by the message being handled in this call, if any."""
 
-    __slots__ = ("_clock", "_new_id", "_scopes")
+    __slots__ = ("_clock", "_new_id", "_scope")
 
     def __init__(self, clock: Clock, ids: IdGenerator, scopes: Scopes) -> None:
         self._clock = clock
@@ -59,14 +59,15 @@ class NewMessages:
         self._new_id: Callable[[datetime], str] = (
             new_at if new_at is not None else (lambda now: ids.new())
         )
-        self._scopes = scopes
+        self._scope = scopes.var
 
     def __call__(
         self, payload: object, headers: Mapping[str, str] | None, routing_key: str | None
     ) -> Message:
         """A message with a new id, caused by the message being handled, if any."""
         user = check_user_headers(headers) if headers else _EMPTY_USER
-        parent = self._scopes.handled_message()
+        scope = self._scope.get()
+        parent = scope.handled_message() if scope is not None else None
         now = self._clock.now()
         message_id = self._new_id(now)
         if parent is None:
@@ -114,7 +115,8 @@ class NewMessages:
         started elsewhere, such as an HTTP request); the cause is still the message handled.
         """
         user = check_user_headers(headers) if headers else _EMPTY_USER
-        parent = self._scopes.handled_message()
+        scope = self._scope.get()
+        parent = scope.handled_message() if scope is not None else None
         now = self._clock.now()
         new_id = (
             check_identity(message_id, "message_id=")
@@ -187,6 +189,7 @@ class Dispatch:
         "_invokers",
         "_outgoing",
         "_recorder",
+        "_scope",
         "_scopes",
         "_sync_invokers",
         "_transaction",
@@ -211,6 +214,7 @@ class Dispatch:
         self._clock = clock
         self.new_message = NewMessages(clock, ids, scopes)
         self._scopes = scopes
+        self._scope = scopes.var
         self._outgoing = outgoing
         self._recorder = recorder
         self._transaction = transaction
@@ -235,7 +239,7 @@ class Dispatch:
         collecting scope and the application's transaction: what it sends leaves only if it
         all succeeds. Inside a handler it joins the enclosing scope.
         """
-        if self._scopes.current() is not None:
+        if self._scope.get() is not None:
             return work()
         return self._at_top(Scope(None), lambda scope: work())
 
@@ -246,7 +250,7 @@ class Dispatch:
         general path would open a collecting scope and then the handler's own); what is sent,
         journaled and caused is the same. Inside a handler it is an ordinary nested call.
         """
-        if self._scopes.current() is not None:
+        if self._scope.get() is not None:
             return self.call_handler(spec, message, None)
         return self._at_top(
             Scope(message, spec.endpoint_id),
@@ -255,7 +259,7 @@ class Dispatch:
 
     def _at_top(self, scope: Scope, work: Callable[[Scope], T]) -> T:
         """Run ``work`` in the top-level ``scope`` and the transaction; flush; drain inline."""
-        token = self._scopes.enter(scope)
+        token = self._scope.set(scope)
         try:
             if self._transaction is None:
                 result = work(scope)
@@ -270,7 +274,7 @@ class Dispatch:
                 self._outgoing.discard(scope)
             raise
         finally:
-            self._scopes.leave(token)
+            self._scope.reset(token)
         if self._drain_inline is not None:
             self._drain_inline()
         return result
@@ -318,18 +322,13 @@ class Dispatch:
         collector. ``outer=False`` leaves out the interceptors that the consumption stack
         already ran.
         """
-        scope = Scope(
-            message,
-            spec.endpoint_id,
-            channel,
-            collecting=False,
-            parent=self._scopes.current(),
-        )
-        token = self._scopes.enter(scope)
+        current = self._scope
+        scope = Scope(message, spec.endpoint_id, channel, collecting=False, parent=current.get())
+        token = current.set(scope)
         try:
             return self._invoke(scope, spec, message, channel, outer=outer)
         finally:
-            self._scopes.leave(token)
+            current.reset(token)
 
     def _invoke(
         self,

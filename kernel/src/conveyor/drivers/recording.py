@@ -81,7 +81,7 @@ class Recorder:
             detail=detail,
             causation_id=headers.causation_id,
             headers=headers,
-            via=via if via is not None else self.via(channel),
+            via=via if via is not None or channel is None else self.via(channel),
             wire=wire,
         )
 
