@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import conveyor
 
@@ -63,3 +65,14 @@ def test_importing_conveyor_does_no_work_and_imports_no_optional_library() -> No
 def test_the_sqlite_adapter_imports_without_opening_anything() -> None:
     module = importlib.import_module("conveyor_sqlite")
     assert module.__all__
+
+
+def test_the_api_reference_documents_exactly_the_public_names() -> None:
+    """Issue 20: every exported name has a documented entry, and nothing else is listed.
+
+    Exporting a new name means adding ``::: conveyor.Name`` to docs/reference/conveyor.md.
+    """
+    page = Path(__file__).resolve().parents[2] / "docs" / "reference" / "conveyor.md"
+    documented = re.findall(r"^::: conveyor\.(\w+)$", page.read_text(), flags=re.MULTILINE)
+    assert len(documented) == len(set(documented))
+    assert set(documented) == set(conveyor.__all__)

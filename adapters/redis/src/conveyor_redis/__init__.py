@@ -1,4 +1,4 @@
-"""Redis for Conveyor: durable channels (sync and asyncio), a dead-letter store, deduplication.
+"""Redis for Conveyor: durable channels (sync and asyncio), dead letters, deduplication, schedules.
 
 On redis-py (``redis.asyncio`` for the asyncio transport), imported only when a transport or a
 store is opened. Each channel is a few keys worked on by atomic Lua scripts: delays and
@@ -14,6 +14,7 @@ from conveyor_redis.channel import RedisChannel
 from conveyor_redis.deadletters import RedisDeadLetterStore
 from conveyor_redis.deduplication import RedisDeduplication
 from conveyor_redis.reconnect import Reconnect
+from conveyor_redis.schedules import RedisScheduleStore
 from conveyor_redis.transport import RedisTransport
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     # the stores
     "RedisDeadLetterStore",
     "RedisDeduplication",
+    "RedisScheduleStore",
     # where a server is
     "RedisAddress",
     "parse_url",
