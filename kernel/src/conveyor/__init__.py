@@ -46,7 +46,7 @@ from conveyor.drivers.async_messaging import AsyncMessaging
 from conveyor.drivers.buses import CommandBus, EventBus, QueryBus
 from conveyor.drivers.channel_view import ChannelView
 from conveyor.drivers.context import Context
-from conveyor.drivers.driving import RunResult
+from conveyor.drivers.driving import ConsumerHooks, RunResult
 from conveyor.drivers.messaging import Messaging
 from conveyor.stores.dead_letters import DeadLetter, DeadLetterStore, InMemoryDeadLetterStore
 from conveyor.stores.deduplication import (
@@ -93,6 +93,7 @@ __all__ = [
     "RecordKind",
     "Journal",
     "RunResult",
+    "ConsumerHooks",
     # channels and failure handling
     "Channel",
     "QueueChannel",

@@ -96,12 +96,15 @@ class ResolvedPolicy:
         error_handler: the endpoint id of the error handler that takes the ``Failure``.
         dead_letter: whether a failure nothing else took goes to the dead-letter store.
         final_failure: what happens when neither an error handler nor the store takes it.
+        collect: what the handler sends leaves only when it succeeds (the message collector);
+            False (the channel's ``collector=False``) sends each message at once.
     """
 
     retry: RetryPolicy | None = None
     error_handler: str | None = None
     dead_letter: bool = True
     final_failure: FinalFailure = "resend"
+    collect: bool = True
 
 
 # ---------------------------------------------------------------------------------- actions

@@ -95,7 +95,11 @@ async def collector(proceed: Proceed, attempt: AsyncAttempt) -> object:
     parts = attempt.parts
     scopes = parts.scopes
     scope, token = scopes.inner(
-        attempt.message, attempt.spec.endpoint_id, attempt.channel, attempt=attempt.state
+        attempt.message,
+        attempt.spec.endpoint_id,
+        attempt.channel,
+        attempt=attempt.state,
+        collecting=attempt.policy is None or attempt.policy.collect,
     )
     try:
         try:

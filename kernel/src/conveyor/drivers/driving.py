@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,6 +42,7 @@ from conveyor.stores.dead_letters import DeadLetter
 from conveyor.stores.schedules import InMemoryScheduleStore, ScheduleStore
 
 __all__ = [
+    "ConsumerHooks",
     "Driver",
     "RunResult",
     "ScheduledEndpoint",
@@ -84,6 +85,27 @@ class StepBudget:
     def exhausted(self) -> bool:
         """Whether every step is spent: one more would pass the limit."""
         return self.limit is not None and self.used >= self.limit
+
+
+def _nothing(*args: object) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerHooks:
+    """Calls around one consumer run, for resources it holds while it runs (a connection).
+
+    Attributes:
+        on_start: called with the consumer's name before its first message.
+        on_idle: called with the name each time the consumer finds nothing due, before it
+            waits (or finishes, when it finishes when empty).
+        on_stop: called with the name and the run's result when the run ends; the result is
+            None when the run ended by raising (``stop_on_failure``, a transport error).
+    """
+
+    on_start: Callable[[str], None] = _nothing
+    on_idle: Callable[[str], None] = _nothing
+    on_stop: Callable[[str, RunResult | None], None] = _nothing
 
 
 class ScheduledEndpoint:
@@ -459,6 +481,31 @@ class Driver:
         memory_limit: int | None,
         stop_on_failure: bool,
         finish_when_empty: bool | None,
+        hooks: ConsumerHooks | None = None,
+    ) -> RunResult:
+        if hooks is None:
+            return self._run(name, limit, time_limit, memory_limit, stop_on_failure,
+                             finish_when_empty, None)  # fmt: skip
+        hooks.on_start(name)
+        result: RunResult | None = None
+        try:
+            result = self._run(
+                name, limit, time_limit, memory_limit, stop_on_failure, finish_when_empty,
+                hooks.on_idle,
+            )  # fmt: skip
+            return result
+        finally:
+            hooks.on_stop(name, result)
+
+    def _run(
+        self,
+        name: str,
+        limit: int | None,
+        time_limit: timedelta | None,
+        memory_limit: int | None,
+        stop_on_failure: bool,
+        finish_when_empty: bool | None,
+        on_idle: Callable[[str], None] | None,
     ) -> RunResult:
         runtime = self._channels.get(name)
         if runtime is not None and runtime.definition.send_only:
@@ -489,6 +536,8 @@ class Driver:
                 if self.step(name, stop_on_failure=stop_on_failure):
                     processed += 1
                     continue
+                if on_idle is not None:
+                    on_idle(name)
                 if finish_when_empty:
                     return RunResult(name, processed, "empty")
                 if virtual and time_limit is None and self.next_due([name]) is None:

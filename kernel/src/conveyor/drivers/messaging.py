@@ -47,7 +47,7 @@ from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.drivers.channel_view import ChannelView, view_of
 from conveyor.drivers.consumption import Consumption
 from conveyor.drivers.dispatch import Dispatch
-from conveyor.drivers.driving import Driver, RunResult
+from conveyor.drivers.driving import ConsumerHooks, Driver, RunResult
 from conveyor.drivers.error_handlers import ErrorHandlers
 from conveyor.drivers.guarded_bus import GuardedBus, install_bus_interceptors
 from conveyor.drivers.key_purge import KeyPurge
@@ -547,6 +547,7 @@ class Messaging:
         memory_limit: int | None = None,
         stop_on_failure: bool = False,
         finish_when_empty: bool | None = None,
+        hooks: ConsumerHooks | None = None,
     ) -> RunResult:
         """Run one consumer until a limit is reached (whichever comes first).
 
@@ -568,6 +569,8 @@ class Messaging:
                 unless a limit is given (then it waits on virtual time while more can come);
                 on a SystemClock, True for a channel run with only ``limit`` (handle what is
                 queued), else False: a worker that waits until a limit, SIGTERM or SIGINT.
+            hooks: ``ConsumerHooks(on_start=, on_idle=, on_stop=)`` for resources the consumer
+                holds while it runs (a connection, say).
         """
         if name in self.internal_channels:
             raise internal_channel_error(name, self.internal_channels[name], "run() was asked for")
@@ -578,6 +581,7 @@ class Messaging:
             memory_limit=memory_limit,
             stop_on_failure=stop_on_failure,
             finish_when_empty=finish_when_empty,
+            hooks=hooks,
         )
 
     def serve(

@@ -64,6 +64,7 @@ def resolve_policies(
                 error_handler=handler.endpoint_id if handler is not None else None,
                 dead_letter=keeps,
                 final_failure=definition.final_failure,
+                collect=definition.collector,
             )
     return resolved
 

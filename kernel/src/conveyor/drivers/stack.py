@@ -213,7 +213,11 @@ def collector(proceed: Proceed, attempt: Attempt) -> object:
     """Messages sent while handling leave only when the handler returns (inside the transaction)."""
     parts = attempt.parts
     with parts.scopes.opened(
-        attempt.message, attempt.spec.endpoint_id, attempt.channel, attempt=attempt.state
+        attempt.message,
+        attempt.spec.endpoint_id,
+        attempt.channel,
+        attempt=attempt.state,
+        collecting=attempt.policy is None or attempt.policy.collect,
     ) as scope:
         try:
             result = proceed()

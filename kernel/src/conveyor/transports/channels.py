@@ -64,6 +64,9 @@ class Channel:
             the policy's ``delays``, up to its ``attempts`` sends, for the exceptions it names
             (``on=ConnectionFailed``, say); then the handling attempt that sent it fails with
             ``SendFailed`` and is retried as a whole. None: a failed send raises at once.
+        collector: what a handler consumed from this channel sends leaves only when it
+            succeeds (the message collector). False sends each message at once, for handlers
+            whose sends must not wait for the end of the handling (they stay sent if it fails).
     """
 
     name: str = field(kw_only=False)
@@ -78,6 +81,7 @@ class Channel:
     bus: bool | None = None
     send_only: bool = False
     send_retry: RetryPolicy | None = None
+    collector: bool = True
 
     def __post_init__(self) -> None:
         if self.final_failure not in ("resend", "ignore", "stop", "release"):
