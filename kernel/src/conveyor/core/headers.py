@@ -13,6 +13,7 @@ from datetime import datetime
 from types import MappingProxyType
 
 from conveyor.core.errors import ConfigurationError
+from conveyor.core.slots import slot_setters
 
 __all__ = ["Headers", "RESERVED_HEADERS", "check_user_headers", "check_identity"]
 
@@ -24,12 +25,14 @@ _INTERNAL_PREFIX = "cv-"
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Headers(Mapping[str, object]):
     """Immutable headers of one message.
 
     Reads like a mapping (``headers["tenant"]``, ``headers.get("id")``) over both the standard
     fields and the user's string headers, so handlers need not know which is which.
+
+    Every message builds one, so ``__init__`` sets the slots directly (``conveyor.core.slots``).
     """
 
     id: str
@@ -40,6 +43,24 @@ class Headers(Mapping[str, object]):
     user: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     replayed: int = field(default=0, compare=False)
     """How many times this message was replayed from the dead-letter store (0: never)."""
+
+    def __init__(
+        self,
+        id: str,  # the field's name
+        correlation_id: str,
+        causation_id: str | None,
+        timestamp: datetime,
+        attempt: int = 1,
+        user: Mapping[str, str] = _EMPTY,
+        replayed: int = 0,
+    ) -> None:
+        _set_id(self, id)
+        _set_correlation_id(self, correlation_id)
+        _set_causation_id(self, causation_id)
+        _set_timestamp(self, timestamp)
+        _set_attempt(self, attempt)
+        _set_user(self, user)
+        _set_replayed(self, replayed)
 
     def __getitem__(self, name: str) -> object:
         if name in _STANDARD:
@@ -67,6 +88,15 @@ class Headers(Mapping[str, object]):
 
 
 _STANDARD = ("id", "correlation_id", "causation_id", "timestamp", "attempt")
+(
+    _set_id,
+    _set_correlation_id,
+    _set_causation_id,
+    _set_timestamp,
+    _set_attempt,
+    _set_user,
+    _set_replayed,
+) = slot_setters(Headers, *_STANDARD, "user", "replayed")
 
 
 def check_identity(value: object, what: str) -> str:

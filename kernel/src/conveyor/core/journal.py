@@ -151,6 +151,19 @@ class Record(Generic[P]):
         return f"{self.channel}[{self.via}]"
 
 
+_Entry = tuple[int, object, tuple[Any, ...]]
+"""A stored record: ``(seq, payload or None, the other fields in Record order)``. The payload
+stands apart so a journal that keeps no payloads stores None without copying the fields."""
+_KIND = 1  # where ``kind`` is in an entry's fields
+_WIRE = 13  # where ``wire`` is
+
+
+def _make_record(entry: _Entry) -> Record:
+    seq, payload, fields = entry
+    values: tuple[Any, ...] = (seq, *fields[:4], payload, *fields[4:])
+    return Record(*values)
+
+
 class Journal:
     """An append-only, in-order list of records, optionally bounded.
 
@@ -183,7 +196,7 @@ class Journal:
         #: Record every delivery (DELIVERED), not only redeliveries: a test that asserts how
         #: many times a consumer received a message turns it on.
         self.deliveries = deliveries
-        self._entries: deque[tuple[Any, ...]] = deque(maxlen=max_records)
+        self._entries: deque[_Entry] = deque(maxlen=max_records)
         self._made: dict[int, Record] = {}
         self._seq = 0
         self._lock = threading.RLock()
@@ -209,43 +222,58 @@ class Journal:
         wire: WireMessage | None = None,
         delivery_count: int | None = None,
     ) -> None:
-        """Add a record; its fields are those of :class:`Record`, numbered in order.
+        """Add a record; its fields are those of :class:`Record`, numbered in order."""
+        self.add(
+            payload,
+            (
+                at, kind, message_id, message_type, channel, endpoint_id, attempt, exception,
+                delay, detail, causation_id, headers, via, wire, delivery_count,
+            ),
+        )  # fmt: skip
+
+    def add(self, payload: object, fields: tuple[Any, ...]) -> None:
+        """Add a record given as its payload and its other fields after ``seq``, in
+        :class:`Record` order (:meth:`append` with the keywords, for the hot path's recorder).
 
         Safe from many threads: numbering and appending happen under one lock, so records are
         numbered in the order they are stored.
         """
+        if self._keep_payloads:
+            kept = payload
+        else:  # neither the payload nor the wire form of it
+            kept = None
+            if fields[_WIRE] is not None:
+                fields = (*fields[:_WIRE], None, *fields[_WIRE + 1 :])
         with self._lock:
             self._seq = seq = self._seq + 1
-            if self._keep_payloads:
-                kept = payload
-            else:
-                kept = wire = None
-            entry = (
-                seq, at, kind, message_id, message_type, kept, channel, endpoint_id, attempt,
-                exception, delay, detail, causation_id, headers, via, wire, delivery_count,
-            )  # fmt: skip
+            entry = (seq, kept, fields)
             self._entries.append(entry)
+        if self._listeners:
+            self._notify(entry, payload)
+
+    def _notify(self, entry: _Entry, payload: object) -> None:
+        kind = entry[2][_KIND]
         for listener, kinds in self._listeners:
             if kinds is None or kind in kinds:
-                if kept is payload:
+                if entry[1] is payload:
                     listener(self._record(entry))
                 else:  # the listener sees the payload; the journal does not keep it
-                    listener(replace(Record(*entry), payload=payload))
+                    listener(replace(_make_record(entry), payload=payload))
 
-    def _record(self, entry: tuple[Any, ...]) -> Record:
+    def _record(self, entry: _Entry) -> Record:
         record = self._made.get(entry[0])
         if record is None:
             with self._lock:
                 record = self._made.get(entry[0])
                 if record is None:
-                    record = self._made[entry[0]] = Record(*entry)
+                    record = self._made[entry[0]] = _make_record(entry)
                     maxlen = self._entries.maxlen
                     if maxlen is not None and len(self._made) > 2 * maxlen:
                         oldest = self._entries[0][0]
                         self._made = {seq: r for seq, r in self._made.items() if seq >= oldest}
         return record
 
-    def _snapshot(self) -> tuple[tuple[Any, ...], ...]:
+    def _snapshot(self) -> tuple[_Entry, ...]:
         with self._lock:
             return tuple(self._entries)
 
@@ -266,7 +294,7 @@ class Journal:
         return tuple(self._record(entry) for entry in self._snapshot())
 
     def of_kind(self, *kinds: RecordKind) -> list[Record]:
-        return [self._record(e) for e in self._snapshot() if e[2] in kinds]
+        return [self._record(e) for e in self._snapshot() if e[2][_KIND] in kinds]
 
     def last(self, count: int) -> list[Record]:
         return [self._record(e) for e in self._snapshot()[-count:]]

@@ -25,7 +25,6 @@ from conveyor.core.clock import Clock
 from conveyor.core.delivery import DeliveryOptions
 from conveyor.core.ids import IdGenerator
 from conveyor.core.interceptors import Interceptor
-from conveyor.core.journal import RecordKind
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
 from conveyor.drivers.async_context import AsyncBuses, AsyncContext
@@ -221,11 +220,5 @@ class AsyncDispatch:
             raise
         finally:
             scopes.leave(token)
-        self._recorder.message(
-            RecordKind.HANDLED,
-            message,
-            channel=channel,
-            endpoint_id=endpoint_id,
-            attempt=message.headers.attempt,
-        )
+        self._recorder.handled(message, endpoint_id, channel)
         return result

@@ -247,7 +247,7 @@ class AsyncMessaging:
         message = self._dispatch.new_message.for_verb(
             command, headers, routing_key, message_id, correlation_id, propagate_headers
         )
-        self._recorder.message(RecordKind.SENT, message, at=message.headers.timestamp)
+        self._recorder.verb(RecordKind.SENT, message)
         options = self._addressing.options(delay, at, priority, ttl)
         dispatch = self._dispatch
         if not spec.is_async:
@@ -277,7 +277,7 @@ class AsyncMessaging:
         message = self._dispatch.new_message.for_verb(
             event, headers, routing_key, message_id, correlation_id, propagate_headers
         )
-        self._recorder.message(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
+        self._recorder.verb(RecordKind.PUBLISHED, message)
         options = self._addressing.options(delay, at, priority, ttl)
         dispatch = self._dispatch
         await dispatch.from_top(lambda: dispatch.publish_to(specs, message, options))
@@ -323,7 +323,7 @@ class AsyncMessaging:
         message = self._dispatch.new_message.for_verb(
             query, headers, routing_key, message_id, correlation_id, propagate_headers
         )
-        self._recorder.message(RecordKind.ASKED, message, at=message.headers.timestamp)
+        self._recorder.verb(RecordKind.ASKED, message)
         dispatch = self._dispatch
         return await dispatch.from_top(lambda: dispatch.call_handler(spec, message, None))
 

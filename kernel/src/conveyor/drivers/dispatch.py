@@ -28,7 +28,6 @@ from conveyor.core.delivery import DeliveryOptions
 from conveyor.core.headers import Headers, check_identity, check_user_headers
 from conveyor.core.ids import IdGenerator
 from conveyor.core.interceptors import Interceptor, wrap_with
-from conveyor.core.journal import RecordKind
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
 from conveyor.drivers.bootstrap import Invoke, base_call
@@ -354,11 +353,5 @@ class Dispatch:
                 scope.attempt, message, endpoint_id=endpoint_id, channel=channel, error=error
             )
             raise
-        self._recorder.message(
-            RecordKind.HANDLED,
-            message,
-            channel=channel,
-            endpoint_id=endpoint_id,
-            attempt=message.headers.attempt,
-        )
+        self._recorder.handled(message, endpoint_id, channel)
         return result

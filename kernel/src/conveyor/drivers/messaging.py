@@ -371,7 +371,7 @@ class Messaging:
         message = self.dispatch.new_message.for_verb(
             command, headers, routing_key, message_id, correlation_id, propagate_headers
         )
-        self._recorder.message(RecordKind.SENT, message, at=message.headers.timestamp)
+        self._recorder.verb(RecordKind.SENT, message)
         options = self._addressing.options(delay, at, priority, ttl)
         if not spec.is_async:
             self._addressing.refuse_options(spec, message, options)
@@ -398,7 +398,7 @@ class Messaging:
         message = self.dispatch.new_message.for_verb(
             event, headers, routing_key, message_id, correlation_id, propagate_headers
         )
-        self._recorder.message(RecordKind.PUBLISHED, message, at=message.headers.timestamp)
+        self._recorder.verb(RecordKind.PUBLISHED, message)
         options = self._addressing.options(delay, at, priority, ttl)
         self.dispatch.from_top(lambda: self.dispatch.publish_to(specs, message, options))
 
@@ -444,7 +444,7 @@ class Messaging:
         message = self.dispatch.new_message.for_verb(
             query, headers, routing_key, message_id, correlation_id, propagate_headers
         )
-        self._recorder.message(RecordKind.ASKED, message, at=message.headers.timestamp)
+        self._recorder.verb(RecordKind.ASKED, message)
         return self.dispatch.handle_from_top(spec, message)
 
     def command_bus(

@@ -67,23 +67,45 @@ class Recorder:
         """
         headers = message.headers
         payload = message.payload
-        self.journal.append(
-            self.clock.now() if at is None else at,
-            kind,
-            headers.id,
-            message.routing_key or type(payload).__qualname__,
-            payload=payload,
-            channel=channel,
-            endpoint_id=endpoint_id,
-            attempt=attempt,
-            exception=exception,
-            delay=delay,
-            detail=detail,
-            causation_id=headers.causation_id,
-            headers=headers,
-            via=via if via is not None or channel is None else self.via(channel),
-            wire=wire,
-        )
+        if via is None and channel is not None:
+            via = self.via(channel)
+        self.journal.add(
+            payload,
+            (
+                self.clock.now() if at is None else at, kind, headers.id,
+                message.routing_key or type(payload).__qualname__, channel, endpoint_id, attempt,
+                exception, delay, detail, headers.causation_id, headers, via, wire, None,
+            ),
+        )  # fmt: skip
+
+    def verb(self, kind: RecordKind, message: Message) -> None:
+        """The send, publish or ask of a new message, at its timestamp: :meth:`message` without
+        the keywords, as every bus verb records one."""
+        headers = message.headers
+        payload = message.payload
+        self.journal.add(
+            payload,
+            (
+                headers.timestamp, kind, headers.id,
+                message.routing_key or type(payload).__qualname__, None, None, 1, None, None, "",
+                headers.causation_id, headers, None, None, None,
+            ),
+        )  # fmt: skip
+
+    def handled(self, message: Message, endpoint_id: str, channel: str | None) -> None:
+        """A handler returned: :meth:`message` without the keywords, as every handler call
+        records one."""
+        headers = message.headers
+        payload = message.payload
+        self.journal.add(
+            payload,
+            (
+                self.clock.now(), RecordKind.HANDLED, headers.id,
+                message.routing_key or type(payload).__qualname__, channel, endpoint_id,
+                headers.attempt, None, None, "", headers.causation_id, headers,
+                None if channel is None else self.via(channel), None, None,
+            ),
+        )  # fmt: skip
 
     def received(self, channel: str, delivery: Delivery) -> None:
         """Journal a consumer's delivery when it is a redelivery, or when the journal keeps
