@@ -51,10 +51,11 @@ class AttemptState:
 class Scope:
     """One level of handling: the message being handled (None at top level) and held sends.
 
-    A plain slotted class rather than a dataclass: one is made for every handler call.
+    A plain slotted class rather than a dataclass: one is made for every handler call. Its
+    attempt state is made on first use (a failure to record), as most calls never fail.
     """
 
-    __slots__ = ("attempt", "buffer", "channel", "collecting", "endpoint_id", "message", "parent")
+    __slots__ = ("_attempt", "buffer", "channel", "collecting", "endpoint_id", "message", "parent")
 
     def __init__(
         self,
@@ -71,10 +72,18 @@ class Scope:
         self.channel = channel
         self.collecting = collecting
         self.parent = parent
-        if attempt is None:
-            attempt = parent.attempt if parent is not None else AttemptState()
-        self.attempt: AttemptState = attempt
+        self._attempt = attempt
         self.buffer: list[PendingSend] = []
+
+    @property
+    def attempt(self) -> AttemptState:
+        """The attempt this scope belongs to: the one it was given, else its parent's (the
+        same attempt), else a new one (a top-level call is an attempt of its own)."""
+        state = self._attempt
+        if state is None:
+            parent = self.parent
+            state = self._attempt = parent.attempt if parent is not None else AttemptState()
+        return state
 
     def handled_message(self) -> Message | None:
         """The message being handled here or in the nearest enclosing scope that names one."""

@@ -76,7 +76,7 @@ class Addressing:
     @staticmethod
     def refuse_options(spec: HandlerSpec, message: Message, options: DeliveryOptions) -> None:
         """Delivery options cannot apply to a command whose handler runs synchronously."""
-        if options.any:
+        if options.any and not spec.is_async:
             raise RoutingError(
                 f"send({message.type_name}, delay/at/priority/ttl=...) asks for delivery "
                 f"options, but its handler {spec.name} runs synchronously. Make the handler "

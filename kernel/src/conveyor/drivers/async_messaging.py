@@ -244,7 +244,7 @@ class AsyncMessaging:
         if not self._open:
             await self.open()
         spec = self._addressing.command(command, routing_key)
-        message = self._dispatch.new_message.for_verb(
+        message = self._dispatch.new_message(
             command, headers, routing_key, message_id, correlation_id, propagate_headers
         )
         self._recorder.verb(RecordKind.SENT, message)
@@ -274,7 +274,7 @@ class AsyncMessaging:
         if not self._open:
             await self.open()
         specs = self._addressing.events(event, routing_key)
-        message = self._dispatch.new_message.for_verb(
+        message = self._dispatch.new_message(
             event, headers, routing_key, message_id, correlation_id, propagate_headers
         )
         self._recorder.verb(RecordKind.PUBLISHED, message)
@@ -320,7 +320,7 @@ class AsyncMessaging:
         if not self._open:
             await self.open()
         spec = self._addressing.query(query, routing_key)
-        message = self._dispatch.new_message.for_verb(
+        message = self._dispatch.new_message(
             query, headers, routing_key, message_id, correlation_id, propagate_headers
         )
         self._recorder.verb(RecordKind.ASKED, message)

@@ -61,9 +61,24 @@ class NewMessages:
         self._scope = scopes.var
 
     def __call__(
-        self, payload: object, headers: Mapping[str, str] | None, routing_key: str | None
+        self,
+        payload: object,
+        headers: Mapping[str, str] | None,
+        routing_key: str | None,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        propagate_headers: bool = True,
     ) -> Message:
-        """A message with a new id, caused by the message being handled, if any."""
+        """A message with a new id, caused by the message being handled, if any.
+
+        Given an identity option (the bus verbs pass theirs on), it is :meth:`identified`; the
+        common send pays one test for them.
+        """
+        if message_id is not None or correlation_id is not None or not propagate_headers:
+            return self.identified(
+                payload, headers, routing_key, message_id=message_id,
+                correlation_id=correlation_id, propagate_headers=propagate_headers,
+            )  # fmt: skip
         user = check_user_headers(headers) if headers else _EMPTY_USER
         scope = self._scope.get()
         parent = scope.handled_message() if scope is not None else None
@@ -78,24 +93,6 @@ class NewMessages:
                 message_id, parent_headers.correlation_id, parent_headers.id, now, 1, inherited
             )
         return Message(payload, built, routing_key)
-
-    def for_verb(
-        self,
-        payload: object,
-        headers: Mapping[str, str] | None,
-        routing_key: str | None,
-        message_id: str | None,
-        correlation_id: str | None,
-        propagate_headers: bool,
-    ) -> Message:
-        """The message a bus verb sends, in both drivers: the common one unless an identity
-        option is given (then :meth:`identified`)."""
-        if message_id is None and correlation_id is None and propagate_headers:
-            return self(payload, headers, routing_key)
-        return self.identified(
-            payload, headers, routing_key, message_id=message_id,
-            correlation_id=correlation_id, propagate_headers=propagate_headers,
-        )  # fmt: skip
 
     def identified(
         self,
@@ -242,19 +239,61 @@ class Dispatch:
             return work()
         return self._at_top(Scope(None), lambda scope: work())
 
-    def handle_from_top(self, spec: HandlerSpec, message: Message) -> object:
-        """Call a synchronous handler for ``send`` or ``ask``.
+    def deliver(
+        self, specs: tuple[HandlerSpec, ...], message: Message, options: DeliveryOptions
+    ) -> object:
+        """What ``send``, ``publish`` and ``ask`` do with their new message: queue a copy for each
+        asynchronous handler and call each synchronous one, in order; return what the last
+        synchronous one returned.
 
-        At the top, one collecting scope that also names the message serves both purposes (the
-        general path would open a collecting scope and then the handler's own); what is sent,
-        journaled and caused is the same. Inside a handler it is an ordinary nested call.
+        At the top (no handler is running in this thread or task), one collecting scope that
+        also names the message serves every handler: what they send leaves only if all of them
+        succeed, and is caused by the message, exactly as if each handler had a scope of its
+        own inside a collecting one (the general path, which costs two scopes a handler).
+        Inside a handler it is :meth:`publish_to`: each synchronous handler a nested call.
         """
         if self._scope.get() is not None:
-            return self.call_handler(spec, message, None)
-        return self._at_top(
-            Scope(message, spec.endpoint_id),
-            lambda scope: self._invoke(scope, spec, message, None, outer=True),
-        )
+            return self.publish_to(specs, message, options)
+        scope = Scope(message)
+        token = self._scope.set(scope)
+        try:
+            if self._transaction is None:
+                result = None
+                for spec in specs:
+                    if spec.is_async:
+                        self._outgoing.queue_copy(spec, message, options)
+                    else:
+                        result = self._invoke(scope, spec, message, None, outer=True)
+                if scope.buffer:
+                    self._outgoing.flush(scope)
+            else:
+                with self._transaction():
+                    result = self._each(scope, specs, message, options)
+                    self._outgoing.flush(scope)
+        except BaseException:
+            if scope.buffer:
+                self._outgoing.discard(scope)
+            raise
+        finally:
+            self._scope.reset(token)
+        if self._drain_inline is not None:
+            self._drain_inline()
+        return result
+
+    def _each(
+        self,
+        scope: Scope,
+        specs: tuple[HandlerSpec, ...],
+        message: Message,
+        options: DeliveryOptions,
+    ) -> object:
+        result = None
+        for spec in specs:
+            if spec.is_async:
+                self._outgoing.queue_copy(spec, message, options)
+            else:
+                result = self._invoke(scope, spec, message, None, outer=True)
+        return result
 
     def _at_top(self, scope: Scope, work: Callable[[Scope], T]) -> T:
         """Run ``work`` in the top-level ``scope`` and the transaction; flush; drain inline."""
@@ -302,13 +341,16 @@ class Dispatch:
 
     def publish_to(
         self, specs: tuple[HandlerSpec, ...], message: Message, options: DeliveryOptions
-    ) -> None:
-        """Queue a copy for each asynchronous handler and call each synchronous one, in order."""
+    ) -> object:
+        """Queue a copy for each asynchronous handler and call each synchronous one, in order;
+        return what the last synchronous one returned."""
+        result = None
         for spec in specs:
             if spec.is_async:
                 self._outgoing.queue_copy(spec, message, options)
             else:
-                self.call_handler(spec, message, None)
+                result = self.call_handler(spec, message, None)
+        return result
 
     # ------------------------------------------------------------------ one handler
 

@@ -368,16 +368,16 @@ class Messaging:
     ) -> Any:
         """Send a command to its one handler; returns what a synchronous handler returns."""
         spec = self._addressing.command(command, routing_key)
-        message = self.dispatch.new_message.for_verb(
+        message = self.dispatch.new_message(
             command, headers, routing_key, message_id, correlation_id, propagate_headers
         )
         self._recorder.verb(RecordKind.SENT, message)
-        options = self._addressing.options(delay, at, priority, ttl)
-        if not spec.is_async:
+        if delay is None and at is None and priority is None and ttl is None:
+            options = NO_OPTIONS
+        else:
+            options = self._addressing.options(delay, at, priority, ttl)
             self._addressing.refuse_options(spec, message, options)
-            return self.dispatch.handle_from_top(spec, message)
-        self.dispatch.from_top(lambda: self.outgoing.queue_copy(spec, message, options))
-        return None
+        return self.dispatch.deliver((spec,), message, options)
 
     def publish(
         self,
@@ -395,12 +395,11 @@ class Messaging:
     ) -> None:
         """Publish an event to every handler of it, in registration order (none is fine)."""
         specs = self._addressing.events(event, routing_key)
-        message = self.dispatch.new_message.for_verb(
+        message = self.dispatch.new_message(
             event, headers, routing_key, message_id, correlation_id, propagate_headers
         )
         self._recorder.verb(RecordKind.PUBLISHED, message)
-        options = self._addressing.options(delay, at, priority, ttl)
-        self.dispatch.from_top(lambda: self.dispatch.publish_to(specs, message, options))
+        self.dispatch.deliver(specs, message, self._addressing.options(delay, at, priority, ttl))
 
     @overload
     def ask(
@@ -441,11 +440,11 @@ class Messaging:
         The answer is typed for a query class derived from ``Query[T]`` (a ``T``), else ``Any``.
         """
         spec = self._addressing.query(query, routing_key)
-        message = self.dispatch.new_message.for_verb(
+        message = self.dispatch.new_message(
             query, headers, routing_key, message_id, correlation_id, propagate_headers
         )
         self._recorder.verb(RecordKind.ASKED, message)
-        return self.dispatch.handle_from_top(spec, message)
+        return self.dispatch.deliver((spec,), message, NO_OPTIONS)
 
     def command_bus(
         self,
