@@ -30,7 +30,7 @@ from conveyor.core.errors import (
     TransportError,
 )
 from conveyor.core.wire import Delivery, WireMessage
-from conveyor.transports.seam import Capabilities, ChannelOptions
+from conveyor.transports.seam import Capabilities, ChannelOptions, ChannelStats
 from conveyor_rabbitmq import errors
 from conveyor_rabbitmq.address import parse_url
 from conveyor_rabbitmq.amqp_message import amqp_headers
@@ -212,6 +212,18 @@ class RabbitMQTransport:
             except Exception as error:
                 self._settle_failed(error, delivery)
             session.inflight.pop(tag, None)
+
+    def stats(self, channel: str) -> ChannelStats:
+        """Messages ready on the channel's queue, from a passive declare; the unacknowledged
+        (in flight), those waiting in the delay queues and the age of the oldest are not told
+        over AMQP, so they are unknown."""
+
+        def count(session: PikaSession) -> int:
+            self._ensure_declared(session, channel)
+            declared = session.publisher.queue_declare(channel, passive=True)
+            return int(declared.method.message_count)
+
+        return ChannelStats(pending=self._call(f"counting channel {channel!r}", count))
 
     def close(self) -> None:
         with self._lock:
