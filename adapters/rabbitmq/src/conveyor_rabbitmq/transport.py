@@ -232,9 +232,9 @@ class RabbitMQTransport:
             session.settled(tag)
 
     def stats(self, channel: str) -> ChannelStats:
-        """Messages ready on the channel's queue, from a passive declare; the unacknowledged
-        (in flight), those waiting in the delay queues and the age of the oldest are not told
-        over AMQP, so they are unknown."""
+        """Messages ready on the channel's queue, from a passive declare. Not counted: those
+        pushed to consumers (leased, or held ahead by their prefetch) and those waiting in the
+        delay queues; in flight and the age of the oldest are not told over AMQP: unknown."""
 
         def count(session: PikaSession) -> int:
             self._ensure_declared(session, channel)
