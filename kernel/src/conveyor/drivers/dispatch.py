@@ -25,8 +25,9 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from conveyor.core.clock import Clock
-from conveyor.core.collector import Scope
+from conveyor.core.collector import AttemptState, ManualAck, Scope
 from conveyor.core.delivery import DeliveryOptions
+from conveyor.core.errors import NotAcknowledged
 from conveyor.core.headers import Headers, check_identity, check_user_headers
 from conveyor.core.ids import IdGenerator
 from conveyor.core.interceptors import Interceptor, wrap_with
@@ -206,6 +207,16 @@ def _compose_invokers(
     return consumed, called, wants_context
 
 
+def unacknowledged(attempt: AttemptState, endpoint_id: str) -> None:
+    """Raise ``NotAcknowledged`` for a handler consumed from a manually acknowledged channel
+    that returned without ``ctx.ack()``: what it did is undone and the delivery given back."""
+    if isinstance(attempt, ManualAck) and not attempt.acked:
+        raise NotAcknowledged(
+            f"{endpoint_id} returned without ctx.ack() or ctx.reject(reason) on a channel with "
+            f'ack="manual"; the message comes again after the channel\'s lease'
+        )
+
+
 class Dispatch:
     """Calls the handlers of one ``Messaging`` and makes the messages they cause."""
 
@@ -371,7 +382,7 @@ class Dispatch:
         try:
             invoke = (self._sync_invokers if outer else self._invokers)[endpoint_id]
             context = (
-                self.context(message, endpoint_id, channel)
+                Context(self._buses, self._clock, message, endpoint_id, channel, scope.attempt)
                 if endpoint_id in self._wants_context
                 else None
             )
@@ -381,6 +392,8 @@ class Dispatch:
                 scope.attempt, message, endpoint_id=endpoint_id, channel=channel, error=error
             )
             raise
+        if channel is not None:
+            unacknowledged(scope.attempt, endpoint_id)
         self._recorder.message(
             RecordKind.HANDLED,
             message,
