@@ -12,9 +12,15 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from conveyor.core.clock import Clock
 from conveyor.core.delivery import NO_OPTIONS
-from conveyor.core.errors import ConnectionFailed, SerializationError, StaleReceipt, TransportClosed
+from conveyor.core.errors import (
+    ConnectionFailed,
+    NotAcknowledged,
+    SerializationError,
+    StaleReceipt,
+    TransportClosed,
+)
 from conveyor.core.journal import RecordKind
-from conveyor.core.lifecycle import Plan, ResolvedPolicy, expire
+from conveyor.core.lifecycle import Plan, ResolvedPolicy, expire, not_acknowledged
 from conveyor.core.message import Message
 from conveyor.core.outcome import Outcome
 from conveyor.core.registry import HandlerSpec
@@ -190,6 +196,9 @@ class AsyncConsumption:
                 return Outcome.DUPLICATE
         try:
             await self._stacks[spec.endpoint_id](attempt)
+        except NotAcknowledged:
+            plan = not_acknowledged(runtime.definition.lease, self._clock.now())
+            return await self._execute(plan, consumed)
         except Exception as error:
             self._recorder.failure(
                 attempt.state, message, endpoint_id=spec.endpoint_id, channel=runtime.name,

@@ -31,7 +31,7 @@ from conveyor.core.registry import HandlerSpec
 from conveyor.drivers.async_context import AsyncBuses, AsyncContext
 from conveyor.drivers.async_outgoing import AsyncOutgoing
 from conveyor.drivers.bootstrap import Invoke
-from conveyor.drivers.dispatch import NewMessages, compose_invokers
+from conveyor.drivers.dispatch import NewMessages, compose_invokers, unacknowledged
 from conveyor.drivers.recording import Recorder
 from conveyor.drivers.scopes import Scopes
 
@@ -209,7 +209,7 @@ class AsyncDispatch:
         try:
             invoke = (self._sync_invokers if outer else self._invokers)[endpoint_id]
             context = (
-                self.context(message, endpoint_id, channel)
+                AsyncContext(self._buses, self._clock, message, endpoint_id, channel, scope.attempt)
                 if endpoint_id in self._wants_context
                 else None
             )
@@ -221,6 +221,8 @@ class AsyncDispatch:
             raise
         finally:
             scopes.leave(token)
+        if channel is not None:
+            unacknowledged(scope.attempt, endpoint_id)
         self._recorder.message(
             RecordKind.HANDLED,
             message,

@@ -234,34 +234,28 @@ class AsyncDriver:
         tick: Message,
         error: BaseException,
     ) -> None:
-        """Perform a failing tick's plan, as the sync driver does."""
+        """Perform a failing tick's plan (``TickFailures.perform``), calling its error handler."""
         ticks = self._ticks
         assert ticks is not None
         endpoint_id = endpoint.spec.endpoint_id
-        for action in plan.actions:
-            if isinstance(action, lifecycle.Record):
-                ticks.record(action, tick, endpoint_id)
-            elif isinstance(action, lifecycle.Resend) and action.available_at is not None:
-                later = tick.headers.with_attempt(tick.headers.attempt + 1)
-                endpoint.retry = (action.available_at, Message(tick.payload, later, None))
-            elif isinstance(action, lifecycle.StoreDeadLetter):
-                ticks.store(action, tick, endpoint_id)
-            elif isinstance(action, lifecycle.CallErrorHandler):
-                assert self._error_handlers is not None
-                handler_error: BaseException | None = None
-                try:
-                    await self._error_handlers.give(
-                        action.handler, ticks.failure(tick, endpoint_id, error), tick,
-                        endpoint_id, None,
-                    )  # fmt: skip
-                except Exception as raised:
-                    handler_error = raised
-                after = lifecycle.after_error_handler(
-                    ticks.policies[endpoint_id], error=error, handler_error=handler_error,
-                    handler=action.handler, attempt=tick.headers.attempt, wire={},
-                    now=self._clock.now(),
-                )  # fmt: skip
-                await self._carry_out(after, endpoint, tick, error)
+
+        def retry_later(due: datetime, retry: Message) -> None:
+            endpoint.retry = (due, retry)
+
+        next_plan: lifecycle.Plan | None = plan
+        while next_plan is not None:
+            call = ticks.perform(next_plan, tick, endpoint_id, retry_later)
+            if call is None:
+                return
+            assert self._error_handlers is not None
+            handler_error: BaseException | None = None
+            try:
+                await self._error_handlers.give(
+                    call.handler, ticks.failure(tick, endpoint_id, error), tick, endpoint_id, None
+                )
+            except Exception as raised:
+                handler_error = raised
+            next_plan = ticks.after_error_handler(call, tick, endpoint_id, error, handler_error)
 
     # ------------------------------------------------------------------ settling
 

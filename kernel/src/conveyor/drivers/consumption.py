@@ -32,12 +32,13 @@ from conveyor.core.delivery import NO_OPTIONS
 from conveyor.core.errors import (
     ConnectionFailed,
     NoHandlerError,
+    NotAcknowledged,
     SerializationError,
     StaleReceipt,
     TransportClosed,
 )
 from conveyor.core.journal import ExceptionInfo, RecordKind
-from conveyor.core.lifecycle import Plan, ResolvedPolicy, expire, reject
+from conveyor.core.lifecycle import Plan, ResolvedPolicy, expire, not_acknowledged, reject
 from conveyor.core.message import Message
 from conveyor.core.outcome import Outcome
 from conveyor.core.registry import HandlerSpec
@@ -235,6 +236,9 @@ class Consumption:
                 return Outcome.DUPLICATE
         try:
             self._stacks[spec.endpoint_id](attempt)
+        except NotAcknowledged:
+            plan = not_acknowledged(runtime.definition.lease, self._clock.now())
+            return self._execute(plan, consumed)
         except Exception as error:
             # raised outside the handler (a layer or an outer interceptor): record it once
             self._recorder.failure(

@@ -20,7 +20,8 @@ from typing import Any, Generic
 from typing_extensions import TypeVar
 
 from conveyor.core.clock import Clock
-from conveyor.core.collector import AttemptState
+from conveyor.core.collector import AttemptState, ManualAck
+from conveyor.core.errors import NotAcknowledged
 from conveyor.core.interceptors import Interceptor
 from conveyor.core.journal import RecordKind
 from conveyor.core.lifecycle import ResolvedPolicy
@@ -122,6 +123,8 @@ def instant_retry(proceed: Proceed, attempt: Attempt) -> object:
     while True:
         try:
             return proceed()
+        except NotAcknowledged:
+            raise  # not a failure: the delivery is given back, never retried here
         except Exception as error:
             attempt.parts.recorder.failure(
                 attempt.state,
@@ -217,6 +220,8 @@ def collector(proceed: Proceed, attempt: Attempt) -> object:
     scope itself. A handler that sent nothing has nothing to flush.
     """
     parts = attempt.parts
+    if attempt.policy is not None and attempt.policy.manual_ack:
+        attempt.state = ManualAck()  # ctx.ack() marks it; the handler's call checks it
     scopes = parts.scopes
     scope, token = scopes.inner(
         attempt.message,
