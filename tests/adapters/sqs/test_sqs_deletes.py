@@ -121,6 +121,21 @@ def test_a_lone_ack_is_deleted_after_the_delay_by_the_background_thread(
     transport.close()
 
 
+def test_a_receive_sends_the_acks_made_before_it_before_it_hands_anything_out(
+    client: Any, observer: Any, unique: Callable[[str], str]
+) -> None:
+    channel = unique("deletes")
+    calls, transport = _acked(client, channel, count=2, delay=0.5)
+    transport.send(channel, WireMessage(b"next"))
+    found: list[Any] = []
+    while not found:
+        found = transport.receive(channel, lease=LEASE)
+
+    assert calls.batches == [2]  # sent with the receive, not after the delay
+    assert _left(observer, transport, channel) == 1  # only the message just received
+    transport.close()
+
+
 def test_close_sends_the_deletes_still_waiting(
     client: Any, observer: Any, unique: Callable[[str], str]
 ) -> None:

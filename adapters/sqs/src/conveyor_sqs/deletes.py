@@ -1,24 +1,31 @@
 """Acknowledgements sent as batched deletes: one ``DeleteMessageBatch`` for up to 10 acks.
 
 An ack deletes the message, and SQS takes up to 10 deletes of a queue in one call. So ``ack``
-hands the receipt to a :class:`DeleteBatcher`, which sends it together with the acks just before
-and after it: at once when 10 of a queue are waiting (by the thread whose ack made ten), else
-after ``delay`` (a background thread), and on ``flush`` and ``close``. A consumer handling one
-message at a time then costs SQS two calls and a fraction per message instead of three; a
-consumer that receives batches of 10 deletes them in one call instead of ten.
+hands the receipt to a :class:`DeleteBatcher`, which sends it together with the acks around it:
+at once when 10 of a queue are waiting (by the thread whose ack made ten); during the next
+receive, in parallel with its ``ReceiveMessage`` call (:meth:`DeleteBatcher.during`), which
+hands out nothing before the deletes are done; after ``delay`` from a background thread when no
+receive comes; and on ``flush`` and ``close``. A consumer that receives batches of 10 deletes
+them in one call instead of ten; one that handles a message at a time makes the same three calls
+per message, but its delete no longer adds a round trip of its own.
 
-What it changes: ``ack`` returns before SQS deleted the message. If the process dies within
-``delay`` of an ack, the message comes back after its visibility timeout and is handled again
-(at least once, as when a process dies just before acking); a delete SQS refuses is logged and
-the message comes back the same way. SQS never fenced a delete by its lease, so ``ack`` could
-not report a stale receipt before either. ``delay`` stays far under the shortest lease (one
-second), so an acknowledged message does not become visible again while its delete waits.
+What it changes: ``ack`` returns before SQS deleted the message. Since a receive hands out
+nothing before the acks made before it are sent, a consumer killed mid-handler has its earlier
+messages deleted; a process killed within ``delay`` of its last ack (with no receive after it)
+gets that message back after its visibility timeout and handles it again (at least once, as
+when a process dies just before acking). A delete SQS refuses is logged and the message comes
+back the same way. SQS never fenced a delete by its lease, so ``ack`` could not report a stale
+receipt before either. ``delay`` stays far under the shortest lease (one second), so an
+acknowledged message does not become visible again while its delete waits.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -60,6 +67,7 @@ class DeleteBatcher:
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._helper: ThreadPoolExecutor | None = None
 
     def add(self, url: str, queue: str, receipt: str) -> None:
         """Delete the message of ``receipt`` from the queue at ``url`` soon."""
@@ -81,8 +89,30 @@ class DeleteBatcher:
 
     def flush(self) -> None:
         """Send every waiting delete now."""
+        self._send(self._take())
+
+    @contextmanager
+    def during(self) -> Iterator[None]:
+        """Send the waiting deletes while the body runs (a receive's call); done when it ends."""
+        taken = self._take()
+        if not taken:
+            yield
+            return
+        with self._changed:
+            if self._helper is None:
+                self._helper = ThreadPoolExecutor(1, thread_name_prefix="conveyor-sqs-deletes")
+            sending = self._helper.submit(self._send, taken)
+        try:
+            yield
+        finally:
+            sending.result()
+
+    def _take(self) -> dict[str, list[_Ack]]:
         with self._changed:
             taken, self._pending = self._pending, {}
+        return taken
+
+    def _send(self, taken: dict[str, list[_Ack]]) -> None:
         for url, acks in taken.items():
             for start in range(0, len(acks), _MAX_BATCH):
                 self._delete(url, acks[start : start + _MAX_BATCH])
@@ -94,6 +124,8 @@ class DeleteBatcher:
             self._changed.notify_all()
         if self._thread is not None:
             self._thread.join()
+        if self._helper is not None:
+            self._helper.shutdown()
         self.flush()
 
     def _run(self) -> None:

@@ -9,9 +9,9 @@ The seam maps onto SQS almost verb for verb:
 - ``receive`` is ``ReceiveMessage`` with ``VisibilityTimeout`` = the lease, a batch of up to 10
   and ``WaitTimeSeconds`` for a long poll; the delivery count is SQS's
   ``ApproximateReceiveCount``;
-- ``ack`` is a delete, batched: the acks of ``ack_delay`` (50 ms) go in one
-  ``DeleteMessageBatch`` of up to 10 (:mod:`conveyor_sqs.deletes`); ``release`` and ``renew``
-  are ``ChangeMessageVisibility``.
+- ``ack`` is a delete, batched: waiting acks go in one ``DeleteMessageBatch`` of up to 10,
+  sent in parallel with the next receive's call, or after ``ack_delay`` (50 ms) when none comes
+  (:mod:`conveyor_sqs.deletes`); ``release`` and ``renew`` are ``ChangeMessageVisibility``.
 
 A FIFO transport makes every queue a FIFO queue: messages of one group (the value of the
 channel's ``fifo_group_header``; the whole channel when it has none) are received in send
@@ -326,20 +326,33 @@ class SqsTransport:
         self, queue: Queue, channel: str, lease: timedelta, max_messages: int, seconds: int
     ) -> list[dict[str, Any]]:
         try:
-            answer = self._client.receive_message(
-                QueueUrl=queue.url,
-                MaxNumberOfMessages=min(max_messages, _MAX_BATCH),
-                WaitTimeSeconds=seconds,
-                VisibilityTimeout=lease_seconds(lease),
-                MessageAttributeNames=[wire.ATTRIBUTE],
-                MessageSystemAttributeNames=_SYSTEM_ATTRIBUTES,
-            )
+            if self._deletes is not None:
+                # The acks made before go in parallel with this call, and are done before
+                # anything is handed out: a consumer killed holding the next message loses
+                # nothing and handles nothing twice.
+                with self._deletes.during():
+                    answer = self._receive_call(queue, lease, max_messages, seconds)
+            else:
+                answer = self._receive_call(queue, lease, max_messages, seconds)
         except Exception as error:
             raise self._translate(
                 error, queue.name, f"receiving from channel {channel!r}"
             ) from error
         messages: list[dict[str, Any]] = answer.get("Messages", [])
         return messages
+
+    def _receive_call(
+        self, queue: Queue, lease: timedelta, max_messages: int, seconds: int
+    ) -> dict[str, Any]:
+        answer: dict[str, Any] = self._client.receive_message(
+            QueueUrl=queue.url,
+            MaxNumberOfMessages=min(max_messages, _MAX_BATCH),
+            WaitTimeSeconds=seconds,
+            VisibilityTimeout=lease_seconds(lease),
+            MessageAttributeNames=[wire.ATTRIBUTE],
+            MessageSystemAttributeNames=_SYSTEM_ATTRIBUTES,
+        )
+        return answer
 
     def _deliveries(
         self, queue: Queue, channel: str, received: list[dict[str, Any]]
