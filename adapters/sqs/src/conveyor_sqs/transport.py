@@ -465,6 +465,7 @@ class SqsTransport:
         The age of the oldest is a CloudWatch metric, not a queue attribute: unknown."""
         self._check_open(f"reading the load of channel {channel!r}")
         queue = self._queue(channel)
+        self.flush()  # acks made here are deletes first: not counted in flight
         names = [f"ApproximateNumberOfMessages{part}" for part in ("", "Delayed", "NotVisible")]
         try:
             found = self._client.get_queue_attributes(QueueUrl=queue.url, AttributeNames=names)
