@@ -47,7 +47,7 @@ from conveyor.drivers.bootstrap import (
     prepare,
 )
 from conveyor.drivers.channel_runtime import AsyncChannelRuntime
-from conveyor.drivers.driving import RunResult
+from conveyor.drivers.driving import ConsumerHooks, RunResult
 from conveyor.drivers.guarded_bus import install_bus_interceptors
 from conveyor.drivers.logs import log_failures as log_failures_to
 from conveyor.drivers.policies import resolve_policies
@@ -376,20 +376,22 @@ class AsyncMessaging:
         stop_on_failure: bool = False,
         finish_when_empty: bool | None = None,
         grace: timedelta | None = None,
+        hooks: ConsumerHooks | None = None,
     ) -> RunResult:
         """Run one consumer, or several in turn, up to ``concurrency`` messages at once.
 
         The limits and their defaults are ``Messaging.run``'s, counted over all the consumers.
         SIGTERM and SIGINT (in the main thread) stop taking messages; the run returns once
         those in flight are finished. A second signal, or ``grace`` running out, cancels them
-        (they come back when their lease runs out).
+        (they come back when their lease runs out). ``hooks``: ``ConsumerHooks(on_start=,
+        on_idle=, on_stop=)``, plain or ``async def``, called for each consumer name.
         """
         if not self._open:
             await self.open()
         return await self._driver.run(
             name, concurrency=concurrency, limit=limit, time_limit=time_limit,
             memory_limit=memory_limit, stop_on_failure=stop_on_failure,
-            finish_when_empty=finish_when_empty, grace=grace,
+            finish_when_empty=finish_when_empty, grace=grace, hooks=hooks,
         )  # fmt: skip
 
     def request_stop(self) -> None:
