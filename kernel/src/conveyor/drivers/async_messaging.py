@@ -57,7 +57,7 @@ from conveyor.drivers.ticks import TickFailures, tick_policies
 from conveyor.stores.dead_letters import DeadLetterStore
 from conveyor.stores.deduplication import Deduplication
 from conveyor.stores.schedules import ScheduleStore
-from conveyor.transports.channels import Channel, Mode
+from conveyor.transports.channels import Channel, ChannelAlias, Mode
 from conveyor.transports.seam import AsyncTransport
 
 __all__ = ["AsyncMessaging"]
@@ -73,7 +73,7 @@ class AsyncMessaging:
     def __init__(
         self,
         handlers: Iterable[object] = (),
-        channels: Iterable[Channel | str] = (),
+        channels: Iterable[Channel | ChannelAlias | str] = (),
         *,
         clock: Clock | None = None,
         ids: IdGenerator | None = None,
@@ -107,6 +107,8 @@ class AsyncMessaging:
             error_handler=error_handler, types=types, codec=codec, root="AsyncMessaging",
         )  # fmt: skip
         self.handlers: tuple[HandlerSpec, ...] = prepared.handlers
+        #: Each ``ChannelAlias`` name -> the channel it names (``run`` and the buses take both).
+        self.aliases: Mapping[str, str] = prepared.aliases
         self.endpoints: dict[str, HandlerSpec] = prepared.endpoints
         self.router = prepared.router
         self.codec: Codec = prepared.codec
@@ -340,6 +342,7 @@ class AsyncMessaging:
         propagate_headers: bool = True,
     ) -> None:
         """Queue a message on ``channel`` so its consumer routes it on the bus (async bus)."""
+        channel = self.aliases.get(channel, channel)
         check_bus_channel(channel, self.channels, {})  # no dynamic channels: none is internal
         if not self._open:
             await self.open()
@@ -388,6 +391,12 @@ class AsyncMessaging:
         """
         if not self._open:
             await self.open()
+        aliases = self.aliases
+        name = (
+            aliases.get(name, name)
+            if isinstance(name, str)
+            else [aliases.get(each, each) for each in name]
+        )
         return await self._driver.run(
             name, concurrency=concurrency, limit=limit, time_limit=time_limit,
             memory_limit=memory_limit, stop_on_failure=stop_on_failure,
