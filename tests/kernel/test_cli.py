@@ -737,7 +737,7 @@ def test_other_commands_name_run_for_an_asyncio_app(conveyor: Conveyor) -> None:
 
 
 def test_run_takes_a_channel_alias_and_runs_its_channel(conveyor: Conveyor) -> None:
-    result = conveyor("--app", "shop:with_alias", "run", "orders.v1", "--limit", "1")
+    result = conveyor("--app", "aliased:build", "run", "orders.v1", "--limit", "1")
     assert result.code == 0
     assert result.out == (
         "orders: processed 1 message (1 handled, 0 retried, 0 failed), stopped: limit\n"

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from conveyor import (
-    ChannelAlias,
     DeadLetter,
     Messaging,
     QueueChannel,
@@ -73,16 +72,4 @@ def with_dead_letters() -> Messaging:
             last_failed_at=failed,
         )
     )
-    return messaging
-
-
-def with_alias() -> Messaging:
-    """The shop whose channel also answers to its old name, ``orders.v1``."""
-    messaging = Messaging(
-        [place_order],
-        [QueueChannel("orders"), ChannelAlias("orders.v1", to="orders")],
-        clock=VirtualClock(),
-        ids=SequentialIds(),
-    )
-    messaging.send(PlaceOrder("a-1"))
     return messaging
