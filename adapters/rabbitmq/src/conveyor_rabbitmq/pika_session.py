@@ -7,6 +7,12 @@ RabbitMQ holds them while this channel lives and requeues them when it closes. D
 something only on the channel that issued them, so each consuming channel gets a new ``epoch``
 and receipts carry it; a receipt of an older epoch is stale.
 
+A queue that is waited on gets push consumers on the consuming channel, one per consumer thread
+of the transport, each with the prefetch its first receive asked for: RabbitMQ pushes a message
+as it arrives (no ``basic.get`` round trip per message), and the session holds at most the sum of
+those prefetches, so prefetch follows the consumer's concurrency. ``held`` counts the pushed
+deliveries not yet settled, so a waiting receive knows whether the broker can still push to it.
+
 pika's ``BlockingConnection`` is not thread-safe: the transport calls a session under its lock.
 pika is imported when a session opens, never when this module is imported.
 """
@@ -36,6 +42,7 @@ class Inflight:
     body: bytes
     headers: dict[str, Any] | None
     priority: int | None
+    pushed: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +71,9 @@ class PikaSession:
         self.epoch = epoch
         self.inflight: dict[int, Inflight] = {}
         self.pushed: dict[str, deque[Pushed]] = {}
-        self.consumers: dict[str, str] = {}
+        self.consumers: dict[str, list[str]] = {}
+        self.capacity: dict[str, int] = {}
+        self.held: dict[str, int] = {}
         self.declared: set[str] = set()
         self.ladder_declared = False
 
@@ -86,14 +95,16 @@ class PikaSession:
         self.inflight.clear()
         self.pushed.clear()
         self.consumers.clear()
+        self.capacity.clear()
+        self.held.clear()
 
     # ------------------------------------------------------------------ receiving
 
     def get(self, queue: str, max_messages: int) -> list[Delivery]:
         """Up to ``max_messages`` deliveries: pushed ones first, then ``basic.get`` until empty."""
         if queue in self.consumers:
-            # Read what the broker pushed to this queue's consumer first: those deliveries
-            # count against its prefetch, and a basic.get on top would hold more than asked.
+            # Read what the broker pushed to this queue's consumers first: those deliveries
+            # count against their prefetch, and a basic.get on top would hold more than asked.
             self.connection.process_data_events(time_limit=0)
         found = self.get_pushed(queue, max_messages)
         while len(found) < max_messages:
@@ -114,30 +125,54 @@ class PikaSession:
         found: list[Delivery] = []
         while pushed and len(found) < max_messages:
             item = pushed.popleft()
-            found.append(self._lease(queue, item.tag, item.redelivered, item.properties, item.body))
+            found.append(
+                self._lease(queue, item.tag, item.redelivered, item.properties, item.body, True)
+            )
         return found
 
-    def consume(self, queue: str, prefetch: int) -> None:
-        """Start a push consumer on ``queue`` for long polls, holding at most ``prefetch``."""
-        if queue in self.consumers:
+    def can_push(self, queue: str) -> bool:
+        """Whether the broker may still push ``queue``'s messages here (a consumer has room)."""
+        return self.held.get(queue, 0) < self.capacity.get(queue, 0)
+
+    def consume(self, queue: str, prefetch: int, consumers: int = 1) -> None:
+        """Push consumers on ``queue`` for waiting receives: ``consumers`` of them (one per
+        consumer thread), each holding at most ``prefetch`` unsettled deliveries."""
+        tags = self.consumers.setdefault(queue, [])
+        if len(tags) >= consumers:
             return
         buffer = self.pushed.setdefault(queue, deque())
 
         def on_message(channel: object, method: Any, properties: Any, body: bytes) -> None:
             buffer.append(Pushed(method.delivery_tag, method.redelivered, properties, body))
+            self.held[queue] = self.held.get(queue, 0) + 1
 
-        self.consumer.basic_qos(prefetch_count=max(prefetch, 1))
-        self.consumers[queue] = self.consumer.basic_consume(queue, on_message, auto_ack=False)
+        prefetch = max(prefetch, 1)
+        self.consumer.basic_qos(prefetch_count=prefetch)  # per consumer, for those that follow
+        while len(tags) < consumers:
+            tags.append(self.consumer.basic_consume(queue, on_message, auto_ack=False))
+            self.capacity[queue] = self.capacity.get(queue, 0) + prefetch
+
+    def settled(self, tag: int) -> None:
+        """Forget the lease of ``tag`` (acknowledged or released)."""
+        held = self.inflight.pop(tag, None)
+        if held is not None and held.pushed:
+            self.held[held.queue] -= 1
 
     def pump(self, seconds: float) -> None:
         """Service the connection (heartbeats, pushed deliveries) for up to ``seconds``."""
         self.connection.process_data_events(time_limit=seconds)
 
     def _lease(
-        self, queue: str, tag: int, redelivered: bool, properties: Any, body: bytes
+        self,
+        queue: str,
+        tag: int,
+        redelivered: bool,
+        properties: Any,
+        body: bytes,
+        pushed: bool = False,
     ) -> Delivery:
         headers = properties.headers
-        self.inflight[tag] = Inflight(queue, body, headers, properties.priority)
+        self.inflight[tag] = Inflight(queue, body, headers, properties.priority, pushed)
         return Delivery(
             channel=queue,
             message=wire_message(body, headers),

@@ -3,9 +3,12 @@
 Sends are persistent and confirmed: ``send`` returns once RabbitMQ has the message on disk.
 A received message is leased to this connection's consuming channel until it is acknowledged or
 released; if the process dies or the connection drops, RabbitMQ puts it back (a "connection"
-lease). ``receive`` takes what is ready with ``basic.get``; a long poll (``wait``) starts a push
-consumer whose prefetch is the batch size asked for, so a consumer holds at most what it can
-work on. Delays travel down the delay ladder (:mod:`conveyor_rabbitmq.topology`).
+lease). A long poll (``wait``) starts push consumers: one per thread that waits on the channel
+(a worker's concurrency), each with the batch size asked for as its prefetch, so the transport
+holds at most what its consumers can work on, and from then on RabbitMQ pushes each message as
+it arrives instead of answering a ``basic.get`` per message. A receive without ``wait`` takes
+what was pushed, then asks with ``basic.get`` when nothing was (a message confirmed a moment ago
+is visible at once). Delays travel down the delay ladder (:mod:`conveyor_rabbitmq.topology`).
 
 One connection serves every channel and thread of a ``Messaging``: calls take a lock, and a
 keep-alive thread services heartbeats while no call is made (a long handler), so the broker
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -110,6 +114,8 @@ class RabbitMQTransport:
         self._closed = False
         self._stop = threading.Event()
         self._keepalive: threading.Thread | None = None
+        self._waiters: dict[str, weakref.WeakSet[threading.Thread]] = {}
+        self._waiting: dict[str, int] = {}
 
     @property
     def capabilities(self) -> Capabilities:
@@ -169,16 +175,28 @@ class RabbitMQTransport:
             self._ensure_declared(session, channel)
             return session.get(channel, max_messages)
 
-        found = self._call(action, take)
-        if found or wait is None or wait <= timedelta(0):
+        if wait is None or wait <= timedelta(0):
+            return self._call(action, take)
+
+        def first(session: PikaSession) -> list[Delivery]:
+            self._ensure_declared(session, channel)
+            session.consume(channel, max_messages, self._waiting_threads(channel))
+            if session.can_push(channel):
+                # The broker pushes what arrives to a consumer with room: no basic.get needed.
+                session.pump(0)
+                return session.get_pushed(channel, max_messages)
+            return session.get(channel, max_messages)  # its consumers are full: ask on top
+
+        found = self._call(action, first)
+        if found:
             return found
         deadline = self._clock.now() + wait
-        self._call(action, lambda s: s.consume(channel, max_messages))
         while True:
             left = (deadline - self._clock.now()).total_seconds()
 
             def poll(session: PikaSession, left: float = left) -> list[Delivery]:
-                session.consume(channel, max_messages)  # again after a reconnect
+                # Again after a reconnect: the new session has no consumers yet.
+                session.consume(channel, max_messages, self._waiting_threads(channel))
                 session.pump(max(0.0, min(left, _SLICE)))
                 return session.get_pushed(channel, max_messages)
 
@@ -193,7 +211,7 @@ class RabbitMQTransport:
                 session.consumer.basic_ack(tag)
             except Exception as error:
                 self._settle_failed(error, delivery)
-            session.inflight.pop(tag, None)
+            session.settled(tag)
 
     def release(self, delivery: Delivery, *, available_at: datetime | None = None) -> None:
         delay_ms = self._delay_ms(available_at)
@@ -211,7 +229,7 @@ class RabbitMQTransport:
                     session.consumer.basic_nack(tag, requeue=True)  # the broker counts it
             except Exception as error:
                 self._settle_failed(error, delivery)
-            session.inflight.pop(tag, None)
+            session.settled(tag)
 
     def close(self) -> None:
         with self._lock:
@@ -294,6 +312,21 @@ class RabbitMQTransport:
                 f"{queue!r}; see the broker's log (disk or memory alarm, queue limit)."
             ) from None
 
+    def _waiting_threads(self, channel: str) -> int:
+        """How many live threads wait on ``channel`` (called under the lock): its consumers.
+
+        Counted again only when a thread waits for the first time, so a worker's threads that
+        come and go (a thread per run) keep the consumers they left rather than add more.
+        """
+        threads = self._waiters.get(channel)
+        if threads is None:
+            threads = self._waiters[channel] = weakref.WeakSet()
+        current = threading.current_thread()
+        if current not in threads:
+            threads.add(current)
+            self._waiting[channel] = sum(1 for thread in threads if thread.is_alive())
+        return self._waiting[channel]
+
     def _delay_ms(self, available_at: datetime | None) -> int:
         if available_at is None:
             return 0
@@ -335,7 +368,7 @@ class RabbitMQTransport:
         """Run ``work`` on a live session under the lock, reconnecting when the connection broke."""
         with self._lock:
             self._check_open()
-            started = self._clock.now()
+            started: datetime | None = None  # read only when the connection breaks
             while True:
                 session = self._connected(action)
                 try:
@@ -347,6 +380,8 @@ class RabbitMQTransport:
                         raise
                     detail = errors.scrub(error, self._password())
                     self._drop_session()
+                    if started is None:
+                        started = self._clock.now()
                     waited = (self._clock.now() - started).total_seconds()
                     budget = self._reconnect_timeout.total_seconds()
                     if waited >= budget:
