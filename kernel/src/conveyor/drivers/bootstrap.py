@@ -22,6 +22,7 @@ from conveyor.core.lifecycle import ResolvedPolicy
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec, read_handlers
 from conveyor.core.routing import Router
+from conveyor.core.spec_cache import Catalogue, catalogue
 from conveyor.drivers import stack
 from conveyor.drivers.channel_runtime import AnyRuntime, AsyncChannelRuntime, ChannelRuntime
 from conveyor.drivers.stack import Layer, StackOrder
@@ -48,6 +49,7 @@ __all__ = [
     "resolve_error_handler",
     "unused_layers",
     "base_call",
+    "registered_types",
 ]
 
 Invoke = Callable[[Message, object], object]
@@ -120,21 +122,20 @@ def prepare(
     specs, found = read_handlers(given, coroutines=root == "AsyncMessaging")
     channel_list, aliases = split_aliases(_iterable(channels, "channels", root))
     specs = aliased(specs, aliases)
-    endpoints = {s.endpoint_id: s for s in specs}
+    shared = catalogue(tuple(specs))
+    router = shared.router
+    endpoints = dict(shared.endpoints)
     definitions = check_channels(channel_list, endpoints)
     check_handlers(specs, definitions, deduplication)
 
     def error_handler_of(target: object, owner: str) -> HandlerSpec | None:
         return resolve_error_handler(target, owner, endpoints, specs)
 
-    registry = TypeRegistry(types)
-    for spec in specs:
-        for message_type in spec.message_types:
-            registry.register(message_type)
+    registry = registered_types(types, specs, shared)
     return Prepared(
         handlers=tuple(specs),
         interceptors=tuple(found),
-        router=Router(specs),
+        router=router,
         endpoints=endpoints,
         definitions=definitions,
         error_handler=error_handler_of(error_handler, root),
@@ -505,6 +506,24 @@ def unused_layers(
     ):
         unused.add(stack.deduplication_in_transaction)
     return frozenset(unused)
+
+
+def registered_types(
+    types: Iterable[type], specs: Iterable[HandlerSpec], shared: Catalogue
+) -> TypeRegistry:
+    """The kernel's payload names: ``types`` first, then the handlers' message types.
+
+    Without extra ``types`` (the usual case) it is a copy of the registry the handlers'
+    catalogue composed once; with them, registered in that order as always.
+    """
+    given = tuple(types)
+    if not given:
+        return shared.registry()
+    registry = TypeRegistry(given)
+    for spec in specs:
+        for message_type in spec.message_types:
+            registry.register(message_type)
+    return registry
 
 
 def base_call(spec: HandlerSpec) -> Invoke:

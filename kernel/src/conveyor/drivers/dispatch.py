@@ -16,7 +16,9 @@ tasks each have their own.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from types import MappingProxyType
@@ -32,6 +34,7 @@ from conveyor.core.interceptors import Interceptor, wrap_with
 from conveyor.core.journal import RecordKind
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
+from conveyor.core.spec_cache import SpecsKey, cacheable
 from conveyor.drivers.bootstrap import Invoke, base_call
 from conveyor.drivers.buses import Buses
 from conveyor.drivers.context import Context
@@ -149,17 +152,41 @@ class NewMessages:
         return Message(payload, built, routing_key)
 
 
+Invokers = tuple[dict[str, Invoke], dict[str, Invoke], AbstractSet[str]]
+"""Each handler's call as consumed and as called, by endpoint id, and which want a context."""
+
+
 def compose_invokers(
     specs: tuple[HandlerSpec, ...],
     interceptors: tuple[Interceptor, ...],
     wrap: Callable[[list[Interceptor], Invoke], Invoke],
-) -> tuple[dict[str, Invoke], dict[str, Invoke], set[str]]:
+) -> Invokers:
     """Each handler with its interceptors: as consumed, as called, and which want a context.
 
     Interceptors ordered below ``StackOrder.HANDLER`` sit among the consumption stack's layers
     when the handler is consumed from a channel (``conveyor.drivers.stack``); on a synchronous
     call they simply wrap the inner ones. ``wrap`` composes (the sync or the asyncio way).
+
+    Module-level handlers without interceptors are composed once and shared by every kernel
+    built from the same specs (``conveyor.core.spec_cache``): the tables are only read.
     """
+    if not interceptors and cacheable(specs):
+        return _shared_invokers(SpecsKey(specs), wrap)
+    return _compose_invokers(specs, interceptors, wrap)
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_invokers(
+    key: SpecsKey, wrap: Callable[[list[Interceptor], Invoke], Invoke]
+) -> Invokers:
+    return _compose_invokers(key.specs, (), wrap)
+
+
+def _compose_invokers(
+    specs: tuple[HandlerSpec, ...],
+    interceptors: tuple[Interceptor, ...],
+    wrap: Callable[[list[Interceptor], Invoke], Invoke],
+) -> Invokers:
     consumed: dict[str, Invoke] = {}
     called: dict[str, Invoke] = {}
     for spec in specs:
@@ -170,13 +197,13 @@ def compose_invokers(
         called[spec.endpoint_id] = (
             wrap(selected, base) if len(inner) < len(selected) else consumed[spec.endpoint_id]
         )
-    wants_context = {
+    wants_context = frozenset(
         s.endpoint_id
         for s in specs
         if s.kind == "scheduled"
         or s.arity != 1
         or any(i.selects(s.message_types, s.markers) for i in interceptors)
-    }
+    )
     return consumed, called, wants_context
 
 

@@ -18,7 +18,7 @@ from typing import Any, overload
 
 from conveyor.core.bus_calls import BusInterceptor, check_bus_retry
 from conveyor.core.clock import Clock, SteppableClock, SystemClock, ensure_aware
-from conveyor.core.codec.serialization import Codec, JsonCodec, TypeRegistry
+from conveyor.core.codec.serialization import Codec, JsonCodec
 from conveyor.core.delivery import NO_OPTIONS
 from conveyor.core.errors import ClockError, ConfigurationError
 from conveyor.core.failure import Failure
@@ -31,6 +31,7 @@ from conveyor.core.queries import Answer, Query
 from conveyor.core.registry import HandlerSpec, read_handlers
 from conveyor.core.retry import RetryPolicy
 from conveyor.core.routing import Router
+from conveyor.core.spec_cache import catalogue
 from conveyor.core.wire import BUS_COMMAND, BUS_EVENT
 from conveyor.drivers.addressing import Addressing, check_bus_channel
 from conveyor.drivers.bootstrap import (
@@ -40,6 +41,7 @@ from conveyor.drivers.bootstrap import (
     check_handlers,
     check_retry_delays,
     open_channels,
+    registered_types,
     resolve_error_handler,
     split_aliases,
     unused_layers,
@@ -159,8 +161,9 @@ class Messaging:
         specs = aliased(specs, aliases)
         self.handlers: tuple[HandlerSpec, ...] = tuple(specs)
         self.interceptors: tuple[Interceptor, ...] = tuple(found_interceptors)
-        self.router = Router(specs)
-        self.endpoints: dict[str, HandlerSpec] = {s.endpoint_id: s for s in specs}
+        shared = catalogue(self.handlers)  # composed once per list of module-level handlers
+        self.router: Router = shared.router
+        self.endpoints: dict[str, HandlerSpec] = dict(shared.endpoints)
         definitions = check_channels(channel_list, self.endpoints)
         # Internal channels of dynamic channels: name -> their dynamic channel; used nowhere else.
         self.internal_channels: Mapping[str, str] = internal_channels(definitions)
@@ -174,11 +177,7 @@ class Messaging:
         endpoint_error_handlers = {
             s.endpoint_id: self._error_handler(s.error_handler, s.name) for s in specs
         }
-        registry = TypeRegistry(types)
-        for spec in specs:
-            for message_type in spec.message_types:
-                registry.register(message_type)
-        self.types = registry
+        self.types = registry = registered_types(types, specs, shared)
         self.codec: Codec = codec if codec is not None else JsonCodec(registry)
         # 2. Then the transports are opened; if anything fails from here, they are closed.
         self._transports: dict[Hashable, Transport] = {}
