@@ -34,7 +34,7 @@ from conveyor.core.errors import (
     TransportError,
 )
 from conveyor.core.wire import Delivery, WireMessage
-from conveyor.transports.seam import Capabilities, ChannelOptions
+from conveyor.transports.seam import Capabilities, ChannelOptions, ChannelStats
 from conveyor_rabbitmq import errors
 from conveyor_rabbitmq.address import parse_url
 from conveyor_rabbitmq.amqp_message import amqp_headers
@@ -230,6 +230,18 @@ class RabbitMQTransport:
             except Exception as error:
                 self._settle_failed(error, delivery)
             session.settled(tag)
+
+    def stats(self, channel: str) -> ChannelStats:
+        """Messages ready on the channel's queue, from a passive declare. Not counted: those
+        pushed to consumers (leased, or held ahead by their prefetch) and those waiting in the
+        delay queues; in flight and the age of the oldest are not told over AMQP: unknown."""
+
+        def count(session: PikaSession) -> int:
+            self._ensure_declared(session, channel)
+            declared = session.publisher.queue_declare(channel, passive=True)
+            return int(declared.method.message_count)
+
+        return ChannelStats(pending=self._call(f"counting channel {channel!r}", count))
 
     def close(self) -> None:
         with self._lock:

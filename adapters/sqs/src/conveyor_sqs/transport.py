@@ -37,7 +37,13 @@ from conveyor.core.errors import (
     TransportClosed,
     TransportError,
 )
-from conveyor.transports.seam import Capabilities, ChannelOptions, Delivery, WireMessage
+from conveyor.transports.seam import (
+    Capabilities,
+    ChannelOptions,
+    ChannelStats,
+    Delivery,
+    WireMessage,
+)
 from conveyor_sqs import wire
 from conveyor_sqs.client import ClientSettings, open_client, where_of
 from conveyor_sqs.errors import translate
@@ -413,6 +419,26 @@ class SqsTransport:
                 f"received it."
             )
         return queue
+
+    # ------------------------------------------------------------------ load
+
+    def stats(self, channel: str) -> ChannelStats:
+        """SQS's approximate counts: pending is visible plus delayed, in flight is not visible
+        (received and not deleted, or hidden by this transport for a delay past SQS's own).
+        The age of the oldest is a CloudWatch metric, not a queue attribute: unknown."""
+        self._check_open(f"reading the load of channel {channel!r}")
+        queue = self._queue(channel)
+        names = [f"ApproximateNumberOfMessages{part}" for part in ("", "Delayed", "NotVisible")]
+        try:
+            found = self._client.get_queue_attributes(QueueUrl=queue.url, AttributeNames=names)
+        except Exception as error:
+            raise self._translate(error, queue.name, f"reading the load of {channel!r}") from error
+        counts = found.get("Attributes", {})
+        visible, delayed, hidden = (
+            int(counts[name]) if name in counts else None for name in names
+        )  # an attribute the server leaves out is unknown, not 0
+        pending = None if visible is None or delayed is None else visible + delayed
+        return ChannelStats(pending=pending, in_flight=hidden)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -39,6 +39,7 @@ __all__ = [
     "consumer_table",
     "consumer_to_json",
     "dynamic_info",
+    "age",
     "letter_table",
     "letter_to_json",
     "describe_letter",
@@ -95,13 +96,17 @@ class ConsumerInfo:
     Attributes:
         name: what ``conveyor run`` takes.
         kind: "channel", "dynamic" (a dynamic channel) or "scheduled".
-        pending: messages on the channel; None when the transport cannot say (or scheduled).
+        pending: messages waiting on the channel (due or delayed; leased ones too where the
+            transport cannot tell them apart); None when it cannot say (or scheduled).
         next_due: when the consumer next has work; None when nothing is planned or unknown.
         detail: the schedule of a scheduled endpoint; the transport of a channel; the
             strategies of a dynamic channel.
         targets: a dynamic channel's concrete channels (kind "target"), listed under it.
         dead_letters: dead letters in the store from this channel (or scheduled endpoint);
             None where they are not counted (a dynamic channel's targets).
+        in_flight: messages leased to a consumer now; None when the transport cannot say.
+        oldest_age: how long the longest-waiting receivable message has waited; None when
+            none waits or the transport cannot say.
     """
 
     name: str
@@ -111,6 +116,8 @@ class ConsumerInfo:
     detail: str
     targets: tuple[ConsumerInfo, ...] = ()
     dead_letters: int | None = None
+    in_flight: int | None = None
+    oldest_age: timedelta | None = None
 
 
 def consumer_info(
@@ -137,10 +144,20 @@ def _consumer_info(messaging: Messaging, name: str) -> ConsumerInfo:
     detail = type(transport).__qualname__ + (" (inline)" if runtime.inline else "")
     if runtime.router is not None:
         return dynamic_info(runtime.router)
-    if runtime.inspectable is not None:
-        pending, due = runtime.inspectable.pending(name), runtime.inspectable.next_due(name)
-        return ConsumerInfo(name, "channel", pending, due, detail)
-    return ConsumerInfo(name, "channel", None, None, detail)
+    due = None if runtime.inspectable is None else runtime.inspectable.next_due(name)
+    if runtime.measurable is not None:  # the broker's own reading: waiting and leased apart
+        stats = runtime.measurable.stats(name)
+        return ConsumerInfo(
+            name,
+            "channel",
+            stats.pending,
+            due,
+            detail,
+            in_flight=stats.in_flight,
+            oldest_age=stats.oldest_age,
+        )
+    pending = None if runtime.inspectable is None else runtime.inspectable.pending(name)
+    return ConsumerInfo(name, "channel", pending, due, detail)
 
 
 def dynamic_info(router: DynamicTransport) -> ConsumerInfo:
@@ -200,24 +217,53 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], width: int) 
 
 
 def consumer_table(consumers: Sequence[ConsumerInfo], now: datetime, width: int) -> list[str]:
-    """``conveyor list``: name, kind, pending messages, next due time, schedule or transport.
+    """``conveyor list``: name, kind, messages waiting and in flight, dead letters, the age of
+    the oldest waiting message, next due time, schedule or transport.
 
-    A dynamic channel's concrete channels follow it, as rows of kind "target".
+    "-" marks what the transport cannot tell (or what a schedule does not have). A dynamic
+    channel's concrete channels follow it, as rows of kind "target".
     """
     rows = [
         (
             c.name,
             c.kind,
-            "-" if c.kind == "scheduled" else ("?" if c.pending is None else c.pending),
+            "-" if c.pending is None else c.pending,
+            "-" if c.in_flight is None else c.in_flight,
             "-" if c.dead_letters is None else c.dead_letters,
+            "-" if c.oldest_age is None else age(c.oldest_age),
             "now" if c.next_due is not None and c.next_due <= now else when(c.next_due),
             c.detail,
         )
         for consumer in consumers
         for c in (consumer, *consumer.targets)
     ]
-    headers = ("NAME", "KIND", "PENDING", "DEAD", "NEXT DUE (UTC)", "SCHEDULE / TRANSPORT")
+    headers = (
+        "NAME",
+        "KIND",
+        "PENDING",
+        "IN FLIGHT",
+        "DEAD",
+        "OLDEST",
+        "NEXT DUE (UTC)",
+        "SCHEDULE / TRANSPORT",
+    )
     return table(headers, rows, width)
+
+
+def age(duration: timedelta) -> str:
+    """A waiting time in its two largest units, as a column scans: ``45s``, ``3m05s``,
+    ``2h10m``, ``3d04h``."""
+    seconds = max(int(duration.total_seconds()), 0)
+    minutes, second = divmod(seconds, 60)
+    hours, minute = divmod(minutes, 60)
+    days, hour = divmod(hours, 24)
+    if days:
+        return f"{days}d{hour:02d}h"
+    if hours:
+        return f"{hours}h{minute:02d}m"
+    if minutes:
+        return f"{minutes}m{second:02d}s"
+    return f"{second}s"
 
 
 def consumer_to_json(consumer: ConsumerInfo) -> dict[str, Any]:
@@ -225,7 +271,11 @@ def consumer_to_json(consumer: ConsumerInfo) -> dict[str, Any]:
         "name": consumer.name,
         "kind": consumer.kind,
         "pending": consumer.pending,
+        "in_flight": consumer.in_flight,
         "dead_letters": consumer.dead_letters,
+        "oldest_age_seconds": (
+            None if consumer.oldest_age is None else consumer.oldest_age.total_seconds()
+        ),
         "next_due": consumer.next_due.isoformat() if consumer.next_due else None,
         "detail": consumer.detail,
     }
