@@ -16,9 +16,12 @@ out for O(1) in the common case and little memory per message:
 * messages that are not due yet, and leased ones, wait in a
 :class:`~conveyor.core.timers.TimerQueue`
   until their ``available_at`` or their lease expiry;
-* a stored message is one slotted :class:`_Entry`, its header values a tuple; the tuple of
-  header names is shared by every message that has the same names (the kernel's messages on a
-  channel all do), so a queued message holds no copy of them.
+* a due message that was never delivered waits packed into one ``bytes`` object
+  (:mod:`conveyor.transports.packed`: its sequence number, header values and body); it becomes
+  an :class:`_Entry` when it is received. Every other stored message is one slotted
+  :class:`_Entry`, its header values a tuple. The tuple of header names is shared by every
+  message that has the same names (the kernel's messages on a channel all do), so a queued
+  message holds no copy of them.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from __future__ import annotations
 import heapq
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from itertools import count
 
@@ -34,6 +37,7 @@ from conveyor.core.clock import Clock, ensure_aware
 from conveyor.core.errors import MessageTooLarge, StaleReceipt, TransportClosed
 from conveyor.core.instants import saturating_later
 from conveyor.core.timers import Timer, TimerQueue
+from conveyor.transports.packed import SEPARATOR, pack, seq_of, unpack
 from conveyor.transports.seam import Capabilities, ChannelOptions, Delivery, WireMessage
 
 __all__ = ["MemoryTransport"]
@@ -66,7 +70,7 @@ class _Entry:
         self,
         body: bytes,
         names: tuple[str, ...],
-        values: tuple[str, ...],
+        values: Sequence[str],
         priority: int,
         seq: int,
     ) -> None:
@@ -84,20 +88,27 @@ class _Entry:
 class _Level:
     """The due messages of one priority, in send order."""
 
-    __slots__ = ("fresh", "returned")
+    __slots__ = ("fresh", "name_sets", "priority", "returned")
 
-    def __init__(self) -> None:
-        self.fresh: deque[_Entry] = deque()
+    def __init__(self, priority: int, name_sets: list[tuple[str, ...]]) -> None:
+        self.priority = priority
+        self.name_sets = name_sets  # the transport's shared header-name sets, by index
+        self.fresh: deque[bytes | _Entry] = deque()  # packed, or an entry that did not pack
         self.returned: list[tuple[int, _Entry]] = []
 
     def pop(self) -> _Entry | None:
         """The receivable entry sent first, or None; stale heap items are swept on the way."""
         fresh, returned = self.fresh, self.returned
         self._sweep()
-        if returned and (not fresh or returned[0][0] < fresh[0].seq):
+        if returned and (not fresh or returned[0][0] < _seq(fresh[0])):
             entry = heapq.heappop(returned)[1]
         elif fresh:
-            entry = fresh.popleft()
+            item = fresh.popleft()
+            if isinstance(item, _Entry):
+                item.queued = False
+                return item
+            seq, names, values, body = unpack(item)
+            return _Entry(body, self.name_sets[names], values, self.priority, seq)
         else:
             return None
         entry.queued = False
@@ -118,9 +129,10 @@ class _Level:
 class _Channel:
     """Everything one channel holds."""
 
-    __slots__ = ("leases", "levels", "live", "priorities", "timers")
+    __slots__ = ("leases", "levels", "live", "name_sets", "priorities", "timers")
 
-    def __init__(self) -> None:
+    def __init__(self, name_sets: list[tuple[str, ...]]) -> None:
+        self.name_sets = name_sets
         self.levels: dict[int, _Level] = {}
         self.priorities: list[int] = []  # heap of -priority, one per level
         self.timers: TimerQueue[_Entry] = TimerQueue()
@@ -130,7 +142,7 @@ class _Channel:
     def level(self, priority: int) -> _Level:
         level = self.levels.get(priority)
         if level is None:
-            level = self.levels[priority] = _Level()
+            level = self.levels[priority] = _Level(priority, self.name_sets)
             heapq.heappush(self.priorities, -priority)
         return level
 
@@ -178,6 +190,7 @@ class MemoryTransport:
         "_closed",
         "_lock",
         "_max_size",
+        "_name_sets",
         "_names",
         "_seq",
         "_waiters",
@@ -200,7 +213,9 @@ class MemoryTransport:
         )
         self._channels: dict[str, _Channel] = {}
         self._seq = count(1)
-        self._names: dict[tuple[str, ...], tuple[str, ...]] = {}  # one copy of each name set
+        # One copy of each set of header names, and its index (what a packed message holds).
+        self._names: dict[tuple[str, ...], int] = {}
+        self._name_sets: list[tuple[str, ...]] = []
         self._closed = False
         # One lock for every channel: a Messaging shared by threads sends and consumes here.
         self._lock = threading.Condition(threading.Lock())
@@ -237,7 +252,7 @@ class MemoryTransport:
             TypeError: the body is not bytes or a header is not a string, which no broker takes.
         """
         body = _copy_body(message.body)
-        names, values = self._split(message.headers)
+        names, values, joined, shared = self._split(message.headers)
         if self._max_size is not None and message.size > self._max_size:
             raise MessageTooLarge(
                 f"message of {message.size} bytes (body plus headers) is over this "
@@ -247,9 +262,17 @@ class MemoryTransport:
         with self._lock:
             self._check_open("send")
             held_until = self._held_until(available_at)
-            entry = _Entry(body, names, values, priority, next(self._seq))
+            seq = next(self._seq)
             ch = self._channel(channel)
             ch.live += 1
+            if held_until is None and shared is not None:
+                packed = pack(seq, shared, values, joined, body)
+                if packed is not None:  # the common case: one small object per message
+                    ch.level(priority).fresh.append(packed)
+                    if self._waiters:
+                        self._lock.notify_all()
+                    return
+            entry = _Entry(body, names, values, priority, seq)
             if held_until is not None:
                 entry.state = _WAITING
                 entry.timer = ch.timers.push(held_until, entry)
@@ -422,25 +445,33 @@ class MemoryTransport:
         pending = sum(ch.live for ch in self._channels.values())
         return f"MemoryTransport(channels={len(self._channels)}, pending={pending})"
 
-    def _split(self, headers: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Copy headers into (names, values); the names as the copy other messages share.
+    def _split(
+        self, headers: Mapping[str, str]
+    ) -> tuple[tuple[str, ...], tuple[str, ...], str, int | None]:
+        """Copy headers into (names, values, the values joined, the names' shared index).
 
-        At most ``_SHARED_NAME_SETS`` name sets are kept: an application whose header names vary
+        The names come back as the copy other messages share. At most ``_SHARED_NAME_SETS``
+        name sets are kept (index None beyond them): an application whose header names vary
         without end pays for its own copy of the names, as every message did before.
         """
         names, values = tuple(headers), tuple(headers.values())
-        _check_strings(headers, names, values)
-        shared = self._names.get(names)
-        if shared is not None:
-            return shared, values
-        if len(self._names) < _SHARED_NAME_SETS:
-            self._names[names] = names  # a lost race only stores an equal tuple twice
-        return names, values
+        joined = _check_strings(headers, names, values)
+        index = self._names.get(names)
+        if index is not None:
+            return self._name_sets[index], values, joined, index
+        with self._lock:  # two senders must not give one index to two name sets
+            index = self._names.get(names)
+            if index is None and len(self._name_sets) < _SHARED_NAME_SETS:
+                index = self._names[names] = len(self._name_sets)
+                self._name_sets.append(names)
+        if index is None:
+            return names, values, joined, None
+        return self._name_sets[index], values, joined, index
 
     def _channel(self, name: str) -> _Channel:
         ch = self._channels.get(name)
         if ch is None:
-            ch = self._channels[name] = _Channel()
+            ch = self._channels[name] = _Channel(self._name_sets)
         return ch
 
     def _held_until(self, available_at: datetime | None) -> datetime | None:
@@ -506,13 +537,20 @@ def _copy_body(body: object) -> bytes:
     )
 
 
+def _seq(item: bytes | _Entry) -> int:
+    return item.seq if isinstance(item, _Entry) else seq_of(item)
+
+
 def _check_strings(
     headers: Mapping[str, str], names: tuple[str, ...], values: tuple[str, ...]
-) -> None:
-    """Refuse headers that are not strings, naming them: no broker takes anything else."""
+) -> str:
+    """Refuse headers that are not strings, naming them: no broker takes anything else.
+
+    Returns the values joined by the packing separator (the check's by-product).
+    """
     try:
         "".join(names)  # the cheapest "every part is a str" check: C speed, on the hot path
-        "".join(values)
+        return SEPARATOR.join(values)
     except TypeError:
         wrong = {
             k: v for k, v in headers.items() if not isinstance(k, str) or not isinstance(v, str)
