@@ -66,6 +66,13 @@ class HandlerSpec:
     def is_async(self) -> bool:
         return bool(self.channels)
 
+    @property
+    def dedup_scope(self) -> str:
+        """Whose deduplication keys this handler shares: its ``@deduplicated(tracking=...)``
+        name, else its own endpoint id."""
+        rule = self.deduplication
+        return rule.tracking if rule is not None and rule.tracking else self.endpoint_id
+
     def describe(self) -> str:
         target = self.routing_key or " | ".join(t.__qualname__ for t in self.message_types)
         where = f" on {' -> '.join(self.channels)}" if self.channels else ""
