@@ -307,7 +307,13 @@ def _read_fresh(
     )
     failure = async_options or options.get("tick_failure")  # a scheduled tick's own settings
     assert failure is None or isinstance(failure, AsyncOptions)
-    retry = failure.retry if failure else None
+    if mark.retry is not None and async_options is not None:
+        raise ConfigurationError(
+            f"handler {name} sets retry= on @{mark.kind}_handler and is @asynchronous; the "
+            f"handler decorator's retry is for synchronous calls. Set it on "
+            f"@asynchronous(..., retry=...) instead."
+        )
+    retry = failure.retry if failure else mark.retry
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise ConfigurationError(f"@asynchronous(retry=...) on {name} takes a RetryPolicy")
     return HandlerSpec(
