@@ -254,7 +254,7 @@ class AsyncMessaging:
         dispatch = self._dispatch
         if not spec.is_async:
             self._addressing.refuse_options(spec, message, options)
-            return await dispatch.from_top(lambda: dispatch.call_handler(spec, message, None))
+            return await dispatch.handle_from_top(spec, message)
         await dispatch.queue_from_top(spec, message, options)
         return None
 
@@ -327,7 +327,7 @@ class AsyncMessaging:
         )
         self._recorder.message(RecordKind.ASKED, message, at=message.headers.timestamp)
         dispatch = self._dispatch
-        return await dispatch.from_top(lambda: dispatch.call_handler(spec, message, None))
+        return await dispatch.handle_from_top(spec, message)
 
     async def send_through(
         self,

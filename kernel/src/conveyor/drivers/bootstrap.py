@@ -147,7 +147,7 @@ def prepare(
             s.endpoint_id: error_handler_of(s.error_handler, s.name) for s in specs
         },
         types=registry,
-        codec=codec if codec is not None else JsonCodec(registry),
+        codec=codec if codec is not None else JsonCodec(registry, plans=shared.plans),
         aliases=aliases,
     )
 
@@ -305,7 +305,16 @@ def check_handlers(
     deduplication: Deduplication | None,
 ) -> None:
     """Refuse handlers whose options this Messaging cannot honour, before opening anything."""
+    endpoint_ids = {s.endpoint_id for s in specs}
     for spec in specs:
+        tracking = spec.deduplication.tracking if spec.deduplication is not None else None
+        if tracking is not None and tracking in endpoint_ids and tracking != spec.endpoint_id:
+            raise ConfigurationError(
+                f"handler {spec.name} is @deduplicated(tracking={tracking!r}), the endpoint id "
+                f"of another handler, whose own keys it would share without saying so; choose "
+                f"a tracking name that is no endpoint's id, and give it to every endpoint that "
+                f"shares the keys."
+            )
         if spec.deduplication is not None and not spec.channels:
             raise ConfigurationError(
                 f"handler {spec.name} is @deduplicated, but it runs synchronously, where a "

@@ -178,7 +178,7 @@ class Messaging:
             s.endpoint_id: self._error_handler(s.error_handler, s.name) for s in specs
         }
         self.types = registry = registered_types(types, specs, shared)
-        self.codec: Codec = codec if codec is not None else JsonCodec(registry)
+        self.codec: Codec = codec if codec is not None else JsonCodec(registry, plans=shared.plans)
         # 2. Then the transports are opened; if anything fails from here, they are closed.
         self._transports: dict[Hashable, Transport] = {}
         try:
@@ -466,8 +466,9 @@ class Messaging:
         None instead of raising (``conveyor.drivers.guarded_bus``).
         """
         return self._guarded(
-            BusView(self, channel, BUS_COMMAND), "command_bus", retry, error_handler
-        )
+            BusView(self, channel, BUS_COMMAND), "command_bus", retry, error_handler,
+            own_retry=channel is None,
+        )  # fmt: skip
 
     def event_bus(
         self,
@@ -477,7 +478,9 @@ class Messaging:
         error_handler: ErrorHandler | None = None,
     ) -> BusView | GuardedBus:
         """An event bus; with ``channel``, every event goes through that channel first."""
-        return self._guarded(BusView(self, channel, BUS_EVENT), "event_bus", retry, error_handler)
+        return self._guarded(
+            BusView(self, channel, BUS_EVENT), "event_bus", retry, error_handler, own_retry=False
+        )
 
     def query_bus(
         self, *, retry: RetryPolicy | None = None, error_handler: ErrorHandler | None = None
@@ -485,8 +488,16 @@ class Messaging:
         return self._guarded(BusView(self, None, "query"), "query_bus", retry, error_handler)
 
     def _guarded(
-        self, view: BusView, bus: str, retry: RetryPolicy | None, error_handler: object | None
+        self,
+        view: BusView,
+        bus: str,
+        retry: RetryPolicy | None,
+        error_handler: object | None,
+        *,
+        own_retry: bool = True,
     ) -> BusView | GuardedBus:
+        """``view`` with the bus's failure tools; ``own_retry``: a handler's own retry (a
+        synchronous call's) wins over the bus's."""
         if retry is None and error_handler is None:
             return view
         check_bus_retry(retry, bus)
@@ -499,6 +510,7 @@ class Messaging:
         return GuardedBus(
             view, bus, retry=retry, on_failure=on_failure if handler is not None else None,
             new_id=self.ids.new, now=self.clock.now,
+            own_retry=self._addressing.own_retry if own_retry else None,
         )  # fmt: skip
 
     def send_through(
