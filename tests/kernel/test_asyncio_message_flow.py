@@ -37,9 +37,9 @@ from conveyor import (
     event_handler,
     priority,
 )
-from conveyor.core.errors import ConnectionFailed
+from conveyor.core.errors import ConnectionFailed, StaleReceipt
 from conveyor.transports.async_memory import AsyncMemoryTransport
-from conveyor.transports.seam import AsyncTransport, Capabilities, WireMessage
+from conveyor.transports.seam import AsyncTransport, Capabilities, Delivery, WireMessage
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -319,3 +319,62 @@ def test_a_failed_send_from_a_handler_is_retried_then_fails_the_attempt() -> Non
     assert failed.exception is not None
     assert emailed == ["o-1"]  # the handling attempt was retried as a whole, and got through
     assert SendFailed.__name__ in str(failed.exception)
+
+
+def test_a_redelivery_is_journaled_with_its_delivery_count() -> None:
+    calls: list[str] = []
+
+    @asynchronous("orders")
+    @command_handler
+    async def place(task: Task) -> None:
+        calls.append(task.name)
+        if len(calls) == 1:
+            raise RuntimeError("the database blinked")
+
+    async def scenario() -> None:
+        async with build([place], ["orders"]) as messaging:
+            await messaging.send(Task("o-1"))
+            with pytest.raises(RuntimeError):
+                await messaging.run("orders", stop_on_failure=True)  # released: it comes again
+            await messaging.run("orders")
+            [delivered] = kinds(messaging, RecordKind.DELIVERED)
+            assert (delivered.message_id, delivered.endpoint_id, delivered.delivery_count) == (
+                "msg-1",
+                "place",
+                2,
+            )
+
+    run(scenario)
+
+
+class StaleAcks(AsyncMemoryTransport):
+    """A broker on which every lease ran out before the consumer acknowledged."""
+
+    async def ack(self, delivery: Delivery) -> None:
+        raise StaleReceipt(f"receipt {delivery.receipt} is stale")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StaleChannel(Channel):
+    def open_async(self, clock: Clock) -> AsyncTransport:
+        return StaleAcks(clock)
+
+
+def test_an_ack_after_the_lease_ran_out_is_journaled_as_stale() -> None:
+    @asynchronous("orders")
+    @command_handler
+    async def place(task: Task) -> None: ...
+
+    async def scenario() -> None:
+        async with build([place], [StaleChannel("orders")]) as messaging:
+            await messaging.send(Task("o-1"))
+            await messaging.run("orders", limit=1)
+            [stale] = kinds(messaging, RecordKind.STALE)
+            assert (stale.message_id, stale.endpoint_id, stale.channel) == (
+                "msg-1",
+                "place",
+                "orders",
+            )
+            assert "lease ran out" in stale.detail
+
+    run(scenario)
