@@ -25,7 +25,8 @@ work on the wire:
    handler): Conveyor ``Messaging`` (``send``, then ``run(finish_when_empty=True)``, which never
    waits, so it takes each message with ``basic.get``), dramatiq (``actor.send``, then a
    ``Worker`` with one thread, a push consumer), Celery (``task.delay``, then a ``solo`` worker
-   thread, a push consumer), against raw pika publishing N with confirms, then ``basic_get`` +
+   thread, a push consumer, ``task_acks_late`` so it acks once handled as the others do, and
+   prefetch multiplier 1), against raw pika publishing N with confirms, then ``basic_get`` +
    JSON decode + the handler call + ``basic_ack`` until empty. Best of the repeats, interleaved.
 
 Each table is measured twice: on quorum queues (Conveyor's default: replicated, and the
@@ -286,12 +287,21 @@ def celery_flow(url: str, n: int) -> float:
         task_default_queue=_fresh("q"),
         worker_hijack_root_logger=False,
         broker_transport_options={"confirm_publish": True},
+        task_acks_late=True,  # acked once handled, as every other row (Celery acks early)
+        worker_prefetch_multiplier=1,
     )
     task = app.task(name="bench.work")(_handle)
     start = time.perf_counter()
     for i in range(n):
         task.delay(i, "item")
-    with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="ERROR"):
+    with start_worker(
+        app,
+        pool="solo",
+        concurrency=1,
+        perform_ping_check=False,
+        loglevel="ERROR",
+        shutdown_timeout=60,  # the solo worker thread leaves its consumer loop slowly
+    ):
         _wait_for(n)
         return time.perf_counter() - start
 

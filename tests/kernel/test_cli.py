@@ -743,3 +743,11 @@ def test_other_commands_name_run_for_an_asyncio_app(conveyor: Conveyor) -> None:
     result = conveyor("--app", "async_shop:build", "list")
     assert result.code == 2
     assert "AsyncMessaging, which conveyor serves with `conveyor run` only" in result.err
+
+
+def test_run_takes_a_channel_alias_and_runs_its_channel(conveyor: Conveyor) -> None:
+    result = conveyor("--app", "aliased:build", "run", "orders.v1", "--limit", "1")
+    assert result.code == 0
+    assert result.out == (
+        "orders: processed 1 message (1 handled, 0 retried, 0 failed), stopped: limit\n"
+    )

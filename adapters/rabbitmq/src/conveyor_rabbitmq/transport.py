@@ -116,6 +116,8 @@ class RabbitMQTransport:
         self._keepalive: threading.Thread | None = None
         self._waiters: dict[str, weakref.WeakSet[threading.Thread]] = {}
         self._waiting: dict[str, int] = {}
+        self._waiting_idents: dict[str, set[int]] = {}
+        self._named: set[str] = set()  # channel names checked already
 
     @property
     def capabilities(self) -> Capabilities:
@@ -168,7 +170,9 @@ class RabbitMQTransport:
         wait: timedelta | None = None,
     ) -> list[Delivery]:
         self._check_open()
-        check_channel_name(channel)
+        if channel not in self._named:
+            check_channel_name(channel)
+            self._named.add(channel)
         action = f"receiving from channel {channel!r}"
 
         def take(session: PikaSession) -> list[Delivery]:
@@ -330,12 +334,12 @@ class RabbitMQTransport:
         Counted again only when a thread waits for the first time, so a worker's threads that
         come and go (a thread per run) keep the consumers they left rather than add more.
         """
-        threads = self._waiters.get(channel)
-        if threads is None:
-            threads = self._waiters[channel] = weakref.WeakSet()
-        current = threading.current_thread()
-        if current not in threads:
-            threads.add(current)
+        known = self._waiting_idents.setdefault(channel, set())
+        ident = threading.get_ident()
+        if ident not in known:
+            known.add(ident)
+            threads = self._waiters.setdefault(channel, weakref.WeakSet())
+            threads.add(threading.current_thread())
             self._waiting[channel] = sum(1 for thread in threads if thread.is_alive())
         return self._waiting[channel]
 

@@ -28,7 +28,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -451,7 +451,8 @@ def _consumers_to_run(messaging: App, args: argparse.Namespace) -> list[str]:
     """The consumers ``run`` was asked for, checked: named ones, or every one with ``--all``."""
     internal: dict[str, str] = getattr(messaging, "internal_channels", {})
     runnable = [name for name in messaging.consumers() if name not in internal]
-    names: list[str] = list(dict.fromkeys(args.channel))
+    aliases: Mapping[str, str] = getattr(messaging, "aliases", {})  # ChannelAlias names
+    names: list[str] = list(dict.fromkeys(aliases.get(name, name) for name in args.channel))
     if args.all and names:
         raise UsageError("give consumer names or --all, not both")
     if args.all:

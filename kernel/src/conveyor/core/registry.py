@@ -66,6 +66,13 @@ class HandlerSpec:
     def is_async(self) -> bool:
         return bool(self.channels)
 
+    @property
+    def dedup_scope(self) -> str:
+        """Whose deduplication keys this handler shares: its ``@deduplicated(tracking=...)``
+        name, else its own endpoint id."""
+        rule = self.deduplication
+        return rule.tracking if rule is not None and rule.tracking else self.endpoint_id
+
     def describe(self) -> str:
         target = self.routing_key or " | ".join(t.__qualname__ for t in self.message_types)
         where = f" on {' -> '.join(self.channels)}" if self.channels else ""
@@ -300,7 +307,13 @@ def _read_fresh(
     )
     failure = async_options or options.get("tick_failure")  # a scheduled tick's own settings
     assert failure is None or isinstance(failure, AsyncOptions)
-    retry = failure.retry if failure else None
+    if mark.retry is not None and async_options is not None:
+        raise ConfigurationError(
+            f"handler {name} sets retry= on @{mark.kind}_handler and is @asynchronous; the "
+            f"handler decorator's retry is for synchronous calls. Set it on "
+            f"@asynchronous(..., retry=...) instead."
+        )
+    retry = failure.retry if failure else mark.retry
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise ConfigurationError(f"@asynchronous(retry=...) on {name} takes a RetryPolicy")
     return HandlerSpec(

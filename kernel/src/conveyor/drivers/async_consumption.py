@@ -183,7 +183,7 @@ class AsyncConsumption:
         deduplication = self._deduplication
         if attempt.dedup_key is not None and deduplication is not None:
             try:
-                seen = deduplication.store.contains(spec.endpoint_id, attempt.dedup_key, now=now)
+                seen = deduplication.store.contains(spec.dedup_scope, attempt.dedup_key, now=now)
             except Exception as store_error:
                 plan = deliveries.store_failed_plan(store_error, "deduplication store")
                 return await self._execute(plan, consumed)
@@ -191,6 +191,7 @@ class AsyncConsumption:
                 self._recorder.message(
                     RecordKind.DUPLICATE, message, endpoint_id=spec.endpoint_id,
                     channel=runtime.name, attempt=message.headers.attempt,
+                    detail=deliveries.tracking_detail(spec),
                 )  # fmt: skip
                 await runtime.transport.ack(consumed.delivery)
                 return Outcome.DUPLICATE

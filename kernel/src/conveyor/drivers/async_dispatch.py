@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
+from conveyor.core.bus_calls import retries_at_once
 from conveyor.core.clock import Clock
 from conveyor.core.delivery import DeliveryOptions
 from conveyor.core.ids import IdGenerator
@@ -132,6 +133,21 @@ class AsyncDispatch:
         if self._drain_inline is not None:
             await self._drain_inline()
         return result
+
+    async def handle_from_top(self, spec: HandlerSpec, message: Message) -> object:
+        """Call a synchronous handler for ``send`` or ``ask``; at the top, a handler with its
+        own instant retries (``@command_handler(retry=...)``) runs each attempt as a whole new
+        call (its scope and transaction), under the same message."""
+        tried = 0
+        while True:
+            tried += 1
+            try:
+                return await self.from_top(lambda: self.call_handler(spec, message, None))
+            except Exception as error:
+                if self._scopes.current() is not None or not retries_at_once(
+                    spec.retry, error, tried
+                ):
+                    raise
 
     async def queue_from_top(
         self, spec: HandlerSpec, message: Message, options: DeliveryOptions

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import signal
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,10 +36,11 @@ from conveyor.core.routing import Router
 from conveyor.drivers.activity import activity_logged, log_consumed
 from conveyor.drivers.async_consumption import AsyncConsumption
 from conveyor.drivers.async_context import AsyncBuses
-from conveyor.drivers.async_dispatch import AsyncDispatch
+from conveyor.drivers.async_dispatch import AsyncDispatch, awaited
 from conveyor.drivers.async_plans import AsyncErrorHandlers
 from conveyor.drivers.channel_runtime import AsyncChannelRuntime
 from conveyor.drivers.driving import (
+    ConsumerHooks,
     RunResult,
     ScheduledEndpoint,
     StepBudget,
@@ -348,13 +349,50 @@ class AsyncDriver:
         stop_on_failure: bool,
         finish_when_empty: bool | None,
         grace: timedelta | None = None,
+        hooks: ConsumerHooks | None = None,
     ) -> RunResult:
         """Run one consumer, or several in turn, with up to ``concurrency`` messages in flight.
 
         A second signal, or ``grace`` running out after the first, cancels what is in flight:
-        those messages come back when their lease runs out.
+        those messages come back when their lease runs out. ``hooks`` are called (and awaited
+        when they return an awaitable) for each consumer name, as ``Messaging.run`` calls them.
         """
         names = [name] if isinstance(name, str) else list(dict.fromkeys(name))
+        if hooks is None:
+            return await self._run(
+                names, concurrency, limit, time_limit, memory_limit, stop_on_failure,
+                finish_when_empty, grace, None,
+            )  # fmt: skip
+        for each in names:
+            await awaited(hooks.on_start(each))
+
+        async def idle() -> None:
+            for each in names:
+                await awaited(hooks.on_idle(each))
+
+        result: RunResult | None = None
+        try:
+            result = await self._run(
+                names, concurrency, limit, time_limit, memory_limit, stop_on_failure,
+                finish_when_empty, grace, idle,
+            )  # fmt: skip
+            return result
+        finally:
+            for each in names:
+                await awaited(hooks.on_stop(each, result))
+
+    async def _run(
+        self,
+        names: list[str],
+        concurrency: int,
+        limit: int | None,
+        time_limit: timedelta | None,
+        memory_limit: int | None,
+        stop_on_failure: bool,
+        finish_when_empty: bool | None,
+        grace: timedelta | None,
+        on_idle: Callable[[], Awaitable[None]] | None,
+    ) -> RunResult:
         if not names:
             raise ConfigurationError("run() needs at least one consumer")
         for each in names:
@@ -412,6 +450,8 @@ class AsyncDriver:
                     if in_flight:  # what is in flight may bring more work
                         await _first_done(in_flight, stop)
                         continue
+                    if on_idle is not None:
+                        await on_idle()
                     if finish_when_empty or (
                         virtual and time_limit is None and await self.next_due(names) is None
                     ):

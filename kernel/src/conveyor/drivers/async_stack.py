@@ -77,7 +77,7 @@ async def deduplication(proceed: Proceed, attempt: AsyncAttempt) -> object:
     parts = attempt.parts
     if attempt.dedup_key is not None and parts.deduplication is not None:
         parts.deduplication.store.add(
-            attempt.spec.endpoint_id,
+            attempt.spec.dedup_scope,
             attempt.dedup_key,
             expires_at=parts.clock.now() + parts.deduplication.expiry,
         )

@@ -219,7 +219,7 @@ class Consumption:
         deduplication = self._deduplication
         if dedup_key is not None and deduplication is not None:
             try:
-                seen = deduplication.store.contains(spec.endpoint_id, dedup_key, now=now)
+                seen = deduplication.store.contains(spec.dedup_scope, dedup_key, now=now)
             except Exception as store_error:
                 return self._store_failed(consumed, store_error, "deduplication store")
             if seen:
@@ -229,6 +229,7 @@ class Consumption:
                     endpoint_id=spec.endpoint_id,
                     channel=runtime.name,
                     attempt=message.headers.attempt,
+                    detail=deliveries.tracking_detail(spec),
                 )
                 runtime.transport.ack(consumed.delivery)
                 return Outcome.DUPLICATE

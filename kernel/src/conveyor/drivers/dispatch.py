@@ -24,6 +24,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import TypeVar
 
+from conveyor.core.bus_calls import retries_at_once
 from conveyor.core.clock import Clock
 from conveyor.core.collector import AttemptState, ManualAck, Scope
 from conveyor.core.delivery import DeliveryOptions
@@ -290,10 +291,27 @@ class Dispatch:
         """
         if self._scope.get() is not None:
             return self.call_handler(spec, message, None)
+        if spec.retry is not None:
+            return self._retried_from_top(spec, message)
         return self._at_top(
             Scope(message, spec.endpoint_id),
             lambda scope: self._invoke(scope, spec, message, None, outer=True),
         )
+
+    def _retried_from_top(self, spec: HandlerSpec, message: Message) -> object:
+        """A handler with its own instant retries (``@command_handler(retry=...)``), at the top:
+        each attempt a whole new call (its scope and transaction), under the same message."""
+        tried = 0
+        while True:
+            tried += 1
+            try:
+                return self._at_top(
+                    Scope(message, spec.endpoint_id),
+                    lambda scope: self._invoke(scope, spec, message, None, outer=True),
+                )
+            except Exception as error:
+                if not retries_at_once(spec.retry, error, tried):
+                    raise
 
     def _at_top(self, scope: Scope, work: Callable[[Scope], T]) -> T:
         """Run ``work`` in the top-level ``scope`` and the transaction; flush; drain inline."""

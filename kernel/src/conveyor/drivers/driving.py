@@ -8,9 +8,10 @@ last journal records, never a wall-clock timeout.
 
 from __future__ import annotations
 
+import inspect
 import signal
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,6 +44,8 @@ from conveyor.stores.schedules import InMemoryScheduleStore, ScheduleStore
 
 __all__ = [
     "ConsumerHooks",
+    "HookResult",
+    "called_hook",
     "Driver",
     "RunResult",
     "ScheduledEndpoint",
@@ -91,9 +94,17 @@ def _nothing(*args: object) -> None:
     return None
 
 
+HookResult = Awaitable[None] | None
+"""What a hook returns: nothing, or (under ``AsyncMessaging``) an awaitable it awaits."""
+
+
 @dataclass(frozen=True, slots=True)
 class ConsumerHooks:
     """Calls around one consumer run, for resources it holds while it runs (a connection).
+
+    ``Messaging.run`` calls them; ``AsyncMessaging.run`` calls them too and awaits what they
+    return, so there they may be ``async def`` (a run of several consumers calls each hook
+    once per consumer name).
 
     Attributes:
         on_start: called with the consumer's name before its first message.
@@ -103,9 +114,20 @@ class ConsumerHooks:
             None when the run ended by raising (``stop_on_failure``, a transport error).
     """
 
-    on_start: Callable[[str], None] = _nothing
-    on_idle: Callable[[str], None] = _nothing
-    on_stop: Callable[[str, RunResult | None], None] = _nothing
+    on_start: Callable[[str], HookResult] = _nothing
+    on_idle: Callable[[str], HookResult] = _nothing
+    on_stop: Callable[[str, RunResult | None], HookResult] = _nothing
+
+
+def called_hook(result: HookResult, hook: str) -> None:
+    """Refuse an ``async def`` hook under the synchronous driver, which cannot await it."""
+    if result is not None and inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()
+        raise ConfigurationError(
+            f"ConsumerHooks({hook}=...) returned an awaitable; Messaging.run cannot await it. "
+            f"Make the hook a plain def, or run the consumer with AsyncMessaging."
+        )
 
 
 class ScheduledEndpoint:
@@ -480,16 +502,16 @@ class Driver:
         if hooks is None:
             return self._run(name, limit, time_limit, memory_limit, stop_on_failure,
                              finish_when_empty, None)  # fmt: skip
-        hooks.on_start(name)
+        called_hook(hooks.on_start(name), "on_start")
         result: RunResult | None = None
         try:
             result = self._run(
                 name, limit, time_limit, memory_limit, stop_on_failure, finish_when_empty,
-                hooks.on_idle,
+                lambda each: called_hook(hooks.on_idle(each), "on_idle"),
             )  # fmt: skip
             return result
         finally:
-            hooks.on_stop(name, result)
+            called_hook(hooks.on_stop(name, result), "on_stop")
 
     def _run(
         self,

@@ -156,7 +156,7 @@ def deduplication(proceed: Proceed, attempt: Attempt) -> object:
     if attempt.dedup_key is not None and parts.deduplication is not None:
         if not attempt.key_recorded:
             parts.deduplication.store.add(
-                attempt.spec.endpoint_id,
+                attempt.spec.dedup_scope,
                 attempt.dedup_key,
                 expires_at=parts.clock.now() + parts.deduplication.expiry,
             )
@@ -185,8 +185,12 @@ def deduplication_in_transaction(proceed: Proceed, attempt: Attempt) -> object:
         or not deduplication.store.in_application_transaction()
     ):
         return proceed()
-    store, endpoint_id = deduplication.store, attempt.spec.endpoint_id
-    if store.contains(endpoint_id, key, now=parts.clock.now()):
+    store, endpoint_id, scope = (
+        deduplication.store,
+        attempt.spec.endpoint_id,
+        attempt.spec.dedup_scope,
+    )
+    if store.contains(scope, key, now=parts.clock.now()):
         parts.recorder.message(
             RecordKind.DUPLICATE,
             attempt.message,
@@ -198,7 +202,7 @@ def deduplication_in_transaction(proceed: Proceed, attempt: Attempt) -> object:
         attempt.key_recorded = True
         return None
     result = proceed()
-    store.add(endpoint_id, key, expires_at=parts.clock.now() + deduplication.expiry)
+    store.add(scope, key, expires_at=parts.clock.now() + deduplication.expiry)
     attempt.key_recorded = True
     return result
 

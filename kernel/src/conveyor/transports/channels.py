@@ -23,7 +23,7 @@ from conveyor.transports.seam import AsyncTransport, ChannelOptions, Transport
 if TYPE_CHECKING:
     from conveyor.transports.memory_broker import MemoryBroker
 
-__all__ = ["Channel", "QueueChannel", "FinalFailure", "Mode"]
+__all__ = ["Channel", "ChannelAlias", "QueueChannel", "FinalFailure", "Mode", "Ack"]
 
 FinalFailure = Literal["resend", "ignore", "stop", "release"]
 Mode = Literal["queued", "inline"]
@@ -176,3 +176,19 @@ class QueueChannel(Channel):
         from conveyor.transports.async_memory import AsyncMemoryTransport
 
         return AsyncMemoryTransport(clock)
+
+
+@dataclass(frozen=True)
+class ChannelAlias:
+    """A second name for a declared channel: two channel names, one queue.
+
+    ``Messaging(channels=[QueueChannel("orders"), ChannelAlias("orders.v1", to="orders")])``:
+    handlers bound to either name (``@asynchronous("orders.v1")``), an asynchronous bus on
+    either and ``run`` of either use the one channel ``orders``, for renaming a channel while
+    code or deployments still use the old name. The journal names the channel itself. ``to``
+    may name another alias; an alias to nothing declared, or a cycle of aliases, is a
+    ``ConfigurationError`` when the ``Messaging`` is built.
+    """
+
+    name: str
+    to: str
