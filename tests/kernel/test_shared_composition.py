@@ -8,7 +8,9 @@ table), and a handler changed between two builds is read again.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,10 @@ from conveyor import (
     command_handler,
     event_handler,
 )
+from conveyor.core.codec.json_annotations import AnnotatedFields
+from conveyor.core.codec.json_decoding import DecoderPlans
+from conveyor.core.codec.json_encoding import EncoderPlans
+from conveyor.core.codec.serialization import JsonCodec, JsonPlans, TypeRegistry
 from conveyor.core.registry import read_handlers
 from conveyor.core.spec_cache import cacheable, catalogue
 
@@ -136,3 +142,80 @@ def test_a_wire_name_clash_is_reported_by_every_build() -> None:
     for _ in range(2):
         with pytest.raises(ConfigurationError, match="already taken"):
             build(on_twin, handler)
+
+
+def test_kernels_from_the_same_handlers_share_their_codec_plans() -> None:
+    first, second = build(place, placed), build(place, placed)
+    assert isinstance(first.codec, JsonCodec)
+    assert isinstance(second.codec, JsonCodec)
+    body, name = first.codec.encode(PlaceOrder("o-1"))
+    assert second.codec.decode(body, name) == PlaceOrder("o-1")
+    assert first.codec._encoders is second.codec._encoders
+    assert first.codec._decoders is second.codec._decoders
+    assert first.codec.registry is not second.codec.registry
+
+
+def test_a_codec_of_its_own_shares_no_plans() -> None:
+    registry = TypeRegistry()
+    assert JsonCodec(registry)._encoders is not JsonCodec(registry)._encoders
+
+
+@dataclass(frozen=True)
+class Inner:
+    value: int
+
+
+@dataclass(frozen=True)
+class Outer:
+    inner: Inner
+    note: str
+
+
+class _Watching(AnnotatedFields):
+    """Looks at what other threads could see while a plan is half built."""
+
+    def __init__(self) -> None:
+        self.plans: JsonPlans | None = None
+        self.seen_while_building: list[tuple[object, object]] = []
+
+    def of(self, cls: type) -> Any:
+        if cls is Inner and self.plans is not None:  # an Outer plan is being built right now
+            encoders, decoders = self.plans.encoders._encoders, self.plans.decoders._decoders
+            self.seen_while_building.append((encoders.get(Outer), decoders.get(Outer)))
+        return super().of(cls)
+
+
+def test_a_plan_is_published_only_once_complete() -> None:
+    """Other threads read plans without the lock: a half-built one must not be there to read."""
+    fields = _Watching()
+    plans = JsonPlans()
+    plans.encoders = EncoderPlans(fields)
+    plans.decoders = DecoderPlans(fields)
+    fields.plans = plans
+    codec = JsonCodec(TypeRegistry([Outer]), plans=plans)
+
+    body, name = codec.encode(Outer(Inner(1), "x"))
+    assert codec.decode(body, name) == Outer(Inner(1), "x")
+    building_encoder, building_decoder = fields.seen_while_building
+    assert building_encoder[0] is None  # encoding: Outer's encoder not readable yet
+    assert building_decoder[0] is not None  # decoding: the encoder is done and published
+    assert building_decoder[1] is None  # ... and Outer's decoder not readable yet
+    assert plans.encoders.class_encoder(Outer) is not None
+
+
+def test_plans_built_by_many_threads_at_once_are_whole() -> None:
+    plans = JsonPlans()
+    results: list[object] = []
+    barrier = threading.Barrier(8)
+
+    def encode() -> None:
+        barrier.wait()
+        codec = JsonCodec(TypeRegistry([Outer]), plans=plans)
+        results.append(codec.encode(Outer(Inner(2), "y")))
+
+    threads = [threading.Thread(target=encode) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [(b'{"inner":{"value":2},"note":"y"}', "Outer")] * 8

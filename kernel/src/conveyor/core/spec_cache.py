@@ -4,8 +4,8 @@ A test suite builds a ``Messaging`` per test, nearly always from the same module
 reading them, building the routing tables and naming their payload types cost more than the rest
 of a fresh kernel. The routing tables, the endpoint table and the payload types' wire names are
 pure functions of the specs, so they are composed once per list of specs and shared
-(:func:`catalogue`); ``conveyor.drivers.dispatch`` shares each handler's composed call the same
-way.
+(:func:`catalogue`), with the JSON codec's plans; ``conveyor.drivers.dispatch`` shares each
+handler's composed call the same way.
 
 No global registry (DESIGN rule 4): the caches are ``functools.lru_cache`` on pure functions,
 bounded, holding nothing but what they computed. They are keyed by the *identity* of the specs
@@ -23,6 +23,7 @@ import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from conveyor.core.codec.serialization import JsonPlans
 from conveyor.core.codec.type_registry import TypeRegistry
 from conveyor.core.errors import ConfigurationError
 from conveyor.core.registry import HandlerSpec
@@ -68,11 +69,13 @@ class Catalogue:
         endpoints: each spec by endpoint id; a kernel keeps its own copy.
         types: the payload types' wire names, registered in the specs' order, or why they
             clash; a kernel copies it (:meth:`registry`), since sending a new type registers it.
+        plans: the JSON codec's plans, by class, shared by the kernels' default codecs.
     """
 
     router: Router
     endpoints: Mapping[str, HandlerSpec]
     types: TypeRegistry | ConfigurationError
+    plans: JsonPlans
 
     def registry(self) -> TypeRegistry:
         """A registry of its own for one kernel, starting with the specs' payload types.
@@ -113,4 +116,4 @@ def _compose(specs: tuple[HandlerSpec, ...]) -> Catalogue:
                 registry.register(message_type)
     except ConfigurationError as clash:
         types = clash
-    return Catalogue(router, {s.endpoint_id: s for s in specs}, types)
+    return Catalogue(router, {s.endpoint_id: s for s in specs}, types, JsonPlans())

@@ -147,7 +147,7 @@ def prepare(
             s.endpoint_id: error_handler_of(s.error_handler, s.name) for s in specs
         },
         types=registry,
-        codec=codec if codec is not None else JsonCodec(registry),
+        codec=codec if codec is not None else JsonCodec(registry, plans=shared.plans),
         aliases=aliases,
     )
 

@@ -178,7 +178,7 @@ class Messaging:
             s.endpoint_id: self._error_handler(s.error_handler, s.name) for s in specs
         }
         self.types = registry = registered_types(types, specs, shared)
-        self.codec: Codec = codec if codec is not None else JsonCodec(registry)
+        self.codec: Codec = codec if codec is not None else JsonCodec(registry, plans=shared.plans)
         # 2. Then the transports are opened; if anything fails from here, they are closed.
         self._transports: dict[Hashable, Transport] = {}
         try:
