@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from conveyor.transports.seam import ChannelStats
 from conveyor_sqlite.instants import from_unix_ms, to_unix_ms
 
-if TYPE_CHECKING:  # importing the adapter imports no client (DESIGN rule 4)
+if TYPE_CHECKING:  # importing the adapter must not import sqlite3 (its import-cost test)
     import sqlite3
 
 __all__ = ["channel_stats"]
