@@ -26,6 +26,7 @@ from conveyor import (
     command_handler,
     event_handler,
 )
+from conveyor.testing import Harness
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -157,3 +158,16 @@ def test_asyncio_aliases_reach_and_consume_one_queue() -> None:
 
     with pytest.raises(ConfigurationError, match="form a cycle: x -> x"):
         AsyncMessaging(handlers=[], channels=["orders", ChannelAlias("x", to="x")])
+
+
+def test_the_harness_finds_pending_work_under_either_name() -> None:
+    messaging = Messaging(
+        handlers=handlers([]),
+        channels=[QueueChannel("orders"), ChannelAlias("orders.v1", to="orders")],
+        clock=VirtualClock(START),
+    )
+    harness = Harness(messaging)
+    harness.send(ShipOrder("o-4"))
+    [pending] = harness.assert_pending(ShipOrder, channel="orders.v1")
+    assert pending.channel == "orders"
+    assert harness.pending(channel="orders") == [pending]

@@ -3,6 +3,7 @@ channels through ``traceparent``, counters and the duration histogram."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from conveyor import (
+    AsyncContext,
+    AsyncMessaging,
     Context,
     Messaging,
     QueueChannel,
@@ -27,7 +30,8 @@ from conveyor import (
     command_handler,
     event_handler,
 )
-from conveyor.otel import Telemetry
+from conveyor.core.errors import ConfigurationError
+from conveyor.otel import AsyncTelemetry, Telemetry
 
 
 @dataclass(frozen=True)
@@ -232,3 +236,51 @@ def test_the_sends_of_a_failed_attempt_end_with_its_span() -> None:
     assert publish.parent.span_id == handle.context.span_id
     assert "messaging.destination.name" not in publish.attributes
     messaging.dead_letters.delete(messaging.dead_letters.list()[0].id)
+
+
+def test_async_telemetry_spans_last_while_the_handler_is_awaited() -> None:
+    spans = InMemorySpanExporter()
+    tracing = TracerProvider()
+    tracing.add_span_processor(SimpleSpanProcessor(spans))
+    telemetry = AsyncTelemetry(tracer_provider=tracing, clock=VirtualClock())
+
+    @asynchronous("shipping")
+    @command_handler
+    async def ship(command: Ship, ctx: AsyncContext) -> None:
+        await asyncio.sleep(0)  # the handler yields to the loop before it sends
+        await ctx.publish(Shipped(command.order_id))
+
+    @asynchronous("tracking")
+    @event_handler
+    async def track(event: Shipped) -> None: ...
+
+    async def flow() -> AsyncMessaging:
+        messaging = AsyncMessaging(
+            [ship, track, telemetry],
+            [QueueChannel("shipping"), QueueChannel("tracking")],
+            clock=VirtualClock(),
+        )
+        telemetry.watch(messaging.journal)
+        await telemetry.send(messaging, Ship("o-1"))
+        await messaging.run_until_idle()
+        return messaging
+
+    asyncio.run(flow())
+    named = spans_named(spans)
+    (send,) = named["send Ship"]
+    (handle,) = named[f"handle {handle_name(Ship)}"]
+    (publish,) = named["publish Shipped"]
+    (then,) = named[f"handle {handle_name(Shipped)}"]
+    assert send.attributes["messaging.destination.name"] == "shipping"
+    assert handle.parent is not None
+    assert handle.parent.span_id == send.context.span_id
+    assert handle.attributes["messaging.destination.name"] == "shipping"
+    assert publish.parent is not None
+    assert publish.parent.span_id == handle.context.span_id  # the span was current after await
+    assert publish.attributes["messaging.destination.name"] == "tracking"
+    assert then.context.trace_id == send.context.trace_id
+
+
+def test_a_messaging_refuses_the_async_telemetry() -> None:
+    with pytest.raises(ConfigurationError, match="coroutine function"):
+        Messaging([place, AsyncTelemetry()], [QueueChannel("orders")])

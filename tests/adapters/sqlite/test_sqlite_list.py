@@ -15,7 +15,7 @@ from list_app import Place, build
 
 from conveyor.cli.main import main
 from conveyor.core.clock import VirtualClock
-from conveyor.transports.seam import WireMessage
+from conveyor.transports.seam import ChannelStats, WireMessage
 from conveyor_sqlite import SqliteTransport
 from pytest_conveyor.channel_stats import check_channel_stats
 
@@ -83,3 +83,17 @@ def test_list_as_json_gives_the_load_in_seconds(capsys: pytest.CaptureFixture[st
         "dead_letters": 0,
     }
     assert orders["oldest_age_seconds"] == 90.0
+
+
+def test_a_channel_view_gives_the_same_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIST_DB", str(tmp_path / "app.db"))
+    monkeypatch.setenv("LIST_NOW", START.isoformat())
+    messaging = build()
+    messaging.send(Place(1))
+    messaging.send(Place(2))
+    messaging.channels["orders"].transport.receive("orders", lease=timedelta(minutes=5))
+    stats = messaging.channels["orders"].stats()
+    messaging.close()
+    assert stats == ChannelStats(pending=1, in_flight=1, oldest_age=timedelta(0))

@@ -9,11 +9,14 @@ Values written by hand that are not numbers are left out, as the receive leaves 
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from conveyor.transports.seam import ChannelStats
 from conveyor_sqlite.instants import from_unix_ms, to_unix_ms
+
+if TYPE_CHECKING:  # importing the adapter must not import sqlite3 (its import-cost test)
+    import sqlite3
 
 __all__ = ["channel_stats"]
 

@@ -126,9 +126,17 @@ class AsyncDispatch:
         return AsyncContext(self._buses, self._clock, message, endpoint_id, channel)
 
     async def from_top(self, work: Callable[[], Awaitable[T]]) -> T:
-        """Run bus work in a collecting scope unless one is open already; then drain inline."""
-        if self._scopes.current() is not None:
-            return await work()
+        """Run bus work in a collecting scope unless one is open already; then drain inline.
+
+        Inside a handler whose channel switched the collector off (``collector=False``) no
+        collecting scope is open: the work gets one of its own, flushed as soon as it is done,
+        so what it sends leaves at once (an asyncio copy is held until a flush can await it).
+        """
+        current = self._scopes.current()
+        if current is not None:
+            if current.collector() is not None:
+                return await work()
+            return await self._collect(None, None, None, work)
         result = await self.collected(None, None, None, work)
         if self._drain_inline is not None:
             await self._drain_inline()

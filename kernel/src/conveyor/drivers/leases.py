@@ -143,16 +143,22 @@ class AsyncLeaseKeeper:
     def release(self, key: int | None) -> None:
         if key is not None:
             self._held.pop(key, None)
+            if not self._held and self._woken is not None:
+                self._woken.set()  # nothing left to keep: the task ends
 
     async def _keep(self, woken: asyncio.Event) -> None:
-        while True:
+        """Renew what is held until nothing is: an idle keeper is no task at all, so none is
+        left pending when the loop closes (``hold`` starts a new one)."""
+        while self._held:
             now = self._clock.now()
             for key, held in list(self._held.items()):
                 if held.next_look <= now:
                     await self._attend(key, held, now)
             soonest = min((h.next_look for h in self._held.values()), default=None)
+            if soonest is None:
+                return
             woken.clear()
-            wait = 3600.0 if soonest is None else (soonest - self._clock.now()).total_seconds()
+            wait = (soonest - self._clock.now()).total_seconds()
             with suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), min(max(wait, 0.001), 3600.0))
 

@@ -29,11 +29,14 @@ Spans carry OpenTelemetry's messaging attributes: ``messaging.system`` ("conveyo
     messaging = Messaging(handlers=[..., telemetry], channels=[...])
     telemetry.watch(messaging.journal)  # metrics, and the spans of sends inside handlers
     telemetry.send(messaging, PlaceOrder(...))
+
+:class:`AsyncTelemetry` is the same for an ``AsyncMessaging`` (``await telemetry.send(...)``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Protocol
 
@@ -46,7 +49,7 @@ from conveyor.core.journal import Journal, Record, RecordKind
 from conveyor.core.message import Message
 from conveyor.drivers.context import Handling
 
-__all__ = ["Telemetry", "HANDLING_ORDER"]
+__all__ = ["Telemetry", "AsyncTelemetry", "HANDLING_ORDER"]
 
 #: Where the handling span sits among the kernel's layers: inside retries, transaction and
 #: deduplication (each attempt is a span of its own), just outside the message collector (order
@@ -122,6 +125,11 @@ class Telemetry:
     @around(order=HANDLING_ORDER)
     def handling(self, proceed: Callable[[], object], message: Message) -> object:
         """The span of one handling, child of the span that sent the message."""
+        with self._handling_span(message):
+            return proceed()
+
+    @contextmanager
+    def _handling_span(self, message: Message) -> Iterator[None]:
         parent = _PROPAGATOR.extract(carrier=dict(message.headers.user))
         name = message.type_name
         attributes = {
@@ -139,7 +147,7 @@ class Telemetry:
             sends = _Sends(span)
             token = _handling.set(sends)
             try:
-                return proceed()
+                yield
             finally:
                 _handling.reset(token)
                 for opened in sends.open.values():
@@ -213,6 +221,37 @@ class Telemetry:
 
     def _span(self, verb: str, payload: object) -> _SendSpan:
         return _SendSpan(self._tracer, verb, type(payload).__qualname__)
+
+
+class AsyncTelemetry(Telemetry):
+    """:class:`Telemetry` for an ``AsyncMessaging``: the same spans and metrics, awaited.
+
+    Its handling span lasts while the handler is awaited (a plain interceptor would end it when
+    the coroutine is made), and :meth:`send` and :meth:`publish` are awaited in their span. A
+    ``Messaging`` refuses it (its interceptor is a coroutine function): use :class:`Telemetry`.
+    """
+
+    @around(order=HANDLING_ORDER)
+    async def handling(  # type: ignore[override]
+        self, proceed: Callable[[], Awaitable[object]], message: Message
+    ) -> object:
+        """The span of one handling, while the handler is awaited."""
+        with self._handling_span(message):
+            return await proceed()
+
+    async def send(
+        self, bus: _Sender, command: object, *, headers: Mapping[str, str] | None = None
+    ) -> Any:
+        """Send ``command`` in a span of its own, with its ``traceparent`` header."""
+        with self._span("send", command) as carrier:
+            return await bus.send(command, headers={**(headers or {}), **carrier})
+
+    async def publish(
+        self, bus: _Sender, event: object, *, headers: Mapping[str, str] | None = None
+    ) -> Any:
+        """Publish ``event`` in a span of its own, with its ``traceparent`` header."""
+        with self._span("publish", event) as carrier:
+            return await bus.publish(event, headers={**(headers or {}), **carrier})
 
 
 def _send_attributes(verb: str) -> dict[str, str]:
