@@ -288,12 +288,18 @@ class AmqpSession:
             self.held[held.queue] -= 1
 
     def pump(self, seconds: float) -> None:
-        """Service the connection (heartbeats, pushed deliveries): wait up to ``seconds`` for
-        the first frame, then read whatever else has arrived without waiting."""
+        """Service the connection (heartbeats, pushed deliveries): with ``seconds`` > 0, wait up
+        to that long for one method (a delivery, a confirm); with 0, read all that has arrived.
+
+        A long poll returns as soon as one delivery is in: reading on until the socket is empty
+        would cost a timed-out read (an exception through py-amqp) per round trip.
+        """
         self.connection.heartbeat_tick()
         drain = self.connection.drain_events
         try:
-            drain(timeout=seconds)
+            if seconds > 0:
+                drain(timeout=seconds)
+                return
             while True:
                 drain(timeout=0)
         except TimeoutError:

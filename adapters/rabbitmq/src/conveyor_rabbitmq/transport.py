@@ -188,11 +188,15 @@ class RabbitMQTransport:
         def first(session: AmqpSession) -> list[Delivery]:
             self._ensure_declared(session, channel)
             session.consume(channel, max_messages, self._waiting_threads(channel))
+            # What the broker pushed while the last send waited for its confirm is read already.
+            found = session.get_pushed(channel, max_messages)
+            if len(found) == max_messages:
+                return found
             if session.can_push(channel):
                 # The broker pushes what arrives to a consumer with room: no basic.get needed.
                 session.pump(0)
-                return session.get_pushed(channel, max_messages)
-            return session.get(channel, max_messages)  # its consumers are full: ask on top
+                return found + session.get_pushed(channel, max_messages - len(found))
+            return found + session.get(channel, max_messages - len(found))  # consumers full
 
         found = self._call(action, first)
         if found:
