@@ -25,6 +25,7 @@ transport that cannot be reached stops the consumer.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 
 from conveyor.core.clock import Clock
 from conveyor.core.delivery import NO_OPTIONS
@@ -139,8 +140,9 @@ class Consumption:
             consumed = Consumed(runtime, delivery, endpoint_id=wire.get(H.ENDPOINT))
             return self._reject(consumed, "malformed headers", error)
         consumed = Consumed(runtime, delivery, envelope, endpoint_id=envelope.endpoint)
+        now = self._clock.now()  # read once: routing and the expiry check see the same instant
         try:
-            route = deliveries.route_of(envelope, self._clock.now())
+            route = deliveries.route_of(envelope, now)
             if route == "forward":
                 return self._forward(consumed, envelope)
             if route == "hold":
@@ -164,7 +166,7 @@ class Consumption:
             raise
         except Exception as error:  # a kernel or codec bug must not stop the consumer either
             return self._reject(consumed, "unreadable", error)
-        return self._handle(consumed, spec, envelope, message, stop_on_failure)
+        return self._handle(consumed, spec, envelope, message, now, stop_on_failure)
 
     # ---------------------------------------------------------------- reading
 
@@ -190,10 +192,10 @@ class Consumption:
         spec: HandlerSpec,
         envelope: Envelope,
         message: Message,
+        now: datetime,
         stop_on_failure: bool,
     ) -> Outcome:
         runtime = consumed.runtime
-        now = self._clock.now()
         if envelope.expires_at is not None and envelope.expires_at <= now:
             plan = expire(
                 envelope.expires_at,

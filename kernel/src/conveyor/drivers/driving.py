@@ -272,8 +272,11 @@ class Driver:
                 raise self._runaway(budget.limit)
             if self._leases is not None:  # real time: keep the lease while the handler runs
                 started = self._clock.now()
-                with self._leases.holding(runtime, delivery):
+                held = self._leases.hold(runtime, delivery, since=started)
+                try:
                     outcome = self._consume(runtime, delivery, stop_on_failure)
+                finally:
+                    self._leases.release(held)
                 if activity_logged():
                     log_consumed(name, delivery, outcome, started, self._clock.now())
             else:
@@ -444,15 +447,16 @@ class Driver:
         clock = self._virtual_clock("advance")
         if budget is None:
             budget = StepBudget(max_steps if max_steps is not None else self._max_steps)
-        steps = self.settle(budget=budget)
+        consumers = self.names()  # once: a million due instants would list them a million times
+        steps = self.settle(names=consumers, budget=budget)
         while True:
-            due = next_jump(self.next_due(self.names()), clock.now(), target)
+            due = next_jump(self.next_due(consumers), clock.now(), target)
             if due is None:
                 break
             clock.advance_to(due)
-            steps += self.settle(budget=budget)
+            steps += self.settle(names=consumers, budget=budget)
         clock.advance_to(target)
-        steps += self.settle(budget=budget)
+        steps += self.settle(names=consumers, budget=budget)
         return steps
 
     def next_due(self, names: list[str]) -> datetime | None:

@@ -217,23 +217,33 @@ def transaction(proceed: Proceed, attempt: Attempt) -> object:
 
 
 def collector(proceed: Proceed, attempt: Attempt) -> object:
-    """Messages sent while handling leave only when the handler returns (inside the transaction)."""
+    """Messages sent while handling leave only when the handler returns (inside the transaction).
+
+    The scope is entered and left explicitly rather than with ``Scopes.opened``: this layer runs
+    for every consumed message, and the generator behind a context manager cost more than the
+    scope itself. A handler that sent nothing has nothing to flush.
+    """
     parts = attempt.parts
     if attempt.policy is not None and attempt.policy.manual_ack:
         attempt.state = ManualAck()  # ctx.ack() marks it; the handler's call checks it
-    with parts.scopes.opened(
+    scopes = parts.scopes
+    scope, token = scopes.inner(
         attempt.message,
         attempt.spec.endpoint_id,
         attempt.channel,
         attempt=attempt.state,
         collecting=attempt.policy is None or attempt.policy.collect,
-    ) as scope:
+    )
+    try:
         try:
             result = proceed()
         except BaseException:
             parts.outgoing.discard(scope)
             raise
-        parts.outgoing.flush(scope)
+        if scope.buffer:
+            parts.outgoing.flush(scope)
+    finally:
+        scopes.leave(token)
     return result
 
 
