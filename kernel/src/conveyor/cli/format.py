@@ -18,34 +18,24 @@ import shutil
 import unicodedata
 from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from conveyor.core.journal import Record, RecordKind
 from conveyor.core.wire import H
 from conveyor.stores.dead_letters import DeadLetter
-from conveyor.transports.dynamic import DynamicTransport, InspectableDynamicTransport
-
-if TYPE_CHECKING:
-    from conveyor.drivers.messaging import Messaging
 
 __all__ = [
     "parse_duration",
     "positive_int",
     "non_negative_int",
-    "ConsumerInfo",
-    "consumer_info",
-    "consumer_table",
-    "consumer_to_json",
-    "dynamic_info",
-    "age",
     "letter_table",
     "letter_to_json",
     "describe_letter",
     "printable",
     "terminal_width",
     "when",
+    "table",
 ]
 
 _ELLIPSIS = "..."
@@ -89,95 +79,6 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class ConsumerInfo:
-    """One runnable consumer as ``conveyor list`` shows it.
-
-    Attributes:
-        name: what ``conveyor run`` takes.
-        kind: "channel", "dynamic" (a dynamic channel) or "scheduled".
-        pending: messages waiting on the channel (due or delayed; leased ones too where the
-            transport cannot tell them apart); None when it cannot say (or scheduled).
-        next_due: when the consumer next has work; None when nothing is planned or unknown.
-        detail: the schedule of a scheduled endpoint; the transport of a channel; the
-            strategies of a dynamic channel.
-        targets: a dynamic channel's concrete channels (kind "target"), listed under it.
-        dead_letters: dead letters in the store from this channel (or scheduled endpoint);
-            None where they are not counted (a dynamic channel's targets).
-        in_flight: messages leased to a consumer now; None when the transport cannot say.
-        oldest_age: how long the longest-waiting receivable message has waited; None when
-            none waits or the transport cannot say.
-    """
-
-    name: str
-    kind: str
-    pending: int | None
-    next_due: datetime | None
-    detail: str
-    targets: tuple[ConsumerInfo, ...] = ()
-    dead_letters: int | None = None
-    in_flight: int | None = None
-    oldest_age: timedelta | None = None
-
-
-def consumer_info(
-    messaging: Messaging, name: str, letters: Sequence[DeadLetter] = ()
-) -> ConsumerInfo:
-    """What ``conveyor list`` knows of one consumer; a non-inspectable broker shows ``?``.
-
-    ``letters`` are the store's dead letters, counted per channel (per endpoint for a schedule).
-    """
-    found = _consumer_info(messaging, name)
-    scheduled = found.kind == "scheduled"
-    dead = sum(1 for d in letters if (d.endpoint_id if scheduled else d.channel) == name)
-    return replace(found, dead_letters=dead)
-
-
-def _consumer_info(messaging: Messaging, name: str) -> ConsumerInfo:
-    runtime = messaging.runtimes.get(name)
-    if runtime is None:
-        endpoint = messaging.driver.scheduled[name]
-        schedule = endpoint.spec.schedule
-        detail = schedule.describe() if schedule is not None else ""
-        return ConsumerInfo(name, "scheduled", None, endpoint.due, detail)
-    transport = runtime.transport
-    detail = type(transport).__qualname__ + (" (inline)" if runtime.inline else "")
-    if runtime.router is not None:
-        return dynamic_info(runtime.router)
-    due = None if runtime.inspectable is None else runtime.inspectable.next_due(name)
-    if runtime.measurable is not None:  # the broker's own reading: waiting and leased apart
-        stats = runtime.measurable.stats(name)
-        return ConsumerInfo(
-            name,
-            "channel",
-            stats.pending,
-            due,
-            detail,
-            in_flight=stats.in_flight,
-            oldest_age=stats.oldest_age,
-        )
-    pending = None if runtime.inspectable is None else runtime.inspectable.pending(name)
-    return ConsumerInfo(name, "channel", pending, due, detail)
-
-
-def dynamic_info(router: DynamicTransport) -> ConsumerInfo:
-    """A dynamic channel with its strategies, and each concrete channel behind it."""
-
-    def info(
-        name: str, kind: str, detail: str, targets: tuple[ConsumerInfo, ...] = ()
-    ) -> ConsumerInfo:
-        if isinstance(router, InspectableDynamicTransport):
-            pending, due = router.pending(name), router.next_due(name)
-            return ConsumerInfo(name, kind, pending, due, detail, targets)
-        return ConsumerInfo(name, kind, None, None, detail, targets)
-
-    targets = tuple(
-        info(name, "target", type(router.transport_of(name)).__qualname__)
-        for name in router.internal
-    )
-    return info(router.name, "dynamic", router.definition.describe_strategies(), targets)
-
-
 def terminal_width() -> int:
     """Columns of the terminal; 100 when output goes to a pipe or file (``COLUMNS`` wins)."""
     return shutil.get_terminal_size(fallback=(100, 24)).columns
@@ -211,77 +112,6 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], width: int) 
             text = text[: max(width - len(_ELLIPSIS), 0)] + _ELLIPSIS
         lines.append(text)
     return lines
-
-
-# ---------------------------------------------------------------------- consumers
-
-
-def consumer_table(consumers: Sequence[ConsumerInfo], now: datetime, width: int) -> list[str]:
-    """``conveyor list``: name, kind, messages waiting and in flight, dead letters, the age of
-    the oldest waiting message, next due time, schedule or transport.
-
-    "-" marks what the transport cannot tell (or what a schedule does not have). A dynamic
-    channel's concrete channels follow it, as rows of kind "target".
-    """
-    rows = [
-        (
-            c.name,
-            c.kind,
-            "-" if c.pending is None else c.pending,
-            "-" if c.in_flight is None else c.in_flight,
-            "-" if c.dead_letters is None else c.dead_letters,
-            "-" if c.oldest_age is None else age(c.oldest_age),
-            "now" if c.next_due is not None and c.next_due <= now else when(c.next_due),
-            c.detail,
-        )
-        for consumer in consumers
-        for c in (consumer, *consumer.targets)
-    ]
-    headers = (
-        "NAME",
-        "KIND",
-        "PENDING",
-        "IN FLIGHT",
-        "DEAD",
-        "OLDEST",
-        "NEXT DUE (UTC)",
-        "SCHEDULE / TRANSPORT",
-    )
-    return table(headers, rows, width)
-
-
-def age(duration: timedelta) -> str:
-    """A waiting time in its two largest units, as a column scans: ``45s``, ``3m05s``,
-    ``2h10m``, ``3d04h``."""
-    seconds = max(int(duration.total_seconds()), 0)
-    minutes, second = divmod(seconds, 60)
-    hours, minute = divmod(minutes, 60)
-    days, hour = divmod(hours, 24)
-    if days:
-        return f"{days}d{hour:02d}h"
-    if hours:
-        return f"{hours}h{minute:02d}m"
-    if minutes:
-        return f"{minutes}m{second:02d}s"
-    return f"{second}s"
-
-
-def consumer_to_json(consumer: ConsumerInfo) -> dict[str, Any]:
-    shown: dict[str, Any] = {
-        "name": consumer.name,
-        "kind": consumer.kind,
-        "pending": consumer.pending,
-        "in_flight": consumer.in_flight,
-        "dead_letters": consumer.dead_letters,
-        "oldest_age_seconds": (
-            None if consumer.oldest_age is None else consumer.oldest_age.total_seconds()
-        ),
-        "next_due": consumer.next_due.isoformat() if consumer.next_due else None,
-        "detail": consumer.detail,
-    }
-    if consumer.targets:
-        shown["targets"] = [consumer_to_json(t) for t in consumer.targets]
-    return shown
 
 
 # ---------------------------------------------------------------------- run outcomes

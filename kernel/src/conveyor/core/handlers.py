@@ -31,6 +31,7 @@ __all__ = [
     "Marker",
     "handler_mark",
     "options_of",
+    "same_marks",
     "set_option",
     "PRIORITY_RANGE",
 ]
@@ -66,6 +67,16 @@ def options_of(target: object) -> dict[str, object]:
     """Options set on a function or class by ``@asynchronous``, ``@delayed`` and friends."""
     found = getattr(target, "__dict__", {}).get(_OPTIONS)
     return dict(found) if isinstance(found, dict) else {}
+
+
+def same_marks(target: object, mark: HandlerMark, options: dict[str, object]) -> bool:
+    """Whether ``target`` still carries this very ``mark`` and options equal to ``options``.
+
+    The cheap re-check of a handler read before (``conveyor.core.registry``): a mark set
+    again, even an equal one, is a change; options are compared by value, without a copy.
+    """
+    attrs = getattr(target, "__dict__", None)
+    return attrs is not None and attrs.get(_MARK) is mark and attrs.get(_OPTIONS, {}) == options
 
 
 def set_option(name: str, value: object) -> Callable[[F], F]:

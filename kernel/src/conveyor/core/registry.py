@@ -25,6 +25,7 @@ from conveyor.core.handlers import (
     HandlerMark,
     handler_mark,
     options_of,
+    same_marks,
 )
 from conveyor.core.interceptors import Interceptor, interceptor_mark
 from conveyor.core.message import Message
@@ -212,8 +213,7 @@ def _kept(function: types.FunctionType, position: int, coroutines: bool) -> Hand
         or spec.position != position
         or bound
         or class_options
-        or mark is not handler_mark(function)  # a new mark, even an equal one: read again
-        or options != options_of(function)
+        or not same_marks(function, mark, options)  # a new mark, even an equal one: read again
         or interceptor_mark(function) is not None
     ):
         return None

@@ -172,12 +172,19 @@ class _Channel:
             heapq.heappush(self.level(entry.priority).returned, (entry.seq, entry))
 
     def pop_ready(self) -> _Entry | None:
-        """The next receivable entry: highest priority first, then send order."""
+        """The next receivable entry: highest priority first, then send order.
+
+        An empty level is dropped, except the last one: a channel of one priority (nearly
+        every channel) would otherwise build and drop its level around each message that comes
+        due alone, as every delayed message does.
+        """
         levels, priorities = self.levels, self.priorities
         while priorities:
             entry = levels[-priorities[0]].pop()
             if entry is not None:
                 return entry
+            if len(priorities) == 1:
+                return None
             del levels[-heapq.heappop(priorities)]
         return None
 
