@@ -14,6 +14,10 @@ work on the wire:
      adapter does on the wire: ``basic_publish`` (persistent, mandatory, the message's headers),
      a ``basic_consume`` with ``basic_qos(prefetch_count=1)`` served by
      ``process_data_events``, ``basic_ack``; no adapter code runs.
+   * raw py-amqp (the limit on the client Celery uses, and the sync transport since it left
+     pika): an ``amqp.Connection``, one channel with ``basic_publish_confirm`` (persistent,
+     mandatory, the headers), ``basic_consume`` with ``basic_qos`` prefetch 1 served by
+     ``drain_events``, ``basic_ack``. Targets stay measured against raw pika.
    * Conveyor ``RabbitMQTransport``: ``send``, ``receive(wait=...)`` (as a worker waiting on its
      queue: the transport's push consumer, prefetch 1 per waiting thread), ``ack``.
    * dramatiq's ``RabbitmqBroker`` (peer), ``confirm_delivery=True``: ``enqueue``, its consumer
@@ -52,6 +56,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -143,6 +148,42 @@ def raw_round_trip(url: str, queue_type: QueueType) -> Opened:
         ack(held.popleft())
 
     return step, connection.close  # type: ignore[attr-defined]
+
+
+def raw_amqp_round_trip(url: str, queue_type: QueueType) -> Opened:
+    import amqp
+
+    parts = urlsplit(url)
+    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+    connection = amqp.Connection(
+        f"{parts.hostname}:{parts.port or 5672}",
+        userid=unquote(parts.username or "guest"),
+        password=unquote(parts.password or "guest"),
+        virtual_host=vhost,
+        login_method="PLAIN",
+    )
+    connection.connect()
+    queue = _fresh("rawamqp")
+    channel = connection.channel()
+    channel.queue_declare(
+        queue, durable=True, auto_delete=False, arguments={"x-queue-type": queue_type}
+    )
+    held: deque[int] = deque()
+    channel.basic_qos(0, 1, False)
+    channel.basic_consume(queue, callback=lambda message: held.append(message.delivery_tag))
+    # basic_publish_confirm puts the channel in confirm mode on its first call (the warm-up)
+    publish, ack, drain = channel.basic_publish_confirm, channel.basic_ack, connection.drain_events
+    dumps, message_of = json.dumps, amqp.Message
+
+    def step(i: int) -> None:
+        body = dumps({"n": i, "name": "item"}).encode()
+        message = message_of(body, delivery_mode=2, application_headers={"cv-id": str(i)})
+        publish(message, "", queue, mandatory=True)
+        while not held:
+            drain(timeout=5)
+        ack(held.popleft())
+
+    return step, connection.close
 
 
 def conveyor_round_trip(url: str, queue_type: QueueType) -> Opened:
@@ -315,12 +356,15 @@ def _opened_on(queue_type: QueueType, open_row: Callable[[str, QueueType], Opene
 
 
 RAW_ROUND_TRIP = "raw pika: publish+confirm, consume (prefetch 1), ack (limit)"
+RAW_AMQP_ROUND_TRIP = "raw py-amqp: the same on Celery's client (limit)"
 QUORUM_ROUND_TRIP: Steps = {
     "raw": (RAW_ROUND_TRIP, _opened_on("quorum", raw_round_trip)),
+    "raw py-amqp": (RAW_AMQP_ROUND_TRIP, _opened_on("quorum", raw_amqp_round_trip)),
     "conveyor": ("Conveyor RabbitMQTransport", _opened_on("quorum", conveyor_round_trip)),
 }
 CLASSIC_ROUND_TRIP: Steps = {
     "raw": (RAW_ROUND_TRIP, _opened_on("classic", raw_round_trip)),
+    "raw py-amqp": (RAW_AMQP_ROUND_TRIP, _opened_on("classic", raw_amqp_round_trip)),
     "conveyor": ("Conveyor RabbitMQTransport", _opened_on("classic", conveyor_round_trip)),
     "dramatiq": ("dramatiq RabbitmqBroker, confirms, prefetch 1 (peer)", dramatiq_round_trip),
     "celery": ("Celery's RabbitMQ transport, kombu, confirms (peer)", kombu_round_trip),
