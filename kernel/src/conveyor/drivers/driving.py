@@ -547,8 +547,11 @@ class Driver:
         self._stop_requested = False
         with self._signals():
             while True:
+                # Only a time limit needs the elapsed time: without one, reading the clock
+                # before every message would be work for nothing.
+                elapsed = clock.now() - started if time_limit is not None else _UNTIMED
                 reason = stop_reason(
-                    processed, limit, clock.now() - started, time_limit, memory_limit,
+                    processed, limit, elapsed, time_limit, memory_limit,
                     stop_requested=self._stop_requested,
                 )  # fmt: skip
                 if reason is not None:
@@ -598,6 +601,10 @@ class Driver:
     def request_stop(self) -> None:
         """Ask a running consumer to stop after the current message."""
         self._stop_requested = True
+
+
+_UNTIMED = timedelta(0)
+"""The elapsed time a run without a time limit passes to ``stop_reason`` (never compared)."""
 
 
 def check_time_limit(time_limit: object, now: datetime) -> None:
