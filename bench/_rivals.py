@@ -10,12 +10,14 @@ time against the limit is also a W6 row of ``run.py``'s summary.
 
 from __future__ import annotations
 
+import statistics
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 
 from _harness import fmt_int, fmt_ratio, print_table, summarize, title
 
-__all__ = ["Cases", "Runner", "TARGET_VS_RAW", "measure", "report"]
+__all__ = ["Cases", "Opened", "Runner", "TARGET_VS_RAW", "measure", "measure_steps", "report"]
 
 TARGET_VS_RAW = 0.7
 
@@ -24,6 +26,9 @@ Runner = Callable[[str, int], float]
 
 Cases = dict[str, tuple[str, Runner]]
 """Row name -> (label, run). "raw" is the limit, "conveyor" the subject, the others peers."""
+
+Opened = tuple[Callable[[int], None], Callable[[], None]]
+"""An opened row of a step table: ``step(i)`` (one round trip, for message number i), ``close``."""
 
 
 def measure(
@@ -51,9 +56,49 @@ def measure(
     return best, failed
 
 
+def measure_steps(
+    cases: dict[str, tuple[str, Callable[[str], Opened]]],
+    url: str,
+    n: int,
+    *,
+    cpu: dict[str, float] | None = None,
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Median seconds per step of each row, times ``n``; the rows interleaved step by step.
+
+    On a shared machine a stall of the broker or of this process then hits every row alike,
+    where whole runs one after the other would each meet a different burst of load. ``cpu``,
+    when given, receives each row's mean CPU seconds per step in this thread: what the client
+    library itself costs, which decides the wall time once the machine's cores are contended.
+    """
+    opened: dict[str, Opened] = {}
+    failed: dict[str, str] = {}
+    for name, (_, open_case) in cases.items():
+        try:
+            opened[name] = open_case(url)
+            opened[name][0](0)  # warm up: the connection, the queue, the consumer
+        except Exception as error:  # a peer that cannot run here is reported, not fatal
+            failed[name] = f"{type(error).__name__}: {error}"
+            opened.pop(name, None)
+    samples: dict[str, list[float]] = {name: [] for name in opened}
+    spent = dict.fromkeys(opened, 0.0)
+    order = list(opened)
+    for i in range(1, n + 1):
+        order = order[1:] + order[:1]  # rotate, so no row always follows another
+        for name in order:
+            started, used = time.perf_counter(), time.thread_time()
+            opened[name][0](i)
+            spent[name] += time.thread_time() - used
+            samples[name].append(time.perf_counter() - started)
+    for _, close in opened.values():
+        close()
+    if cpu is not None:
+        cpu.update({name: seconds / n for name, seconds in spent.items()})
+    return {name: statistics.median(s) * n for name, s in samples.items()}, failed
+
+
 def report(
     heading: str,
-    cases: Cases,
+    cases: Mapping[str, tuple[str, object]],
     best: dict[str, float],
     failed: dict[str, str],
     n: int,

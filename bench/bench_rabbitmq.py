@@ -1,24 +1,37 @@
 """Issue 14: a round trip through RabbitMQ (send, receive, ack), against raw pika and peers.
 
-Two tables, every row measured in this process, the repeats of every row interleaved, best of
-the repeats (noise only adds time). Every row uses durable queues, persistent messages and
-publisher confirms, so each send costs the same wait for the broker's confirm:
+Every row uses durable queues, persistent messages, publisher confirms (a send waits for the
+broker's confirm), a push consumer with prefetch 1 and a manual ack, so every row does the same
+work on the wire:
 
 1. Round trip per message, one message at a time (send it, receive it, ack it; N times), at
-   the transport level:
-   * raw pika (the limit): a ``BlockingConnection`` with a confirming channel doing what the
-     adapter does on the wire: ``basic_publish`` (persistent, mandatory, the message's headers)
-     to a durable quorum queue, ``basic_get``, ``basic_ack``; no adapter code runs.
-   * Conveyor ``RabbitMQTransport``: ``send``, ``receive``, ``ack``.
+   the transport level. Each row is opened once (connection, queue, consumer), then the rows are
+   interleaved message by message and each figure is the median round trip (a stall of the
+   broker or of the shared machine then hits every row alike). The client CPU per round trip
+   (this thread, mean) is printed under each table: with the cores contended it decides the
+   wall time, and it is what each library itself costs.
+   * raw pika (the limit): a ``BlockingConnection`` with one confirming channel doing what the
+     adapter does on the wire: ``basic_publish`` (persistent, mandatory, the message's headers),
+     a ``basic_consume`` with ``basic_qos(prefetch_count=1)`` served by
+     ``process_data_events``, ``basic_ack``; no adapter code runs.
+   * raw py-amqp (the limit on the client Celery uses, and the sync transport since it left
+     pika): an ``amqp.Connection``, one channel with ``basic_publish_confirm`` (persistent,
+     mandatory, the headers), ``basic_consume`` with ``basic_qos`` prefetch 1 served by
+     ``drain_events``, ``basic_ack``. Targets stay measured against raw pika.
+   * Conveyor ``RabbitMQTransport``: ``send``, ``receive(wait=...)`` (as a worker waiting on its
+     queue: the transport's push consumer, prefetch 1 per waiting thread), ``ack``.
    * dramatiq's ``RabbitmqBroker`` (peer), ``confirm_delivery=True``: ``enqueue``, its consumer
-     iterator (``prefetch=1``), ``ack``.
+     iterator (``prefetch=1``, a push consumer), ``ack``.
    * Celery on RabbitMQ (peer): kombu's py-amqp transport, which Celery's broker connection is,
-     with ``confirm_publish=True``, through ``SimpleQueue``: ``put``, ``get``, ``ack``.
+     with ``confirm_publish=True``, through ``SimpleQueue``: ``put``, ``get`` (a push consumer,
+     prefetch 1), ``ack``.
 2. Send N, then handle N with one consumer, whole frameworks (serialization, routing, the
-   handler): Conveyor ``Messaging`` (``send``, then ``run(finish_when_empty=True)``), dramatiq
-   (``actor.send``, then a ``Worker`` with one thread), Celery (``task.delay``, then a ``solo``
-   worker thread), against raw pika publishing N with confirms, then ``basic_get`` + JSON
-   decode + the handler call + ``basic_ack`` until empty.
+   handler): Conveyor ``Messaging`` (``send``, then ``run(finish_when_empty=True)``, which never
+   waits, so it takes each message with ``basic.get``), dramatiq (``actor.send``, then a
+   ``Worker`` with one thread, a push consumer), Celery (``task.delay``, then a ``solo`` worker
+   thread, a push consumer, ``task_acks_late`` so it acks once handled as the others do, and
+   prefetch multiplier 1), against raw pika publishing N with confirms, then ``basic_get`` +
+   JSON decode + the handler call + ``basic_ack`` until empty. Best of the repeats, interleaved.
 
 Each table is measured twice: on quorum queues (Conveyor's default: replicated, and the
 broker writes every confirmed message to its log before confirming it) for Conveyor and raw
@@ -38,15 +51,17 @@ import json
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import machine_facts
-from _rivals import Cases, Runner, measure, report
+from _rivals import Cases, Opened, Runner, measure, measure_steps, report
 
 from conveyor import Messaging, SystemClock, asynchronous, command_handler
 from conveyor.transports.seam import WireMessage
@@ -55,6 +70,8 @@ from conveyor_rabbitmq import QueueType, RabbitMQChannel, RabbitMQTransport
 _run_ids = itertools.count()
 _made: list[str] = []
 PEERS = ("dramatiq", "celery")
+Opener = Callable[[str], Opened]
+Steps = dict[str, tuple[str, Opener]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,45 +120,88 @@ def _raw_channel(url: str, queue: str, queue_type: QueueType) -> tuple[object, o
 
 
 # ---------------------------------------------------------------------------- round trip (1)
+#
+# Each row is opened once (connection, queue, consumer) and gives a step: one round trip for
+# message number i. The steps of all rows are interleaved message by message, so a stall of the
+# broker or of the shared machine hits every row alike; a row's figure is its median step.
 
 
-def raw_round_trip(url: str, n: int, queue_type: QueueType) -> float:
+def raw_round_trip(url: str, queue_type: QueueType) -> Opened:
     import pika
 
     queue = _fresh("raw")
     connection, channel = _raw_channel(url, queue, queue_type)
-    publish, get, ack = channel.basic_publish, channel.basic_get, channel.basic_ack  # type: ignore[attr-defined]
+    held: deque[int] = deque()
+    channel.basic_qos(prefetch_count=1)  # type: ignore[attr-defined]
+    channel.basic_consume(  # type: ignore[attr-defined]
+        queue, lambda _c, method, _p, _b: held.append(method.delivery_tag), auto_ack=False
+    )
+    publish, ack = channel.basic_publish, channel.basic_ack  # type: ignore[attr-defined]
+    pump = connection.process_data_events  # type: ignore[attr-defined]
     dumps = json.dumps
-    start = time.perf_counter()
-    for i in range(n):
+
+    def step(i: int) -> None:
         properties = pika.BasicProperties(delivery_mode=2, headers={"cv-id": str(i)})
         publish("", queue, dumps({"n": i, "name": "item"}).encode(), properties, mandatory=True)
-        method, _, _ = get(queue, auto_ack=False)
-        ack(method.delivery_tag)
-    elapsed = time.perf_counter() - start
-    connection.close()  # type: ignore[attr-defined]
-    return elapsed
+        while not held:
+            pump(time_limit=5)
+        ack(held.popleft())
+
+    return step, connection.close  # type: ignore[attr-defined]
 
 
-def conveyor_round_trip(url: str, n: int, queue_type: QueueType) -> float:
+def raw_amqp_round_trip(url: str, queue_type: QueueType) -> Opened:
+    import amqp
+
+    parts = urlsplit(url)
+    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+    connection = amqp.Connection(
+        f"{parts.hostname}:{parts.port or 5672}",
+        userid=unquote(parts.username or "guest"),
+        password=unquote(parts.password or "guest"),
+        virtual_host=vhost,
+        login_method="PLAIN",
+    )
+    connection.connect()
+    queue = _fresh("rawamqp")
+    channel = connection.channel()
+    channel.queue_declare(
+        queue, durable=True, auto_delete=False, arguments={"x-queue-type": queue_type}
+    )
+    held: deque[int] = deque()
+    channel.basic_qos(0, 1, False)
+    channel.basic_consume(queue, callback=lambda message: held.append(message.delivery_tag))
+    # basic_publish_confirm puts the channel in confirm mode on its first call (the warm-up)
+    publish, ack, drain = channel.basic_publish_confirm, channel.basic_ack, connection.drain_events
+    dumps, message_of = json.dumps, amqp.Message
+
+    def step(i: int) -> None:
+        body = dumps({"n": i, "name": "item"}).encode()
+        message = message_of(body, delivery_mode=2, application_headers={"cv-id": str(i)})
+        publish(message, "", queue, mandatory=True)
+        while not held:
+            drain(timeout=5)
+        ack(held.popleft())
+
+    return step, connection.close
+
+
+def conveyor_round_trip(url: str, queue_type: QueueType) -> Opened:
     transport = RabbitMQTransport(url, clock=SystemClock(), queue_type=queue_type)
     queue = _fresh("conveyor")
     send, receive, ack = transport.send, transport.receive, transport.ack
-    lease = timedelta(seconds=30)
+    lease, wait = timedelta(seconds=30), timedelta(seconds=5)
     dumps = json.dumps
-    send(queue, WireMessage(b"warm-up"))  # declares the queue, as raw's setup does
-    ack(receive(queue, lease=lease)[0])
-    start = time.perf_counter()
-    for i in range(n):
+
+    def step(i: int) -> None:
         send(queue, WireMessage(dumps({"n": i, "name": "item"}).encode(), {"cv-id": str(i)}))
-        [delivery] = receive(queue, lease=lease)
+        [delivery] = receive(queue, lease=lease, wait=wait)  # a worker waiting on its queue
         ack(delivery)
-    elapsed = time.perf_counter() - start
-    transport.close()
-    return elapsed
+
+    return step, transport.close
 
 
-def dramatiq_round_trip(url: str, n: int) -> float:
+def dramatiq_round_trip(url: str) -> Opened:
     from dramatiq import Message
     from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
@@ -150,31 +210,36 @@ def dramatiq_round_trip(url: str, n: int) -> float:
     broker.declare_queue(queue)
     _made.extend([f"{queue}.DQ", f"{queue}.XQ"])
     consumer = broker.consume(queue, prefetch=1, timeout=1000)
-    start = time.perf_counter()
-    for i in range(n):
+
+    def step(i: int) -> None:
         broker.enqueue(Message(queue, "work", (i, "item"), {}, {}))
         message = None
         while message is None:
             message = next(consumer)
         consumer.ack(message)
-    elapsed = time.perf_counter() - start
-    consumer.close()
-    broker.close()
-    return elapsed
+
+    def close() -> None:
+        consumer.close()
+        broker.close()
+
+    return step, close
 
 
-def kombu_round_trip(url: str, n: int) -> float:
+def kombu_round_trip(url: str) -> Opened:
     from kombu import Connection
 
-    with Connection(url, transport_options={"confirm_publish": True}) as connection:
-        queue = connection.SimpleQueue(_fresh("celery"))
-        start = time.perf_counter()
-        for i in range(n):
-            queue.put({"n": i, "name": "item"})
-            queue.get(block=True, timeout=5).ack()
-        elapsed = time.perf_counter() - start
+    connection = Connection(url, transport_options={"confirm_publish": True})
+    queue = connection.SimpleQueue(_fresh("celery"))
+
+    def step(i: int) -> None:
+        queue.put({"n": i, "name": "item"})
+        queue.get(block=True, timeout=5).ack()
+
+    def close() -> None:
         queue.close()
-    return elapsed
+        connection.close()
+
+    return step, close
 
 
 # ---------------------------------------------------------------------------- frameworks (2)
@@ -263,12 +328,21 @@ def celery_flow(url: str, n: int) -> float:
         task_default_queue=_fresh("q"),
         worker_hijack_root_logger=False,
         broker_transport_options={"confirm_publish": True},
+        task_acks_late=True,  # acked once handled, as every other row (Celery acks early)
+        worker_prefetch_multiplier=1,
     )
     task = app.task(name="bench.work")(_handle)
     start = time.perf_counter()
     for i in range(n):
         task.delay(i, "item")
-    with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="ERROR"):
+    with start_worker(
+        app,
+        pool="solo",
+        concurrency=1,
+        perform_ping_check=False,
+        loglevel="ERROR",
+        shutdown_timeout=60,  # the solo worker thread leaves its consumer loop slowly
+    ):
         _wait_for(n)
         return time.perf_counter() - start
 
@@ -277,14 +351,22 @@ def _on(queue_type: QueueType, run: Callable[[str, int, QueueType], float]) -> R
     return lambda url, n: run(url, n, queue_type)
 
 
-QUORUM_ROUND_TRIP: Cases = {
-    "raw": ("raw pika: publish+confirm, basic_get, ack (limit)", _on("quorum", raw_round_trip)),
-    "conveyor": ("Conveyor RabbitMQTransport", _on("quorum", conveyor_round_trip)),
+def _opened_on(queue_type: QueueType, open_row: Callable[[str, QueueType], Opened]) -> Opener:
+    return lambda url: open_row(url, queue_type)
+
+
+RAW_ROUND_TRIP = "raw pika: publish+confirm, consume (prefetch 1), ack (limit)"
+RAW_AMQP_ROUND_TRIP = "raw py-amqp: the same on Celery's client (limit)"
+QUORUM_ROUND_TRIP: Steps = {
+    "raw": (RAW_ROUND_TRIP, _opened_on("quorum", raw_round_trip)),
+    "raw py-amqp": (RAW_AMQP_ROUND_TRIP, _opened_on("quorum", raw_amqp_round_trip)),
+    "conveyor": ("Conveyor RabbitMQTransport", _opened_on("quorum", conveyor_round_trip)),
 }
-CLASSIC_ROUND_TRIP: Cases = {
-    "raw": ("raw pika: publish+confirm, basic_get, ack (limit)", _on("classic", raw_round_trip)),
-    "conveyor": ("Conveyor RabbitMQTransport", _on("classic", conveyor_round_trip)),
-    "dramatiq": ("dramatiq RabbitmqBroker, confirms (peer)", dramatiq_round_trip),
+CLASSIC_ROUND_TRIP: Steps = {
+    "raw": (RAW_ROUND_TRIP, _opened_on("classic", raw_round_trip)),
+    "raw py-amqp": (RAW_AMQP_ROUND_TRIP, _opened_on("classic", raw_amqp_round_trip)),
+    "conveyor": ("Conveyor RabbitMQTransport", _opened_on("classic", conveyor_round_trip)),
+    "dramatiq": ("dramatiq RabbitmqBroker, confirms, prefetch 1 (peer)", dramatiq_round_trip),
     "celery": ("Celery's RabbitMQ transport, kombu, confirms (peer)", kombu_round_trip),
 }
 QUORUM_FLOW: Cases = {
@@ -330,24 +412,33 @@ def main(quick: bool) -> None:
     connection.close()
     version = version.decode() if isinstance(version, bytes) else version
     print(f"rabbitmq {version} at {url.rsplit('@', 1)[-1]}")
-    tables = [
-        ("round trip per message (send with confirm, receive, ack), one at a time", [
-            ("quorum queues (Conveyor's default)", QUORUM_ROUND_TRIP, (), "round trip, quorum"),
-            ("classic queues (what dramatiq and Celery declare)", CLASSIC_ROUND_TRIP, PEERS,
-             "round trip, classic"),
-        ]),
-        ("send N (confirmed), then handle them with one consumer, whole frameworks", [
-            ("quorum queues", QUORUM_FLOW, (), "flow, quorum"),
-            ("classic queues", CLASSIC_FLOW, PEERS, "flow, classic"),
-        ]),
+    round_trips = [
+        ("quorum queues (Conveyor's default)", QUORUM_ROUND_TRIP, (), "round trip, quorum"),
+        ("classic queues (what dramatiq and Celery declare)", CLASSIC_ROUND_TRIP, PEERS,
+         "round trip, classic"),
     ]  # fmt: skip
+    flows = [
+        ("quorum queues", QUORUM_FLOW, (), "flow, quorum"),
+        ("classic queues", CLASSIC_FLOW, PEERS, "flow, classic"),
+    ]
     try:
-        for what, parts in tables:
-            for queues, cases, peers, short in parts:
-                best, failed = measure(cases, url, n, repeats, before_each=_reset)
-                heading = f"Issue 14 - {what}, {queues}; {n:,} messages, best of {repeats}"
-                workload = f"W6 rabbitmq {short}"
-                report(heading, cases, best, failed, n, peers=peers, workload=workload)
+        for queues, steps, peers, short in round_trips:
+            cpu: dict[str, float] = {}
+            best, failed = measure_steps(steps, url, n, cpu=cpu)
+            heading = (
+                f"Issue 14 - round trip per message (send with confirm, receive, ack), one at a "
+                f"time, {queues}; {n:,} per row, interleaved; median round trip x N"
+            )
+            report(heading, steps, best, failed, n, peers=peers, workload=f"W6 rabbitmq {short}")
+            spent = ", ".join(f"{name} {seconds * 1e6:.0f}" for name, seconds in cpu.items())
+            print(f"client CPU per round trip, this thread, mean us: {spent}\n")
+        for queues, cases, peers, short in flows:
+            best, failed = measure(cases, url, n, repeats, before_each=_reset)
+            heading = (
+                f"Issue 14 - send N (confirmed), then handle them with one consumer, whole "
+                f"frameworks, {queues}; {n:,} messages, best of {repeats}"
+            )
+            report(heading, cases, best, failed, n, peers=peers, workload=f"W6 rabbitmq {short}")
     finally:
         _delete_queues(url)
 

@@ -4,7 +4,7 @@ Each ``bench/bench_*.py`` module runs in its own interpreter (peers start thread
 loops, and a million queued messages should not bias the next measurement), in a fixed order,
 with ``--quick`` passed on. A module's ratios are always against a baseline measured inside
 that same process. The machine facts come first; then every module's tables; then one summary
-row per workload (W1..W6 and memory), each Conveyor's figure against its peer or limit with the
+row per workload (W1..W7 and memory), each Conveyor's figure against its peer or limit with the
 issue's target; the wall time of each module last.
 
 ``--check`` compares the summary with the committed ``bench/baseline.json`` and flags every

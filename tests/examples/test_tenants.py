@@ -21,7 +21,7 @@ APP = "examples.tenants.app:create_messaging"
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "140"}
     return subprocess.run(
         args, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
     )
@@ -50,12 +50,12 @@ def test_the_cli_lists_the_dynamic_channel_with_its_targets_and_runs_it(tmp_path
 
     listed = run([sys.executable, "-m", "conveyor", "list", "--app", APP], tmp_path)
     assert listed.returncode == 0, listed.stderr
-    assert [line.split()[:3] for line in listed.stdout.splitlines()] == [
-        ["NAME", "KIND", "PENDING"],
-        ["reports", "dynamic", "16"],
-        ["reports.noisy", "target", "12"],
-        ["reports.quiet", "target", "3"],
-        ["reports.shared", "target", "1"],
+    assert [line.split()[:4] for line in listed.stdout.splitlines()] == [
+        ["NAME", "KIND", "PENDING", "IN"],  # IN FLIGHT: none, every target's SQLite says so
+        ["reports", "dynamic", "16", "0"],
+        ["reports.noisy", "target", "12", "0"],
+        ["reports.quiet", "target", "3", "0"],
+        ["reports.shared", "target", "1", "0"],
     ]
     assert "send by header 'tenant', receive round robin" in listed.stdout
 

@@ -63,6 +63,10 @@ def test_it_counts_what_waits_and_says_when_it_is_due() -> None:
     assert (orders.pending(), orders.next_due()) == (1, START + timedelta(minutes=5))
 
 
+def test_an_in_memory_channel_gives_no_broker_figures() -> None:
+    assert build().channels["orders"].stats() is None  # only a MeasurableTransport's broker
+
+
 def test_nothing_done_through_the_view_changes_the_messaging() -> None:
     messaging = build()
     with pytest.raises(TypeError):

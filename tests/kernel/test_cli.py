@@ -373,20 +373,25 @@ def test_not_durations(text: str) -> None:
 # ---------------------------------------------------------------------- list
 
 
-def test_list_shows_channels_with_pending_messages_and_schedules(conveyor: Conveyor) -> None:
+def test_list_shows_channels_with_pending_messages_and_schedules(
+    conveyor: Conveyor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "120")
     result = conveyor("--app", "shop:build", "list")
     assert result.code == 0
     assert result.out.splitlines() == [
-        "NAME    KIND       PENDING  DEAD  NEXT DUE (UTC)       SCHEDULE / TRANSPORT",
-        "orders  channel    3        0     now                  MemoryTransport",
-        "report  scheduled  -        0     2026-01-01 00:01:00  every 0:05:00, first after 0:01:00",
+        "NAME    KIND       PENDING  IN FLIGHT  DEAD  OLDEST  NEXT DUE (UTC)       "
+        "SCHEDULE / TRANSPORT",
+        "orders  channel    3        -          0     -       now                  MemoryTransport",
+        "report  scheduled  -        -          0     -       2026-01-01 00:01:00  "
+        "every 0:05:00, first after 0:01:00",
     ]
 
 
 def test_list_counts_dead_letters_per_channel(conveyor: Conveyor) -> None:
     rows = conveyor("--app", "letters:messaging", "list").out.splitlines()
-    assert rows[0].split()[:4] == ["NAME", "KIND", "PENDING", "DEAD"]
-    assert rows[1].split()[:4] == ["orders", "channel", "0", "2"]
+    assert rows[0].split()[:6] == ["NAME", "KIND", "PENDING", "IN", "FLIGHT", "DEAD"]
+    assert rows[1].split()[:5] == ["orders", "channel", "0", "-", "2"]
 
 
 def test_list_as_json(conveyor: Conveyor) -> None:
@@ -396,7 +401,9 @@ def test_list_as_json(conveyor: Conveyor) -> None:
             "name": "orders",
             "kind": "channel",
             "pending": 3,
+            "in_flight": None,
             "dead_letters": 0,
+            "oldest_age_seconds": None,
             "next_due": "2026-01-01T00:00:00+00:00",
             "detail": "MemoryTransport",
         },
@@ -404,7 +411,9 @@ def test_list_as_json(conveyor: Conveyor) -> None:
             "name": "report",
             "kind": "scheduled",
             "pending": None,
+            "in_flight": None,
             "dead_letters": 0,
+            "oldest_age_seconds": None,
             "next_due": "2026-01-01T00:01:00+00:00",
             "detail": "every 0:05:00, first after 0:01:00",
         },
@@ -414,7 +423,7 @@ def test_list_as_json(conveyor: Conveyor) -> None:
 def test_list_marks_what_a_transport_cannot_tell(conveyor: Conveyor) -> None:
     result = conveyor("--app", "opaque:build", "list")
     assert result.out.splitlines()[1] == (
-        "remote  channel  ?        0     -               OpaqueTransport"
+        "remote  channel  -        -          0     -       -               OpaqueTransport"
     )
 
 
@@ -734,3 +743,11 @@ def test_other_commands_name_run_for_an_asyncio_app(conveyor: Conveyor) -> None:
     result = conveyor("--app", "async_shop:build", "list")
     assert result.code == 2
     assert "AsyncMessaging, which conveyor serves with `conveyor run` only" in result.err
+
+
+def test_run_takes_a_channel_alias_and_runs_its_channel(conveyor: Conveyor) -> None:
+    result = conveyor("--app", "aliased:build", "run", "orders.v1", "--limit", "1")
+    assert result.code == 0
+    assert result.out == (
+        "orders: processed 1 message (1 handled, 0 retried, 0 failed), stopped: limit\n"
+    )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
@@ -116,3 +118,49 @@ def test_an_asyncio_handler_keeps_its_lease_and_is_handled_once() -> None:
 
     asyncio.run(scenario())
     assert handled == [1]
+
+
+LOOP_CLOSES = """
+import asyncio
+from dataclasses import dataclass
+from conveyor import AsyncContext, AsyncMessaging, QueueChannel, SystemClock
+from conveyor import asynchronous, command_handler, event_handler
+
+@dataclass(frozen=True)
+class Ship:
+    n: int
+
+@dataclass(frozen=True)
+class Shipped:
+    n: int
+
+@asynchronous("shipping")
+@command_handler
+async def ship(command: Ship, ctx: AsyncContext) -> None:
+    await asyncio.sleep(0)  # the handler yields while its lease is kept
+    await ctx.publish(Shipped(command.n))
+
+@asynchronous("tracking")
+@event_handler
+async def track(event: Shipped) -> None: ...
+
+async def main() -> None:
+    channels = [QueueChannel("shipping"), QueueChannel("tracking")]
+    messaging = AsyncMessaging([ship, track], channels, clock=SystemClock())
+    await messaging.send(Ship(1))
+    await messaging.run_until_idle()
+    print("idle")
+
+asyncio.run(main())
+print("loop closed")
+"""
+
+
+def test_an_idle_asyncio_lease_keeper_leaves_no_task_to_hang_the_loop_closing() -> None:
+    """Once nothing is held the keeper's task ends, so ``asyncio.run`` can close its loop (it
+    used to wait for the keeper, cancelled in the middle of its wait, forever)."""
+    done = subprocess.run(
+        [sys.executable, "-c", LOOP_CLOSES], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "loop closed"

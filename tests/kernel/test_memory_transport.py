@@ -484,7 +484,8 @@ def test_acked_leases_do_not_accumulate(transport: MemoryTransport) -> None:
         transport.ack(_receive(transport, "bulk"))
 
     channel = transport._channels["bulk"]
-    assert len(channel.timers._heap) < 200
+    assert len(channel.lease_timers._heap) < 200
+    assert not channel.timers._heap
     assert not channel.leases
 
 

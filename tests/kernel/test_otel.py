@@ -3,6 +3,7 @@ channels through ``traceparent``, counters and the duration histogram."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from conveyor import (
+    AsyncContext,
+    AsyncMessaging,
     Context,
     Messaging,
     QueueChannel,
@@ -27,7 +30,8 @@ from conveyor import (
     command_handler,
     event_handler,
 )
-from conveyor.otel import Telemetry
+from conveyor.core.errors import ConfigurationError
+from conveyor.otel import AsyncTelemetry, Telemetry
 
 
 @dataclass(frozen=True)
@@ -111,3 +115,172 @@ def test_counters_and_the_duration_histogram() -> None:
     assert sum(p.value for p in values["conveyor.messages.dead_lettered"]) == 1
     assert sum(p.count for p in values["conveyor.handling.duration"]) == 5
     messaging.dead_letters.delete(messaging.dead_letters.list()[0].id)
+
+
+def spans_named(spans: InMemorySpanExporter) -> dict[str, list[Any]]:
+    named: dict[str, list[Any]] = {}
+    for span in spans.get_finished_spans():
+        named.setdefault(span.name, []).append(span)
+    return named
+
+
+def test_spans_carry_the_messaging_semantic_convention_attributes() -> None:
+    messaging, telemetry, spans, _ = instrumented()
+    telemetry.send(messaging, PlaceOrder("o-1"))
+    messaging.run_until_idle(advance_time=True)
+    sent_id = next(r.message_id for r in messaging.journal.records if r.kind.value == "sent")
+    named = spans_named(spans)
+    (send,) = named["send PlaceOrder"]
+    (handle,) = named[f"handle {handle_name(PlaceOrder)}"]
+    assert dict(send.attributes) == {
+        "messaging.system": "conveyor",
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "send",
+        "messaging.operation": "send",
+        "messaging.message.id": sent_id,
+        "messaging.destination.name": "orders",
+    }
+    assert dict(handle.attributes) == {
+        "messaging.system": "conveyor",
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.operation": "process",
+        "messaging.message.id": sent_id,
+        "messaging.message.conversation_id": sent_id,
+        "messaging.destination.name": "orders",
+    }
+
+
+def test_a_send_inside_a_handler_is_a_span_child_of_the_handling_span() -> None:
+    messaging, telemetry, spans, _ = instrumented()
+    telemetry.send(messaging, PlaceOrder("o-1"))
+    messaging.run_until_idle(advance_time=True)
+    published_id = next(
+        r.message_id for r in messaging.journal.records if r.kind.value == "published"
+    )
+    named = spans_named(spans)
+    (handle,) = named[f"handle {handle_name(PlaceOrder)}"]
+    (publish,) = named["publish OrderPlaced"]
+    (then,) = named[f"handle {handle_name(OrderPlaced)}"]
+    assert publish.kind is SpanKind.PRODUCER
+    assert publish.parent is not None
+    assert publish.parent.span_id == handle.context.span_id
+    assert publish.context.trace_id == handle.context.trace_id == then.context.trace_id
+    assert publish.attributes["messaging.message.id"] == published_id
+    assert publish.attributes["messaging.destination.name"] == "mail"
+    assert publish.attributes["messaging.operation.name"] == "publish"
+    assert then.attributes["messaging.destination.name"] == "mail"
+
+
+@dataclass(frozen=True)
+class Ship:
+    order_id: str
+
+
+@dataclass(frozen=True)
+class Shipped:
+    order_id: str
+
+
+def test_telemetry_send_from_a_handler_carries_its_own_traceparent_onwards() -> None:
+    spans = InMemorySpanExporter()
+    tracing = TracerProvider()
+    tracing.add_span_processor(SimpleSpanProcessor(spans))
+    telemetry = Telemetry(tracer_provider=tracing, clock=VirtualClock())
+
+    @asynchronous("shipping")
+    @command_handler
+    def ship(command: Ship, ctx: Context) -> None:
+        telemetry.publish(ctx, Shipped(command.order_id))
+
+    @asynchronous("tracking")
+    @event_handler
+    def track(event: Shipped) -> None: ...
+
+    messaging = Messaging(
+        [ship, track, telemetry], [QueueChannel("shipping"), QueueChannel("tracking")]
+    )
+    telemetry.watch(messaging.journal)
+    telemetry.send(messaging, Ship("o-1"))
+    messaging.run_until_idle()
+    named = spans_named(spans)
+    (handle,) = named[f"handle {handle_name(Ship)}"]
+    (publish,) = named["publish Shipped"]  # one span: the explicit one, none made from the journal
+    (then,) = named[f"handle {handle_name(Shipped)}"]
+    assert publish.parent is not None
+    assert publish.parent.span_id == handle.context.span_id
+    assert then.parent is not None
+    assert then.parent.span_id == publish.context.span_id  # linked through its traceparent
+
+
+def test_the_sends_of_a_failed_attempt_end_with_its_span() -> None:
+    spans = InMemorySpanExporter()
+    tracing = TracerProvider()
+    tracing.add_span_processor(SimpleSpanProcessor(spans))
+    telemetry = Telemetry(tracer_provider=tracing, clock=VirtualClock())
+
+    @asynchronous("shipping")
+    @command_handler
+    def ship(command: Ship, ctx: Context) -> None:
+        ctx.publish(Shipped(command.order_id))
+        raise RuntimeError("carrier down")
+
+    messaging = Messaging([ship, telemetry], [QueueChannel("shipping")], retry=RetryPolicy())
+    telemetry.watch(messaging.journal)
+    telemetry.send(messaging, Ship("o-1"))
+    messaging.run_until_idle()
+    named = spans_named(spans)
+    (handle,) = named[f"handle {handle_name(Ship)}"]
+    (publish,) = named["publish Shipped"]  # ended, though its message never left
+    assert publish.parent is not None
+    assert publish.parent.span_id == handle.context.span_id
+    assert "messaging.destination.name" not in publish.attributes
+    messaging.dead_letters.delete(messaging.dead_letters.list()[0].id)
+
+
+def test_async_telemetry_spans_last_while_the_handler_is_awaited() -> None:
+    spans = InMemorySpanExporter()
+    tracing = TracerProvider()
+    tracing.add_span_processor(SimpleSpanProcessor(spans))
+    telemetry = AsyncTelemetry(tracer_provider=tracing, clock=VirtualClock())
+
+    @asynchronous("shipping")
+    @command_handler
+    async def ship(command: Ship, ctx: AsyncContext) -> None:
+        await asyncio.sleep(0)  # the handler yields to the loop before it sends
+        await ctx.publish(Shipped(command.order_id))
+
+    @asynchronous("tracking")
+    @event_handler
+    async def track(event: Shipped) -> None: ...
+
+    async def flow() -> AsyncMessaging:
+        messaging = AsyncMessaging(
+            [ship, track, telemetry],
+            [QueueChannel("shipping"), QueueChannel("tracking")],
+            clock=VirtualClock(),
+        )
+        telemetry.watch(messaging.journal)
+        await telemetry.send(messaging, Ship("o-1"))
+        await messaging.run_until_idle()
+        return messaging
+
+    asyncio.run(flow())
+    named = spans_named(spans)
+    (send,) = named["send Ship"]
+    (handle,) = named[f"handle {handle_name(Ship)}"]
+    (publish,) = named["publish Shipped"]
+    (then,) = named[f"handle {handle_name(Shipped)}"]
+    assert send.attributes["messaging.destination.name"] == "shipping"
+    assert handle.parent is not None
+    assert handle.parent.span_id == send.context.span_id
+    assert handle.attributes["messaging.destination.name"] == "shipping"
+    assert publish.parent is not None
+    assert publish.parent.span_id == handle.context.span_id  # the span was current after await
+    assert publish.attributes["messaging.destination.name"] == "tracking"
+    assert then.context.trace_id == send.context.trace_id
+
+
+def test_a_messaging_refuses_the_async_telemetry() -> None:
+    with pytest.raises(ConfigurationError, match="coroutine function"):
+        Messaging([place, AsyncTelemetry()], [QueueChannel("orders")])

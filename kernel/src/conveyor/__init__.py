@@ -55,7 +55,7 @@ from conveyor.stores.deduplication import (
     InMemoryDeduplicationStore,
 )
 from conveyor.stores.schedules import InMemoryScheduleStore, ScheduleStore
-from conveyor.transports.channels import Channel, QueueChannel
+from conveyor.transports.channels import Channel, ChannelAlias, QueueChannel
 from conveyor.transports.dynamic import DynamicChannel
 from conveyor.transports.memory_broker import MemoryBroker
 
@@ -96,6 +96,7 @@ __all__ = [
     "ConsumerHooks",
     # channels and failure handling
     "Channel",
+    "ChannelAlias",
     "QueueChannel",
     "MemoryBroker",
     "ChannelView",

@@ -66,7 +66,7 @@ class _RabbitMQConfiguration:
 
 
 class TestRabbitMQQuorumConformance(_RabbitMQConfiguration, TransportConformance):
-    """Quorum queues, through pika."""
+    """Quorum queues, through py-amqp."""
 
     def open(self, url: str) -> RabbitMQTransport:
         return RabbitMQTransport(

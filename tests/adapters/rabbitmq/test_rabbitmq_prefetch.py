@@ -4,11 +4,14 @@ A long poll starts a push consumer whose ``basic.qos`` prefetch is ``max_message
 ``Messaging`` worker asks for one message at a time, so it holds one. Without that limit
 RabbitMQ would push every ready message to the first subscriber, and a second worker on the
 same queue would sit idle while the first holds them all, unacknowledged, in its buffer.
+A worker with several threads gets a consumer per waiting thread, so it holds one message per
+thread: its prefetch follows its concurrency.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -35,6 +38,39 @@ def test_a_waiting_consumer_holds_only_its_batch(
     assert len(second.receive(channel, lease=LEASE, max_messages=10)) == 4  # none held back
     first.close()
     second.close()
+
+
+def test_a_worker_holds_one_message_per_waiting_thread(
+    amqp_url: str, queue_names: Callable[[], str]
+) -> None:
+    channel = queue_names()
+    worker = RabbitMQTransport(amqp_url, clock=SystemClock())
+    sender = RabbitMQTransport(amqp_url, clock=SystemClock())
+    worker.declare(ChannelOptions(channel))
+    subscribed, sent = threading.Barrier(3), threading.Event()
+    taken: list[int] = []
+
+    def worker_thread() -> None:
+        worker.receive(channel, lease=LEASE, wait=timedelta(milliseconds=1))  # subscribes
+        subscribed.wait()
+        sent.wait()
+        taken.append(len(worker.receive(channel, lease=LEASE, wait=WAIT)))
+
+    threads = [threading.Thread(target=worker_thread) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    subscribed.wait()  # two threads wait on the channel: two consumers, prefetch 1 each
+    for n in range(6):
+        sender.send(channel, WireMessage(b"%d" % n))
+    rest = sender.receive(channel, lease=LEASE, max_messages=10)
+    sent.set()
+    for thread in threads:
+        thread.join()
+
+    assert len(rest) == 4  # the worker holds the two its threads work on, no more
+    assert taken == [1, 1]  # and each thread has its own
+    worker.close()
+    sender.close()
 
 
 def test_the_async_transport_holds_only_its_batch(

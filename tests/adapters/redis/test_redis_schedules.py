@@ -2,47 +2,31 @@
 
 from __future__ import annotations
 
-import random
-from collections import Counter
-from datetime import UTC, datetime, timedelta
+import pytest
 
-from conveyor import Messaging, RecordKind, VirtualClock, scheduled
 from conveyor.core.scheduling import CatchUp
 from conveyor_redis import RedisScheduleStore
-
-START = datetime(2026, 3, 1, tzinfo=UTC)
-HOUR = timedelta(hours=1)
-
-
-def worker(url: str, prefix: str, at: datetime, catch_up: CatchUp = "once") -> Messaging:
-    @scheduled(every=HOUR, catch_up=catch_up, endpoint_id="hourly")
-    def report() -> None: ...
-
-    store = RedisScheduleStore(url, prefix=prefix)
-    return Messaging([report], [], clock=VirtualClock(at), schedule_store=store)
+from pytest_conveyor.schedule_claims import (
+    StoreFactory,
+    check_each_tick_claimed_once,
+    check_restart_catches_up,
+    check_restart_does_not_fire_again,
+)
 
 
-def ticks(messaging: Messaging) -> list[datetime]:
-    return [r.payload for r in messaging.journal.records if r.kind is RecordKind.TICKED]
+@pytest.fixture
+def stores(redis_url: str, prefix: str) -> StoreFactory:
+    return lambda: RedisScheduleStore(redis_url, prefix=prefix)
 
 
-def test_two_workers_run_each_of_100_ticks_exactly_once(redis_url: str, prefix: str) -> None:
-    first, second = worker(redis_url, prefix, START), worker(redis_url, prefix, START)
-    order = random.Random(17)
-    for hour in range(100):
-        pair = [first, second]
-        order.shuffle(pair)
-        for each in pair:
-            each.advance_to(START + hour * HOUR)
-    counted = Counter([*ticks(first), *ticks(second)])
-    assert sorted(counted) == [START + hour * HOUR for hour in range(100)]
-    assert set(counted.values()) == {1}
+def test_two_workers_run_each_of_100_ticks_exactly_once(stores: StoreFactory) -> None:
+    check_each_tick_claimed_once(stores, count=100)
 
 
-def test_a_restart_catches_up_from_the_stored_tick(redis_url: str, prefix: str) -> None:
-    before = worker(redis_url, prefix, START, "all")
-    before.run_until_idle()
-    after = worker(redis_url, prefix, START + 3 * HOUR + timedelta(minutes=30), "all")
-    assert after.driver.scheduled["hourly"].due == START + HOUR
-    after.run_until_idle()
-    assert ticks(after) == [START + HOUR, START + 2 * HOUR, START + 3 * HOUR]
+@pytest.mark.parametrize("catch_up", ["all", "once", "skip"])
+def test_a_restart_catches_up_from_the_stored_tick(stores: StoreFactory, catch_up: CatchUp) -> None:
+    check_restart_catches_up(stores, catch_up)
+
+
+def test_a_restart_does_not_fire_an_every_job_again(stores: StoreFactory) -> None:
+    check_restart_does_not_fire_again(stores)

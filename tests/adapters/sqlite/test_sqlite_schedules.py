@@ -8,104 +8,56 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import sqlite3
 import subprocess
 import sys
-from collections import Counter
-from datetime import UTC, datetime, timedelta
-from itertools import pairwise
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from schedule_app import create_effects
 
-from conveyor import (
-    InMemoryScheduleStore,
-    Messaging,
-    RecordKind,
-    ScheduleStore,
-    VirtualClock,
-    scheduled,
-)
+from conveyor import InMemoryScheduleStore
 from conveyor.core.scheduling import CatchUp
 from conveyor_sqlite import SqliteScheduleStore
+from pytest_conveyor.schedule_claims import (
+    HOUR,
+    START,
+    check_each_tick_claimed_once,
+    check_real_ticks,
+    check_restart_catches_up,
+    check_restart_does_not_fire_again,
+    hourly_worker,
+    ticks,
+)
 
 HERE = Path(__file__).parent
-START = datetime(2026, 3, 1, tzinfo=UTC)
-HOUR = timedelta(hours=1)
-
-
-def hourly(catch_up: CatchUp = "once") -> object:
-    @scheduled(every=HOUR, catch_up=catch_up, endpoint_id="hourly")
-    def report() -> None: ...
-
-    return report
-
-
-def worker(store: ScheduleStore, at: datetime, catch_up: CatchUp = "once") -> Messaging:
-    return Messaging([hourly(catch_up)], [], clock=VirtualClock(at), schedule_store=store)
-
-
-def ticks(messaging: Messaging) -> list[datetime]:
-    return [r.payload for r in messaging.journal.records if r.kind is RecordKind.TICKED]
 
 
 def test_two_workers_on_one_schedule_run_each_of_200_ticks_exactly_once(tmp_path: Path) -> None:
-    first = worker(SqliteScheduleStore(tmp_path / "app.db"), START)
-    second = worker(SqliteScheduleStore(tmp_path / "app.db"), START)
-    order = random.Random(17)
-    for hour in range(200):
-        instant = START + hour * HOUR
-        pair = [first, second]
-        order.shuffle(pair)  # either worker may look first at each tick
-        for each in pair:
-            each.advance_to(instant)
-    counted = Counter([*ticks(first), *ticks(second)])
-    assert sorted(counted) == [START + hour * HOUR for hour in range(200)]
-    assert set(counted.values()) == {1}
-    assert ticks(first)  # both took part
-    assert ticks(second)
+    check_each_tick_claimed_once(lambda: SqliteScheduleStore(tmp_path / "app.db"), count=200)
 
 
-def test_without_shared_state_both_workers_tick(tmp_path: Path) -> None:
-    first, second = worker(InMemoryScheduleStore(), START), worker(InMemoryScheduleStore(), START)
+def test_without_shared_state_both_workers_tick() -> None:
+    first = hourly_worker(InMemoryScheduleStore(), START)
+    second = hourly_worker(InMemoryScheduleStore(), START)
     for each in (first, second):
         each.advance_to(START + 2 * HOUR)
     assert ticks(first) == ticks(second) == [START, START + HOUR, START + 2 * HOUR]
 
 
-@pytest.mark.parametrize(
-    ("catch_up", "expected"),
-    [
-        ("all", [START + HOUR, START + 2 * HOUR, START + 3 * HOUR]),
-        ("once", [START + HOUR]),
-        ("skip", []),
-    ],
-)
-def test_a_restart_catches_up_from_the_stored_tick(
-    tmp_path: Path, catch_up: CatchUp, expected: list[datetime]
-) -> None:
-    before = worker(SqliteScheduleStore(tmp_path / "app.db"), START, catch_up)
-    before.run_until_idle()
-    assert ticks(before) == [START]
-    before.close()
-    restarted_at = START + 3 * HOUR + timedelta(minutes=30)  # stopped for three and a half hours
-    after = worker(SqliteScheduleStore(tmp_path / "app.db"), restarted_at, catch_up)
-    assert after.driver.scheduled["hourly"].due == START + HOUR  # the stored tick, not "now"
-    after.run_until_idle()
-    assert ticks(after) == expected
-    assert after.driver.scheduled["hourly"].due == START + 4 * HOUR
+def test_the_shared_check_fails_for_state_kept_per_worker() -> None:
+    with pytest.raises(AssertionError, match="ran in both workers"):
+        check_each_tick_claimed_once(InMemoryScheduleStore, count=3)
+
+
+@pytest.mark.parametrize("catch_up", ["all", "once", "skip"])
+def test_a_restart_catches_up_from_the_stored_tick(tmp_path: Path, catch_up: CatchUp) -> None:
+    check_restart_catches_up(lambda: SqliteScheduleStore(tmp_path / "app.db"), catch_up)
 
 
 def test_a_restart_does_not_fire_an_every_job_again(tmp_path: Path) -> None:
-    before = worker(SqliteScheduleStore(tmp_path / "app.db"), START)
-    before.run_until_idle()
-    after = worker(SqliteScheduleStore(tmp_path / "app.db"), START + timedelta(minutes=10))
-    after.run_until_idle()
-    assert ticks(after) == []
-    after.advance(timedelta(minutes=50))
-    assert ticks(after) == [START + HOUR]
+    check_restart_does_not_fire_again(lambda: SqliteScheduleStore(tmp_path / "app.db"))
 
 
 def test_two_worker_processes_run_each_real_tick_exactly_once(tmp_path: Path) -> None:
@@ -132,10 +84,7 @@ def test_two_worker_processes_run_each_real_tick_exactly_once(tmp_path: Path) ->
     with sqlite3.connect(environment["SCHEDULE_EFFECTS"]) as connection:
         rows = connection.execute("SELECT planned, worker FROM ticks").fetchall()
     planned = sorted(datetime.fromisoformat(instant) for instant, _ in rows)
-    assert len(planned) >= 10
-    assert len(set(planned)) == len(planned), "a tick ran twice"
-    steps = {b - a for a, b in pairwise(planned)}
-    assert steps == {timedelta(milliseconds=100)}, "a tick was lost"
+    check_real_ticks(planned, timedelta(milliseconds=100), at_least=10)
     listed = subprocess.run(
         [*command, "list", "--json"],
         cwd=HERE,

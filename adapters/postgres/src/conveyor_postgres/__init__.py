@@ -1,4 +1,4 @@
-"""PostgreSQL for Conveyor: a durable channel, an outbox, a dead-letter store and deduplication.
+"""PostgreSQL for Conveyor: a durable channel, an outbox, dead letters, deduplication, schedules.
 
 On psycopg 3, sync and asyncio. Channels on one DSN share a connection pool; consumers claim
 messages with ``FOR UPDATE SKIP LOCKED`` under a lease and wake at once through LISTEN/NOTIFY.
@@ -17,6 +17,7 @@ from conveyor_postgres.async_transport import AsyncPostgresTransport
 from conveyor_postgres.channel import PostgresChannel
 from conveyor_postgres.deadletters import PostgresDeadLetterStore
 from conveyor_postgres.deduplication import PostgresDeduplication
+from conveyor_postgres.schedules import PostgresScheduleStore
 from conveyor_postgres.schema import DEFAULT_SCHEMA, SCHEMA_VERSION, schema_statements
 from conveyor_postgres.transaction import PostgresTransaction, postgres_transaction
 from conveyor_postgres.transport import PostgresTransport
@@ -28,6 +29,7 @@ __all__ = [
     "AsyncPostgresTransport",
     "PostgresDeadLetterStore",
     "PostgresDeduplication",
+    "PostgresScheduleStore",
     # the application's transaction, which outbox channels and deduplication join
     "postgres_transaction",
     "PostgresTransaction",

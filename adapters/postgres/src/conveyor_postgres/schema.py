@@ -43,7 +43,8 @@ __all__ = [
 ]
 
 #: The version this release writes. Bump it with a migration step in :func:`schema_statements`.
-SCHEMA_VERSION = 1
+#: 2: ``schedules`` keeps each schedule's next planned tick (``PostgresScheduleStore``).
+SCHEMA_VERSION = 2
 
 #: The PostgreSQL schema that holds Conveyor's tables unless ``schema=`` names another.
 DEFAULT_SCHEMA = "conveyor"
@@ -67,7 +68,11 @@ def notify_channel(schema: str) -> str:
 
 
 def schema_statements(schema: str) -> list[str]:
-    """Every statement creating version :data:`SCHEMA_VERSION`, each idempotent."""
+    """Every statement creating version :data:`SCHEMA_VERSION`, each idempotent.
+
+    Being idempotent, they are also the migration from any older version: a table an older
+    release did not have is created, the others are left as they are.
+    """
     s = check_schema_name(schema)
     return [
         f"CREATE SCHEMA IF NOT EXISTS {s}",
@@ -124,6 +129,12 @@ def schema_statements(schema: str) -> list[str]:
         """,
         f"""
         CREATE INDEX IF NOT EXISTS deduplication_expiry ON {s}.deduplication (expires_at)
+        """,
+        f"""
+        CREATE TABLE IF NOT EXISTS {s}.schedules (
+            endpoint_id text        PRIMARY KEY,
+            next_due    timestamptz NOT NULL
+        )
         """,
     ]
 

@@ -47,6 +47,7 @@ class Statements:
     renew: str
     pending: str
     next_due: str
+    stats: str
     listen: str
     unlisten: str
     notify_channel: str
@@ -93,6 +94,14 @@ class Statements:
             renew=f"UPDATE {s}.messages SET visible_at = %s WHERE id = %s AND lease_token = %s",
             pending=f"SELECT count(*) FROM {s}.messages WHERE channel = %s",
             next_due=f"SELECT min(visible_at) FROM {s}.messages WHERE channel = %s",
+            # In flight: leased, the lease not run out. Waiting: visible now (due, or its
+            # lease ran out), receivable since visible_at.
+            stats=f"""
+                SELECT count(*),
+                       count(*) FILTER (WHERE lease_token IS NOT NULL AND visible_at > %(now)s),
+                       min(visible_at) FILTER (WHERE visible_at <= %(now)s)
+                FROM {s}.messages WHERE channel = %(channel)s
+            """,
             listen=f"LISTEN {notify}",
             unlisten=f"UNLISTEN {notify}",
             notify_channel=notify,

@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 from conveyor.core.clock import Clock
 from conveyor.core.errors import MessageTooLarge, StaleReceipt
 from conveyor.core.ids import IdGenerator, UuidV7Ids
-from conveyor.transports.seam import Capabilities, ChannelOptions, Delivery, WireMessage
+from conveyor.transports.seam import (
+    Capabilities,
+    ChannelOptions,
+    ChannelStats,
+    Delivery,
+    WireMessage,
+)
 from conveyor_postgres.application import ApplicationConnection, ConnectionSource
 from conveyor_postgres.database import Database
 from conveyor_postgres.schema import DEFAULT_SCHEMA
@@ -305,6 +311,18 @@ class PostgresTransport:
             lambda connection: connection.execute(sql, (channel,)).fetchone()[0],  # type: ignore[index]
         )
         return due
+
+    def stats(self, channel: str) -> ChannelStats:
+        """Pending, in flight, and how long the oldest waiting message has been receivable."""
+        check_channel(channel)
+        sql, now = self._sql.stats, self._clock.now()
+        row: tuple[int, int, datetime | None] = self._db.run(  # type: ignore[assignment]
+            f"reading the load of channel {channel!r}",
+            lambda connection: connection.execute(sql, {"now": now, "channel": channel}).fetchone(),
+        )
+        stored, leased, since = row
+        oldest = None if since is None else max(now - since, timedelta(0))
+        return ChannelStats(pending=stored - leased, in_flight=leased, oldest_age=oldest)
 
     def close(self) -> None:
         """Close the pool. Closing twice is allowed; any other later call is refused."""

@@ -1,7 +1,7 @@
-"""RabbitMQ for Conveyor: a durable channel with publisher confirms, sync (pika) and asyncio.
+"""RabbitMQ for Conveyor: a durable channel with publisher confirms, sync (py-amqp) and asyncio.
 
 ``RabbitMQChannel("orders", url="amqp://user:password@host:5672/")`` works wherever a
-``QueueChannel`` does. Importing this package imports no client library; pika is imported when
+``QueueChannel`` does. Importing this package imports no client library; py-amqp is imported when
 a sync transport connects, aio-pika when an asyncio transport does.
 """
 
@@ -29,7 +29,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # The transports import nothing from pika at module level either, but keeping them out of
+    # The transports import no client at module level either, but keeping them out of
     # the package import keeps `import conveyor_rabbitmq` as light as a channel definition.
     if name == "RabbitMQTransport":
         from conveyor_rabbitmq.transport import RabbitMQTransport

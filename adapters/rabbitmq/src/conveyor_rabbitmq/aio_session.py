@@ -1,4 +1,4 @@
-"""One open aio-pika connection of the asyncio transport: the twin of :mod:`pika_session`.
+"""One open aio-pika connection of the asyncio transport: the twin of :mod:`amqp_session`.
 
 A publishing channel with publisher confirms, a consuming channel whose unacknowledged
 deliveries are the leases, and an ``epoch`` that receipts carry so a delivery from a closed

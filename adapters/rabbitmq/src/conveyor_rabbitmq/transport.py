@@ -1,11 +1,14 @@
-"""``RabbitMQTransport``: the sync transport, on pika, for one broker (one connection).
+"""``RabbitMQTransport``: the sync transport, on py-amqp, for one broker (one connection).
 
 Sends are persistent and confirmed: ``send`` returns once RabbitMQ has the message on disk.
 A received message is leased to this connection's consuming channel until it is acknowledged or
 released; if the process dies or the connection drops, RabbitMQ puts it back (a "connection"
-lease). ``receive`` takes what is ready with ``basic.get``; a long poll (``wait``) starts a push
-consumer whose prefetch is the batch size asked for, so a consumer holds at most what it can
-work on. Delays travel down the delay ladder (:mod:`conveyor_rabbitmq.topology`).
+lease). A long poll (``wait``) starts push consumers: one per thread that waits on the channel
+(a worker's concurrency), each with the batch size asked for as its prefetch, so the transport
+holds at most what its consumers can work on, and from then on RabbitMQ pushes each message as
+it arrives instead of answering a ``basic.get`` per message. A receive without ``wait`` takes
+what was pushed, then asks with ``basic.get`` when nothing was (a message confirmed a moment ago
+is visible at once). Delays travel down the delay ladder (:mod:`conveyor_rabbitmq.topology`).
 
 One connection serves every channel and thread of a ``Messaging``: calls take a lock, and a
 keep-alive thread services heartbeats while no call is made (a long handler), so the broker
@@ -18,9 +21,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from conveyor.core.clock import Clock
 from conveyor.core.errors import (
@@ -30,10 +34,17 @@ from conveyor.core.errors import (
     TransportError,
 )
 from conveyor.core.wire import Delivery, WireMessage
-from conveyor.transports.seam import Capabilities, ChannelOptions
+from conveyor.transports.seam import Capabilities, ChannelOptions, ChannelStats
 from conveyor_rabbitmq import errors
 from conveyor_rabbitmq.address import parse_url
 from conveyor_rabbitmq.amqp_message import amqp_headers
+from conveyor_rabbitmq.amqp_session import (
+    AmqpSession,
+    Refused,
+    is_channel_error,
+    is_connection_error,
+    login_refusal,
+)
 from conveyor_rabbitmq.capabilities import (
     DEFAULT_MAX_SIZE,
     capabilities_for,
@@ -41,7 +52,6 @@ from conveyor_rabbitmq.capabilities import (
     check_priority,
     check_size,
 )
-from conveyor_rabbitmq.pika_session import PikaSession, is_connection_error, login_refusal
 from conveyor_rabbitmq.topology import (
     DELIVER_EXCHANGE,
     QueueType,
@@ -53,9 +63,6 @@ from conveyor_rabbitmq.topology import (
     queue_arguments,
     top_exchange,
 )
-
-if TYPE_CHECKING:
-    import pika
 
 __all__ = ["RabbitMQTransport"]
 
@@ -103,13 +110,17 @@ class RabbitMQTransport:
         self._heartbeat = heartbeat
         self._capabilities = capabilities_for(queue_type, self._max_priority, max_size)
         self._lock = threading.RLock()
-        self._session: PikaSession | None = None
+        self._session: AmqpSession | None = None
         self._epochs = 0
         self._connected_once = False
         self._options: dict[str, ChannelOptions] = {}
         self._closed = False
         self._stop = threading.Event()
         self._keepalive: threading.Thread | None = None
+        self._waiters: dict[str, weakref.WeakSet[threading.Thread]] = {}
+        self._waiting: dict[str, int] = {}
+        self._waiting_idents: dict[str, set[int]] = {}
+        self._named: set[str] = set()  # channel names checked already
 
     @property
     def capabilities(self) -> Capabilities:
@@ -147,7 +158,7 @@ class RabbitMQTransport:
         headers = amqp_headers(message)
         delay_ms = self._delay_ms(available_at)
 
-        def publish(session: PikaSession) -> None:
+        def publish(session: AmqpSession) -> None:
             self._ensure_declared(session, channel)
             self._publish(session, channel, message.body, headers, amqp_priority, delay_ms)
 
@@ -162,23 +173,41 @@ class RabbitMQTransport:
         wait: timedelta | None = None,
     ) -> list[Delivery]:
         self._check_open()
-        check_channel_name(channel)
+        if channel not in self._named:
+            check_channel_name(channel)
+            self._named.add(channel)
         action = f"receiving from channel {channel!r}"
 
-        def take(session: PikaSession) -> list[Delivery]:
+        def take(session: AmqpSession) -> list[Delivery]:
             self._ensure_declared(session, channel)
             return session.get(channel, max_messages)
 
-        found = self._call(action, take)
-        if found or wait is None or wait <= timedelta(0):
+        if wait is None or wait <= timedelta(0):
+            return self._call(action, take)
+
+        def first(session: AmqpSession) -> list[Delivery]:
+            self._ensure_declared(session, channel)
+            session.consume(channel, max_messages, self._waiting_threads(channel))
+            # What the broker pushed while the last send waited for its confirm is read already.
+            found = session.get_pushed(channel, max_messages)
+            if len(found) == max_messages:
+                return found
+            if session.can_push(channel):
+                # The broker pushes what arrives to a consumer with room: no basic.get needed.
+                session.pump(0)
+                return found + session.get_pushed(channel, max_messages - len(found))
+            return found + session.get(channel, max_messages - len(found))  # consumers full
+
+        found = self._call(action, first)
+        if found:
             return found
         deadline = self._clock.now() + wait
-        self._call(action, lambda s: s.consume(channel, max_messages))
         while True:
             left = (deadline - self._clock.now()).total_seconds()
 
-            def poll(session: PikaSession, left: float = left) -> list[Delivery]:
-                session.consume(channel, max_messages)  # again after a reconnect
+            def poll(session: AmqpSession, left: float = left) -> list[Delivery]:
+                # Again after a reconnect: the new session has no consumers yet.
+                session.consume(channel, max_messages, self._waiting_threads(channel))
                 session.pump(max(0.0, min(left, _SLICE)))
                 return session.get_pushed(channel, max_messages)
 
@@ -190,10 +219,10 @@ class RabbitMQTransport:
         with self._lock:
             session, tag = self._holder(delivery, "acknowledge")
             try:
-                session.consumer.basic_ack(tag)
+                session.ack(tag)
             except Exception as error:
                 self._settle_failed(error, delivery)
-            session.inflight.pop(tag, None)
+            session.settled(tag)
 
     def release(self, delivery: Delivery, *, available_at: datetime | None = None) -> None:
         delay_ms = self._delay_ms(available_at)
@@ -206,12 +235,23 @@ class RabbitMQTransport:
                     # so far; only once the broker confirmed it is the original settled.
                     headers = amqp_headers(delivery.message, earlier=delivery.delivery_count)
                     self._publish(session, held.queue, held.body, headers, held.priority, delay_ms)
-                    session.consumer.basic_ack(tag)
+                    session.ack(tag)
                 else:
-                    session.consumer.basic_nack(tag, requeue=True)  # the broker counts it
+                    session.requeue(tag)  # the broker counts it
             except Exception as error:
                 self._settle_failed(error, delivery)
-            session.inflight.pop(tag, None)
+            session.settled(tag)
+
+    def stats(self, channel: str) -> ChannelStats:
+        """Messages ready on the channel's queue, from a passive declare. Not counted: those
+        pushed to consumers (leased, or held ahead by their prefetch) and those waiting in the
+        delay queues; in flight and the age of the oldest are not told over AMQP: unknown."""
+
+        def count(session: AmqpSession) -> int:
+            self._ensure_declared(session, channel)
+            return session.ready_count(channel)
+
+        return ChannelStats(pending=self._call(f"counting channel {channel!r}", count))
 
     def close(self) -> None:
         with self._lock:
@@ -225,74 +265,78 @@ class RabbitMQTransport:
 
     # ------------------------------------------------------------------ broker work
 
-    def _declare(self, session: PikaSession, queue: str) -> None:
-        import pika.exceptions as pe
-
+    def _declare(self, session: AmqpSession, queue: str) -> None:
         try:
-            session.publisher.queue_declare(
-                queue, durable=True, arguments=queue_arguments(self._queue_type, self._max_priority)
-            )
-        except pe.ChannelClosedByBroker as error:
-            if not session.connection.is_open:
-                raise
-            session.reopen_publisher()
+            session.declare_queue(queue, queue_arguments(self._queue_type, self._max_priority))
+        except Refused as error:
             if error.reply_code == 406:
                 raise errors.inequivalent_queue(self._address, queue, error.reply_text) from None
             raise TransportError(
-                f"RabbitMQ at {self._address.where} refused to declare queue {queue!r}: "
-                f"({error.reply_code}) {error.reply_text}"
+                f"RabbitMQ at {self._address.where} refused to declare queue {queue!r}: {error}"
             ) from None
-        session.publisher.exchange_declare(DELIVER_EXCHANGE, "topic", durable=True)
+        session.declare_exchange(DELIVER_EXCHANGE)
         session.publisher.queue_bind(queue, DELIVER_EXCHANGE, deliver_binding_key(queue))
         session.declared.add(queue)
 
-    def _ensure_declared(self, session: PikaSession, queue: str) -> None:
+    def _ensure_declared(self, session: AmqpSession, queue: str) -> None:
         if queue not in session.declared:
             check_channel_name(queue)
             self._declare(session, queue)
 
-    def _ensure_ladder(self, session: PikaSession) -> None:
+    def _ensure_ladder(self, session: AmqpSession) -> None:
         if session.ladder_declared:
             return
         channel = session.publisher
-        channel.exchange_declare(DELIVER_EXCHANGE, "topic", durable=True)
+        session.declare_exchange(DELIVER_EXCHANGE)
         for level in reversed(delay_levels(self._queue_type)):  # bottom up: targets exist first
-            channel.exchange_declare(level.exchange, "topic", durable=True)
-            channel.queue_declare(level.exchange, durable=True, arguments=level.arguments)
+            session.declare_exchange(level.exchange)
+            session.declare_queue(level.exchange, level.arguments)
             channel.queue_bind(level.exchange, level.exchange, level.into_queue)
             channel.exchange_bind(level.next, level.exchange, level.onward)
         session.ladder_declared = True
 
     def _publish(
         self,
-        session: PikaSession,
+        session: AmqpSession,
         queue: str,
         body: bytes,
         headers: dict[str, Any],
         priority: int | None,
         delay_ms: int,
     ) -> None:
-        import pika
-        import pika.exceptions as pe
+        from amqp.exceptions import MessageNacked
 
-        properties = pika.BasicProperties(delivery_mode=2, headers=headers, priority=priority)
         if delay_ms:
             self._ensure_ladder(session)
             exchange, key = top_exchange(self._queue_type), delay_routing_key(delay_ms, queue)
         else:
             exchange, key = "", queue
         try:
-            session.publisher.basic_publish(exchange, key, body, properties, mandatory=True)
-        except pe.UnroutableError:
-            # The queue was deleted behind our back: declare it again and send once more.
-            session.declared.discard(queue)
-            self._ensure_declared(session, queue)
-            session.publisher.basic_publish(exchange, key, body, properties, mandatory=True)
-        except pe.NackError:
+            if not session.publish(exchange, key, body, headers, priority):
+                # The queue was deleted behind our back: declare it again and send once more.
+                session.declared.discard(queue)
+                self._ensure_declared(session, queue)
+                session.publish(exchange, key, body, headers, priority)
+        except MessageNacked:
             raise TransportError(
                 f"RabbitMQ at {self._address.where} refused (nacked) a message for channel "
                 f"{queue!r}; see the broker's log (disk or memory alarm, queue limit)."
             ) from None
+
+    def _waiting_threads(self, channel: str) -> int:
+        """How many live threads wait on ``channel`` (called under the lock): its consumers.
+
+        Counted again only when a thread waits for the first time, so a worker's threads that
+        come and go (a thread per run) keep the consumers they left rather than add more.
+        """
+        known = self._waiting_idents.setdefault(channel, set())
+        ident = threading.get_ident()
+        if ident not in known:
+            known.add(ident)
+            threads = self._waiters.setdefault(channel, weakref.WeakSet())
+            threads.add(threading.current_thread())
+            self._waiting[channel] = sum(1 for thread in threads if thread.is_alive())
+        return self._waiting[channel]
 
     def _delay_ms(self, available_at: datetime | None) -> int:
         if available_at is None:
@@ -301,7 +345,7 @@ class RabbitMQTransport:
 
     # ------------------------------------------------------------------ leases
 
-    def _holder(self, delivery: Delivery, verb: str) -> tuple[PikaSession, int]:
+    def _holder(self, delivery: Delivery, verb: str) -> tuple[AmqpSession, int]:
         """The session holding ``delivery`` and its tag, or StaleReceipt."""
         self._check_open()
         epoch, _, tag_text = delivery.receipt.partition(":")
@@ -317,8 +361,8 @@ class RabbitMQTransport:
 
     def _settle_failed(self, error: BaseException, delivery: Delivery) -> None:
         session = self._session
-        if is_connection_error(error, session) or _is_channel_error(error):
-            if session is not None and session.connection.is_open:
+        if is_connection_error(error, session) or is_channel_error(error):
+            if session is not None and session.is_open:
                 self._reopen_consumer(session)
             else:
                 self._drop_session()
@@ -331,22 +375,24 @@ class RabbitMQTransport:
 
     # ------------------------------------------------------------------ connection
 
-    def _call(self, action: str, work: Callable[[PikaSession], _T]) -> _T:
+    def _call(self, action: str, work: Callable[[AmqpSession], _T]) -> _T:
         """Run ``work`` on a live session under the lock, reconnecting when the connection broke."""
         with self._lock:
             self._check_open()
-            started = self._clock.now()
+            started: datetime | None = None  # read only when the connection breaks
             while True:
                 session = self._connected(action)
                 try:
                     return work(session)
                 except Exception as error:
                     if not is_connection_error(error, session):
-                        if _is_channel_error(error):
+                        if is_channel_error(error):
                             self._reopen_consumer(session)
                         raise
                     detail = errors.scrub(error, self._password())
                     self._drop_session()
+                    if started is None:
+                        started = self._clock.now()
                     waited = (self._clock.now() - started).total_seconds()
                     budget = self._reconnect_timeout.total_seconds()
                     if waited >= budget:
@@ -360,7 +406,7 @@ class RabbitMQTransport:
                         detail,
                     )
 
-    def _connected(self, action: str) -> PikaSession:
+    def _connected(self, action: str) -> AmqpSession:
         if self._session is not None:
             return self._session
         first = not self._connected_once
@@ -369,7 +415,12 @@ class RabbitMQTransport:
         while True:
             try:
                 self._epochs += 1
-                session = PikaSession(self._parameters(), self._epochs)
+                session = AmqpSession(
+                    self._address,
+                    self._password() or "guest",
+                    heartbeat=max(1, int(self._heartbeat.total_seconds())),
+                    epoch=self._epochs,
+                )
             except Exception as error:
                 detail = errors.scrub(error, self._password())
                 refusal = login_refusal(error)
@@ -397,17 +448,6 @@ class RabbitMQTransport:
             self._start_keepalive()
             return session
 
-    def _parameters(self) -> pika.URLParameters:
-        import pika
-
-        parameters = pika.URLParameters(self._url)
-        parameters.heartbeat = max(1, int(self._heartbeat.total_seconds()))
-        parameters.connection_attempts = 1
-        parameters.socket_timeout = 5
-        parameters.blocked_connection_timeout = 60
-        parameters.client_properties = {"connection_name": "conveyor"}
-        return parameters
-
     def _password(self) -> str | None:
         from urllib.parse import unquote, urlsplit
 
@@ -419,8 +459,8 @@ class RabbitMQTransport:
             self._session.close()
             self._session = None
 
-    def _reopen_consumer(self, session: PikaSession) -> None:
-        if session.connection.is_open:
+    def _reopen_consumer(self, session: AmqpSession) -> None:
+        if session.is_open:
             self._epochs += 1
             session.reopen_consumer(self._epochs)
 
@@ -451,9 +491,3 @@ class RabbitMQTransport:
                 f"this RabbitMQ transport ({self._address.where}) is closed; build a new "
                 f"Messaging (or transport) to go on."
             )
-
-
-def _is_channel_error(error: BaseException) -> bool:
-    import pika.exceptions as pe
-
-    return isinstance(error, pe.AMQPChannelError)

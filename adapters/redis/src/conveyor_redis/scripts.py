@@ -155,3 +155,11 @@ return {
   #lease > 0 and lease[2] or '-1',
 }
 """
+
+# ARGV: now (ms). Returns {stored messages, leased with the lease not run out}: one snapshot.
+STATS = """
+return {
+  redis.call('HLEN', KEYS[1]),
+  redis.call('ZCOUNT', KEYS[4], '(' .. ARGV[1], '+inf'),
+}
+"""

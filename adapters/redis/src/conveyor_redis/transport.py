@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.core.clock import Clock
 from conveyor.core.errors import ConnectionFailed, TransportError
-from conveyor.transports.seam import Capabilities, ChannelOptions, Delivery, WireMessage
+from conveyor.transports.seam import (
+    Capabilities,
+    ChannelOptions,
+    ChannelStats,
+    Delivery,
+    WireMessage,
+)
 from conveyor_redis import scripts
 from conveyor_redis.address import RedisAddress, parse_url
 from conveyor_redis.envelope import encode
@@ -86,6 +92,7 @@ class RedisTransport:
         "_release",
         "_renew",
         "_send",
+        "_stats",
     )
 
     def __init__(
@@ -118,6 +125,7 @@ class RedisTransport:
         self._release: Script = register(scripts.RELEASE)
         self._renew: Script = register(scripts.RENEW)
         self._inspect: Script = register(scripts.INSPECT)
+        self._stats: Script = register(scripts.STATS)
 
     @property
     def address(self) -> RedisAddress:
@@ -287,6 +295,18 @@ class RedisTransport:
             return self._clock.now()
         candidates = [int(float(v)) for v in (delayed, leased) if int(float(v)) >= 0]
         return from_ms(min(candidates)) if candidates else None
+
+    def stats(self, channel: str) -> ChannelStats:
+        """Pending and in flight; the age of the oldest is unknown (the ready set keeps no
+        times, only priorities)."""
+        if self._closed:
+            raise closed(self._address, f"read the load of channel {channel!r}")
+        keys = self._keys.get(channel) or self._keys_of(channel)
+        try:
+            stored, leased = self._stats(keys.all, (to_ms(self._clock.now()),))
+        except Exception as error:
+            raise self._translated(error, f"reading the load of channel {channel!r}") from error
+        return ChannelStats(pending=int(stored) - int(leased), in_flight=int(leased))
 
     def _inspected(self, channel: str) -> list[Any]:
         if self._closed:

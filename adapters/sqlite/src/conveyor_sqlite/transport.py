@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING
 from conveyor.core.clock import Clock
 from conveyor.core.errors import MessageTooLarge, StaleReceipt, TransportError
 from conveyor.core.ids import IdGenerator, UuidV7Ids
-from conveyor.transports.seam import Capabilities, ChannelOptions, Delivery, WireMessage
+from conveyor.transports.seam import (
+    Capabilities,
+    ChannelOptions,
+    ChannelStats,
+    Delivery,
+    WireMessage,
+)
 from conveyor_sqlite.application import (
     ApplicationConnection,
     ConnectionSource,
@@ -43,6 +49,7 @@ from conveyor_sqlite.messages import (
     unlease,
 )
 from conveyor_sqlite.quarantine import move_aside
+from conveyor_sqlite.stats import channel_stats
 
 if TYPE_CHECKING:
     import sqlite3
@@ -312,6 +319,11 @@ class SqliteTransport:
         with self._db.read(f"reading the next due time of channel {channel!r}") as connection:
             due_ms = earliest_due_ms(connection, channel)
         return None if due_ms is None else from_unix_ms(due_ms)
+
+    def stats(self, channel: str) -> ChannelStats:
+        """Pending, in flight, and how long the oldest waiting message has been receivable."""
+        with self._db.read(f"reading the load of channel {channel!r}") as connection:
+            return channel_stats(connection, channel, self._clock.now())
 
     def _texts_of(self, channel: str) -> _Texts:
         texts = self._texts[channel] = _Texts(channel)

@@ -10,6 +10,7 @@ from conveyor.core.clock import Clock
 from conveyor.transports.channels import Channel
 from conveyor.transports.seam import AsyncTransport, ChannelOptions, Transport
 from conveyor_sqs.client import ClientSettings
+from conveyor_sqs.deletes import DEFAULT_ACK_DELAY
 from conveyor_sqs.seconds import SQS_MAX_DELAY
 
 __all__ = ["SqsChannel"]
@@ -43,6 +44,8 @@ class SqsChannel(Channel):
         max_pool_connections: HTTP connections of the shared client; at least the number of
             consumers and async tasks receiving at once.
         async_threads: threads of the asyncio transport's executor (see ``AsyncSqsTransport``).
+        ack_delay: how long an ack may wait so that up to 10 share one ``DeleteMessageBatch``
+            (at most 500 ms); ``timedelta(0)`` deletes each message as it is acknowledged.
     """
 
     endpoint_url: str | None = None
@@ -56,6 +59,7 @@ class SqsChannel(Channel):
     max_delay: timedelta = SQS_MAX_DELAY
     max_pool_connections: int = 20
     async_threads: int = 16
+    ack_delay: timedelta = DEFAULT_ACK_DELAY
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -86,6 +90,7 @@ class SqsChannel(Channel):
             self.create_queue,
             tuple(sorted((self.queue_attributes or {}).items())),
             self.max_delay,
+            self.ack_delay,
         )
 
     def channel_options(self) -> ChannelOptions:
@@ -102,6 +107,7 @@ class SqsChannel(Channel):
             create_queues=self.create_queue,
             queue_attributes=self.queue_attributes,
             max_delay=self.max_delay,
+            ack_delay=self.ack_delay,
         )
 
     def open_async(self, clock: Clock) -> AsyncTransport:

@@ -9,7 +9,9 @@ The seam maps onto SQS almost verb for verb:
 - ``receive`` is ``ReceiveMessage`` with ``VisibilityTimeout`` = the lease, a batch of up to 10
   and ``WaitTimeSeconds`` for a long poll; the delivery count is SQS's
   ``ApproximateReceiveCount``;
-- ``ack`` is ``DeleteMessage``; ``release`` and ``renew`` are ``ChangeMessageVisibility``.
+- ``ack`` is a delete, batched: waiting acks go in one ``DeleteMessageBatch`` of up to 10,
+  sent in parallel with the next receive's call, or after ``ack_delay`` (50 ms) when none comes
+  (:mod:`conveyor_sqs.deletes`); ``release`` and ``renew`` are ``ChangeMessageVisibility``.
 
 A FIFO transport makes every queue a FIFO queue: messages of one group (the value of the
 channel's ``fifo_group_header``; the whole channel when it has none) are received in send
@@ -37,9 +39,16 @@ from conveyor.core.errors import (
     TransportClosed,
     TransportError,
 )
-from conveyor.transports.seam import Capabilities, ChannelOptions, Delivery, WireMessage
+from conveyor.transports.seam import (
+    Capabilities,
+    ChannelOptions,
+    ChannelStats,
+    Delivery,
+    WireMessage,
+)
 from conveyor_sqs import wire
 from conveyor_sqs.client import ClientSettings, open_client, where_of
+from conveyor_sqs.deletes import DEFAULT_ACK_DELAY, MAX_ACK_DELAY, DeleteBatcher
 from conveyor_sqs.errors import translate
 from conveyor_sqs.leases import LeaseBook
 from conveyor_sqs.queues import Queue, QueueDirectory
@@ -82,6 +91,10 @@ class SqsTransport:
         max_delay: the longest delay handed to SQS; longer ones come back early and the kernel
             sends them on. At most (and by default) SQS's 15 minutes.
         client: a boto3 SQS client to use instead of building one from ``settings``.
+        ack_delay: how long an ack may wait for the acks that follow, so that up to 10 share
+            one ``DeleteMessageBatch`` call (at most 500 ms, far under the shortest lease);
+            ``timedelta(0)`` deletes each message in its own call as ``ack`` returns. FIFO
+            transports always delete at once: a group's next message waits for the delete.
     """
 
     def __init__(
@@ -95,11 +108,18 @@ class SqsTransport:
         queue_attributes: Mapping[str, str] | None = None,
         max_delay: timedelta = SQS_MAX_DELAY,
         client: Any = None,
+        ack_delay: timedelta = DEFAULT_ACK_DELAY,
     ) -> None:
         if not timedelta(seconds=1) <= max_delay <= SQS_MAX_DELAY:
             raise ConfigurationError(
                 f"max_delay={max_delay} is outside what SQS holds: choose between 1 second and "
                 f"15 minutes; the kernel completes longer delays."
+            )
+        if not timedelta(0) <= ack_delay <= MAX_ACK_DELAY:
+            raise ConfigurationError(
+                f"ack_delay={ack_delay} is outside 0 to {MAX_ACK_DELAY.total_seconds():.1f} s: "
+                f"an acknowledged message must be deleted well before its lease (at least a "
+                f"second) runs out."
             )
         self._clock = clock
         self._settings = settings or ClientSettings()
@@ -119,6 +139,11 @@ class SqsTransport:
         )
         self._closed = False
         self._leases = LeaseBook()
+        self._deletes = (
+            DeleteBatcher(client, self._where, ack_delay)
+            if ack_delay > timedelta(0) and not fifo
+            else None
+        )
         self._capabilities = Capabilities(
             delay=True,
             max_delay=None if fifo else max_delay,
@@ -307,20 +332,33 @@ class SqsTransport:
         self, queue: Queue, channel: str, lease: timedelta, max_messages: int, seconds: int
     ) -> list[dict[str, Any]]:
         try:
-            answer = self._client.receive_message(
-                QueueUrl=queue.url,
-                MaxNumberOfMessages=min(max_messages, _MAX_BATCH),
-                WaitTimeSeconds=seconds,
-                VisibilityTimeout=lease_seconds(lease),
-                MessageAttributeNames=[wire.ATTRIBUTE],
-                MessageSystemAttributeNames=_SYSTEM_ATTRIBUTES,
-            )
+            if self._deletes is not None:
+                # The acks made before go in parallel with this call, and are done before
+                # anything is handed out: a consumer killed holding the next message loses
+                # nothing and handles nothing twice.
+                with self._deletes.during():
+                    answer = self._receive_call(queue, lease, max_messages, seconds)
+            else:
+                answer = self._receive_call(queue, lease, max_messages, seconds)
         except Exception as error:
             raise self._translate(
                 error, queue.name, f"receiving from channel {channel!r}"
             ) from error
         messages: list[dict[str, Any]] = answer.get("Messages", [])
         return messages
+
+    def _receive_call(
+        self, queue: Queue, lease: timedelta, max_messages: int, seconds: int
+    ) -> dict[str, Any]:
+        answer: dict[str, Any] = self._client.receive_message(
+            QueueUrl=queue.url,
+            MaxNumberOfMessages=min(max_messages, _MAX_BATCH),
+            WaitTimeSeconds=seconds,
+            VisibilityTimeout=lease_seconds(lease),
+            MessageAttributeNames=[wire.ATTRIBUTE],
+            MessageSystemAttributeNames=_SYSTEM_ATTRIBUTES,
+        )
+        return answer
 
     def _deliveries(
         self, queue: Queue, channel: str, received: list[dict[str, Any]]
@@ -360,9 +398,14 @@ class SqsTransport:
     # ------------------------------------------------------------------ settle
 
     def ack(self, delivery: Delivery) -> None:
-        """Delete the message. SQS cannot fence a delete by lease: an expired receipt may still
-        delete the message, so keep handlers idempotent (see the README)."""
+        """Delete the message, within ``ack_delay``. SQS cannot fence a delete by lease: an
+        expired receipt may still delete the message, so keep handlers idempotent (see the
+        README)."""
         queue = self._settling(delivery, "acknowledging")
+        if self._deletes is not None:
+            self._leases.settled(delivery.receipt)
+            self._deletes.add(queue.url, queue.name, delivery.receipt)
+            return
         try:
             self._client.delete_message(QueueUrl=queue.url, ReceiptHandle=delivery.receipt)
             self._leases.settled(delivery.receipt)
@@ -414,13 +457,42 @@ class SqsTransport:
             )
         return queue
 
+    # ------------------------------------------------------------------ load
+
+    def stats(self, channel: str) -> ChannelStats:
+        """SQS's approximate counts: pending is visible plus delayed, in flight is not visible
+        (received and not deleted, or hidden by this transport for a delay past SQS's own).
+        The age of the oldest is a CloudWatch metric, not a queue attribute: unknown."""
+        self._check_open(f"reading the load of channel {channel!r}")
+        queue = self._queue(channel)
+        self.flush()  # acks made here are deletes first: not counted in flight
+        names = [f"ApproximateNumberOfMessages{part}" for part in ("", "Delayed", "NotVisible")]
+        try:
+            found = self._client.get_queue_attributes(QueueUrl=queue.url, AttributeNames=names)
+        except Exception as error:
+            raise self._translate(error, queue.name, f"reading the load of {channel!r}") from error
+        counts = found.get("Attributes", {})
+        visible, delayed, hidden = (
+            int(counts[name]) if name in counts else None for name in names
+        )  # an attribute the server leaves out is unknown, not 0
+        pending = None if visible is None or delayed is None else visible + delayed
+        return ChannelStats(pending=pending, in_flight=hidden)
+
     # ------------------------------------------------------------------ lifecycle
 
+    def flush(self) -> None:
+        """Send now the deletes of acknowledged messages that wait to share a call."""
+        if self._deletes is not None:
+            self._deletes.flush()
+
     def close(self) -> None:
-        """Close the client's connections. Closing again is a no-op; other calls then raise."""
+        """Send the waiting deletes, close the client's connections. Closing again is a no-op;
+        other calls then raise."""
         if self._closed:
             return
         self._closed = True
+        if self._deletes is not None:
+            self._deletes.close()
         close = getattr(self._client, "close", None)
         if close is not None:
             close()

@@ -18,33 +18,24 @@ import shutil
 import unicodedata
 from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from conveyor.core.journal import Record, RecordKind
 from conveyor.core.wire import H
 from conveyor.stores.dead_letters import DeadLetter
-from conveyor.transports.dynamic import DynamicTransport, InspectableDynamicTransport
-
-if TYPE_CHECKING:
-    from conveyor.drivers.messaging import Messaging
 
 __all__ = [
     "parse_duration",
     "positive_int",
     "non_negative_int",
-    "ConsumerInfo",
-    "consumer_info",
-    "consumer_table",
-    "consumer_to_json",
-    "dynamic_info",
     "letter_table",
     "letter_to_json",
     "describe_letter",
     "printable",
     "terminal_width",
     "when",
+    "table",
 ]
 
 _ELLIPSIS = "..."
@@ -88,79 +79,6 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class ConsumerInfo:
-    """One runnable consumer as ``conveyor list`` shows it.
-
-    Attributes:
-        name: what ``conveyor run`` takes.
-        kind: "channel", "dynamic" (a dynamic channel) or "scheduled".
-        pending: messages on the channel; None when the transport cannot say (or scheduled).
-        next_due: when the consumer next has work; None when nothing is planned or unknown.
-        detail: the schedule of a scheduled endpoint; the transport of a channel; the
-            strategies of a dynamic channel.
-        targets: a dynamic channel's concrete channels (kind "target"), listed under it.
-        dead_letters: dead letters in the store from this channel (or scheduled endpoint);
-            None where they are not counted (a dynamic channel's targets).
-    """
-
-    name: str
-    kind: str
-    pending: int | None
-    next_due: datetime | None
-    detail: str
-    targets: tuple[ConsumerInfo, ...] = ()
-    dead_letters: int | None = None
-
-
-def consumer_info(
-    messaging: Messaging, name: str, letters: Sequence[DeadLetter] = ()
-) -> ConsumerInfo:
-    """What ``conveyor list`` knows of one consumer; a non-inspectable broker shows ``?``.
-
-    ``letters`` are the store's dead letters, counted per channel (per endpoint for a schedule).
-    """
-    found = _consumer_info(messaging, name)
-    scheduled = found.kind == "scheduled"
-    dead = sum(1 for d in letters if (d.endpoint_id if scheduled else d.channel) == name)
-    return replace(found, dead_letters=dead)
-
-
-def _consumer_info(messaging: Messaging, name: str) -> ConsumerInfo:
-    runtime = messaging.runtimes.get(name)
-    if runtime is None:
-        endpoint = messaging.driver.scheduled[name]
-        schedule = endpoint.spec.schedule
-        detail = schedule.describe() if schedule is not None else ""
-        return ConsumerInfo(name, "scheduled", None, endpoint.due, detail)
-    transport = runtime.transport
-    detail = type(transport).__qualname__ + (" (inline)" if runtime.inline else "")
-    if runtime.router is not None:
-        return dynamic_info(runtime.router)
-    if runtime.inspectable is not None:
-        pending, due = runtime.inspectable.pending(name), runtime.inspectable.next_due(name)
-        return ConsumerInfo(name, "channel", pending, due, detail)
-    return ConsumerInfo(name, "channel", None, None, detail)
-
-
-def dynamic_info(router: DynamicTransport) -> ConsumerInfo:
-    """A dynamic channel with its strategies, and each concrete channel behind it."""
-
-    def info(
-        name: str, kind: str, detail: str, targets: tuple[ConsumerInfo, ...] = ()
-    ) -> ConsumerInfo:
-        if isinstance(router, InspectableDynamicTransport):
-            pending, due = router.pending(name), router.next_due(name)
-            return ConsumerInfo(name, kind, pending, due, detail, targets)
-        return ConsumerInfo(name, kind, None, None, detail, targets)
-
-    targets = tuple(
-        info(name, "target", type(router.transport_of(name)).__qualname__)
-        for name in router.internal
-    )
-    return info(router.name, "dynamic", router.definition.describe_strategies(), targets)
-
-
 def terminal_width() -> int:
     """Columns of the terminal; 100 when output goes to a pipe or file (``COLUMNS`` wins)."""
     return shutil.get_terminal_size(fallback=(100, 24)).columns
@@ -194,44 +112,6 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], width: int) 
             text = text[: max(width - len(_ELLIPSIS), 0)] + _ELLIPSIS
         lines.append(text)
     return lines
-
-
-# ---------------------------------------------------------------------- consumers
-
-
-def consumer_table(consumers: Sequence[ConsumerInfo], now: datetime, width: int) -> list[str]:
-    """``conveyor list``: name, kind, pending messages, next due time, schedule or transport.
-
-    A dynamic channel's concrete channels follow it, as rows of kind "target".
-    """
-    rows = [
-        (
-            c.name,
-            c.kind,
-            "-" if c.kind == "scheduled" else ("?" if c.pending is None else c.pending),
-            "-" if c.dead_letters is None else c.dead_letters,
-            "now" if c.next_due is not None and c.next_due <= now else when(c.next_due),
-            c.detail,
-        )
-        for consumer in consumers
-        for c in (consumer, *consumer.targets)
-    ]
-    headers = ("NAME", "KIND", "PENDING", "DEAD", "NEXT DUE (UTC)", "SCHEDULE / TRANSPORT")
-    return table(headers, rows, width)
-
-
-def consumer_to_json(consumer: ConsumerInfo) -> dict[str, Any]:
-    shown: dict[str, Any] = {
-        "name": consumer.name,
-        "kind": consumer.kind,
-        "pending": consumer.pending,
-        "dead_letters": consumer.dead_letters,
-        "next_due": consumer.next_due.isoformat() if consumer.next_due else None,
-        "detail": consumer.detail,
-    }
-    if consumer.targets:
-        shown["targets"] = [consumer_to_json(t) for t in consumer.targets]
-    return shown
 
 
 # ---------------------------------------------------------------------- run outcomes

@@ -28,12 +28,13 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
 from conveyor.cli import format as fmt
+from conveyor.cli import listing
 from conveyor.cli.in_memory import (
     empty_in_memory_channels,
     in_memory_channel_error,
@@ -451,7 +452,8 @@ def _consumers_to_run(messaging: App, args: argparse.Namespace) -> list[str]:
     """The consumers ``run`` was asked for, checked: named ones, or every one with ``--all``."""
     internal: dict[str, str] = getattr(messaging, "internal_channels", {})
     runnable = [name for name in messaging.consumers() if name not in internal]
-    names: list[str] = list(dict.fromkeys(args.channel))
+    aliases: Mapping[str, str] = getattr(messaging, "aliases", {})  # ChannelAlias names
+    names: list[str] = list(dict.fromkeys(aliases.get(name, name) for name in args.channel))
     if args.all and names:
         raise UsageError("give consumer names or --all, not both")
     if args.all:
@@ -483,13 +485,17 @@ def _consumers_to_run(messaging: App, args: argparse.Namespace) -> list[str]:
 
 def _list(messaging: Messaging, args: argparse.Namespace) -> int:
     letters = messaging.dead_letters.list()
-    consumers = [fmt.consumer_info(messaging, name, letters) for name in messaging.consumers()]
+    consumers = [listing.consumer_info(messaging, name, letters) for name in messaging.consumers()]
     if args.json:
-        print(json.dumps([fmt.consumer_to_json(c) for c in consumers], indent=2))
+        print(json.dumps([listing.consumer_to_json(c) for c in consumers], indent=2))
     elif not consumers:
         print("no consumers: declare a channel with an @asynchronous handler, or a @scheduled one")
     else:
-        print("\n".join(fmt.consumer_table(consumers, messaging.clock.now(), fmt.terminal_width())))
+        print(
+            "\n".join(
+                listing.consumer_table(consumers, messaging.clock.now(), fmt.terminal_width())
+            )
+        )
     return EXIT_OK
 
 

@@ -42,6 +42,8 @@ class Clock(Protocol):
 
 def ensure_aware(instant: datetime, *, what: str = "instant") -> datetime:
     """Return ``instant`` in UTC, refusing naive datetimes that would be read in local time."""
+    if type(instant) is datetime and instant.tzinfo is UTC:  # already as Conveyor keeps time
+        return instant
     if not isinstance(instant, datetime):
         raise ClockError(
             f"{what} must be a datetime, got {instant!r}; for example "

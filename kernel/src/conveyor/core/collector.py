@@ -18,7 +18,7 @@ from datetime import datetime
 from conveyor.core.message import Message
 from conveyor.core.wire import WireMessage
 
-__all__ = ["PendingSend", "Scope", "AttemptState"]
+__all__ = ["PendingSend", "Scope", "AttemptState", "ManualAck"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,20 @@ class AttemptState:
 
     def __init__(self) -> None:
         self.recorded: BaseException | None = None
+
+
+class ManualAck(AttemptState):
+    """The state of an attempt consumed from a channel with manual acknowledgement.
+
+    ``acked`` is set by ``ctx.ack()``; the handler's call checks it when the handler returns. A
+    subclass, so that the attempts of every other call (each ``send``) carry nothing more.
+    """
+
+    __slots__ = ("acked",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.acked = False
 
 
 class Scope:

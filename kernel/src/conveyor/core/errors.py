@@ -24,6 +24,7 @@ __all__ = [
     "DeadLetterNotFound",
     "SendFailed",
     "MessageRejected",
+    "NotAcknowledged",
 ]
 
 
@@ -99,6 +100,17 @@ class MessageRejected(ConveyorError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class NotAcknowledged(ConveyorError):
+    """A handler on a channel with manual acknowledgement (``ack="manual"``) returned without
+    ``ctx.ack()`` or ``ctx.reject(reason)``.
+
+    Not a failure: raised by the kernel when the handler returns, so that the transaction rolls
+    back and what the handler sent is discarded, like any unfinished work; the delivery is then
+    given back to its channel and comes again once the channel's lease has passed, as a broker
+    redelivers an unacknowledged message. Retries, error handlers and dead letters never see it.
+    """
 
 
 class ClockError(ConveyorError):

@@ -31,6 +31,7 @@ __all__ = [
     "Marker",
     "handler_mark",
     "options_of",
+    "same_marks",
     "set_option",
     "PRIORITY_RANGE",
 ]
@@ -53,6 +54,7 @@ class HandlerMark:
     kind: HandlerKind
     routing_key: str | None = None
     endpoint_id: str | None = None
+    retry: RetryPolicy | None = None  # a synchronous handler's own instant retries
 
 
 def handler_mark(target: object) -> HandlerMark | None:
@@ -65,6 +67,16 @@ def options_of(target: object) -> dict[str, object]:
     """Options set on a function or class by ``@asynchronous``, ``@delayed`` and friends."""
     found = getattr(target, "__dict__", {}).get(_OPTIONS)
     return dict(found) if isinstance(found, dict) else {}
+
+
+def same_marks(target: object, mark: HandlerMark, options: dict[str, object]) -> bool:
+    """Whether ``target`` still carries this very ``mark`` and options equal to ``options``.
+
+    The cheap re-check of a handler read before (``conveyor.core.registry``): a mark set
+    again, even an equal one, is a change; options are compared by value, without a copy.
+    """
+    attrs = getattr(target, "__dict__", None)
+    return attrs is not None and attrs.get(_MARK) is mark and attrs.get(_OPTIONS, {}) == options
 
 
 def set_option(name: str, value: object) -> Callable[[F], F]:
@@ -86,7 +98,19 @@ def set_option(name: str, value: object) -> Callable[[F], F]:
     return apply
 
 
-def _mark(kind: HandlerKind, routing_key: str | None, endpoint_id: str | None) -> Callable[[F], F]:
+def _mark(
+    kind: HandlerKind,
+    routing_key: str | None,
+    endpoint_id: str | None,
+    retry: RetryPolicy | None = None,
+) -> Callable[[F], F]:
+    if retry is not None and (not isinstance(retry, RetryPolicy) or retry.delays is not None):
+        raise ConfigurationError(
+            f"@{kind}_handler(retry=...) takes RetryPolicy(instant=..., on=...): a synchronous "
+            f"call is retried at once, with no channel where a delayed retry could wait; got "
+            f"{retry!r}. For delayed retries make the handler @asynchronous(..., retry=...)."
+        )
+
     def apply(function: F) -> F:
         if not callable(function):
             raise ConfigurationError(f"@{kind}_handler decorates a function, got {function!r}")
@@ -96,7 +120,7 @@ def _mark(kind: HandlerKind, routing_key: str | None, endpoint_id: str | None) -
                 f"{function.__qualname__} is marked both @{existing.kind}_handler and "
                 f"@{kind}_handler; a handler has one role. Split it into two functions."
             )
-        setattr(function, _MARK, HandlerMark(kind, routing_key, endpoint_id))
+        setattr(function, _MARK, HandlerMark(kind, routing_key, endpoint_id, retry))
         return function
 
     return apply
@@ -106,7 +130,10 @@ def _mark(kind: HandlerKind, routing_key: str | None, endpoint_id: str | None) -
 def command_handler(function: F, /) -> F: ...
 @overload
 def command_handler(
-    *, routing_key: str | None = None, endpoint_id: str | None = None
+    *,
+    routing_key: str | None = None,
+    endpoint_id: str | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Callable[[F], F]: ...
 def command_handler(
     function: F | None = None,
@@ -114,12 +141,18 @@ def command_handler(
     *,
     routing_key: str | None = None,
     endpoint_id: str | None = None,
+    retry: RetryPolicy | None = None,
 ) -> F | Callable[[F], F]:
     """Mark a command handler: exactly one per command type (or routing key); may return a value.
 
     Routed by the type of the first parameter, or by ``routing_key="order.place"``.
+    ``retry=RetryPolicy(instant=3, on=StaleVersion)``: a synchronous handler's own instant
+    retries (the optimistic-locking case). Sent from application code, each attempt is a whole
+    new call (its own scope and transaction, the same message id), and this setting wins over
+    the bus's ``command_bus(retry=...)``; called inside another handler, a failure goes to the
+    enclosing work, whose own retry runs it all again.
     """
-    decorator = _mark("command", routing_key, endpoint_id)
+    decorator = _mark("command", routing_key, endpoint_id, retry)
     return decorator(function) if function is not None else decorator
 
 
@@ -150,7 +183,10 @@ def event_handler(
 def query_handler(function: F, /) -> F: ...
 @overload
 def query_handler(
-    *, routing_key: str | None = None, endpoint_id: str | None = None
+    *,
+    routing_key: str | None = None,
+    endpoint_id: str | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Callable[[F], F]: ...
 def query_handler(
     function: F | None = None,
@@ -158,9 +194,13 @@ def query_handler(
     *,
     routing_key: str | None = None,
     endpoint_id: str | None = None,
+    retry: RetryPolicy | None = None,
 ) -> F | Callable[[F], F]:
-    """Mark a query handler: exactly one per query type; ``ask`` returns its value."""
-    decorator = _mark("query", routing_key, endpoint_id)
+    """Mark a query handler: exactly one per query type; ``ask`` returns its value.
+
+    ``retry=RetryPolicy(instant=...)``: its own instant retries, as ``command_handler``'s.
+    """
+    decorator = _mark("query", routing_key, endpoint_id, retry)
     return decorator(function) if function is not None else decorator
 
 

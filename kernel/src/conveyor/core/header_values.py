@@ -97,15 +97,21 @@ def read_instant(name: str, value: str | None, *, due: bool = False) -> datetime
         instant = datetime.fromisoformat(value)
     except ValueError:
         raise _malformed(name, expected, found(value)) from None
-    if instant.tzinfo is None or instant.utcoffset() is None:
-        raise _malformed(name, expected, "a date and time without one")
-    try:
-        instant = instant.astimezone(UTC)
-    except OverflowError:  # a local time whose UTC reading is past datetime's range
-        raise _malformed(name, expected, "an instant outside the range of a datetime") from None
+    if instant.tzinfo is not UTC:  # what Conveyor writes ("+00:00") reads as UTC already
+        instant = _in_utc(name, instant, expected)
     if due and instant >= LATEST:
         raise _malformed(name, f"an instant before {LATEST.isoformat()}", "a later instant")
     return instant
+
+
+def _in_utc(name: str, instant: datetime, expected: str) -> datetime:
+    """An instant read with another offset, in UTC; a naive or unrepresentable one is malformed."""
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise _malformed(name, expected, "a date and time without one")
+    try:
+        return instant.astimezone(UTC)
+    except OverflowError:  # a local time whose UTC reading is past datetime's range
+        raise _malformed(name, expected, "an instant outside the range of a datetime") from None
 
 
 def read_timestamp(name: str, value: str) -> datetime:

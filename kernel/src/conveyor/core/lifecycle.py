@@ -44,6 +44,7 @@ __all__ = [
     "Plan",
     "reject",
     "expire",
+    "not_acknowledged",
     "after_failure",
     "after_error_handler",
     "after_bus_failure",
@@ -98,6 +99,8 @@ class ResolvedPolicy:
         final_failure: what happens when neither an error handler nor the store takes it.
         collect: what the handler sends leaves only when it succeeds (the message collector);
             False (the channel's ``collector=False``) sends each message at once.
+        manual_ack: the handler acknowledges each message itself (the channel's
+            ``ack="manual"``): ``ctx.ack()``, or ``ctx.reject(reason)``.
     """
 
     retry: RetryPolicy | None = None
@@ -105,6 +108,7 @@ class ResolvedPolicy:
     dead_letter: bool = True
     final_failure: FinalFailure = "resend"
     collect: bool = True
+    manual_ack: bool = False
 
 
 # ---------------------------------------------------------------------------------- actions
@@ -154,7 +158,10 @@ class Ack:
 
 @dataclass(frozen=True, slots=True)
 class Release:
-    """Give the delivery back to the transport, receivable again at once."""
+    """Give the delivery back to the transport, receivable again at once or from
+    ``available_at``."""
+
+    available_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +212,25 @@ def expire(expires_at: datetime, *, dead_letter_expired: bool, attempt: int) -> 
         actions.append(StoreDeadLetter("expired", None, attempt))
     actions.append(_ACK)
     return Plan(tuple(actions), Outcome.EXPIRED)
+
+
+def not_acknowledged(lease: timedelta, now: datetime) -> Plan:
+    """A handler on a manually acknowledged channel returned without acknowledging.
+
+    The delivery was not acknowledged, so it is given back as a broker gives back what its
+    consumer never acknowledged: receivable again once the channel's lease has passed (its
+    delivery count grows). Not a failure: no retry is counted and nothing is dead-lettered.
+    """
+    return Plan(
+        (
+            Record(
+                RecordKind.RELEASED,
+                detail=f"not acknowledged by the handler; comes again after the lease ({lease})",
+            ),
+            Release(now + lease),
+        ),
+        Outcome.RELEASED,
+    )
 
 
 def after_failure(

@@ -25,6 +25,7 @@ from conveyor.core.handlers import (
     HandlerMark,
     handler_mark,
     options_of,
+    same_marks,
 )
 from conveyor.core.interceptors import Interceptor, interceptor_mark
 from conveyor.core.message import Message
@@ -66,6 +67,13 @@ class HandlerSpec:
     def is_async(self) -> bool:
         return bool(self.channels)
 
+    @property
+    def dedup_scope(self) -> str:
+        """Whose deduplication keys this handler shares: its ``@deduplicated(tracking=...)``
+        name, else its own endpoint id."""
+        rule = self.deduplication
+        return rule.tracking if rule is not None and rule.tracking else self.endpoint_id
+
     def describe(self) -> str:
         target = self.routing_key or " | ".join(t.__qualname__ for t in self.message_types)
         where = f" on {' -> '.join(self.channels)}" if self.channels else ""
@@ -85,7 +93,8 @@ def read_handlers(
     listed: list[object] = []  # keeps each target alive, so the ids in ``seen`` stay unique
     seen: set[tuple[int, int]] = set()
     for target in targets:
-        key = _listing_key(target)
+        plain = target if type(target) is types.FunctionType else None
+        key = (id(target), 0) if plain is not None else _listing_key(target)
         if key in seen:
             name = getattr(target, "__qualname__", None) or f"{type(target).__qualname__} instance"
             raise ConfigurationError(
@@ -93,6 +102,9 @@ def read_handlers(
             )
         seen.add(key)
         listed.append(target)
+        if plain is not None and (kept := _kept(plain, len(specs), coroutines)) is not None:
+            specs.append(kept)
+            continue
         for function, class_options in _candidates(target):
             if interceptor_mark(function) is not None:
                 mark = interceptor_mark(function)
@@ -171,6 +183,43 @@ def _ordered_members(cls: type) -> list[str]:
 _READ = "__conveyor_read__"
 
 
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """What reading a handler found, kept on its function for the next ``Messaging``.
+
+    ``key`` is what the reading depends on (the marks and options); ``coroutine`` whether the
+    function is ``async def`` (asking ``inspect`` costs more than the rest of a reused reading).
+    """
+
+    key: tuple[HandlerMark, bool, dict[str, object], dict[str, object]]
+    spec: HandlerSpec
+    coroutine: bool
+
+
+def _kept(function: types.FunctionType, position: int, coroutines: bool) -> HandlerSpec | None:
+    """The very spec an earlier reading of a plain function kept, if it still holds as it is.
+
+    The common case of a test suite: the same module-level handlers in the same places, unmarked
+    and unchanged since the last ``Messaging``. Anything else (a new place, a changed option, an
+    interceptor mark, a coroutine the sync kernel refuses) takes the full path.
+    """
+    kept = function.__dict__.get(_READ)
+    if not isinstance(kept, _Reading) or (kept.coroutine and not coroutines):
+        return None
+    mark, bound, class_options, options = kept.key
+    spec = kept.spec
+    if (
+        spec.function is not function
+        or spec.position != position
+        or bound
+        or class_options
+        or not same_marks(function, mark, options)  # a new mark, even an equal one: read again
+        or interceptor_mark(function) is not None
+    ):
+        return None
+    return spec
+
+
 def _read_one(
     function: Callable[..., Any], class_options: dict[str, object], position: int
 ) -> HandlerSpec | None:
@@ -186,15 +235,16 @@ def _read_one(
     target = getattr(function, "__func__", function)
     key = (mark, function is not target, class_options, options_of(target))
     kept = getattr(target, _READ, None)
-    if kept is not None and kept[0] == key:
-        spec: HandlerSpec = kept[1]
+    if isinstance(kept, _Reading) and kept.key == key:
+        spec: HandlerSpec = kept.spec
         if spec.function is function and spec.position == position:
             return spec  # the same function in the same place: the very same spec
         return replace(spec, function=function, position=position)
     spec_read = _read_fresh(function, mark, class_options, position)
     kept_spec = spec_read if function is target else replace(spec_read, function=target)
+    reading = _Reading(key, kept_spec, inspect.iscoroutinefunction(target))
     with suppress(AttributeError, TypeError):  # a callable without attributes: read each time
-        setattr(target, _READ, (key, kept_spec))
+        setattr(target, _READ, reading)
     return spec_read
 
 
@@ -257,7 +307,13 @@ def _read_fresh(
     )
     failure = async_options or options.get("tick_failure")  # a scheduled tick's own settings
     assert failure is None or isinstance(failure, AsyncOptions)
-    retry = failure.retry if failure else None
+    if mark.retry is not None and async_options is not None:
+        raise ConfigurationError(
+            f"handler {name} sets retry= on @{mark.kind}_handler and is @asynchronous; the "
+            f"handler decorator's retry is for synchronous calls. Set it on "
+            f"@asynchronous(..., retry=...) instead."
+        )
+    retry = failure.retry if failure else mark.retry
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise ConfigurationError(f"@asynchronous(retry=...) on {name} takes a RetryPolicy")
     return HandlerSpec(

@@ -185,15 +185,21 @@ def read_envelope(wire: Mapping[str, str], *, max_priority: int | None = None) -
             replayed_times(wire) if H.REPLAYED in wire else 0,
         )
         slip = get(H.SLIP)
+        # Most messages carry none of the optional times: only those present are parsed.
+        expires_at, first_failed_at, not_before = (
+            get(H.EXPIRES_AT),
+            get(H.FIRST_FAILED_AT),
+            get(H.NOT_BEFORE),
+        )
         return Envelope(
             headers,
             wire[H.TYPE],
             wire[H.ENDPOINT],
             tuple(slip.split(",")) if slip else (),
             get(H.ROUTING_KEY),
-            read_instant(H.EXPIRES_AT, get(H.EXPIRES_AT), due=True),
-            read_instant(H.FIRST_FAILED_AT, get(H.FIRST_FAILED_AT)),
-            read_instant(H.NOT_BEFORE, get(H.NOT_BEFORE), due=True),
+            read_instant(H.EXPIRES_AT, expires_at, due=True) if expires_at else None,
+            read_instant(H.FIRST_FAILED_AT, first_failed_at) if first_failed_at else None,
+            read_instant(H.NOT_BEFORE, not_before, due=True) if not_before else None,
             read_priority(H.PRIORITY, get(H.PRIORITY), max_priority),
         )
     except KeyError as missing:

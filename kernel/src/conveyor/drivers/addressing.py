@@ -16,9 +16,10 @@ from typing import Protocol
 
 from conveyor.core.clock import Clock
 from conveyor.core.delivery import NO_OPTIONS, DeliveryOptions
-from conveyor.core.errors import ConfigurationError, RoutingError
+from conveyor.core.errors import ConfigurationError, ConveyorError, RoutingError
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
+from conveyor.core.retry import RetryPolicy
 from conveyor.core.routing import Router, check_payload, unrouted_plain_event
 from conveyor.transports.dynamic import internal_channel_error
 
@@ -61,6 +62,20 @@ class Addressing:
         """The one handler of a query."""
         check_payload("ask", query)
         return self.router.query(_routed_type(query, routing_key), routing_key)
+
+    def own_retry(self, verb: str, message: object, routing_key: str | None) -> RetryPolicy | None:
+        """The instant retries of the synchronous handler ``verb`` would call, if it has its own
+        (``@command_handler(retry=...)``); None for none, an event, or no such handler."""
+        try:
+            if verb == "send":
+                spec = self.command(message, routing_key)
+            elif verb == "ask":
+                spec = self.query(message, routing_key)
+            else:
+                return None
+        except ConveyorError:
+            return None
+        return None if spec.is_async else spec.retry
 
     def options(
         self,

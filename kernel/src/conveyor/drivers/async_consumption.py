@@ -12,9 +12,15 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from conveyor.core.clock import Clock
 from conveyor.core.delivery import NO_OPTIONS
-from conveyor.core.errors import ConnectionFailed, SerializationError, StaleReceipt, TransportClosed
+from conveyor.core.errors import (
+    ConnectionFailed,
+    NotAcknowledged,
+    SerializationError,
+    StaleReceipt,
+    TransportClosed,
+)
 from conveyor.core.journal import RecordKind
-from conveyor.core.lifecycle import Plan, ResolvedPolicy, expire
+from conveyor.core.lifecycle import Plan, ResolvedPolicy, expire, not_acknowledged
 from conveyor.core.message import Message
 from conveyor.core.outcome import Outcome
 from conveyor.core.registry import HandlerSpec
@@ -177,7 +183,7 @@ class AsyncConsumption:
         deduplication = self._deduplication
         if attempt.dedup_key is not None and deduplication is not None:
             try:
-                seen = deduplication.store.contains(spec.endpoint_id, attempt.dedup_key, now=now)
+                seen = deduplication.store.contains(spec.dedup_scope, attempt.dedup_key, now=now)
             except Exception as store_error:
                 plan = deliveries.store_failed_plan(store_error, "deduplication store")
                 return await self._execute(plan, consumed)
@@ -185,11 +191,15 @@ class AsyncConsumption:
                 self._recorder.message(
                     RecordKind.DUPLICATE, message, endpoint_id=spec.endpoint_id,
                     channel=runtime.name, attempt=message.headers.attempt,
+                    detail=deliveries.tracking_detail(spec),
                 )  # fmt: skip
                 await runtime.transport.ack(consumed.delivery)
                 return Outcome.DUPLICATE
         try:
             await self._stacks[spec.endpoint_id](attempt)
+        except NotAcknowledged:
+            plan = not_acknowledged(runtime.definition.lease, self._clock.now())
+            return await self._execute(plan, consumed)
         except Exception as error:
             self._recorder.failure(
                 attempt.state, message, endpoint_id=spec.endpoint_id, channel=runtime.name,

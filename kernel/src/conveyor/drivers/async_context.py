@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, overload
 
 from conveyor.core.clock import Clock
+from conveyor.core.collector import AttemptState
 from conveyor.core.message import Message
 from conveyor.core.queries import Answer, Query
 from conveyor.drivers.context import Handling
@@ -67,8 +68,9 @@ class AsyncContext(Handling):
         message: Message,
         endpoint_id: str | None,
         channel: str | None,
+        attempt: AttemptState | None = None,
     ) -> None:
-        super().__init__(clock, message, endpoint_id, channel)
+        super().__init__(clock, message, endpoint_id, channel, attempt)
         self._messaging = messaging
 
     async def send(self, command: object, **options: Any) -> object:

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
+from conveyor.core.bus_calls import retries_at_once
 from conveyor.core.clock import Clock
 from conveyor.core.delivery import DeliveryOptions
 from conveyor.core.ids import IdGenerator
@@ -30,7 +31,7 @@ from conveyor.core.registry import HandlerSpec
 from conveyor.drivers.async_context import AsyncBuses, AsyncContext
 from conveyor.drivers.async_outgoing import AsyncOutgoing
 from conveyor.drivers.bootstrap import Invoke
-from conveyor.drivers.dispatch import NewMessages, compose_invokers
+from conveyor.drivers.dispatch import NewMessages, compose_invokers, unacknowledged
 from conveyor.drivers.recording import Recorder
 from conveyor.drivers.scopes import Scopes
 
@@ -124,13 +125,36 @@ class AsyncDispatch:
         return AsyncContext(self._buses, self._clock, message, endpoint_id, channel)
 
     async def from_top(self, work: Callable[[], Awaitable[T]]) -> T:
-        """Run bus work in a collecting scope unless one is open already; then drain inline."""
-        if self._scopes.current() is not None:
-            return await work()
+        """Run bus work in a collecting scope unless one is open already; then drain inline.
+
+        Inside a handler whose channel switched the collector off (``collector=False``) no
+        collecting scope is open: the work gets one of its own, flushed as soon as it is done,
+        so what it sends leaves at once (an asyncio copy is held until a flush can await it).
+        """
+        current = self._scopes.current()
+        if current is not None:
+            if current.collector() is not None:
+                return await work()
+            return await self._collect(None, None, None, work)
         result = await self.collected(None, None, None, work)
         if self._drain_inline is not None:
             await self._drain_inline()
         return result
+
+    async def handle_from_top(self, spec: HandlerSpec, message: Message) -> object:
+        """Call a synchronous handler for ``send`` or ``ask``; at the top, a handler with its
+        own instant retries (``@command_handler(retry=...)``) runs each attempt as a whole new
+        call (its scope and transaction), under the same message."""
+        tried = 0
+        while True:
+            tried += 1
+            try:
+                return await self.from_top(lambda: self.call_handler(spec, message, None))
+            except Exception as error:
+                if self._scopes.current() is not None or not retries_at_once(
+                    spec.retry, error, tried
+                ):
+                    raise
 
     async def queue_from_top(
         self, spec: HandlerSpec, message: Message, options: DeliveryOptions
@@ -208,7 +232,7 @@ class AsyncDispatch:
         try:
             invoke = (self._sync_invokers if outer else self._invokers)[endpoint_id]
             context = (
-                self.context(message, endpoint_id, channel)
+                AsyncContext(self._buses, self._clock, message, endpoint_id, channel, scope.attempt)
                 if endpoint_id in self._wants_context
                 else None
             )
@@ -220,5 +244,7 @@ class AsyncDispatch:
             raise
         finally:
             scopes.leave(token)
+        if channel is not None:
+            unacknowledged(scope.attempt, endpoint_id)
         self._recorder.handled(message, endpoint_id, channel)
         return result

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import signal
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,10 +36,11 @@ from conveyor.core.routing import Router
 from conveyor.drivers.activity import activity_logged, log_consumed
 from conveyor.drivers.async_consumption import AsyncConsumption
 from conveyor.drivers.async_context import AsyncBuses
-from conveyor.drivers.async_dispatch import AsyncDispatch
+from conveyor.drivers.async_dispatch import AsyncDispatch, awaited
 from conveyor.drivers.async_plans import AsyncErrorHandlers
 from conveyor.drivers.channel_runtime import AsyncChannelRuntime
 from conveyor.drivers.driving import (
+    ConsumerHooks,
     RunResult,
     ScheduledEndpoint,
     StepBudget,
@@ -234,34 +235,28 @@ class AsyncDriver:
         tick: Message,
         error: BaseException,
     ) -> None:
-        """Perform a failing tick's plan, as the sync driver does."""
+        """Perform a failing tick's plan (``TickFailures.perform``), calling its error handler."""
         ticks = self._ticks
         assert ticks is not None
         endpoint_id = endpoint.spec.endpoint_id
-        for action in plan.actions:
-            if isinstance(action, lifecycle.Record):
-                ticks.record(action, tick, endpoint_id)
-            elif isinstance(action, lifecycle.Resend) and action.available_at is not None:
-                later = tick.headers.with_attempt(tick.headers.attempt + 1)
-                endpoint.retry = (action.available_at, Message(tick.payload, later, None))
-            elif isinstance(action, lifecycle.StoreDeadLetter):
-                ticks.store(action, tick, endpoint_id)
-            elif isinstance(action, lifecycle.CallErrorHandler):
-                assert self._error_handlers is not None
-                handler_error: BaseException | None = None
-                try:
-                    await self._error_handlers.give(
-                        action.handler, ticks.failure(tick, endpoint_id, error), tick,
-                        endpoint_id, None,
-                    )  # fmt: skip
-                except Exception as raised:
-                    handler_error = raised
-                after = lifecycle.after_error_handler(
-                    ticks.policies[endpoint_id], error=error, handler_error=handler_error,
-                    handler=action.handler, attempt=tick.headers.attempt, wire={},
-                    now=self._clock.now(),
-                )  # fmt: skip
-                await self._carry_out(after, endpoint, tick, error)
+
+        def retry_later(due: datetime, retry: Message) -> None:
+            endpoint.retry = (due, retry)
+
+        next_plan: lifecycle.Plan | None = plan
+        while next_plan is not None:
+            call = ticks.perform(next_plan, tick, endpoint_id, retry_later)
+            if call is None:
+                return
+            assert self._error_handlers is not None
+            handler_error: BaseException | None = None
+            try:
+                await self._error_handlers.give(
+                    call.handler, ticks.failure(tick, endpoint_id, error), tick, endpoint_id, None
+                )
+            except Exception as raised:
+                handler_error = raised
+            next_plan = ticks.after_error_handler(call, tick, endpoint_id, error, handler_error)
 
     # ------------------------------------------------------------------ settling
 
@@ -354,13 +349,50 @@ class AsyncDriver:
         stop_on_failure: bool,
         finish_when_empty: bool | None,
         grace: timedelta | None = None,
+        hooks: ConsumerHooks | None = None,
     ) -> RunResult:
         """Run one consumer, or several in turn, with up to ``concurrency`` messages in flight.
 
         A second signal, or ``grace`` running out after the first, cancels what is in flight:
-        those messages come back when their lease runs out.
+        those messages come back when their lease runs out. ``hooks`` are called (and awaited
+        when they return an awaitable) for each consumer name, as ``Messaging.run`` calls them.
         """
         names = [name] if isinstance(name, str) else list(dict.fromkeys(name))
+        if hooks is None:
+            return await self._run(
+                names, concurrency, limit, time_limit, memory_limit, stop_on_failure,
+                finish_when_empty, grace, None,
+            )  # fmt: skip
+        for each in names:
+            await awaited(hooks.on_start(each))
+
+        async def idle() -> None:
+            for each in names:
+                await awaited(hooks.on_idle(each))
+
+        result: RunResult | None = None
+        try:
+            result = await self._run(
+                names, concurrency, limit, time_limit, memory_limit, stop_on_failure,
+                finish_when_empty, grace, idle,
+            )  # fmt: skip
+            return result
+        finally:
+            for each in names:
+                await awaited(hooks.on_stop(each, result))
+
+    async def _run(
+        self,
+        names: list[str],
+        concurrency: int,
+        limit: int | None,
+        time_limit: timedelta | None,
+        memory_limit: int | None,
+        stop_on_failure: bool,
+        finish_when_empty: bool | None,
+        grace: timedelta | None,
+        on_idle: Callable[[], Awaitable[None]] | None,
+    ) -> RunResult:
         if not names:
             raise ConfigurationError("run() needs at least one consumer")
         for each in names:
@@ -418,6 +450,8 @@ class AsyncDriver:
                     if in_flight:  # what is in flight may bring more work
                         await _first_done(in_flight, stop)
                         continue
+                    if on_idle is not None:
+                        await on_idle()
                     if finish_when_empty or (
                         virtual and time_limit is None and await self.next_due(names) is None
                     ):

@@ -47,7 +47,7 @@ from conveyor.drivers.bootstrap import (
     prepare,
 )
 from conveyor.drivers.channel_runtime import AsyncChannelRuntime
-from conveyor.drivers.driving import RunResult
+from conveyor.drivers.driving import ConsumerHooks, RunResult
 from conveyor.drivers.guarded_bus import install_bus_interceptors
 from conveyor.drivers.logs import log_failures as log_failures_to
 from conveyor.drivers.policies import resolve_policies
@@ -57,7 +57,7 @@ from conveyor.drivers.ticks import TickFailures, tick_policies
 from conveyor.stores.dead_letters import DeadLetterStore
 from conveyor.stores.deduplication import Deduplication
 from conveyor.stores.schedules import ScheduleStore
-from conveyor.transports.channels import Channel, Mode
+from conveyor.transports.channels import Channel, ChannelAlias, Mode
 from conveyor.transports.seam import AsyncTransport
 
 __all__ = ["AsyncMessaging"]
@@ -73,7 +73,7 @@ class AsyncMessaging:
     def __init__(
         self,
         handlers: Iterable[object] = (),
-        channels: Iterable[Channel | str] = (),
+        channels: Iterable[Channel | ChannelAlias | str] = (),
         *,
         clock: Clock | None = None,
         ids: IdGenerator | None = None,
@@ -107,6 +107,8 @@ class AsyncMessaging:
             error_handler=error_handler, types=types, codec=codec, root="AsyncMessaging",
         )  # fmt: skip
         self.handlers: tuple[HandlerSpec, ...] = prepared.handlers
+        #: Each ``ChannelAlias`` name -> the channel it names (``run`` and the buses take both).
+        self.aliases: Mapping[str, str] = prepared.aliases
         self.endpoints: dict[str, HandlerSpec] = prepared.endpoints
         self.router = prepared.router
         self.codec: Codec = prepared.codec
@@ -252,7 +254,7 @@ class AsyncMessaging:
         dispatch = self._dispatch
         if not spec.is_async:
             self._addressing.refuse_options(spec, message, options)
-            return await dispatch.from_top(lambda: dispatch.call_handler(spec, message, None))
+            return await dispatch.handle_from_top(spec, message)
         await dispatch.queue_from_top(spec, message, options)
         return None
 
@@ -325,7 +327,7 @@ class AsyncMessaging:
         )
         self._recorder.verb(RecordKind.ASKED, message)
         dispatch = self._dispatch
-        return await dispatch.from_top(lambda: dispatch.call_handler(spec, message, None))
+        return await dispatch.handle_from_top(spec, message)
 
     async def send_through(
         self,
@@ -340,6 +342,7 @@ class AsyncMessaging:
         propagate_headers: bool = True,
     ) -> None:
         """Queue a message on ``channel`` so its consumer routes it on the bus (async bus)."""
+        channel = self.aliases.get(channel, channel)
         check_bus_channel(channel, self.channels, {})  # no dynamic channels: none is internal
         if not self._open:
             await self.open()
@@ -376,20 +379,28 @@ class AsyncMessaging:
         stop_on_failure: bool = False,
         finish_when_empty: bool | None = None,
         grace: timedelta | None = None,
+        hooks: ConsumerHooks | None = None,
     ) -> RunResult:
         """Run one consumer, or several in turn, up to ``concurrency`` messages at once.
 
         The limits and their defaults are ``Messaging.run``'s, counted over all the consumers.
         SIGTERM and SIGINT (in the main thread) stop taking messages; the run returns once
         those in flight are finished. A second signal, or ``grace`` running out, cancels them
-        (they come back when their lease runs out).
+        (they come back when their lease runs out). ``hooks``: ``ConsumerHooks(on_start=,
+        on_idle=, on_stop=)``, plain or ``async def``, called for each consumer name.
         """
         if not self._open:
             await self.open()
+        aliases = self.aliases
+        name = (
+            aliases.get(name, name)
+            if isinstance(name, str)
+            else [aliases.get(each, each) for each in name]
+        )
         return await self._driver.run(
             name, concurrency=concurrency, limit=limit, time_limit=time_limit,
             memory_limit=memory_limit, stop_on_failure=stop_on_failure,
-            finish_when_empty=finish_when_empty, grace=grace,
+            finish_when_empty=finish_when_empty, grace=grace, hooks=hooks,
         )  # fmt: skip
 
     def request_stop(self) -> None:

@@ -91,7 +91,7 @@ class AsyncPlanExecutor(PlanSteps):
             elif isinstance(action, Ack):
                 await transport.ack(consumed.delivery)
             elif isinstance(action, Release):
-                await transport.release(consumed.delivery)
+                await transport.release(consumed.delivery, available_at=action.available_at)
         return plan.outcome
 
 

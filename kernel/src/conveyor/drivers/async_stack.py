@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from conveyor.core.clock import Clock
-from conveyor.core.collector import AttemptState
+from conveyor.core.collector import AttemptState, ManualAck
+from conveyor.core.errors import NotAcknowledged
 from conveyor.core.interceptors import Interceptor
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
@@ -54,6 +55,8 @@ async def instant_retry(proceed: Proceed, attempt: AsyncAttempt) -> object:
     while True:
         try:
             return await proceed()
+        except NotAcknowledged:
+            raise  # not a failure: the delivery is given back, never retried here
         except Exception as error:
             attempt.parts.recorder.failure(
                 attempt.state,
@@ -74,7 +77,7 @@ async def deduplication(proceed: Proceed, attempt: AsyncAttempt) -> object:
     parts = attempt.parts
     if attempt.dedup_key is not None and parts.deduplication is not None:
         parts.deduplication.store.add(
-            attempt.spec.endpoint_id,
+            attempt.spec.dedup_scope,
             attempt.dedup_key,
             expires_at=parts.clock.now() + parts.deduplication.expiry,
         )
@@ -94,6 +97,8 @@ async def collector(proceed: Proceed, attempt: AsyncAttempt) -> object:
     """Messages sent while handling leave only when the handler returns."""
     parts = attempt.parts
     scopes = parts.scopes
+    if attempt.policy is not None and attempt.policy.manual_ack:
+        attempt.state = ManualAck()  # ctx.ack() marks it; the handler's call checks it
     scope, token = scopes.inner(
         attempt.message,
         attempt.spec.endpoint_id,

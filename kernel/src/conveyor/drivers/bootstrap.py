@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from conveyor.core.clock import Clock, SteppableClock, SystemClock
@@ -22,12 +22,13 @@ from conveyor.core.lifecycle import ResolvedPolicy
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec, read_handlers
 from conveyor.core.routing import Router
+from conveyor.core.spec_cache import Catalogue, catalogue
 from conveyor.drivers import stack
 from conveyor.drivers.channel_runtime import AnyRuntime, AsyncChannelRuntime, ChannelRuntime
 from conveyor.drivers.stack import Layer, StackOrder
 from conveyor.stores.dead_letters import DeadLetterStore, InMemoryDeadLetterStore
 from conveyor.stores.deduplication import Deduplication, TransactionalDeduplicationStore
-from conveyor.transports.channels import Channel, Mode, QueueChannel
+from conveyor.transports.channels import Channel, ChannelAlias, Mode, QueueChannel
 from conveyor.transports.seam import AsyncTransport, Transport
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "prepare",
     "compose_stacks",
     "check_channels",
+    "split_aliases",
+    "aliased",
     "check_handlers",
     "open_channels",
     "open_async_channels",
@@ -46,6 +49,7 @@ __all__ = [
     "resolve_error_handler",
     "unused_layers",
     "base_call",
+    "registered_types",
 ]
 
 Invoke = Callable[[Message, object], object]
@@ -66,6 +70,7 @@ class Prepared:
     endpoint_error_handlers: dict[str, HandlerSpec | None]
     types: TypeRegistry
     codec: Codec
+    aliases: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +104,7 @@ def basics(
 
 def prepare(
     handlers: Iterable[object],
-    channels: Iterable[Channel | str],
+    channels: Iterable[Channel | ChannelAlias | str],
     interceptors: Iterable[object],
     *,
     deduplication: Deduplication | None,
@@ -115,21 +120,22 @@ def prepare(
     """
     given = [*_iterable(handlers, "handlers", root), *_checked(interceptors)]
     specs, found = read_handlers(given, coroutines=root == "AsyncMessaging")
-    endpoints = {s.endpoint_id: s for s in specs}
-    definitions = check_channels(_iterable(channels, "channels", root), endpoints)
+    channel_list, aliases = split_aliases(_iterable(channels, "channels", root))
+    specs = aliased(specs, aliases)
+    shared = catalogue(tuple(specs))
+    router = shared.router
+    endpoints = dict(shared.endpoints)
+    definitions = check_channels(channel_list, endpoints)
     check_handlers(specs, definitions, deduplication)
 
     def error_handler_of(target: object, owner: str) -> HandlerSpec | None:
         return resolve_error_handler(target, owner, endpoints, specs)
 
-    registry = TypeRegistry(types)
-    for spec in specs:
-        for message_type in spec.message_types:
-            registry.register(message_type)
+    registry = registered_types(types, specs, shared)
     return Prepared(
         handlers=tuple(specs),
         interceptors=tuple(found),
-        router=Router(specs),
+        router=router,
         endpoints=endpoints,
         definitions=definitions,
         error_handler=error_handler_of(error_handler, root),
@@ -141,7 +147,8 @@ def prepare(
             s.endpoint_id: error_handler_of(s.error_handler, s.name) for s in specs
         },
         types=registry,
-        codec=codec if codec is not None else JsonCodec(registry),
+        codec=codec if codec is not None else JsonCodec(registry, plans=shared.plans),
+        aliases=aliases,
     )
 
 
@@ -205,6 +212,67 @@ def _checked(interceptors: Iterable[object]) -> list[object]:
     return found
 
 
+def split_aliases(
+    given: Iterable[Channel | str | ChannelAlias],
+) -> tuple[list[Channel | str], dict[str, str]]:
+    """The channel definitions, and each ``ChannelAlias`` resolved to the channel it names.
+
+    An alias may name another alias; it must end at a declared channel, without a cycle, and
+    its own name must not be a channel's.
+    """
+    definitions: list[Channel | str] = []
+    targets: dict[str, str] = {}
+    for item in given:
+        if isinstance(item, ChannelAlias):
+            if item.name in targets:
+                raise ConfigurationError(
+                    f"channel alias {item.name!r} is declared twice; declare each alias once."
+                )
+            targets[item.name] = item.to
+        else:
+            definitions.append(item)
+    names = {d if isinstance(d, str) else getattr(d, "name", None) for d in definitions}
+    resolved: dict[str, str] = {}
+    for alias, named in targets.items():
+        if alias in names:
+            raise ConfigurationError(
+                f"channel alias {alias!r} has the name of a declared channel; an alias is a "
+                f"second name for a channel, so give it a name of its own."
+            )
+        chain = [alias]
+        target = named
+        while target in targets:
+            if target in chain:
+                raise ConfigurationError(
+                    f"channel aliases form a cycle: {' -> '.join([*chain, target])}; end the "
+                    f"chain at a declared channel."
+                )
+            chain.append(target)
+            target = targets[target]
+        if target not in names:
+            declared = ", ".join(sorted(repr(n) for n in names if n)) or "none"
+            raise ConfigurationError(
+                f"channel alias {alias!r} names {named!r}"
+                f"{f' (through {target!r})' if target != named else ''}, but no "
+                f"channel {target!r} was declared (declared channels: {declared}). Add the "
+                f"channel, or point the alias at one of these."
+            )
+        resolved[alias] = target
+    return definitions, resolved
+
+
+def aliased(specs: list[HandlerSpec], aliases: Mapping[str, str]) -> list[HandlerSpec]:
+    """Handlers bound to an alias, bound to the channel it names instead."""
+    if not aliases:
+        return specs
+    return [
+        replace(s, channels=tuple(aliases.get(c, c) for c in s.channels))
+        if any(c in aliases for c in s.channels)
+        else s
+        for s in specs
+    ]
+
+
 def check_channels(
     definitions: Iterable[Channel | str], endpoints: Mapping[str, HandlerSpec]
 ) -> dict[str, Channel]:
@@ -237,7 +305,16 @@ def check_handlers(
     deduplication: Deduplication | None,
 ) -> None:
     """Refuse handlers whose options this Messaging cannot honour, before opening anything."""
+    endpoint_ids = {s.endpoint_id for s in specs}
     for spec in specs:
+        tracking = spec.deduplication.tracking if spec.deduplication is not None else None
+        if tracking is not None and tracking in endpoint_ids and tracking != spec.endpoint_id:
+            raise ConfigurationError(
+                f"handler {spec.name} is @deduplicated(tracking={tracking!r}), the endpoint id "
+                f"of another handler, whose own keys it would share without saying so; choose "
+                f"a tracking name that is no endpoint's id, and give it to every endpoint that "
+                f"shares the keys."
+            )
         if spec.deduplication is not None and not spec.channels:
             raise ConfigurationError(
                 f"handler {spec.name} is @deduplicated, but it runs synchronously, where a "
@@ -438,6 +515,24 @@ def unused_layers(
     ):
         unused.add(stack.deduplication_in_transaction)
     return frozenset(unused)
+
+
+def registered_types(
+    types: Iterable[type], specs: Iterable[HandlerSpec], shared: Catalogue
+) -> TypeRegistry:
+    """The kernel's payload names: ``types`` first, then the handlers' message types.
+
+    Without extra ``types`` (the usual case) it is a copy of the registry the handlers'
+    catalogue composed once; with them, registered in that order as always.
+    """
+    given = tuple(types)
+    if not given:
+        return shared.registry()
+    registry = TypeRegistry(given)
+    for spec in specs:
+        for message_type in spec.message_types:
+            registry.register(message_type)
+    return registry
 
 
 def base_call(spec: HandlerSpec) -> Invoke:

@@ -13,6 +13,7 @@ from conveyor.transports.seam import (
     AsyncRenewableTransport,
     AsyncTransport,
     InspectableTransport,
+    MeasurableTransport,
     RenewableTransport,
     Transport,
 )
@@ -25,7 +26,8 @@ class ChannelRuntime:
 
     The transport's optional abilities are looked up once, here, when the ``Messaging`` is
     built: ``inspectable`` (it can say what it holds and when it is next due, which stepping
-    virtual time needs) and ``renewable`` (it can extend a lease while a long handler runs).
+    virtual time needs), ``renewable`` (it can extend a lease while a long handler runs) and
+    ``measurable`` (its broker can say how loaded a channel is, for ``conveyor list``).
     ``bus`` says whether the channel carries an asynchronous bus's messages (only there does a
     consumer route one to any handler), ``max_priority`` the highest priority a header may hold.
     ``router`` is set for a dynamic channel: it places each message on a concrete channel.
@@ -38,6 +40,7 @@ class ChannelRuntime:
         "inline",
         "inspectable",
         "max_priority",
+        "measurable",
         "name",
         "renewable",
         "router",
@@ -64,6 +67,7 @@ class ChannelRuntime:
             transport if _inspectable(transport) else None
         )
         self.renewable: RenewableTransport | None = transport if _renewable(transport) else None
+        self.measurable: MeasurableTransport | None = transport if _measurable(transport) else None
         self.router: DynamicTransport | None = (
             transport if isinstance(transport, DynamicTransport) else None
         )
@@ -119,6 +123,10 @@ def _inspectable(transport: Transport) -> TypeGuard[InspectableTransport]:
 
 def _renewable(transport: Transport) -> TypeGuard[RenewableTransport]:
     return implements(transport, RenewableTransport)
+
+
+def _measurable(transport: Transport) -> TypeGuard[MeasurableTransport]:
+    return implements(transport, MeasurableTransport)
 
 
 def _async_inspectable(transport: AsyncTransport) -> TypeGuard[AsyncInspectableTransport]:

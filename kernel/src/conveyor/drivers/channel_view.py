@@ -16,7 +16,13 @@ from datetime import datetime
 
 from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.transports.channels import Channel, Mode
-from conveyor.transports.seam import Capabilities, InspectableTransport, Transport
+from conveyor.transports.seam import (
+    Capabilities,
+    ChannelStats,
+    InspectableTransport,
+    MeasurableTransport,
+    Transport,
+)
 
 __all__ = ["ChannelView", "view_of"]
 
@@ -58,6 +64,14 @@ class ChannelView:
         transport cannot tell."""
         if isinstance(self.transport, InspectableTransport):
             return self.transport.next_due(self.name)
+        return None
+
+    def stats(self) -> ChannelStats | None:
+        """What its broker says of its load now (pending, in flight, the oldest's age), as
+        ``conveyor list`` shows it, for a health check or a metrics endpoint; None if the
+        transport is not a ``MeasurableTransport``."""
+        if isinstance(self.transport, MeasurableTransport):
+            return self.transport.stats(self.name)
         return None
 
 

@@ -25,18 +25,20 @@ transport that cannot be reached stops the consumer.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 
 from conveyor.core.clock import Clock
 from conveyor.core.delivery import NO_OPTIONS
 from conveyor.core.errors import (
     ConnectionFailed,
     NoHandlerError,
+    NotAcknowledged,
     SerializationError,
     StaleReceipt,
     TransportClosed,
 )
 from conveyor.core.journal import ExceptionInfo, RecordKind
-from conveyor.core.lifecycle import Plan, ResolvedPolicy, expire, reject
+from conveyor.core.lifecycle import Plan, ResolvedPolicy, expire, not_acknowledged, reject
 from conveyor.core.message import Message
 from conveyor.core.outcome import Outcome
 from conveyor.core.registry import HandlerSpec
@@ -138,8 +140,9 @@ class Consumption:
             consumed = Consumed(runtime, delivery, endpoint_id=wire.get(H.ENDPOINT))
             return self._reject(consumed, "malformed headers", error)
         consumed = Consumed(runtime, delivery, envelope, endpoint_id=envelope.endpoint)
+        now = self._clock.now()  # read once: routing and the expiry check see the same instant
         try:
-            route = deliveries.route_of(envelope, self._clock.now())
+            route = deliveries.route_of(envelope, now)
             if route == "forward":
                 return self._forward(consumed, envelope)
             if route == "hold":
@@ -163,7 +166,7 @@ class Consumption:
             raise
         except Exception as error:  # a kernel or codec bug must not stop the consumer either
             return self._reject(consumed, "unreadable", error)
-        return self._handle(consumed, spec, envelope, message, stop_on_failure)
+        return self._handle(consumed, spec, envelope, message, now, stop_on_failure)
 
     # ---------------------------------------------------------------- reading
 
@@ -189,10 +192,10 @@ class Consumption:
         spec: HandlerSpec,
         envelope: Envelope,
         message: Message,
+        now: datetime,
         stop_on_failure: bool,
     ) -> Outcome:
         runtime = consumed.runtime
-        now = self._clock.now()
         if envelope.expires_at is not None and envelope.expires_at <= now:
             plan = expire(
                 envelope.expires_at,
@@ -218,7 +221,7 @@ class Consumption:
         deduplication = self._deduplication
         if dedup_key is not None and deduplication is not None:
             try:
-                seen = deduplication.store.contains(spec.endpoint_id, dedup_key, now=now)
+                seen = deduplication.store.contains(spec.dedup_scope, dedup_key, now=now)
             except Exception as store_error:
                 return self._store_failed(consumed, store_error, "deduplication store")
             if seen:
@@ -228,11 +231,15 @@ class Consumption:
                     endpoint_id=spec.endpoint_id,
                     channel=runtime.name,
                     attempt=message.headers.attempt,
+                    detail=deliveries.tracking_detail(spec),
                 )
                 runtime.transport.ack(consumed.delivery)
                 return Outcome.DUPLICATE
         try:
             self._stacks[spec.endpoint_id](attempt)
+        except NotAcknowledged:
+            plan = not_acknowledged(runtime.definition.lease, self._clock.now())
+            return self._execute(plan, consumed)
         except Exception as error:
             # raised outside the handler (a layer or an outer interceptor): record it once
             self._recorder.failure(

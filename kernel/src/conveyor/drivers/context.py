@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, overload
 
 from conveyor.core.clock import Clock
+from conveyor.core.collector import AttemptState, ManualAck
 from conveyor.core.errors import MessageRejected
 from conveyor.core.headers import Headers
 from conveyor.core.message import Message
@@ -24,15 +25,21 @@ class Handling:
     The part of ``Context`` and ``AsyncContext`` that does not send.
     """
 
-    __slots__ = ("_clock", "channel", "endpoint_id", "message")
+    __slots__ = ("_attempt", "_clock", "channel", "endpoint_id", "message")
 
     def __init__(
-        self, clock: Clock, message: Message, endpoint_id: str | None, channel: str | None
+        self,
+        clock: Clock,
+        message: Message,
+        endpoint_id: str | None,
+        channel: str | None,
+        attempt: AttemptState | None = None,
     ) -> None:
         self._clock = clock
         self.message = message
         self.endpoint_id = endpoint_id
         self.channel = channel
+        self._attempt = attempt
 
     @property
     def headers(self) -> Headers:
@@ -54,6 +61,20 @@ class Handling:
         skip a side effect that already happened.
         """
         return self.message.headers.replayed
+
+    def ack(self) -> None:
+        """Acknowledge this message, on a channel with ``ack="manual"``.
+
+        It takes effect when the handler returns, together with what the handler sent: an
+        exception raised after ``ack()`` is a failure as usual (retried by the endpoint's
+        policy). A handler on a manually acknowledged channel that returns without ``ack()`` or
+        :meth:`reject` gives the message back: it comes again after the channel's lease.
+        Elsewhere (the default ``ack="auto"``, synchronous handlers) it changes nothing: the
+        message is acknowledged when the handler returns.
+        """
+        attempt = self._attempt
+        if isinstance(attempt, ManualAck):
+            attempt.acked = True
 
     def reject(self, reason: str) -> NoReturn:
         """Refuse this message for good: it is not retried and goes straight to the dead-letter
@@ -92,8 +113,9 @@ class Context(Handling):
         message: Message,
         endpoint_id: str | None,
         channel: str | None,
+        attempt: AttemptState | None = None,
     ) -> None:
-        super().__init__(clock, message, endpoint_id, channel)
+        super().__init__(clock, message, endpoint_id, channel, attempt)
         self._messaging = messaging
 
     def send(

@@ -47,6 +47,7 @@ __all__ = [
     "store_failed_plan",
     "forwarded",
     "dedup_key",
+    "tracking_detail",
     "record_stale",
     "log_undone",
 ]
@@ -189,6 +190,12 @@ def dedup_key(
     if rule.key is not None:
         return rule.key(message.payload)
     return message.headers.id
+
+
+def tracking_detail(spec: HandlerSpec) -> str:
+    """A duplicate's journal detail: the tracking name whose keys it was found under, if shared."""
+    scope = spec.dedup_scope
+    return f"tracking {scope!r}" if scope != spec.endpoint_id else ""
 
 
 def record_stale(

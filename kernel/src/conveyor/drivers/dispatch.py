@@ -16,20 +16,25 @@ tasks each have their own.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from types import MappingProxyType
 from typing import TypeVar
 
+from conveyor.core.bus_calls import retries_at_once
 from conveyor.core.clock import Clock
-from conveyor.core.collector import Scope
+from conveyor.core.collector import AttemptState, ManualAck, Scope
 from conveyor.core.delivery import DeliveryOptions
+from conveyor.core.errors import NotAcknowledged
 from conveyor.core.headers import Headers, check_identity, check_user_headers
 from conveyor.core.ids import IdGenerator
 from conveyor.core.interceptors import Interceptor, wrap_with
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
+from conveyor.core.spec_cache import SpecsKey, cacheable
 from conveyor.drivers.bootstrap import Invoke, base_call
 from conveyor.drivers.buses import Buses
 from conveyor.drivers.context import Context
@@ -144,17 +149,41 @@ class NewMessages:
         return Message(payload, built, routing_key)
 
 
+Invokers = tuple[dict[str, Invoke], dict[str, Invoke], AbstractSet[str]]
+"""Each handler's call as consumed and as called, by endpoint id, and which want a context."""
+
+
 def compose_invokers(
     specs: tuple[HandlerSpec, ...],
     interceptors: tuple[Interceptor, ...],
     wrap: Callable[[list[Interceptor], Invoke], Invoke],
-) -> tuple[dict[str, Invoke], dict[str, Invoke], set[str]]:
+) -> Invokers:
     """Each handler with its interceptors: as consumed, as called, and which want a context.
 
     Interceptors ordered below ``StackOrder.HANDLER`` sit among the consumption stack's layers
     when the handler is consumed from a channel (``conveyor.drivers.stack``); on a synchronous
     call they simply wrap the inner ones. ``wrap`` composes (the sync or the asyncio way).
+
+    Module-level handlers without interceptors are composed once and shared by every kernel
+    built from the same specs (``conveyor.core.spec_cache``): the tables are only read.
     """
+    if not interceptors and cacheable(specs):
+        return _shared_invokers(SpecsKey(specs), wrap)
+    return _compose_invokers(specs, interceptors, wrap)
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_invokers(
+    key: SpecsKey, wrap: Callable[[list[Interceptor], Invoke], Invoke]
+) -> Invokers:
+    return _compose_invokers(key.specs, (), wrap)
+
+
+def _compose_invokers(
+    specs: tuple[HandlerSpec, ...],
+    interceptors: tuple[Interceptor, ...],
+    wrap: Callable[[list[Interceptor], Invoke], Invoke],
+) -> Invokers:
     consumed: dict[str, Invoke] = {}
     called: dict[str, Invoke] = {}
     for spec in specs:
@@ -165,14 +194,24 @@ def compose_invokers(
         called[spec.endpoint_id] = (
             wrap(selected, base) if len(inner) < len(selected) else consumed[spec.endpoint_id]
         )
-    wants_context = {
+    wants_context = frozenset(
         s.endpoint_id
         for s in specs
         if s.kind == "scheduled"
         or s.arity != 1
         or any(i.selects(s.message_types, s.markers) for i in interceptors)
-    }
+    )
     return consumed, called, wants_context
+
+
+def unacknowledged(attempt: AttemptState, endpoint_id: str) -> None:
+    """Raise ``NotAcknowledged`` for a handler consumed from a manually acknowledged channel
+    that returned without ``ctx.ack()``: what it did is undone and the delivery given back."""
+    if isinstance(attempt, ManualAck) and not attempt.acked:
+        raise NotAcknowledged(
+            f"{endpoint_id} returned without ctx.ack() or ctx.reject(reason) on a channel with "
+            f'ack="manual"; the message comes again after the channel\'s lease'
+        )
 
 
 class Dispatch:
@@ -280,6 +319,14 @@ class Dispatch:
             self._drain_inline()
         return result
 
+    def retried(self, spec: HandlerSpec, message: Message) -> object:
+        """``send`` or ``ask`` of a handler with its own instant retries
+        (``@command_handler(retry=...)``): at the top, each attempt a whole new call; inside a
+        handler, an ordinary nested call (the enclosing work owns the retry)."""
+        if self._scope.get() is not None:
+            return self.call_handler(spec, message, None)
+        return self._retried_from_top(spec, message)
+
     def _each(
         self,
         scope: Scope,
@@ -294,6 +341,21 @@ class Dispatch:
             else:
                 result = self._invoke(scope, spec, message, None, outer=True)
         return result
+
+    def _retried_from_top(self, spec: HandlerSpec, message: Message) -> object:
+        """A handler with its own instant retries (``@command_handler(retry=...)``), at the top:
+        each attempt a whole new call (its scope and transaction), under the same message."""
+        tried = 0
+        while True:
+            tried += 1
+            try:
+                return self._at_top(
+                    Scope(message, spec.endpoint_id),
+                    lambda scope: self._invoke(scope, spec, message, None, outer=True),
+                )
+            except Exception as error:
+                if not retries_at_once(spec.retry, error, tried):
+                    raise
 
     def _at_top(self, scope: Scope, work: Callable[[Scope], T]) -> T:
         """Run ``work`` in the top-level ``scope`` and the transaction; flush; drain inline."""
@@ -385,7 +447,7 @@ class Dispatch:
         try:
             invoke = (self._sync_invokers if outer else self._invokers)[endpoint_id]
             context = (
-                self.context(message, endpoint_id, channel)
+                Context(self._buses, self._clock, message, endpoint_id, channel, scope.attempt)
                 if endpoint_id in self._wants_context
                 else None
             )
@@ -395,5 +457,7 @@ class Dispatch:
                 scope.attempt, message, endpoint_id=endpoint_id, channel=channel, error=error
             )
             raise
+        if channel is not None:
+            unacknowledged(scope.attempt, endpoint_id)
         self._recorder.handled(message, endpoint_id, channel)
         return result

@@ -8,9 +8,10 @@ last journal records, never a wall-clock timeout.
 
 from __future__ import annotations
 
+import inspect
 import signal
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,6 +44,8 @@ from conveyor.stores.schedules import InMemoryScheduleStore, ScheduleStore
 
 __all__ = [
     "ConsumerHooks",
+    "HookResult",
+    "called_hook",
     "Driver",
     "RunResult",
     "ScheduledEndpoint",
@@ -91,9 +94,17 @@ def _nothing(*args: object) -> None:
     return None
 
 
+HookResult = Awaitable[None] | None
+"""What a hook returns: nothing, or (under ``AsyncMessaging``) an awaitable it awaits."""
+
+
 @dataclass(frozen=True, slots=True)
 class ConsumerHooks:
     """Calls around one consumer run, for resources it holds while it runs (a connection).
+
+    ``Messaging.run`` calls them; ``AsyncMessaging.run`` calls them too and awaits what they
+    return, so there they may be ``async def`` (a run of several consumers calls each hook
+    once per consumer name).
 
     Attributes:
         on_start: called with the consumer's name before its first message.
@@ -103,9 +114,20 @@ class ConsumerHooks:
             None when the run ended by raising (``stop_on_failure``, a transport error).
     """
 
-    on_start: Callable[[str], None] = _nothing
-    on_idle: Callable[[str], None] = _nothing
-    on_stop: Callable[[str, RunResult | None], None] = _nothing
+    on_start: Callable[[str], HookResult] = _nothing
+    on_idle: Callable[[str], HookResult] = _nothing
+    on_stop: Callable[[str, RunResult | None], HookResult] = _nothing
+
+
+def called_hook(result: HookResult, hook: str) -> None:
+    """Refuse an ``async def`` hook under the synchronous driver, which cannot await it."""
+    if result is not None and inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()
+        raise ConfigurationError(
+            f"ConsumerHooks({hook}=...) returned an awaitable; Messaging.run cannot await it. "
+            f"Make the hook a plain def, or run the consumer with AsyncMessaging."
+        )
 
 
 class ScheduledEndpoint:
@@ -250,8 +272,11 @@ class Driver:
                 raise self._runaway(budget.limit)
             if self._leases is not None:  # real time: keep the lease while the handler runs
                 started = self._clock.now()
-                with self._leases.holding(runtime, delivery):
+                held = self._leases.hold(runtime, delivery, since=started)
+                try:
                     outcome = self._consume(runtime, delivery, stop_on_failure)
+                finally:
+                    self._leases.release(held)
                 if activity_logged():
                     log_consumed(name, delivery, outcome, started, self._clock.now())
             else:
@@ -346,34 +371,28 @@ class Driver:
         tick: Message,
         error: BaseException,
     ) -> None:
-        """Perform a failing tick's plan (see ``conveyor.drivers.ticks``)."""
+        """Perform a failing tick's plan (``TickFailures.perform``), calling its error handler."""
         ticks = self._ticks
         assert ticks is not None
         endpoint_id = endpoint.spec.endpoint_id
-        for action in plan.actions:
-            if isinstance(action, lifecycle.Record):
-                ticks.record(action, tick, endpoint_id)
-            elif isinstance(action, lifecycle.Resend) and action.available_at is not None:
-                later = tick.headers.with_attempt(tick.headers.attempt + 1)
-                endpoint.retry = (action.available_at, Message(tick.payload, later, None))
-            elif isinstance(action, lifecycle.StoreDeadLetter):
-                ticks.store(action, tick, endpoint_id)
-            elif isinstance(action, lifecycle.CallErrorHandler):
-                assert self._error_handlers is not None
-                handler_error: BaseException | None = None
-                try:
-                    self._error_handlers.give(
-                        action.handler, ticks.failure(tick, endpoint_id, error), tick,
-                        endpoint_id, None,
-                    )  # fmt: skip
-                except Exception as raised:
-                    handler_error = raised
-                after = lifecycle.after_error_handler(
-                    ticks.policies[endpoint_id], error=error, handler_error=handler_error,
-                    handler=action.handler, attempt=tick.headers.attempt, wire={},
-                    now=self._clock.now(),
-                )  # fmt: skip
-                self._carry_out(after, endpoint, tick, error)
+
+        def retry_later(due: datetime, retry: Message) -> None:
+            endpoint.retry = (due, retry)
+
+        next_plan: lifecycle.Plan | None = plan
+        while next_plan is not None:
+            call = ticks.perform(next_plan, tick, endpoint_id, retry_later)
+            if call is None:
+                return
+            assert self._error_handlers is not None
+            handler_error: BaseException | None = None
+            try:
+                self._error_handlers.give(
+                    call.handler, ticks.failure(tick, endpoint_id, error), tick, endpoint_id, None
+                )
+            except Exception as raised:
+                handler_error = raised
+            next_plan = ticks.after_error_handler(call, tick, endpoint_id, error, handler_error)
 
     # ------------------------------------------------------------------ settling
 
@@ -428,15 +447,16 @@ class Driver:
         clock = self._virtual_clock("advance")
         if budget is None:
             budget = StepBudget(max_steps if max_steps is not None else self._max_steps)
-        steps = self.settle(budget=budget)
+        consumers = self.names()  # once: a million due instants would list them a million times
+        steps = self.settle(names=consumers, budget=budget)
         while True:
-            due = next_jump(self.next_due(self.names()), clock.now(), target)
+            due = next_jump(self.next_due(consumers), clock.now(), target)
             if due is None:
                 break
             clock.advance_to(due)
-            steps += self.settle(budget=budget)
+            steps += self.settle(names=consumers, budget=budget)
         clock.advance_to(target)
-        steps += self.settle(budget=budget)
+        steps += self.settle(names=consumers, budget=budget)
         return steps
 
     def next_due(self, names: list[str]) -> datetime | None:
@@ -486,16 +506,16 @@ class Driver:
         if hooks is None:
             return self._run(name, limit, time_limit, memory_limit, stop_on_failure,
                              finish_when_empty, None)  # fmt: skip
-        hooks.on_start(name)
+        called_hook(hooks.on_start(name), "on_start")
         result: RunResult | None = None
         try:
             result = self._run(
                 name, limit, time_limit, memory_limit, stop_on_failure, finish_when_empty,
-                hooks.on_idle,
+                lambda each: called_hook(hooks.on_idle(each), "on_idle"),
             )  # fmt: skip
             return result
         finally:
-            hooks.on_stop(name, result)
+            called_hook(hooks.on_stop(name, result), "on_stop")
 
     def _run(
         self,
@@ -527,8 +547,11 @@ class Driver:
         self._stop_requested = False
         with self._signals():
             while True:
+                # Only a time limit needs the elapsed time: without one, reading the clock
+                # before every message would be work for nothing.
+                elapsed = clock.now() - started if time_limit is not None else _UNTIMED
                 reason = stop_reason(
-                    processed, limit, clock.now() - started, time_limit, memory_limit,
+                    processed, limit, elapsed, time_limit, memory_limit,
                     stop_requested=self._stop_requested,
                 )  # fmt: skip
                 if reason is not None:
@@ -578,6 +601,10 @@ class Driver:
     def request_stop(self) -> None:
         """Ask a running consumer to stop after the current message."""
         self._stop_requested = True
+
+
+_UNTIMED = timedelta(0)
+"""The elapsed time a run without a time limit passes to ``stop_reason`` (never compared)."""
 
 
 def check_time_limit(time_limit: object, now: datetime) -> None:

@@ -76,7 +76,7 @@ def bus_failure(
 class GuardedBus:
     """A bus whose synchronous calls are retried at once, then handed to an error handler."""
 
-    __slots__ = ("_bus", "_inner", "_new_id", "_now", "_on_failure", "_retry")
+    __slots__ = ("_bus", "_inner", "_new_id", "_now", "_on_failure", "_own_retry", "_retry")
 
     def __init__(
         self,
@@ -87,8 +87,12 @@ class GuardedBus:
         on_failure: Callable[[Failure], None] | None,
         new_id: Callable[[], str],
         now: Callable[[], datetime],
+        own_retry: Callable[[str, object, str | None], RetryPolicy | None] | None = None,
     ) -> None:
         self._inner = inner
+        #: The called handler's own retry (``@command_handler(retry=...)``), which wins over
+        #: the bus's: the most specific setting decides, and the handler has retried already.
+        self._own_retry = own_retry
         self._bus = bus
         self._retry = retry
         self._on_failure = on_failure
@@ -96,10 +100,10 @@ class GuardedBus:
         self._now = now
 
     def send(self, command: object, **options: Any) -> Any:
-        return self._guarded(self._inner.send, command, options)
+        return self._guarded(self._inner.send, command, options, "send")
 
     def publish(self, event: object, **options: Any) -> None:
-        self._guarded(self._inner.publish, event, options)
+        self._guarded(self._inner.publish, event, options, "publish")
 
     @overload
     def ask(self, query: Query[Answer], **options: Any) -> Answer: ...
@@ -107,18 +111,27 @@ class GuardedBus:
     def ask(self, query: object, **options: Any) -> Any: ...
     def ask(self, query: object, **options: Any) -> Any:
         """As the bus's ``ask`` (typed for a ``Query[T]``), retried as the bus says."""
-        return self._guarded(self._inner.ask, query, options)
+        return self._guarded(self._inner.ask, query, options, "ask")
 
-    def _guarded(self, verb: Callable[..., Any], message: object, options: dict[str, Any]) -> Any:
+    def _guarded(
+        self, verb: Callable[..., Any], message: object, options: dict[str, Any], name: str
+    ) -> Any:
         if options.get("message_id") is None:
             options = {**options, "message_id": self._new_id()}  # one id for every attempt
+        retry = self._retry
+        if (
+            retry is not None
+            and self._own_retry is not None
+            and self._own_retry(name, message, options.get("routing_key")) is not None
+        ):
+            retry = None
         tried = 0
         while True:
             tried += 1
             try:
                 return verb(message, **options)
             except Exception as error:
-                if retries_at_once(self._retry, error, tried):
+                if retries_at_once(retry, error, tried):
                     continue
                 if self._on_failure is None:
                     raise

@@ -16,8 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -44,36 +43,48 @@ class _Held:
 class LeaseKeeper:
     """Renews the leases of deliveries being handled, from one daemon thread, started lazily."""
 
-    __slots__ = ("_changed", "_clock", "_held", "_thread")
+    __slots__ = ("_changed", "_clock", "_held", "_mutex", "_sleeping_until", "_thread")
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._held: set[_Held] = set()
-        self._changed = threading.Condition()
+        self._mutex = threading.Lock()
+        self._changed = threading.Condition(self._mutex)
         self._thread: threading.Thread | None = None
+        # When the keeper thread waits for a time, the instant it wakes; None while it works.
+        self._sleeping_until: datetime | None = None
 
-    @contextmanager
-    def holding(self, runtime: ChannelRuntime, delivery: Delivery) -> Iterator[None]:
-        """Keep ``delivery``'s lease alive (or watch it) while the block handles it."""
+    def hold(self, runtime: ChannelRuntime, delivery: Delivery, *, since: datetime) -> _Held | None:
+        """Keep ``delivery``'s lease alive (or watch it) until :meth:`release`; None if not timed.
+
+        An explicit pair rather than a context manager, because it runs on every consumed
+        message and a generator costs more than the holding itself. The keeper thread is woken
+        only when this lease needs attention before the instant it already sleeps until, which
+        in a steady stream on one channel (every lease as long as the last) is never.
+
+        Args:
+            since: when handling started (now), read once by the caller.
+        """
         if runtime.transport.capabilities.lease != "timed":
-            yield
-            return
-        now = self._clock.now()
+            return None
         lease = runtime.definition.lease
-        look = now + (lease / 3 if runtime.renewable is not None else lease)
-        held = _Held(runtime, delivery, look, now)
-        with self._changed:
+        look = since + (lease / 3 if runtime.renewable is not None else lease)
+        held = _Held(runtime, delivery, look, since)
+        with self._mutex:
             self._held.add(held)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._keep, name="conveyor-leases", daemon=True
                 )
                 self._thread.start()
-            self._changed.notify()
-        try:
-            yield
-        finally:
-            with self._changed:
+            elif self._sleeping_until is not None and look < self._sleeping_until:
+                self._changed.notify()
+        return held
+
+    def release(self, held: _Held | None) -> None:
+        """Stop keeping a lease :meth:`hold` took (the delivery was settled or given back)."""
+        if held is not None:
+            with self._mutex:
                 self._held.discard(held)
 
     def _keep(self) -> None:
@@ -84,7 +95,10 @@ class LeaseKeeper:
                 if not due:
                     soonest = min((h.next_look for h in self._held), default=None)
                     wait = 3600.0 if soonest is None else (soonest - now).total_seconds()
-                    self._changed.wait(min(max(wait, 0.001), 3600.0))
+                    wait = min(max(wait, 0.001), 3600.0)
+                    self._sleeping_until = now + timedelta(seconds=wait)
+                    self._changed.wait(wait)
+                    self._sleeping_until = None
                     continue
             for held in due:
                 self._attend(held, now)
@@ -143,16 +157,22 @@ class AsyncLeaseKeeper:
     def release(self, key: int | None) -> None:
         if key is not None:
             self._held.pop(key, None)
+            if not self._held and self._woken is not None:
+                self._woken.set()  # nothing left to keep: the task ends
 
     async def _keep(self, woken: asyncio.Event) -> None:
-        while True:
+        """Renew what is held until nothing is: an idle keeper is no task at all, so none is
+        left pending when the loop closes (``hold`` starts a new one)."""
+        while self._held:
             now = self._clock.now()
             for key, held in list(self._held.items()):
                 if held.next_look <= now:
                     await self._attend(key, held, now)
             soonest = min((h.next_look for h in self._held.values()), default=None)
+            if soonest is None:
+                return
             woken.clear()
-            wait = 3600.0 if soonest is None else (soonest - self._clock.now()).total_seconds()
+            wait = (soonest - self._clock.now()).total_seconds()
             with suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), min(max(wait, 0.001), 3600.0))
 

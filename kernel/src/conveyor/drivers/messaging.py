@@ -18,7 +18,7 @@ from typing import Any, overload
 
 from conveyor.core.bus_calls import BusInterceptor, check_bus_retry
 from conveyor.core.clock import Clock, SteppableClock, SystemClock, ensure_aware
-from conveyor.core.codec.serialization import Codec, JsonCodec, TypeRegistry
+from conveyor.core.codec.serialization import Codec, JsonCodec
 from conveyor.core.delivery import NO_OPTIONS
 from conveyor.core.errors import ClockError, ConfigurationError
 from conveyor.core.failure import Failure
@@ -31,15 +31,19 @@ from conveyor.core.queries import Answer, Query
 from conveyor.core.registry import HandlerSpec, read_handlers
 from conveyor.core.retry import RetryPolicy
 from conveyor.core.routing import Router
+from conveyor.core.spec_cache import catalogue
 from conveyor.core.wire import BUS_COMMAND, BUS_EVENT
 from conveyor.drivers.addressing import Addressing, check_bus_channel
 from conveyor.drivers.bootstrap import (
+    aliased,
     check_capabilities,
     check_channels,
     check_handlers,
     check_retry_delays,
     open_channels,
+    registered_types,
     resolve_error_handler,
+    split_aliases,
     unused_layers,
 )
 from conveyor.drivers.buses import BusView
@@ -64,7 +68,7 @@ from conveyor.drivers.worker import Worker, WorkerSettings
 from conveyor.stores.dead_letters import DeadLetterStore, InMemoryDeadLetterStore
 from conveyor.stores.deduplication import Deduplication
 from conveyor.stores.schedules import ScheduleStore
-from conveyor.transports.channels import Channel, Mode
+from conveyor.transports.channels import Channel, ChannelAlias, Mode
 from conveyor.transports.dynamic import (
     check_internal_channels,
     internal_channel_error,
@@ -110,7 +114,7 @@ class Messaging:
     def __init__(
         self,
         handlers: Iterable[object] = (),
-        channels: Iterable[Channel | str] = (),
+        channels: Iterable[Channel | ChannelAlias | str] = (),
         *,
         clock: Clock | None = None,
         ids: IdGenerator | None = None,
@@ -151,11 +155,16 @@ class Messaging:
         )
         # 1. Everything that can be checked without a transport is checked first.
         specs, found_interceptors = read_handlers([*_iterable(handlers), *_checked(interceptors)])
+        channel_list, aliases = split_aliases(_iterable(channels, "channels"))
+        #: Each ``ChannelAlias`` name -> the channel it names (``run`` and the buses take both).
+        self.aliases: Mapping[str, str] = MappingProxyType(aliases)
+        specs = aliased(specs, aliases)
         self.handlers: tuple[HandlerSpec, ...] = tuple(specs)
         self.interceptors: tuple[Interceptor, ...] = tuple(found_interceptors)
-        self.router = Router(specs)
-        self.endpoints: dict[str, HandlerSpec] = {s.endpoint_id: s for s in specs}
-        definitions = check_channels(_iterable(channels, "channels"), self.endpoints)
+        shared = catalogue(self.handlers)  # composed once per list of module-level handlers
+        self.router: Router = shared.router
+        self.endpoints: dict[str, HandlerSpec] = dict(shared.endpoints)
+        definitions = check_channels(channel_list, self.endpoints)
         # Internal channels of dynamic channels: name -> their dynamic channel; used nowhere else.
         self.internal_channels: Mapping[str, str] = internal_channels(definitions)
         check_internal_channels([(s.name, s.channels) for s in specs], self.internal_channels)
@@ -168,12 +177,8 @@ class Messaging:
         endpoint_error_handlers = {
             s.endpoint_id: self._error_handler(s.error_handler, s.name) for s in specs
         }
-        registry = TypeRegistry(types)
-        for spec in specs:
-            for message_type in spec.message_types:
-                registry.register(message_type)
-        self.types = registry
-        self.codec: Codec = codec if codec is not None else JsonCodec(registry)
+        self.types = registry = registered_types(types, specs, shared)
+        self.codec: Codec = codec if codec is not None else JsonCodec(registry, plans=shared.plans)
         # 2. Then the transports are opened; if anything fails from here, they are closed.
         self._transports: dict[Hashable, Transport] = {}
         try:
@@ -377,6 +382,8 @@ class Messaging:
         else:
             options = self._addressing.options(delay, at, priority, ttl)
             self._addressing.refuse_options(spec, message, options)
+        if spec.retry is not None and not spec.is_async:  # its own instant retries
+            return self.dispatch.retried(spec, message)
         return self.dispatch.deliver((spec,), message, options)
 
     def publish(
@@ -444,6 +451,8 @@ class Messaging:
             query, headers, routing_key, message_id, correlation_id, propagate_headers
         )
         self._recorder.verb(RecordKind.ASKED, message)
+        if spec.retry is not None:  # its own instant retries: each attempt a whole new call
+            return self.dispatch.retried(spec, message)
         return self.dispatch.deliver((spec,), message, NO_OPTIONS)
 
     def command_bus(
@@ -460,8 +469,9 @@ class Messaging:
         None instead of raising (``conveyor.drivers.guarded_bus``).
         """
         return self._guarded(
-            BusView(self, channel, BUS_COMMAND), "command_bus", retry, error_handler
-        )
+            BusView(self, channel, BUS_COMMAND), "command_bus", retry, error_handler,
+            own_retry=channel is None,
+        )  # fmt: skip
 
     def event_bus(
         self,
@@ -471,7 +481,9 @@ class Messaging:
         error_handler: ErrorHandler | None = None,
     ) -> BusView | GuardedBus:
         """An event bus; with ``channel``, every event goes through that channel first."""
-        return self._guarded(BusView(self, channel, BUS_EVENT), "event_bus", retry, error_handler)
+        return self._guarded(
+            BusView(self, channel, BUS_EVENT), "event_bus", retry, error_handler, own_retry=False
+        )
 
     def query_bus(
         self, *, retry: RetryPolicy | None = None, error_handler: ErrorHandler | None = None
@@ -479,8 +491,16 @@ class Messaging:
         return self._guarded(BusView(self, None, "query"), "query_bus", retry, error_handler)
 
     def _guarded(
-        self, view: BusView, bus: str, retry: RetryPolicy | None, error_handler: object | None
+        self,
+        view: BusView,
+        bus: str,
+        retry: RetryPolicy | None,
+        error_handler: object | None,
+        *,
+        own_retry: bool = True,
     ) -> BusView | GuardedBus:
+        """``view`` with the bus's failure tools; ``own_retry``: a handler's own retry (a
+        synchronous call's) wins over the bus's."""
         if retry is None and error_handler is None:
             return view
         check_bus_retry(retry, bus)
@@ -493,6 +513,7 @@ class Messaging:
         return GuardedBus(
             view, bus, retry=retry, on_failure=on_failure if handler is not None else None,
             new_id=self.ids.new, now=self.clock.now,
+            own_retry=self._addressing.own_retry if own_retry else None,
         )  # fmt: skip
 
     def send_through(
@@ -508,6 +529,7 @@ class Messaging:
         propagate_headers: bool = True,
     ) -> None:
         """Queue a message on ``channel`` so its consumer routes it on the bus (async bus)."""
+        channel = self.aliases.get(channel, channel)
         check_bus_channel(channel, self.runtimes, self.internal_channels)
         message = self.dispatch.new_message.identified(
             payload,
@@ -571,6 +593,7 @@ class Messaging:
             hooks: ``ConsumerHooks(on_start=, on_idle=, on_stop=)`` for resources the consumer
                 holds while it runs (a connection, say).
         """
+        name = self.aliases.get(name, name)
         if name in self.internal_channels:
             raise internal_channel_error(name, self.internal_channels[name], "run() was asked for")
         return self.driver.run(
@@ -603,7 +626,7 @@ class Messaging:
         or ``grace`` running out, returns at once and leaves them to their lease. The limits
         are those of ``run``, counted over all the consumers.
         """
-        names = list(consumers)
+        names = list(dict.fromkeys(self.aliases.get(name, name) for name in consumers))
         for name in names:
             if name in self.internal_channels:
                 owner = self.internal_channels[name]

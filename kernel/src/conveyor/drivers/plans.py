@@ -291,7 +291,7 @@ class PlanExecutor(PlanSteps):
             elif isinstance(action, Ack):
                 transport.ack(consumed.delivery)
             elif isinstance(action, Release):
-                transport.release(consumed.delivery)
+                transport.release(consumed.delivery, available_at=action.available_at)
         return plan.outcome
 
 

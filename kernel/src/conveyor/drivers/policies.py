@@ -65,6 +65,7 @@ def resolve_policies(
                 dead_letter=keeps,
                 final_failure=definition.final_failure,
                 collect=definition.collector,
+                manual_ack=definition.ack == "manual",
             )
     return resolved
 

@@ -20,7 +20,8 @@ from typing import Any, Generic
 from typing_extensions import TypeVar
 
 from conveyor.core.clock import Clock
-from conveyor.core.collector import AttemptState
+from conveyor.core.collector import AttemptState, ManualAck
+from conveyor.core.errors import NotAcknowledged
 from conveyor.core.interceptors import Interceptor
 from conveyor.core.journal import RecordKind
 from conveyor.core.lifecycle import ResolvedPolicy
@@ -122,6 +123,8 @@ def instant_retry(proceed: Proceed, attempt: Attempt) -> object:
     while True:
         try:
             return proceed()
+        except NotAcknowledged:
+            raise  # not a failure: the delivery is given back, never retried here
         except Exception as error:
             attempt.parts.recorder.failure(
                 attempt.state,
@@ -153,7 +156,7 @@ def deduplication(proceed: Proceed, attempt: Attempt) -> object:
     if attempt.dedup_key is not None and parts.deduplication is not None:
         if not attempt.key_recorded:
             parts.deduplication.store.add(
-                attempt.spec.endpoint_id,
+                attempt.spec.dedup_scope,
                 attempt.dedup_key,
                 expires_at=parts.clock.now() + parts.deduplication.expiry,
             )
@@ -182,8 +185,12 @@ def deduplication_in_transaction(proceed: Proceed, attempt: Attempt) -> object:
         or not deduplication.store.in_application_transaction()
     ):
         return proceed()
-    store, endpoint_id = deduplication.store, attempt.spec.endpoint_id
-    if store.contains(endpoint_id, key, now=parts.clock.now()):
+    store, endpoint_id, scope = (
+        deduplication.store,
+        attempt.spec.endpoint_id,
+        attempt.spec.dedup_scope,
+    )
+    if store.contains(scope, key, now=parts.clock.now()):
         parts.recorder.message(
             RecordKind.DUPLICATE,
             attempt.message,
@@ -195,7 +202,7 @@ def deduplication_in_transaction(proceed: Proceed, attempt: Attempt) -> object:
         attempt.key_recorded = True
         return None
     result = proceed()
-    store.add(endpoint_id, key, expires_at=parts.clock.now() + deduplication.expiry)
+    store.add(scope, key, expires_at=parts.clock.now() + deduplication.expiry)
     attempt.key_recorded = True
     return result
 
@@ -210,21 +217,33 @@ def transaction(proceed: Proceed, attempt: Attempt) -> object:
 
 
 def collector(proceed: Proceed, attempt: Attempt) -> object:
-    """Messages sent while handling leave only when the handler returns (inside the transaction)."""
+    """Messages sent while handling leave only when the handler returns (inside the transaction).
+
+    The scope is entered and left explicitly rather than with ``Scopes.opened``: this layer runs
+    for every consumed message, and the generator behind a context manager cost more than the
+    scope itself. A handler that sent nothing has nothing to flush.
+    """
     parts = attempt.parts
-    with parts.scopes.opened(
+    if attempt.policy is not None and attempt.policy.manual_ack:
+        attempt.state = ManualAck()  # ctx.ack() marks it; the handler's call checks it
+    scopes = parts.scopes
+    scope, token = scopes.inner(
         attempt.message,
         attempt.spec.endpoint_id,
         attempt.channel,
         attempt=attempt.state,
         collecting=attempt.policy is None or attempt.policy.collect,
-    ) as scope:
+    )
+    try:
         try:
             result = proceed()
         except BaseException:
             parts.outgoing.discard(scope)
             raise
-        parts.outgoing.flush(scope)
+        if scope.buffer:
+            parts.outgoing.flush(scope)
+    finally:
+        scopes.leave(token)
     return result
 
 

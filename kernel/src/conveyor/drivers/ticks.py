@@ -20,7 +20,16 @@ from conveyor.core.clock import Clock
 from conveyor.core.failure import Failure
 from conveyor.core.headers import Headers
 from conveyor.core.journal import ExceptionInfo, RecordKind
-from conveyor.core.lifecycle import Plan, Record, ResolvedPolicy, StoreDeadLetter, after_failure
+from conveyor.core.lifecycle import (
+    CallErrorHandler,
+    Plan,
+    Record,
+    Resend,
+    ResolvedPolicy,
+    StoreDeadLetter,
+    after_error_handler,
+    after_failure,
+)
 from conveyor.core.message import Message
 from conveyor.core.registry import HandlerSpec
 from conveyor.core.wire import H, replayed_times
@@ -128,6 +137,46 @@ class TickFailures:
             wire={},
             now=self._clock.now(),
         )
+
+    def perform(
+        self,
+        plan: Plan,
+        tick: Message,
+        endpoint_id: str,
+        retry_later: Callable[[datetime, Message], None],
+    ) -> CallErrorHandler | None:
+        """Carry out a plan's journal, retry and dead-letter actions; return the error-handler call.
+
+        Calling the error handler is the driver's (sync or awaited); it then asks
+        ``after_error_handler`` for the next plan and performs that one. ``retry_later`` keeps
+        a delayed retry beside the schedule (the tick's next attempt at its due time).
+        """
+        call: CallErrorHandler | None = None
+        for action in plan.actions:
+            if isinstance(action, Record):
+                self.record(action, tick, endpoint_id)
+            elif isinstance(action, Resend) and action.available_at is not None:
+                later = tick.headers.with_attempt(tick.headers.attempt + 1)
+                retry_later(action.available_at, Message(tick.payload, later, None))
+            elif isinstance(action, StoreDeadLetter):
+                self.store(action, tick, endpoint_id)
+            elif isinstance(action, CallErrorHandler):
+                call = action
+        return call
+
+    def after_error_handler(
+        self,
+        call: CallErrorHandler,
+        tick: Message,
+        endpoint_id: str,
+        error: BaseException,
+        handler_error: BaseException | None,
+    ) -> Plan:
+        """The core's decision once the tick's error handler returned or raised."""
+        return after_error_handler(
+            self.policies[endpoint_id], error=error, handler_error=handler_error,
+            handler=call.handler, attempt=tick.headers.attempt, wire={}, now=self._clock.now(),
+        )  # fmt: skip
 
     def failure(self, tick: Message, endpoint_id: str, error: BaseException) -> Failure:
         """What an error handler receives for a failed tick (its payload: the planned time)."""

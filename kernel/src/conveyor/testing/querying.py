@@ -94,7 +94,7 @@ class QueryingHarness(SettlingHarness):
 
     def acknowledge(self, records: Sequence[Record]) -> None:
         """Mark failures and dead letters as asserted, so strict teardown accepts them."""
-        last = len(self.journal) and self.journal.records[-1].seq
+        last = len(self.journal) and self.journal.last(1)[0].seq
         self._acknowledged.note_asserted(records, last)
 
     def query(

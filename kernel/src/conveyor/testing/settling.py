@@ -55,10 +55,13 @@ class SettlingHarness(HarnessVerbs):
     ) -> list[Pending]:
         """Messages waiting on channels (queued, delayed, or waiting for a retry); no settling.
 
-        ``channel`` names a channel, or the concrete channel behind a dynamic one.
+        ``channel`` names a channel (or a ``ChannelAlias`` of one), or the concrete channel
+        behind a dynamic one.
 
         Looking counts: strict teardown does not complain about pending work a test inspected.
         """
+        if channel is not None:
+            channel = getattr(self.messaging, "aliases", {}).get(channel, channel)
         matcher = as_matcher(message)
         endpoint = self.endpoint_of(by) if by is not None else None
         found = [

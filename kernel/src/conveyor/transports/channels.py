@@ -23,10 +23,11 @@ from conveyor.transports.seam import AsyncTransport, ChannelOptions, Transport
 if TYPE_CHECKING:
     from conveyor.transports.memory_broker import MemoryBroker
 
-__all__ = ["Channel", "QueueChannel", "FinalFailure", "Mode"]
+__all__ = ["Channel", "ChannelAlias", "QueueChannel", "FinalFailure", "Mode", "Ack"]
 
 FinalFailure = Literal["resend", "ignore", "stop", "release"]
 Mode = Literal["queued", "inline"]
+Ack = Literal["auto", "manual"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,6 +68,12 @@ class Channel:
         collector: what a handler consumed from this channel sends leaves only when it
             succeeds (the message collector). False sends each message at once, for handlers
             whose sends must not wait for the end of the handling (they stay sent if it fails).
+        ack: "auto" (the default): a message is acknowledged when its handler returns.
+            "manual": the handler decides, through its context: ``ctx.ack()`` acknowledges it
+            (when the handler returns, with what it sent), ``ctx.reject(reason)`` sends it
+            straight to the dead-letter store. A handler that returns without either gives it
+            back: it comes again once the ``lease`` has passed, as a broker redelivers an
+            unacknowledged message, and nothing the handler sent leaves.
     """
 
     name: str = field(kw_only=False)
@@ -82,8 +89,15 @@ class Channel:
     send_only: bool = False
     send_retry: RetryPolicy | None = None
     collector: bool = True
+    ack: Ack = "auto"
 
     def __post_init__(self) -> None:
+        if self.ack not in ("auto", "manual"):
+            raise ConfigurationError(
+                f"channel {self.name!r} has ack={self.ack!r}; choose 'auto' (acknowledged when "
+                f"the handler returns) or 'manual' (the handler calls ctx.ack() or "
+                f"ctx.reject(reason))."
+            )
         if self.final_failure not in ("resend", "ignore", "stop", "release"):
             raise ConfigurationError(
                 f"channel {self.name!r} has final_failure={self.final_failure!r}; choose "
@@ -162,3 +176,19 @@ class QueueChannel(Channel):
         from conveyor.transports.async_memory import AsyncMemoryTransport
 
         return AsyncMemoryTransport(clock)
+
+
+@dataclass(frozen=True)
+class ChannelAlias:
+    """A second name for a declared channel: two channel names, one queue.
+
+    ``Messaging(channels=[QueueChannel("orders"), ChannelAlias("orders.v1", to="orders")])``:
+    handlers bound to either name (``@asynchronous("orders.v1")``), an asynchronous bus on
+    either and ``run`` of either use the one channel ``orders``, for renaming a channel while
+    code or deployments still use the old name. The journal names the channel itself. ``to``
+    may name another alias; an alias to nothing declared, or a cycle of aliases, is a
+    ``ConfigurationError`` when the ``Messaging`` is built.
+    """
+
+    name: str
+    to: str

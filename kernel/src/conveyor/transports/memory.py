@@ -13,12 +13,17 @@ out for O(1) in the common case and little memory per message:
   the level's ``fresh`` deque (it has the highest sequence number yet, so the deque stays in send
   order for free); a message that comes back (lease expired, released, delay over) goes into the
   level's ``returned`` heap keyed by its original sequence number, so it regains its FIFO place;
-* messages that are not due yet, and leased ones, wait in a
-:class:`~conveyor.core.timers.TimerQueue`
-  until their ``available_at`` or their lease expiry;
-* a stored message is one slotted :class:`_Entry`, its header values a tuple; the tuple of
-  header names is shared by every message that has the same names (the kernel's messages on a
-  channel all do), so a queued message holds no copy of them.
+* messages that are not due yet wait in a :class:`~conveyor.core.timers.TimerQueue` until their
+  ``available_at``; leased ones wait in a second one until their lease runs out. A lease is
+  nearly always settled long before that, so its queue holds little more than the deliveries in
+  flight, and taking and settling a lease never sifts through every delayed message's timer
+  (a million of them in the timers benchmark);
+* a due message that was never delivered waits packed into one ``bytes`` object
+  (:mod:`conveyor.transports.packed`: its sequence number, header values and body); it becomes
+  an :class:`_Entry` when it is received. Every other stored message is one slotted
+  :class:`_Entry`, its header values a tuple. The tuple of header names is shared by every
+  message that has the same names (the kernel's messages on a channel all do), so a queued
+  message holds no copy of them.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from __future__ import annotations
 import heapq
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from itertools import count
 
@@ -34,6 +39,7 @@ from conveyor.core.clock import Clock, ensure_aware
 from conveyor.core.errors import MessageTooLarge, StaleReceipt, TransportClosed
 from conveyor.core.instants import saturating_later
 from conveyor.core.timers import Timer, TimerQueue
+from conveyor.transports.packed import SEPARATOR, pack, seq_of, unpack
 from conveyor.transports.seam import Capabilities, ChannelOptions, Delivery, WireMessage
 
 __all__ = ["MemoryTransport"]
@@ -66,7 +72,7 @@ class _Entry:
         self,
         body: bytes,
         names: tuple[str, ...],
-        values: tuple[str, ...],
+        values: Sequence[str],
         priority: int,
         seq: int,
     ) -> None:
@@ -84,20 +90,27 @@ class _Entry:
 class _Level:
     """The due messages of one priority, in send order."""
 
-    __slots__ = ("fresh", "returned")
+    __slots__ = ("fresh", "name_sets", "priority", "returned")
 
-    def __init__(self) -> None:
-        self.fresh: deque[_Entry] = deque()
+    def __init__(self, priority: int, name_sets: list[tuple[str, ...]]) -> None:
+        self.priority = priority
+        self.name_sets = name_sets  # the transport's shared header-name sets, by index
+        self.fresh: deque[bytes | _Entry] = deque()  # packed, or an entry that did not pack
         self.returned: list[tuple[int, _Entry]] = []
 
     def pop(self) -> _Entry | None:
         """The receivable entry sent first, or None; stale heap items are swept on the way."""
         fresh, returned = self.fresh, self.returned
         self._sweep()
-        if returned and (not fresh or returned[0][0] < fresh[0].seq):
+        if returned and (not fresh or returned[0][0] < _seq(fresh[0])):
             entry = heapq.heappop(returned)[1]
         elif fresh:
-            entry = fresh.popleft()
+            item = fresh.popleft()
+            if isinstance(item, _Entry):
+                item.queued = False
+                return item
+            seq, names, values, body = unpack(item)
+            return _Entry(body, self.name_sets[names], values, self.priority, seq)
         else:
             return None
         entry.queued = False
@@ -118,21 +131,37 @@ class _Level:
 class _Channel:
     """Everything one channel holds."""
 
-    __slots__ = ("leases", "levels", "live", "priorities", "timers")
+    __slots__ = ("lease_timers", "leases", "levels", "live", "name_sets", "priorities", "timers")
 
-    def __init__(self) -> None:
+    def __init__(self, name_sets: list[tuple[str, ...]]) -> None:
+        self.name_sets = name_sets
         self.levels: dict[int, _Level] = {}
         self.priorities: list[int] = []  # heap of -priority, one per level
-        self.timers: TimerQueue[_Entry] = TimerQueue()
+        self.timers: TimerQueue[_Entry] = TimerQueue()  # delayed and released messages
+        self.lease_timers: TimerQueue[_Entry] = TimerQueue()  # leased messages
         self.leases: dict[str, _Entry] = {}
         self.live = 0
 
     def level(self, priority: int) -> _Level:
         level = self.levels.get(priority)
         if level is None:
-            level = self.levels[priority] = _Level()
+            level = self.levels[priority] = _Level(priority, self.name_sets)
             heapq.heappush(self.priorities, -priority)
         return level
+
+    def cancel_timer(self, entry: _Entry) -> None:
+        """Cancel the entry's timer, in the queue that holds it (a leased entry's is a lease)."""
+        if entry.timer is not None:
+            queue = self.lease_timers if entry.state == _LEASED else self.timers
+            queue.cancel(entry.timer)
+            entry.timer = None
+
+    def next_timer_due(self) -> datetime | None:
+        """The earliest instant a delay or a lease runs out, or None when neither is pending."""
+        delayed, leased = self.timers.peek_due(), self.lease_timers.peek_due()
+        if delayed is None or leased is None:
+            return leased if delayed is None else delayed
+        return min(delayed, leased)
 
     def make_ready(self, entry: _Entry) -> None:
         """Make an entry receivable again at its original place among its priority."""
@@ -143,12 +172,19 @@ class _Channel:
             heapq.heappush(self.level(entry.priority).returned, (entry.seq, entry))
 
     def pop_ready(self) -> _Entry | None:
-        """The next receivable entry: highest priority first, then send order."""
+        """The next receivable entry: highest priority first, then send order.
+
+        An empty level is dropped, except the last one: a channel of one priority (nearly
+        every channel) would otherwise build and drop its level around each message that comes
+        due alone, as every delayed message does.
+        """
         levels, priorities = self.levels, self.priorities
         while priorities:
             entry = levels[-priorities[0]].pop()
             if entry is not None:
                 return entry
+            if len(priorities) == 1:
+                return None
             del levels[-heapq.heappop(priorities)]
         return None
 
@@ -178,6 +214,7 @@ class MemoryTransport:
         "_closed",
         "_lock",
         "_max_size",
+        "_name_sets",
         "_names",
         "_seq",
         "_waiters",
@@ -200,7 +237,9 @@ class MemoryTransport:
         )
         self._channels: dict[str, _Channel] = {}
         self._seq = count(1)
-        self._names: dict[tuple[str, ...], tuple[str, ...]] = {}  # one copy of each name set
+        # One copy of each set of header names, and its index (what a packed message holds).
+        self._names: dict[tuple[str, ...], int] = {}
+        self._name_sets: list[tuple[str, ...]] = []
         self._closed = False
         # One lock for every channel: a Messaging shared by threads sends and consumes here.
         self._lock = threading.Condition(threading.Lock())
@@ -237,7 +276,7 @@ class MemoryTransport:
             TypeError: the body is not bytes or a header is not a string, which no broker takes.
         """
         body = _copy_body(message.body)
-        names, values = self._split(message.headers)
+        names, values, joined, shared = self._split(message.headers)
         if self._max_size is not None and message.size > self._max_size:
             raise MessageTooLarge(
                 f"message of {message.size} bytes (body plus headers) is over this "
@@ -247,9 +286,17 @@ class MemoryTransport:
         with self._lock:
             self._check_open("send")
             held_until = self._held_until(available_at)
-            entry = _Entry(body, names, values, priority, next(self._seq))
+            seq = next(self._seq)
             ch = self._channel(channel)
             ch.live += 1
+            if held_until is None and shared is not None:
+                packed = pack(seq, shared, values, joined, body)
+                if packed is not None:  # the common case: one small object per message
+                    ch.level(priority).fresh.append(packed)
+                    if self._waiters:
+                        self._lock.notify_all()
+                    return
+            entry = _Entry(body, names, values, priority, seq)
             if held_until is not None:
                 entry.state = _WAITING
                 entry.timer = ch.timers.push(held_until, entry)
@@ -301,9 +348,11 @@ class MemoryTransport:
     def _take(self, channel: str, lease: timedelta, max_messages: int) -> list[Delivery]:
         ch = self._channel(channel)
         now = self._clock.now()
-        timers = ch.timers
+        timers, lease_timers = ch.timers, ch.lease_timers
         while (due := timers.pop_due(now)) is not None:
             ch.make_ready(due)
+        while (expired := lease_timers.pop_due(now)) is not None:
+            ch.make_ready(expired)
         taken: list[Delivery] = []
         while len(taken) < max_messages:
             entry = ch.pop_ready()
@@ -315,7 +364,7 @@ class MemoryTransport:
             receipt = _receipt(channel, entry.seq, entry.deliveries)
             ch.leases[receipt] = entry
             entry.state = _LEASED
-            entry.timer = timers.push(saturating_later(now, lease), entry)
+            entry.timer = lease_timers.push(saturating_later(now, lease), entry)
             taken.append(
                 Delivery(
                     channel,
@@ -378,9 +427,11 @@ class MemoryTransport:
             entry = ch.leases.get(delivery.receipt) if ch is not None else None
             if ch is None or entry is None:
                 raise StaleReceipt(self._unknown_receipt(delivery, "renew"))
-            if entry.timer is not None:
-                ch.timers.cancel(entry.timer)
-            entry.timer = ch.timers.push(saturating_later(self._clock.now(), lease), entry)
+            # A lease that ran out but was not delivered again yet is renewed as before: its
+            # timer then makes the message receivable again when the new lease would end.
+            queue = ch.lease_timers if entry.state == _LEASED else ch.timers
+            ch.cancel_timer(entry)
+            entry.timer = queue.push(saturating_later(self._clock.now(), lease), entry)
 
     def close(self) -> None:
         """Drop every message. Later calls raise ``TransportClosed``; closing again is a no-op."""
@@ -410,7 +461,7 @@ class MemoryTransport:
         ch = self._channels.get(channel)
         if ch is None:
             return None
-        due = ch.timers.peek_due()
+        due = ch.next_timer_due()
         if ch.has_ready():
             now = self._clock.now()
             return now if due is None or due > now else due
@@ -422,25 +473,33 @@ class MemoryTransport:
         pending = sum(ch.live for ch in self._channels.values())
         return f"MemoryTransport(channels={len(self._channels)}, pending={pending})"
 
-    def _split(self, headers: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Copy headers into (names, values); the names as the copy other messages share.
+    def _split(
+        self, headers: Mapping[str, str]
+    ) -> tuple[tuple[str, ...], tuple[str, ...], str, int | None]:
+        """Copy headers into (names, values, the values joined, the names' shared index).
 
-        At most ``_SHARED_NAME_SETS`` name sets are kept: an application whose header names vary
+        The names come back as the copy other messages share. At most ``_SHARED_NAME_SETS``
+        name sets are kept (index None beyond them): an application whose header names vary
         without end pays for its own copy of the names, as every message did before.
         """
         names, values = tuple(headers), tuple(headers.values())
-        _check_strings(headers, names, values)
-        shared = self._names.get(names)
-        if shared is not None:
-            return shared, values
-        if len(self._names) < _SHARED_NAME_SETS:
-            self._names[names] = names  # a lost race only stores an equal tuple twice
-        return names, values
+        joined = _check_strings(headers, names, values)
+        index = self._names.get(names)
+        if index is not None:
+            return self._name_sets[index], values, joined, index
+        with self._lock:  # two senders must not give one index to two name sets
+            index = self._names.get(names)
+            if index is None and len(self._name_sets) < _SHARED_NAME_SETS:
+                index = self._names[names] = len(self._name_sets)
+                self._name_sets.append(names)
+        if index is None:
+            return names, values, joined, None
+        return self._name_sets[index], values, joined, index
 
     def _channel(self, name: str) -> _Channel:
         ch = self._channels.get(name)
         if ch is None:
-            ch = self._channels[name] = _Channel()
+            ch = self._channels[name] = _Channel(self._name_sets)
         return ch
 
     def _held_until(self, available_at: datetime | None) -> datetime | None:
@@ -463,9 +522,7 @@ class MemoryTransport:
         entry = ch.leases.pop(delivery.receipt, None) if ch is not None else None
         if ch is None or entry is None:
             raise StaleReceipt(self._unknown_receipt(delivery, verb))
-        if entry.timer is not None:
-            ch.timers.cancel(entry.timer)
-            entry.timer = None
+        ch.cancel_timer(entry)
         return ch, entry
 
     def _unknown_receipt(self, delivery: Delivery, verb: str) -> str:
@@ -506,13 +563,20 @@ def _copy_body(body: object) -> bytes:
     )
 
 
+def _seq(item: bytes | _Entry) -> int:
+    return item.seq if isinstance(item, _Entry) else seq_of(item)
+
+
 def _check_strings(
     headers: Mapping[str, str], names: tuple[str, ...], values: tuple[str, ...]
-) -> None:
-    """Refuse headers that are not strings, naming them: no broker takes anything else."""
+) -> str:
+    """Refuse headers that are not strings, naming them: no broker takes anything else.
+
+    Returns the values joined by the packing separator (the check's by-product).
+    """
     try:
         "".join(names)  # the cheapest "every part is a str" check: C speed, on the hot path
-        "".join(values)
+        return SEPARATOR.join(values)
     except TypeError:
         wrong = {
             k: v for k, v in headers.items() if not isinstance(k, str) or not isinstance(v, str)

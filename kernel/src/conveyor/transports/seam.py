@@ -20,7 +20,8 @@ The seam is shaped by the brokers behind it:
 - One transport instance (one client, one pool) serves many channels; channel definitions that
   share a :meth:`conveyor.transports.channels.Channel.transport_key` share one transport.
 - Optional abilities are Protocols a transport implements (:class:`InspectableTransport`,
-  :class:`RenewableTransport`); the kernel checks them once, when it is built, never per call.
+  :class:`RenewableTransport`, :class:`MeasurableTransport`); the kernel checks them once, when
+  it is built, never per call.
 - :class:`AsyncTransport` is the asyncio twin with the same semantics.
 
 ``WireMessage`` and ``Delivery`` are core values (``conveyor.core.wire``), re-exported here.
@@ -47,11 +48,13 @@ __all__ = [
     "Delivery",
     "Capabilities",
     "ChannelOptions",
+    "ChannelStats",
     "LeaseKind",
     "Visibility",
     "Transport",
     "InspectableTransport",
     "RenewableTransport",
+    "MeasurableTransport",
     "AsyncTransport",
     "AsyncInspectableTransport",
     "AsyncRenewableTransport",
@@ -127,6 +130,27 @@ class ChannelOptions:
     lease: timedelta = timedelta(seconds=30)
     priority: bool = False
     fifo_group_header: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStats:
+    """What a broker can say about the load of one channel, for operators (``conveyor list``).
+
+    Each figure is None where the broker cannot say it; a tool shows it as unknown, never as 0.
+    Brokers count approximately (SQS) or at one instant: the figures are a reading, not a
+    promise.
+
+    Attributes:
+        pending: messages waiting to be received: due, or delayed until later, not leased.
+        in_flight: messages leased to a consumer right now (received, not yet acknowledged).
+        oldest_age: how long the longest-waiting receivable message has been receivable (for a
+            message sent without a delay, its age); None when no message is waiting or the
+            broker cannot say.
+    """
+
+    pending: int | None = None
+    in_flight: int | None = None
+    oldest_age: timedelta | None = None
 
 
 @runtime_checkable
@@ -237,6 +261,20 @@ class RenewableTransport(Transport, Protocol):
         Raises:
             StaleReceipt: the lease already ran out and the message was delivered again.
         """
+        ...
+
+
+@runtime_checkable
+class MeasurableTransport(Transport, Protocol):
+    """A transport whose broker can say how loaded a channel is (``conveyor list`` shows it).
+
+    Unlike :class:`InspectableTransport`, which virtual time needs exactly, this is a reading
+    for people: a broker that can tell only some figures (RabbitMQ: messages ready, not those
+    unacknowledged) implements it and leaves the rest None.
+    """
+
+    def stats(self, channel: str) -> ChannelStats:
+        """The channel's figures now; None for each one the broker cannot tell."""
         ...
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
+import threading
 import types
 import typing
 from collections.abc import Callable
@@ -59,22 +60,39 @@ class _Never:
 
 
 class DecoderPlans:
-    """One codec's decoders, by class, built on first use from the class's annotations."""
+    """Decoders by class, built on first use from the class's annotations.
+
+    Shared like :class:`~conveyor.core.codec.json_encoding.EncoderPlans`, and as safely: a
+    dataclass's plan is published only once it is complete.
+    """
 
     def __init__(self, fields: AnnotatedFields) -> None:
         self._fields = fields
-        self._decoders: dict[type, Decoder] = {}
+        self._decoders: dict[type, Decoder] = {}  # complete plans: read without the lock
+        self._building: dict[type, Decoder] = {}  # built now by the thread holding the lock
+        self._lock = threading.RLock()
 
     def class_decoder(self, cls: type) -> Decoder | None:
         """The decoder of ``cls`` from parsed JSON; None if the codec cannot build it."""
         decoder = self._decoders.get(cls)
-        if decoder is None:
-            if dataclasses.is_dataclass(cls):
-                return self._dataclass_decoder(cls)
-            decoder = _library_decoder(cls) or _leaf_decoder(cls)
+        if decoder is not None:
+            return decoder
+        with self._lock:
+            decoder = self._decoders.get(cls) or self._building.get(cls)
             if decoder is not None:
-                self._decoders[cls] = decoder
-        return decoder
+                return decoder
+            if not dataclasses.is_dataclass(cls):
+                decoder = _library_decoder(cls) or _leaf_decoder(cls)
+                if decoder is not None:
+                    self._decoders[cls] = decoder
+                return decoder
+            outermost = not self._building
+            try:
+                return self._dataclass_decoder(cls)
+            finally:
+                if outermost:  # every plan built on the way is complete now (or was dropped)
+                    self._decoders.update(self._building)
+                    self._building.clear()
 
     def _dataclass_decoder(self, cls: type) -> Decoder:
         plan: list[tuple[str, type, Decoder, bool]] = []
@@ -105,7 +123,7 @@ class DecoderPlans:
             except Exception as exc:
                 raise _refused(f"{cls.__qualname__}(...)", exc) from None
 
-        self._decoders[cls] = decode
+        self._building[cls] = decode  # first, so a recursive class finds itself
         try:
             for f, hint in self._fields.of(cls):
                 if not f.init:
@@ -117,7 +135,7 @@ class DecoderPlans:
                 exact = hint if hint in (str, int, float, bool) else _Never
                 plan.append((f.name, exact, field_decoder, required))
         except BaseException:
-            del self._decoders[cls]
+            del self._building[cls]
             raise
         return decode
 

@@ -21,6 +21,7 @@ import dataclasses
 import json
 import math
 import sys
+import threading
 import types
 import typing
 from collections.abc import Callable
@@ -56,22 +57,40 @@ Encoder = Callable[[Any], Any]
 
 
 class EncoderPlans:
-    """One codec's encoders, by class, built on first use from the class's annotations."""
+    """Encoders by class, built on first use from the class's annotations.
+
+    Codecs may share one (kernels built from the same handlers do, ``conveyor.core.spec_cache``),
+    from several threads: a dataclass's plan is built under a lock and published only once it
+    is complete, with the plans it needed, so no reader ever finds a plan half built.
+    """
 
     def __init__(self, fields: AnnotatedFields) -> None:
         self._fields = fields
-        self._encoders: dict[type, Encoder] = {}
+        self._encoders: dict[type, Encoder] = {}  # complete plans: read without the lock
+        self._building: dict[type, Encoder] = {}  # built now by the thread holding the lock
+        self._lock = threading.RLock()
 
     def class_encoder(self, cls: type) -> Encoder | None:
         """The encoder of instances of ``cls``; None if the codec cannot encode them."""
         encoder = self._encoders.get(cls)
-        if encoder is None:
-            if dataclasses.is_dataclass(cls):
-                return self._dataclass_encoder(cls)
-            encoder = _library_encoder(cls) or _leaf_encoder(cls)
+        if encoder is not None:
+            return encoder
+        with self._lock:
+            encoder = self._encoders.get(cls) or self._building.get(cls)
             if encoder is not None:
-                self._encoders[cls] = encoder
-        return encoder
+                return encoder
+            if not dataclasses.is_dataclass(cls):
+                encoder = _library_encoder(cls) or _leaf_encoder(cls)
+                if encoder is not None:
+                    self._encoders[cls] = encoder
+                return encoder
+            outermost = not self._building
+            try:
+                return self._dataclass_encoder(cls)
+            finally:
+                if outermost:  # every plan built on the way is complete now (or was dropped)
+                    self._encoders.update(self._building)
+                    self._building.clear()
 
     def _dataclass_encoder(self, cls: type) -> Encoder:
         plan: list[tuple[str, Encoder | None]] = []
@@ -85,12 +104,12 @@ class EncoderPlans:
                     raise Mismatch(f"expected a {cls.__qualname__}, found {found}") from None
                 raise _locate(obj, plan, exc) from None
 
-        self._encoders[cls] = encode  # first, so a recursive class finds itself
+        self._building[cls] = encode  # first, so a recursive class finds itself
         try:
             for f, hint in self._fields.of(cls):
                 plan.append((f.name, self._encoder_for(hint, f"{cls.__qualname__}.{f.name}")))
         except BaseException:
-            del self._encoders[cls]
+            del self._building[cls]
             raise
         return encode
 

@@ -47,7 +47,14 @@ from conveyor.core.codec.json_mismatch import SUPPORTED, Mismatch, class_path
 from conveyor.core.codec.type_registry import JSON_TYPE_NAME, TypeRegistry
 from conveyor.core.errors import SerializationError
 
-__all__ = ["Codec", "JsonCodec", "TypeRegistry", "UnknownMessageType", "JSON_TYPE_NAME"]
+__all__ = [
+    "Codec",
+    "JsonCodec",
+    "JsonPlans",
+    "TypeRegistry",
+    "UnknownMessageType",
+    "JSON_TYPE_NAME",
+]
 
 _JSON_VALUES = (dict, list, str, int, float, bool, NoneType)
 
@@ -71,25 +78,44 @@ class Codec(Protocol):
         ...
 
 
+class JsonPlans:
+    """The JSON codec's encoding and decoding plans, by class, built on first use.
+
+    A plan depends only on its class (whose annotations do not change once it is defined), so
+    codecs given the same ``JsonPlans`` share what each builds: kernels built from the same
+    handlers do (``conveyor.core.spec_cache``), so a test suite builds each plan once rather
+    than once per test. The plans are safe to share between threads.
+    """
+
+    __slots__ = ("decoders", "encoders")
+
+    def __init__(self) -> None:
+        fields = AnnotatedFields()
+        self.encoders = EncoderPlans(fields)
+        self.decoders = DecoderPlans(fields)
+
+
 class JsonCodec:
     """Compact, deterministic JSON for dataclasses and the standard value types.
 
-    Plans are cached on the instance: two codecs never share a plan, and building a
-    ``Messaging`` twice in one process builds its plans afresh. Only the classes' resolved
-    annotations, which never change, are shared across codecs (``AnnotatedFields``).
+    Args:
+        registry: the payload types' names on the wire.
+        plans: encoding and decoding plans to share with other codecs (see
+            :class:`JsonPlans`); by default the codec has its own. Names stay per codec,
+            since each has its own registry.
     """
 
     content_type = "application/json"
 
-    def __init__(self, registry: TypeRegistry) -> None:
+    def __init__(self, registry: TypeRegistry, *, plans: JsonPlans | None = None) -> None:
         self._registry = registry
         self._json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         self._parser = json.JSONDecoder(parse_constant=_not_json, parse_float=_finite_float)
         self._top: dict[type, tuple[Encoder, str]] = {}
         self._by_name: dict[str, tuple[Decoder, type]] = {}
-        fields = AnnotatedFields()
-        self._encoders = EncoderPlans(fields)
-        self._decoders = DecoderPlans(fields)
+        plans = plans if plans is not None else JsonPlans()
+        self._encoders = plans.encoders
+        self._decoders = plans.decoders
 
     @property
     def registry(self) -> TypeRegistry:

@@ -73,6 +73,17 @@ class TypeRegistry:
         self._names[cls] = wanted
         return wanted
 
+    def copy(self) -> TypeRegistry:
+        """A registry with the same names that goes its own way from now on.
+
+        Kernels built from the same handlers start from one registry of their payload types
+        (``conveyor.core.spec_cache``); each registers what it sends later in its own copy.
+        """
+        twin = TypeRegistry()
+        twin._types = dict(self._types)
+        twin._names = dict(self._names)
+        return twin
+
     def name_of(self, cls: type) -> str:
         """The wire name of ``cls``, registering it first if needed (in-process sends just work)."""
         name = self._names.get(cls)
