@@ -34,12 +34,17 @@ class _BusFlag(Protocol):
 class Addressing:
     """Finds the handlers of a payload and builds its delivery options."""
 
-    __slots__ = ("_clock", "_commands", "router")
+    __slots__ = ("_clock", "_commands", "_events", "_queries", "router")
 
     def __init__(self, router: Router, specs: tuple[HandlerSpec, ...], clock: Clock) -> None:
         self.router = router
         self._clock = clock
+        # The common verb names a handled type exactly and no routing key: one lookup each.
         self._commands = {t: s for s in specs if s.kind == "command" for t in s.message_types}
+        self._queries = {t: s for s in specs if s.kind == "query" for t in s.message_types}
+        self._events = {
+            t: router.events(t, None) for s in specs if s.kind == "event" for t in s.message_types
+        }
 
     def command(self, command: object, routing_key: str | None) -> HandlerSpec:
         """The one handler of a command."""
@@ -52,6 +57,10 @@ class Addressing:
 
     def events(self, event: object, routing_key: str | None) -> tuple[HandlerSpec, ...]:
         """Every handler of an event, in registration order (none is fine for a typed event)."""
+        if routing_key is None:
+            specs = self._events.get(type(event))
+            if specs is not None:
+                return specs
         check_payload("publish", event)
         specs = self.router.events(_routed_type(event, routing_key), routing_key)
         if not specs and routing_key is None and isinstance(event, dict | list):
@@ -60,6 +69,10 @@ class Addressing:
 
     def query(self, query: object, routing_key: str | None) -> HandlerSpec:
         """The one handler of a query."""
+        if routing_key is None:
+            spec = self._queries.get(type(query))
+            if spec is not None:
+                return spec
         check_payload("ask", query)
         return self.router.query(_routed_type(query, routing_key), routing_key)
 
