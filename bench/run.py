@@ -65,7 +65,8 @@ def main() -> int:
     parser.add_argument(
         "--check",
         action="store_true",
-        help=f"flag workloads more than {REGRESSION - 1:.0%} worse than bench/baseline.json",
+        help=f"flag workloads more than {round((REGRESSION - 1) * 100)}%% worse than "
+        "bench/baseline.json",
     )
     parser.add_argument(
         "--write-baseline", action="store_true", help="store this run's summary as the baseline"
