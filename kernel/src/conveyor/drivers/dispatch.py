@@ -299,7 +299,7 @@ class Dispatch:
             if self._transaction is None:
                 result = None
                 for spec in specs:
-                    if spec.is_async:
+                    if spec.channels:  # asynchronous (``is_async`` without the property call)
                         self._outgoing.queue_copy(spec, message, options)
                     else:
                         result = self._invoke(scope, spec, message, None, outer=True)
