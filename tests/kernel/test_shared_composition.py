@@ -180,7 +180,7 @@ class _Watching(AnnotatedFields):
 
     def of(self, cls: type) -> Any:
         if cls is Inner and self.plans is not None:  # an Outer plan is being built right now
-            encoders, decoders = self.plans.encoders._encoders, self.plans.decoders._decoders
+            encoders, decoders = self.plans.encoders._complete, self.plans.decoders._complete
             self.seen_while_building.append((encoders.get(Outer), decoders.get(Outer)))
         return super().of(cls)
 

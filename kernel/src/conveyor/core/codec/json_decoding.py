@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
-import threading
 import types
 import typing
 from collections.abc import Callable
@@ -46,6 +45,7 @@ from conveyor.core.codec.json_mismatch import (
     hint_name,
     unsupported,
 )
+from conveyor.core.codec.plan_table import PlanTable
 
 __all__ = ["Decoder", "DecoderPlans"]
 
@@ -59,7 +59,7 @@ class _Never:
     """Internal: a type no JSON value has, so fields without a fast path skip it."""
 
 
-class DecoderPlans:
+class DecoderPlans(PlanTable[Decoder]):
     """Decoders by class, built on first use from the class's annotations.
 
     Shared like :class:`~conveyor.core.codec.json_encoding.EncoderPlans`, and as safely: a
@@ -67,34 +67,17 @@ class DecoderPlans:
     """
 
     def __init__(self, fields: AnnotatedFields) -> None:
+        super().__init__()
         self._fields = fields
-        self._decoders: dict[type, Decoder] = {}  # complete plans: read without the lock
-        self._building: dict[type, Decoder] = {}  # built now by the thread holding the lock
-        self._lock = threading.RLock()
 
     def class_decoder(self, cls: type) -> Decoder | None:
         """The decoder of ``cls`` from parsed JSON; None if the codec cannot build it."""
-        decoder = self._decoders.get(cls)
-        if decoder is not None:
-            return decoder
-        with self._lock:
-            decoder = self._decoders.get(cls) or self._building.get(cls)
-            if decoder is not None:
-                return decoder
-            if not dataclasses.is_dataclass(cls):
-                decoder = _library_decoder(cls) or _leaf_decoder(cls)
-                if decoder is not None:
-                    self._decoders[cls] = decoder
-                return decoder
-            outermost = not self._building
-            try:
-                return self._dataclass_decoder(cls)
-            finally:
-                if outermost:  # every plan built on the way is complete now (or was dropped)
-                    self._decoders.update(self._building)
-                    self._building.clear()
+        return self.plan_of(cls)
 
-    def _dataclass_decoder(self, cls: type) -> Decoder:
+    def _leaf_plan(self, cls: type) -> Decoder | None:
+        return _library_decoder(cls) or _leaf_decoder(cls)
+
+    def _dataclass_plan(self, cls: type) -> Decoder:
         plan: list[tuple[str, type, Decoder, bool]] = []
         expected = f"an object for {cls.__qualname__}"
 

@@ -21,7 +21,6 @@ import dataclasses
 import json
 import math
 import sys
-import threading
 import types
 import typing
 from collections.abc import Callable
@@ -49,6 +48,7 @@ from conveyor.core.codec.json_mismatch import (
     describe_python,
     unsupported,
 )
+from conveyor.core.codec.plan_table import PlanTable
 
 __all__ = ["Encoder", "EncoderPlans", "enum_value", "find_not_json"]
 
@@ -56,7 +56,7 @@ __all__ = ["Encoder", "EncoderPlans", "enum_value", "find_not_json"]
 Encoder = Callable[[Any], Any]
 
 
-class EncoderPlans:
+class EncoderPlans(PlanTable[Encoder]):
     """Encoders by class, built on first use from the class's annotations.
 
     Codecs may share one (kernels built from the same handlers do, ``conveyor.core.spec_cache``),
@@ -65,34 +65,17 @@ class EncoderPlans:
     """
 
     def __init__(self, fields: AnnotatedFields) -> None:
+        super().__init__()
         self._fields = fields
-        self._encoders: dict[type, Encoder] = {}  # complete plans: read without the lock
-        self._building: dict[type, Encoder] = {}  # built now by the thread holding the lock
-        self._lock = threading.RLock()
 
     def class_encoder(self, cls: type) -> Encoder | None:
         """The encoder of instances of ``cls``; None if the codec cannot encode them."""
-        encoder = self._encoders.get(cls)
-        if encoder is not None:
-            return encoder
-        with self._lock:
-            encoder = self._encoders.get(cls) or self._building.get(cls)
-            if encoder is not None:
-                return encoder
-            if not dataclasses.is_dataclass(cls):
-                encoder = _library_encoder(cls) or _leaf_encoder(cls)
-                if encoder is not None:
-                    self._encoders[cls] = encoder
-                return encoder
-            outermost = not self._building
-            try:
-                return self._dataclass_encoder(cls)
-            finally:
-                if outermost:  # every plan built on the way is complete now (or was dropped)
-                    self._encoders.update(self._building)
-                    self._building.clear()
+        return self.plan_of(cls)
 
-    def _dataclass_encoder(self, cls: type) -> Encoder:
+    def _leaf_plan(self, cls: type) -> Encoder | None:
+        return _library_encoder(cls) or _leaf_encoder(cls)
+
+    def _dataclass_plan(self, cls: type) -> Encoder:
         plan: list[tuple[str, Encoder | None]] = []
 
         def encode(obj: Any) -> Any:
