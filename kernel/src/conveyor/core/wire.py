@@ -21,6 +21,7 @@ from conveyor.core.header_values import (
     read_timestamp,
 )
 from conveyor.core.headers import Headers
+from conveyor.core.slots import slot_setters
 
 __all__ = [
     "WireMessage",
@@ -34,12 +35,20 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class WireMessage:
-    """What crosses a broker: an opaque body and string headers."""
+    """What crosses a broker: an opaque body and string headers.
+
+    Every send and every delivery builds one, so ``__init__`` sets the slots directly
+    (``conveyor.core.slots``); ``headers`` left out is a new empty dict, as before.
+    """
 
     body: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
+
+    def __init__(self, body: bytes, headers: Mapping[str, str] | None = None) -> None:
+        _set_body(self, body)
+        _set_headers(self, {} if headers is None else headers)
 
     @property
     def size(self) -> int:
@@ -49,18 +58,33 @@ class WireMessage:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Delivery:
     """One leased delivery of a message to a consumer.
 
     ``receipt`` is the transport's own handle (a row id, a stream entry id, a delivery tag);
     ``delivery_count`` is 1 the first time and grows on each redelivery of the same message.
+    Every delivery builds one, so ``__init__`` sets the slots directly (``conveyor.core.slots``).
     """
 
     channel: str
     message: WireMessage
     receipt: str
     delivery_count: int = 1
+
+    def __init__(
+        self, channel: str, message: WireMessage, receipt: str, delivery_count: int = 1
+    ) -> None:
+        _set_channel(self, channel)
+        _set_message(self, message)
+        _set_receipt(self, receipt)
+        _set_delivery_count(self, delivery_count)
+
+
+_set_body, _set_headers = slot_setters(WireMessage, "body", "headers")
+_set_channel, _set_message, _set_receipt, _set_delivery_count = slot_setters(
+    Delivery, "channel", "message", "receipt", "delivery_count"
+)
 
 
 class H:
