@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 
 from conveyor.core.errors import SerializationError
 from conveyor.core.header_values import (
+    FIRST_ATTEMPTS,
     read_attempt,
     read_instant,
     read_priority,
@@ -39,8 +40,7 @@ __all__ = [
 class WireMessage:
     """What crosses a broker: an opaque body and string headers.
 
-    Every send and every delivery builds one, so ``__init__`` sets the slots directly
-    (``conveyor.core.slots``); ``headers`` left out is a new empty dict, as before.
+    Every delivery builds one, so ``__init__`` sets the slots directly (``conveyor.core.slots``).
     """
 
     body: bytes
@@ -48,7 +48,7 @@ class WireMessage:
 
     def __init__(self, body: bytes, headers: Mapping[str, str] | None = None) -> None:
         _set_body(self, body)
-        _set_headers(self, {} if headers is None else headers)
+        _set_wire_headers(self, {} if headers is None else headers)
 
     @property
     def size(self) -> int:
@@ -64,7 +64,7 @@ class Delivery:
 
     ``receipt`` is the transport's own handle (a row id, a stream entry id, a delivery tag);
     ``delivery_count`` is 1 the first time and grows on each redelivery of the same message.
-    Every delivery builds one, so ``__init__`` sets the slots directly (``conveyor.core.slots``).
+    Every delivery builds one, so ``__init__`` sets the slots directly.
     """
 
     channel: str
@@ -81,7 +81,7 @@ class Delivery:
         _set_delivery_count(self, delivery_count)
 
 
-_set_body, _set_headers = slot_setters(WireMessage, "body", "headers")
+_set_body, _set_wire_headers = slot_setters(WireMessage, "body", "headers")
 _set_channel, _set_message, _set_receipt, _set_delivery_count = slot_setters(
     Delivery, "channel", "message", "receipt", "delivery_count"
 )
@@ -150,9 +150,12 @@ def to_wire_headers(
     return wire
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Envelope:
-    """The routing facts read back from wire headers on consumption."""
+    """The routing facts read back from wire headers on consumption.
+
+    Every delivery builds one, so ``__init__`` sets the slots directly (``conveyor.core.slots``).
+    """
 
     headers: Headers
     type_name: str
@@ -163,6 +166,52 @@ class Envelope:
     first_failed_at: datetime | None
     not_before: datetime | None = None
     priority: int = 0
+
+    def __init__(
+        self,
+        headers: Headers,
+        type_name: str,
+        endpoint: str,
+        slip: tuple[str, ...],
+        routing_key: str | None,
+        expires_at: datetime | None,
+        first_failed_at: datetime | None,
+        not_before: datetime | None = None,
+        priority: int = 0,
+    ) -> None:
+        _set_headers(self, headers)
+        _set_type_name(self, type_name)
+        _set_endpoint(self, endpoint)
+        _set_slip(self, slip)
+        _set_routing_key(self, routing_key)
+        _set_expires_at(self, expires_at)
+        _set_first_failed_at(self, first_failed_at)
+        _set_not_before(self, not_before)
+        _set_priority(self, priority)
+
+
+(
+    _set_headers,
+    _set_type_name,
+    _set_endpoint,
+    _set_slip,
+    _set_routing_key,
+    _set_expires_at,
+    _set_first_failed_at,
+    _set_not_before,
+    _set_priority,
+) = slot_setters(
+    Envelope,
+    "headers",
+    "type_name",
+    "endpoint",
+    "slip",
+    "routing_key",
+    "expires_at",
+    "first_failed_at",
+    "not_before",
+    "priority",
+)
 
 
 _NO_USER: Mapping[str, str] = MappingProxyType({})
@@ -199,21 +248,33 @@ def read_envelope(wire: Mapping[str, str], *, max_priority: int | None = None) -
     try:
         get = wire.get
         user = {k: v for k, v in wire.items() if k[:3] != "cv-"}
+        # What Conveyor writes is read here without a call: a timestamp in UTC, an attempt of a
+        # few; anything else goes through the strict readers, which refuse what is malformed.
+        stamp = wire[H.TIMESTAMP]
+        try:
+            timestamp: datetime | None = datetime.fromisoformat(stamp)
+        except ValueError:
+            timestamp = None
+        if timestamp is None or timestamp.tzinfo is not UTC:
+            timestamp = read_timestamp(H.TIMESTAMP, stamp)
+        attempt = get(H.ATTEMPT, "1")  # absent means the first
         headers = Headers(
             wire[H.ID],
             wire[H.CORRELATION],
             get(H.CAUSATION),
-            read_timestamp(H.TIMESTAMP, wire[H.TIMESTAMP]),
-            read_attempt(H.ATTEMPT, get(H.ATTEMPT)),
+            timestamp,
+            FIRST_ATTEMPTS.get(attempt) or read_attempt(H.ATTEMPT, attempt),
             MappingProxyType(user) if user else _NO_USER,
             replayed_times(wire) if H.REPLAYED in wire else 0,
         )
         slip = get(H.SLIP)
-        # Most messages carry none of the optional times: only those present are parsed.
-        expires_at, first_failed_at, not_before = (
+        # Most messages carry none of the optional times nor a priority: only those present
+        # are parsed.
+        expires_at, first_failed_at, not_before, priority = (
             get(H.EXPIRES_AT),
             get(H.FIRST_FAILED_AT),
             get(H.NOT_BEFORE),
+            get(H.PRIORITY),
         )
         return Envelope(
             headers,
@@ -224,7 +285,7 @@ def read_envelope(wire: Mapping[str, str], *, max_priority: int | None = None) -
             read_instant(H.EXPIRES_AT, expires_at, due=True) if expires_at else None,
             read_instant(H.FIRST_FAILED_AT, first_failed_at) if first_failed_at else None,
             read_instant(H.NOT_BEFORE, not_before, due=True) if not_before else None,
-            read_priority(H.PRIORITY, get(H.PRIORITY), max_priority),
+            read_priority(H.PRIORITY, priority, max_priority) if priority else 0,
         )
     except KeyError as missing:
         raise SerializationError(

@@ -52,7 +52,13 @@ from conveyor.drivers.outgoing import Outgoing
 from conveyor.drivers.plans import Consumed, PlanExecutor
 from conveyor.drivers.policies import bus_retry
 from conveyor.drivers.recording import Recorder
-from conveyor.drivers.rejections import Refusal, addressee, refused_payload
+from conveyor.drivers.rejections import (
+    Refusal,
+    addressee,
+    handles,
+    refused_payload,
+    wrong_payload,
+)
 from conveyor.drivers.stack import Attempt, StackParts
 from conveyor.stores.deduplication import Deduplication
 
@@ -139,34 +145,38 @@ class Consumption:
         except SerializationError as error:
             consumed = Consumed(runtime, delivery, endpoint_id=wire.get(H.ENDPOINT))
             return self._reject(consumed, "malformed headers", error)
-        consumed = Consumed(runtime, delivery, envelope, endpoint_id=envelope.endpoint)
         now = self._clock.now()  # read once: routing and the expiry check see the same instant
+        # A ``Consumed`` is made only on the way to a plan or another route: the common delivery,
+        # handled and acknowledged, never needs one.
         try:
             route = deliveries.route_of(envelope, now)
             if route == "forward":
-                return self._forward(consumed, envelope)
+                return self._forward(_readable(runtime, delivery, envelope), envelope)
             if route == "hold":
-                return self._hold(consumed, envelope)
+                return self._hold(_readable(runtime, delivery, envelope), envelope)
             spec = addressee(
                 envelope.endpoint, to_bus=route == "bus", channel=runtime.name,
                 bus_channel=runtime.bus, endpoints=self._endpoints,
             )  # fmt: skip
             if isinstance(spec, Refusal):
-                return self._reject(consumed, spec.reason, None, spec.detail)
+                return self._reject(
+                    _readable(runtime, delivery, envelope), spec.reason, None, spec.detail
+                )
             if spec is None:
-                return self._route_on_bus(consumed, envelope)
-            message = self._decode(consumed, envelope)
-            if isinstance(message, Outcome):
-                return message
-            refusal = refused_payload(spec, message.payload)
-            if refusal is not None:
-                return self._reject(consumed, refusal.reason, None, refusal.detail)
-            consumed = Consumed(runtime, delivery, envelope, message, spec.endpoint_id)
+                return self._route_on_bus(_readable(runtime, delivery, envelope), envelope)
+            message = deliveries.decode(runtime.codec, delivery, envelope)
+            if not isinstance(message, Message):
+                return self._reject(_readable(runtime, delivery, envelope), *message)
+            if not handles(spec, message.payload):
+                refusal = wrong_payload(spec, message.payload)
+                return self._reject(
+                    _readable(runtime, delivery, envelope), refusal.reason, None, refusal.detail
+                )
         except (ConnectionFailed, TransportClosed, StaleReceipt):
             raise
         except Exception as error:  # a kernel or codec bug must not stop the consumer either
-            return self._reject(consumed, "unreadable", error)
-        return self._handle(consumed, spec, envelope, message, now, stop_on_failure)
+            return self._reject(_readable(runtime, delivery, envelope), "unreadable", error)
+        return self._handle(runtime, delivery, envelope, spec, message, now, stop_on_failure)
 
     # ---------------------------------------------------------------- reading
 
@@ -188,23 +198,61 @@ class Consumption:
 
     def _handle(
         self,
-        consumed: Consumed,
-        spec: HandlerSpec,
+        runtime: ChannelRuntime,
+        delivery: Delivery,
         envelope: Envelope,
+        spec: HandlerSpec,
         message: Message,
         now: datetime,
         stop_on_failure: bool,
     ) -> Outcome:
-        runtime = consumed.runtime
         if envelope.expires_at is not None and envelope.expires_at <= now:
             plan = expire(
                 envelope.expires_at,
                 dead_letter_expired=runtime.definition.dead_letter_expired,
                 attempt=message.headers.attempt,
             )
-            return self._execute(plan, consumed)
+            return self._execute(
+                plan, Consumed(runtime, delivery, envelope, message, spec.endpoint_id)
+            )
         policy = self._policies[(spec.endpoint_id, runtime.name)]
         attempt = Attempt(self._parts, runtime.name, spec, message, None, policy)
+        if self._deduplication is not None:
+            refused = self._refused_duplicate(
+                Consumed(runtime, delivery, envelope, message, spec.endpoint_id),
+                attempt,
+                now,
+                stop_on_failure,
+            )
+            if refused is not None:
+                return refused
+        try:
+            self._stacks[spec.endpoint_id](attempt)
+        except NotAcknowledged:
+            plan = not_acknowledged(runtime.definition.lease, self._clock.now())
+            return self._execute(
+                plan, Consumed(runtime, delivery, envelope, message, spec.endpoint_id)
+            )
+        except Exception as error:
+            # raised outside the handler (a layer or an outer interceptor): record it once
+            self._recorder.failure(
+                attempt.state, message, endpoint_id=spec.endpoint_id, channel=runtime.name,
+                error=error,
+            )  # fmt: skip
+            consumed = Consumed(runtime, delivery, envelope, message, spec.endpoint_id)
+            return self._failed(consumed, policy, error, stop_on_failure)
+        runtime.transport.ack(delivery)
+        return Outcome.HANDLED
+
+    def _refused_duplicate(
+        self, consumed: Consumed, attempt: Attempt, now: datetime, stop_on_failure: bool
+    ) -> Outcome | None:
+        """With deduplication on: set the attempt's key, and refuse a copy already handled.
+
+        None lets the delivery through to the stack; an outcome is the duplicate's (acknowledged
+        as such), or that of a key function or a store that failed.
+        """
+        runtime, spec, message = consumed.runtime, attempt.spec, attempt.message
         try:
             dedup_key = deliveries.dedup_key(self._deduplication, spec, message)
         except Exception as key_error:  # the handler's key function: the message's failure
@@ -216,39 +264,27 @@ class Consumption:
                 error=key_error,
                 detail="@deduplicated key",
             )
-            return self._failed(consumed, policy, key_error, stop_on_failure)
+            return self._failed(consumed, attempt.policy, key_error, stop_on_failure)
         attempt.dedup_key = dedup_key
         deduplication = self._deduplication
-        if dedup_key is not None and deduplication is not None:
-            try:
-                seen = deduplication.store.contains(spec.dedup_scope, dedup_key, now=now)
-            except Exception as store_error:
-                return self._store_failed(consumed, store_error, "deduplication store")
-            if seen:
-                self._recorder.message(
-                    RecordKind.DUPLICATE,
-                    message,
-                    endpoint_id=spec.endpoint_id,
-                    channel=runtime.name,
-                    attempt=message.headers.attempt,
-                    detail=deliveries.tracking_detail(spec),
-                )
-                runtime.transport.ack(consumed.delivery)
-                return Outcome.DUPLICATE
+        if dedup_key is None or deduplication is None:
+            return None
         try:
-            self._stacks[spec.endpoint_id](attempt)
-        except NotAcknowledged:
-            plan = not_acknowledged(runtime.definition.lease, self._clock.now())
-            return self._execute(plan, consumed)
-        except Exception as error:
-            # raised outside the handler (a layer or an outer interceptor): record it once
-            self._recorder.failure(
-                attempt.state, message, endpoint_id=spec.endpoint_id, channel=runtime.name,
-                error=error,
-            )  # fmt: skip
-            return self._failed(consumed, policy, error, stop_on_failure)
+            seen = deduplication.store.contains(spec.dedup_scope, dedup_key, now=now)
+        except Exception as store_error:
+            return self._store_failed(consumed, store_error, "deduplication store")
+        if not seen:
+            return None
+        self._recorder.message(
+            RecordKind.DUPLICATE,
+            message,
+            endpoint_id=spec.endpoint_id,
+            channel=runtime.name,
+            attempt=message.headers.attempt,
+            detail=deliveries.tracking_detail(spec),
+        )
         runtime.transport.ack(consumed.delivery)
-        return Outcome.HANDLED
+        return Outcome.DUPLICATE
 
     def _failed(
         self,
@@ -377,3 +413,8 @@ class Consumption:
             self._dispatch.publish_to(
                 self._router.events(type(payload), envelope.routing_key), message, NO_OPTIONS
             )
+
+
+def _readable(runtime: ChannelRuntime, delivery: Delivery, envelope: Envelope) -> Consumed:
+    """A delivery whose envelope could be read, for a plan or a route other than its handler."""
+    return Consumed(runtime, delivery, envelope, endpoint_id=envelope.endpoint)
