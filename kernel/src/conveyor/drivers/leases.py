@@ -65,10 +65,9 @@ class LeaseKeeper:
         Args:
             since: when handling started (now), read once by the caller.
         """
-        if runtime.transport.capabilities.lease != "timed":
+        if not runtime.timed_lease:
             return None
-        lease = runtime.definition.lease
-        look = since + (lease / 3 if runtime.renewable is not None else lease)
+        look = since + runtime.first_look
         held = _Held(runtime, delivery, look, since)
         with self._mutex:
             self._held.add(held)
@@ -140,11 +139,10 @@ class AsyncLeaseKeeper:
 
     def hold(self, runtime: AsyncChannelRuntime, delivery: Delivery) -> int | None:
         """Start keeping ``delivery``'s lease; the key to :meth:`release`, None if not timed."""
-        if runtime.transport.capabilities.lease != "timed":
+        if not runtime.timed_lease:
             return None
         now = self._clock.now()
-        lease = runtime.definition.lease
-        look = now + (lease / 3 if runtime.renewable is not None else lease)
+        look = now + runtime.first_look
         held = _AsyncHeld(runtime, delivery, look, now)
         self._held[id(held)] = held
         if self._task is None or self._task.done() or self._woken is None:
