@@ -56,7 +56,6 @@ from conveyor.drivers.recording import Recorder
 from conveyor.drivers.rejections import (
     Refusal,
     addressee,
-    handles,
     refused_payload,
     wrong_payload,
 )
@@ -153,7 +152,9 @@ class Consumption:
     def _consume(
         self, runtime: ChannelRuntime, delivery: Delivery, stop_on_failure: bool
     ) -> Outcome:
-        self._recorder.received(runtime.name, delivery)
+        recorder = self._recorder
+        if delivery.delivery_count > 1 or recorder.journal.deliveries:  # Recorder.received, inline
+            recorder.delivered(runtime.name, delivery)
         wire = delivery.message.headers
         try:
             envelope = read_envelope(wire, max_priority=runtime.max_priority)
@@ -174,7 +175,8 @@ class Consumption:
             message = deliveries.decode(runtime.codec, delivery, envelope)
             if not isinstance(message, Message):
                 return self._reject(_readable(runtime, delivery, envelope), *message)
-            if not handles(spec, message.payload):
+            if spec.message_types and not isinstance(message.payload, spec.message_types):
+                # not rejections.handles(spec, payload), which this is without its call
                 refusal = wrong_payload(spec, message.payload)
                 return self._reject(
                     _readable(runtime, delivery, envelope), refusal.reason, None, refusal.detail
