@@ -29,6 +29,9 @@ __all__ = ["AsyncLeaseKeeper", "LeaseKeeper", "outlived_lease"]
 
 _LOG = logging.getLogger("conveyor")
 
+_IDLE = timedelta(hours=1)
+"""The longest the keeper thread sleeps."""
+
 
 @dataclass(slots=True, eq=False)
 class _Held:
@@ -43,7 +46,15 @@ class _Held:
 class LeaseKeeper:
     """Renews the leases of deliveries being handled, from one daemon thread, started lazily."""
 
-    __slots__ = ("_changed", "_clock", "_held", "_mutex", "_sleeping_until", "_thread")
+    __slots__ = (
+        "_changed",
+        "_clock",
+        "_held",
+        "_mutex",
+        "_shortest_look",
+        "_sleeping_until",
+        "_thread",
+    )
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -53,6 +64,11 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
         # When the keeper thread waits for a time, the instant it wakes; None while it works.
         self._sleeping_until: datetime | None = None
+        # The shortest first look of any lease held so far: how long the keeper sleeps when it
+        # holds nothing. A lease held later needs its first look no sooner than the keeper
+        # wakes anyway, so holding it need not wake the keeper (with nothing held, waking it
+        # for each new message cost a thread switch per message).
+        self._shortest_look = _IDLE
 
     def hold(self, runtime: ChannelRuntime, delivery: Delivery, *, since: datetime) -> _Held | None:
         """Keep ``delivery``'s lease alive (or watch it) until :meth:`release`; None if not timed.
@@ -71,6 +87,7 @@ class LeaseKeeper:
         held = _Held(runtime, delivery, look, since)
         with self._mutex:
             self._held.add(held)
+            self._shortest_look = min(self._shortest_look, runtime.first_look)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._keep, name="conveyor-leases", daemon=True
@@ -93,8 +110,9 @@ class LeaseKeeper:
                 due = [h for h in self._held if h.next_look <= now]
                 if not due:
                     soonest = min((h.next_look for h in self._held), default=None)
-                    wait = 3600.0 if soonest is None else (soonest - now).total_seconds()
-                    wait = min(max(wait, 0.001), 3600.0)
+                    idle = self._shortest_look
+                    wait = (idle if soonest is None else soonest - now).total_seconds()
+                    wait = min(max(wait, 0.001), _IDLE.total_seconds())
                     self._sleeping_until = now + timedelta(seconds=wait)
                     self._changed.wait(wait)
                     self._sleeping_until = None

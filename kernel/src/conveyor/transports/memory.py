@@ -309,7 +309,9 @@ class MemoryTransport:
             TransportClosed: after :meth:`close`.
             TypeError: the body is not bytes or a header is not a string, which no broker takes.
         """
-        body = _copy_body(message.body)
+        body = message.body
+        if type(body) is not bytes:  # bytes are immutable already: sharing them is a copy
+            body = _copy_body(body)
         names, values, joined, shared = self._split(message.headers)
         if self._max_size is not None and message.size > self._max_size:
             raise MessageTooLarge(
@@ -396,10 +398,13 @@ class MemoryTransport:
             if entry.deliveries:  # the previous lease's receipt, if nobody settled it, is stale
                 ch.leases.pop(_receipt(channel, entry.seq, entry.deliveries), None)
             entry.deliveries += 1
-            receipt = _receipt(channel, entry.seq, entry.deliveries)
+            receipt = f"{channel}:{entry.seq}:{entry.deliveries}"  # ``_receipt``, inline
             ch.leases[receipt] = entry
             entry.state = _LEASED
-            until = saturating_later(now, lease)
+            try:
+                until = now + lease
+            except OverflowError:  # a clock far in the future: the lease lasts to the end of time
+                until = saturating_later(now, lease)
             entry.timer = ch.lease_timers.push(until, entry)  # ``ch.hold``, one call less
             ch.wake_at = min(ch.wake_at, until)
             taken.append(
@@ -563,7 +568,10 @@ class MemoryTransport:
         entry = ch.leases.pop(delivery.receipt, None) if ch is not None else None
         if ch is None or entry is None:
             raise StaleReceipt(self._unknown_receipt(delivery, verb))
-        ch.cancel_timer(entry)
+        timer = entry.timer
+        if timer is not None:  # ``ch.cancel_timer``, inline: every delivery is settled
+            (ch.lease_timers if entry.state == _LEASED else ch.timers).cancel(timer)
+            entry.timer = None
         return ch, entry
 
     def _unknown_receipt(self, delivery: Delivery, verb: str) -> str:
@@ -594,8 +602,6 @@ def _receipt(channel: str, seq: int, deliveries: int) -> str:
 
 
 def _copy_body(body: object) -> bytes:
-    if type(body) is bytes:  # immutable already: sharing it is a copy
-        return body
     if isinstance(body, bytearray | memoryview):
         return bytes(body)
     raise TypeError(
