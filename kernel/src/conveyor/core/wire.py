@@ -216,6 +216,9 @@ class Envelope:
 
 _NO_USER: Mapping[str, str] = MappingProxyType({})
 
+#: Every header name of the ``H`` table: a wire holding only these carries no user header.
+_FRAMEWORK_NAMES = frozenset(value for name, value in vars(H).items() if not name.startswith("_"))
+
 # The texts of the first attempts, made once: ``str(1)`` makes a new 50-byte string each time,
 # and every message waiting on a channel holds its attempt header.
 _ATTEMPTS = tuple(str(n) for n in range(16))
@@ -247,7 +250,13 @@ def read_envelope(wire: Mapping[str, str], *, max_priority: int | None = None) -
     """
     try:
         get = wire.get
-        user = {k: v for k, v in wire.items() if k[:3] != "cv-"}
+        # Most messages carry no user header: one look at the names says so (any other
+        # ``cv-`` header, such as a transport's own, is not the user's either).
+        user = (
+            {k: v for k, v in wire.items() if k[:3] != "cv-"}
+            if not _FRAMEWORK_NAMES.issuperset(wire)
+            else None
+        )
         # What Conveyor writes is read here without a call: a timestamp in UTC, an attempt of a
         # few; anything else goes through the strict readers, which refuse what is malformed.
         stamp = wire[H.TIMESTAMP]

@@ -25,6 +25,7 @@ transport that cannot be reached stops the consumer.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from conveyor.core.clock import Clock
@@ -44,7 +45,7 @@ from conveyor.core.outcome import Outcome
 from conveyor.core.registry import HandlerSpec
 from conveyor.core.retry import RetryPolicy
 from conveyor.core.routing import Router
-from conveyor.core.wire import BUS_COMMAND, Delivery, Envelope, H, read_envelope
+from conveyor.core.wire import BUS_COMMAND, BUS_EVENT, Delivery, Envelope, H, read_envelope
 from conveyor.drivers import deliveries
 from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.drivers.dispatch import Dispatch
@@ -55,20 +56,29 @@ from conveyor.drivers.recording import Recorder
 from conveyor.drivers.rejections import (
     Refusal,
     addressee,
-    handles,
     refused_payload,
     wrong_payload,
 )
 from conveyor.drivers.stack import Attempt, StackParts
 from conveyor.stores.deduplication import Deduplication
 
-__all__ = ["Consumption", "Outcome"]
+__all__ = ["Consumption", "Outcome", "Bound"]
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """An endpoint as consumed from one of its channels: its handler, policy there and stack."""
+
+    spec: HandlerSpec
+    policy: ResolvedPolicy
+    stack: Callable[[Attempt], object]
 
 
 class Consumption:
     """Runs deliveries of one ``Messaging`` through the consumption stack."""
 
     __slots__ = (
+        "_bound",
         "_bus_retry",
         "_channels",
         "_clock",
@@ -78,10 +88,8 @@ class Consumption:
         "_executor",
         "_outgoing",
         "_parts",
-        "_policies",
         "_recorder",
         "_router",
-        "_stacks",
     )
 
     def __init__(
@@ -108,12 +116,18 @@ class Consumption:
         self._recorder = recorder
         self._outgoing = outgoing
         self._dispatch = dispatch
-        self._stacks = stacks
         self._parts = parts
-        self._policies = policies
         self._bus_retry = bus_retry
         self._deduplication = deduplication
         self._executor = executor
+        self._bound = {
+            (spec.endpoint_id, channel): Bound(
+                spec, policies[(spec.endpoint_id, channel)], stacks[spec.endpoint_id]
+            )
+            for spec in endpoints.values()
+            if spec.endpoint_id not in (BUS_COMMAND, BUS_EVENT)
+            for channel in spec.channels
+        }
 
     def consume(
         self, runtime: ChannelRuntime, delivery: Delivery, *, stop_on_failure: bool = False
@@ -138,7 +152,9 @@ class Consumption:
     def _consume(
         self, runtime: ChannelRuntime, delivery: Delivery, stop_on_failure: bool
     ) -> Outcome:
-        self._recorder.received(runtime.name, delivery)
+        recorder = self._recorder
+        if delivery.delivery_count > 1 or recorder.journal.deliveries:  # Recorder.received, inline
+            recorder.delivered(runtime.name, delivery)
         wire = delivery.message.headers
         try:
             envelope = read_envelope(wire, max_priority=runtime.max_priority)
@@ -149,25 +165,18 @@ class Consumption:
         # A ``Consumed`` is made only on the way to a plan or another route: the common delivery,
         # handled and acknowledged, never needs one.
         try:
-            route = deliveries.route_of(envelope, now)
-            if route == "forward":
-                return self._forward(_readable(runtime, delivery, envelope), envelope)
-            if route == "hold":
-                return self._hold(_readable(runtime, delivery, envelope), envelope)
-            spec = addressee(
-                envelope.endpoint, to_bus=route == "bus", channel=runtime.name,
-                bus_channel=runtime.bus, endpoints=self._endpoints,
-            )  # fmt: skip
-            if isinstance(spec, Refusal):
-                return self._reject(
-                    _readable(runtime, delivery, envelope), spec.reason, None, spec.detail
-                )
-            if spec is None:
-                return self._route_on_bus(_readable(runtime, delivery, envelope), envelope)
+            # The common delivery, in one lookup: a due copy for an endpoint bound to this
+            # channel, in no channel sequence (what route_of and addressee would find).
+            bound = self._bound.get((envelope.endpoint, runtime.name))
+            not_before = envelope.not_before
+            if bound is None or envelope.slip or (not_before is not None and not_before > now):
+                return self._elsewhere(runtime, delivery, envelope, now)
+            spec = bound.spec
             message = deliveries.decode(runtime.codec, delivery, envelope)
             if not isinstance(message, Message):
                 return self._reject(_readable(runtime, delivery, envelope), *message)
-            if not handles(spec, message.payload):
+            if spec.message_types and not isinstance(message.payload, spec.message_types):
+                # not rejections.handles(spec, payload), which this is without its call
                 refusal = wrong_payload(spec, message.payload)
                 return self._reject(
                     _readable(runtime, delivery, envelope), refusal.reason, None, refusal.detail
@@ -176,7 +185,27 @@ class Consumption:
             raise
         except Exception as error:  # a kernel or codec bug must not stop the consumer either
             return self._reject(_readable(runtime, delivery, envelope), "unreadable", error)
-        return self._handle(runtime, delivery, envelope, spec, message, now, stop_on_failure)
+        return self._handle(runtime, delivery, envelope, bound, message, now, stop_on_failure)
+
+    def _elsewhere(
+        self, runtime: ChannelRuntime, delivery: Delivery, envelope: Envelope, now: datetime
+    ) -> Outcome:
+        """Any other delivery: the next step of a channel sequence, a copy back early, a message
+        of an asynchronous bus, or one that no handler here may take."""
+        consumed = _readable(runtime, delivery, envelope)
+        route = deliveries.route_of(envelope, now)
+        if route == "forward":
+            return self._forward(consumed, envelope)
+        if route == "hold":
+            return self._hold(consumed, envelope)
+        spec = addressee(
+            envelope.endpoint, to_bus=route == "bus", channel=runtime.name,
+            bus_channel=runtime.bus, endpoints=self._endpoints,
+        )  # fmt: skip
+        if spec is None:
+            return self._route_on_bus(consumed, envelope)
+        assert isinstance(spec, Refusal), "a bound endpoint's due copy is handled in _consume"
+        return self._reject(consumed, spec.reason, None, spec.detail)
 
     # ---------------------------------------------------------------- reading
 
@@ -201,11 +230,12 @@ class Consumption:
         runtime: ChannelRuntime,
         delivery: Delivery,
         envelope: Envelope,
-        spec: HandlerSpec,
+        bound: Bound,
         message: Message,
         now: datetime,
         stop_on_failure: bool,
     ) -> Outcome:
+        spec, policy = bound.spec, bound.policy
         if envelope.expires_at is not None and envelope.expires_at <= now:
             plan = expire(
                 envelope.expires_at,
@@ -215,7 +245,6 @@ class Consumption:
             return self._execute(
                 plan, Consumed(runtime, delivery, envelope, message, spec.endpoint_id)
             )
-        policy = self._policies[(spec.endpoint_id, runtime.name)]
         attempt = Attempt(self._parts, runtime.name, spec, message, None, policy)
         if self._deduplication is not None:
             refused = self._refused_duplicate(
@@ -227,7 +256,7 @@ class Consumption:
             if refused is not None:
                 return refused
         try:
-            self._stacks[spec.endpoint_id](attempt)
+            bound.stack(attempt)
         except NotAcknowledged:
             plan = not_acknowledged(runtime.definition.lease, self._clock.now())
             return self._execute(

@@ -224,8 +224,9 @@ def collector(proceed: Proceed | None, attempt: Attempt) -> object:
     """Messages sent while handling leave only when the handler returns (inside the transaction).
 
     The scope is entered and left explicitly rather than with ``Scopes.opened``: this layer runs
-    for every consumed message, and the generator behind a context manager cost more than the
-    scope itself. A handler that sent nothing has nothing to flush.
+    for every consumed message, and the generator behind a context manager (or the calls of
+    ``Scopes.inner`` and ``leave``) cost more than the scope itself. A handler that sent nothing
+    has nothing to flush.
 
     Without ``proceed`` the collector is the innermost layer (the common case: no user
     interceptor among the layers) and calls the handler itself, inside its own scope: that scope
@@ -235,14 +236,16 @@ def collector(proceed: Proceed | None, attempt: Attempt) -> object:
     parts = attempt.parts
     if attempt.policy is not None and attempt.policy.manual_ack:
         attempt.state = ManualAck()  # ctx.ack() marks it; the handler's call checks it
-    scopes = parts.scopes
-    scope, token = scopes.inner(
+    current = parts.scopes.var  # the ``ContextVar`` itself, as ``Scopes.inner`` without its call
+    scope = Scope(
         attempt.message,
         attempt.spec.endpoint_id,
         attempt.channel,
-        attempt=attempt.state,
         collecting=attempt.policy is None or attempt.policy.collect,
+        parent=current.get(),
+        attempt=attempt.state,
     )
+    token = current.set(scope)
     try:
         try:
             if proceed is None:
@@ -255,7 +258,7 @@ def collector(proceed: Proceed | None, attempt: Attempt) -> object:
         if scope.buffer:
             parts.outgoing.flush(scope)
     finally:
-        scopes.leave(token)
+        current.reset(token)
     return result
 
 
