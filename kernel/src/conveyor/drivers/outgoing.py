@@ -47,12 +47,15 @@ class Outgoing:
 
     def queue_copy(self, spec: HandlerSpec, message: Message, options: DeliveryOptions) -> None:
         """A copy of ``message`` for the asynchronous handler ``spec``, on its first channel."""
-        self.enqueue(
-            spec.channels[0],
-            spec.endpoint_id,
-            message,
-            spec.channels[1:],
-            options.for_handler(spec, self._clock, message.payload),
+        self.put(  # ``enqueue``, one call less: every asynchronous handler's copy comes here
+            pending_copy(
+                self._channels,
+                spec.channels[0],
+                spec.endpoint_id,
+                message,
+                spec.channels[1:],
+                options.for_handler(spec, self._clock, message.payload),
+            )
         )
 
     def enqueue(
