@@ -20,6 +20,7 @@ from typing import Any, Generic
 from typing_extensions import TypeVar
 
 from conveyor.core.headers import Headers
+from conveyor.core.message import Message
 from conveyor.core.wire import WireMessage
 
 __all__ = ["RecordKind", "Record", "ExceptionInfo", "Journal"]
@@ -241,6 +242,24 @@ class Journal:
                 delay, detail, causation_id, headers, via, wire, delivery_count,
             ),
         )  # fmt: skip
+
+    def add_new(self, kind: RecordKind, message: Message) -> None:
+        """The send, publish or ask of a new message, at its timestamp.
+
+        Every bus call records one, so it is built here, where it is stored, rather than by a
+        recorder calling :meth:`add`: one call fewer on every send.
+        """
+        headers = message.headers
+        payload = message.payload
+        fields = (
+            headers.timestamp, kind, headers.id, message.routing_key or type(payload).__qualname__,
+            None, None, 1, None, None, "", headers.causation_id, headers, None, None, None,
+        )  # fmt: skip
+        entry = (next(self._numbers), payload if self._keep_payloads else None, fields)
+        self._entries.append(entry)
+        listeners = self._listening.get(kind)
+        if listeners:
+            self._notify(listeners, entry, payload)
 
     def add(self, payload: object, fields: tuple[Any, ...]) -> None:
         """Add a record given as its payload and its other fields after ``seq``, in
