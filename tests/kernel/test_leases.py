@@ -42,6 +42,11 @@ class Slow:
     n: int
 
 
+@dataclass(frozen=True)
+class Quick:
+    n: int
+
+
 def slow_app(channel: Channel, handled: list[int]) -> Messaging:
     @asynchronous("jobs")
     @command_handler
@@ -68,6 +73,42 @@ def test_a_long_handler_keeps_its_lease_and_is_handled_once(tmp_path: Path, kind
         assert result.processed == 1
         assert handled == [1]  # the other thread polled all along, and never got it
         assert len(messaging.journal.of_kind(RecordKind.HANDLED)) == 1
+
+
+def test_a_lease_shorter_than_any_held_before_is_renewed_in_time() -> None:
+    """The keeper sleeps up to the shortest first look it has seen; a shorter lease wakes it."""
+    handled: list[str] = []
+    started = threading.Event()
+
+    @asynchronous("long")
+    @command_handler
+    def first(job: Slow) -> None:
+        handled.append("long")
+        started.set()
+        threading.Event().wait(WORK)
+
+    @asynchronous("short")
+    @command_handler
+    def second(job: Quick) -> None:
+        assert started.wait(WORK)  # the long lease is held first
+        handled.append("short")
+        threading.Event().wait(WORK)
+
+    channels = [
+        QueueChannel("long", lease=timedelta(minutes=5)),
+        QueueChannel("short", lease=LEASE),
+    ]
+    with Messaging([first, second], channels, clock=SystemClock()) as messaging:
+        messaging.send(Slow(1))
+        messaging.send(Quick(1))
+        result = messaging.serve(
+            ["long", "short"],
+            concurrency=3,
+            finish_when_empty=True,
+            time_limit=timedelta(seconds=20),
+        )
+        assert result.processed == 2
+    assert sorted(handled) == ["long", "short"]
 
 
 class Unrenewable(MemoryTransport):

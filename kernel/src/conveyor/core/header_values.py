@@ -22,6 +22,7 @@ from conveyor.core.instants import LATEST
 
 __all__ = [
     "MAX_ATTEMPT",
+    "FIRST_ATTEMPTS",
     "read_attempt",
     "read_priority",
     "read_instant",
@@ -38,9 +39,9 @@ _SIGNED = re.compile(r"-?[0-9]{1,19}")
 _INTEGER = re.compile(r"-?[0-9]+")
 _OUTSIDE = "a whole number outside that range"
 
-# The attempts nearly every message carries, read without a pattern match: every delivery reads
-# its attempt, and all but a retried few say "1".
-_FIRST_ATTEMPTS = {str(n): n for n in range(1, 16)}
+#: The attempts nearly every message carries, read without a pattern match: every delivery reads
+#: its attempt, and all but a retried few say "1". Any other text goes through :func:`read_attempt`.
+FIRST_ATTEMPTS: dict[str, int] = {str(n): n for n in range(1, 16)}
 
 
 def found(value: str) -> str:
@@ -54,7 +55,7 @@ def read_attempt(name: str, value: str | None) -> int:
     """A delivery attempt: a whole number from 1 to :data:`MAX_ATTEMPT` (absent means 1)."""
     if value is None:
         return 1
-    known = _FIRST_ATTEMPTS.get(value)
+    known = FIRST_ATTEMPTS.get(value)
     if known is not None:
         return known
     expected = f"a whole number from 1 to {MAX_ATTEMPT}"

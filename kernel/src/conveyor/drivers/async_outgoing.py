@@ -128,4 +128,6 @@ class AsyncOutgoing:
         )
 
     def held_until(self, runtime: AsyncChannelRuntime, due: datetime | None) -> datetime | None:
+        if due is None or runtime.max_delay is None:
+            return due  # no clock read where there is nothing to cap
         return held_until(runtime, due, self._clock.now())

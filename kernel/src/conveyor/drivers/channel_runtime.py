@@ -31,19 +31,29 @@ class ChannelRuntime:
     ``bus`` says whether the channel carries an asynchronous bus's messages (only there does a
     consumer route one to any handler), ``max_priority`` the highest priority a header may hold.
     ``router`` is set for a dynamic channel: it places each message on a concrete channel.
+
+    What the per-message paths read of the transport's capabilities is read here once too (a
+    ``capabilities`` property call on every message added up): ``max_delay``, the longest delay
+    the broker holds; ``timed_lease``, whether a lease runs out on a timer (so a
+    ``LeaseKeeper`` must keep it while a handler runs); ``first_look``, how long after handling
+    starts the keeper first looks at such a lease (a third of it where it can renew, all of it
+    where it can only warn).
     """
 
     __slots__ = (
         "bus",
         "codec",
         "definition",
+        "first_look",
         "inline",
         "inspectable",
+        "max_delay",
         "max_priority",
         "measurable",
         "name",
         "renewable",
         "router",
+        "timed_lease",
         "transport",
     )
 
@@ -71,6 +81,11 @@ class ChannelRuntime:
         self.router: DynamicTransport | None = (
             transport if isinstance(transport, DynamicTransport) else None
         )
+        capabilities = transport.capabilities
+        self.max_delay = capabilities.max_delay
+        self.timed_lease = capabilities.lease == "timed"
+        lease = definition.lease
+        self.first_look = lease / 3 if self.renewable is not None else lease
 
 
 class AsyncChannelRuntime:
@@ -83,12 +98,15 @@ class AsyncChannelRuntime:
         "bus",
         "codec",
         "definition",
+        "first_look",
         "inline",
         "inspectable",
+        "max_delay",
         "max_priority",
         "name",
         "renewable",
         "router",
+        "timed_lease",
         "transport",
     )
 
@@ -115,6 +133,11 @@ class AsyncChannelRuntime:
             transport if _async_renewable(transport) else None
         )
         self.router: DynamicTransport | None = None
+        capabilities = transport.capabilities
+        self.max_delay = capabilities.max_delay
+        self.timed_lease = capabilities.lease == "timed"
+        lease = definition.lease
+        self.first_look = lease / 3 if self.renewable is not None else lease
 
 
 def _inspectable(transport: Transport) -> TypeGuard[InspectableTransport]:

@@ -25,6 +25,7 @@ transport that cannot be reached stops the consumer.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from conveyor.core.clock import Clock
@@ -44,7 +45,7 @@ from conveyor.core.outcome import Outcome
 from conveyor.core.registry import HandlerSpec
 from conveyor.core.retry import RetryPolicy
 from conveyor.core.routing import Router
-from conveyor.core.wire import BUS_COMMAND, Delivery, Envelope, H, read_envelope
+from conveyor.core.wire import BUS_COMMAND, BUS_EVENT, Delivery, Envelope, H, read_envelope
 from conveyor.drivers import deliveries
 from conveyor.drivers.channel_runtime import ChannelRuntime
 from conveyor.drivers.dispatch import Dispatch
@@ -52,17 +53,32 @@ from conveyor.drivers.outgoing import Outgoing
 from conveyor.drivers.plans import Consumed, PlanExecutor
 from conveyor.drivers.policies import bus_retry
 from conveyor.drivers.recording import Recorder
-from conveyor.drivers.rejections import Refusal, addressee, refused_payload
+from conveyor.drivers.rejections import (
+    Refusal,
+    addressee,
+    refused_payload,
+    wrong_payload,
+)
 from conveyor.drivers.stack import Attempt, StackParts
 from conveyor.stores.deduplication import Deduplication
 
-__all__ = ["Consumption", "Outcome"]
+__all__ = ["Consumption", "Outcome", "Bound"]
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """An endpoint as consumed from one of its channels: its handler, policy there and stack."""
+
+    spec: HandlerSpec
+    policy: ResolvedPolicy
+    stack: Callable[[Attempt], object]
 
 
 class Consumption:
     """Runs deliveries of one ``Messaging`` through the consumption stack."""
 
     __slots__ = (
+        "_bound",
         "_bus_retry",
         "_channels",
         "_clock",
@@ -72,10 +88,8 @@ class Consumption:
         "_executor",
         "_outgoing",
         "_parts",
-        "_policies",
         "_recorder",
         "_router",
-        "_stacks",
     )
 
     def __init__(
@@ -102,12 +116,18 @@ class Consumption:
         self._recorder = recorder
         self._outgoing = outgoing
         self._dispatch = dispatch
-        self._stacks = stacks
         self._parts = parts
-        self._policies = policies
         self._bus_retry = bus_retry
         self._deduplication = deduplication
         self._executor = executor
+        self._bound = {
+            (spec.endpoint_id, channel): Bound(
+                spec, policies[(spec.endpoint_id, channel)], stacks[spec.endpoint_id]
+            )
+            for spec in endpoints.values()
+            if spec.endpoint_id not in (BUS_COMMAND, BUS_EVENT)
+            for channel in spec.channels
+        }
 
     def consume(
         self, runtime: ChannelRuntime, delivery: Delivery, *, stop_on_failure: bool = False
@@ -132,41 +152,60 @@ class Consumption:
     def _consume(
         self, runtime: ChannelRuntime, delivery: Delivery, stop_on_failure: bool
     ) -> Outcome:
-        self._recorder.received(runtime.name, delivery)
+        recorder = self._recorder
+        if delivery.delivery_count > 1 or recorder.journal.deliveries:  # Recorder.received, inline
+            recorder.delivered(runtime.name, delivery)
         wire = delivery.message.headers
         try:
             envelope = read_envelope(wire, max_priority=runtime.max_priority)
         except SerializationError as error:
             consumed = Consumed(runtime, delivery, endpoint_id=wire.get(H.ENDPOINT))
             return self._reject(consumed, "malformed headers", error)
-        consumed = Consumed(runtime, delivery, envelope, endpoint_id=envelope.endpoint)
         now = self._clock.now()  # read once: routing and the expiry check see the same instant
+        # A ``Consumed`` is made only on the way to a plan or another route: the common delivery,
+        # handled and acknowledged, never needs one.
         try:
-            route = deliveries.route_of(envelope, now)
-            if route == "forward":
-                return self._forward(consumed, envelope)
-            if route == "hold":
-                return self._hold(consumed, envelope)
-            spec = addressee(
-                envelope.endpoint, to_bus=route == "bus", channel=runtime.name,
-                bus_channel=runtime.bus, endpoints=self._endpoints,
-            )  # fmt: skip
-            if isinstance(spec, Refusal):
-                return self._reject(consumed, spec.reason, None, spec.detail)
-            if spec is None:
-                return self._route_on_bus(consumed, envelope)
-            message = self._decode(consumed, envelope)
-            if isinstance(message, Outcome):
-                return message
-            refusal = refused_payload(spec, message.payload)
-            if refusal is not None:
-                return self._reject(consumed, refusal.reason, None, refusal.detail)
-            consumed = Consumed(runtime, delivery, envelope, message, spec.endpoint_id)
+            # The common delivery, in one lookup: a due copy for an endpoint bound to this
+            # channel, in no channel sequence (what route_of and addressee would find).
+            bound = self._bound.get((envelope.endpoint, runtime.name))
+            not_before = envelope.not_before
+            if bound is None or envelope.slip or (not_before is not None and not_before > now):
+                return self._elsewhere(runtime, delivery, envelope, now)
+            spec = bound.spec
+            message = deliveries.decode(runtime.codec, delivery, envelope)
+            if not isinstance(message, Message):
+                return self._reject(_readable(runtime, delivery, envelope), *message)
+            if spec.message_types and not isinstance(message.payload, spec.message_types):
+                # not rejections.handles(spec, payload), which this is without its call
+                refusal = wrong_payload(spec, message.payload)
+                return self._reject(
+                    _readable(runtime, delivery, envelope), refusal.reason, None, refusal.detail
+                )
         except (ConnectionFailed, TransportClosed, StaleReceipt):
             raise
         except Exception as error:  # a kernel or codec bug must not stop the consumer either
-            return self._reject(consumed, "unreadable", error)
-        return self._handle(consumed, spec, envelope, message, now, stop_on_failure)
+            return self._reject(_readable(runtime, delivery, envelope), "unreadable", error)
+        return self._handle(runtime, delivery, envelope, bound, message, now, stop_on_failure)
+
+    def _elsewhere(
+        self, runtime: ChannelRuntime, delivery: Delivery, envelope: Envelope, now: datetime
+    ) -> Outcome:
+        """Any other delivery: the next step of a channel sequence, a copy back early, a message
+        of an asynchronous bus, or one that no handler here may take."""
+        consumed = _readable(runtime, delivery, envelope)
+        route = deliveries.route_of(envelope, now)
+        if route == "forward":
+            return self._forward(consumed, envelope)
+        if route == "hold":
+            return self._hold(consumed, envelope)
+        spec = addressee(
+            envelope.endpoint, to_bus=route == "bus", channel=runtime.name,
+            bus_channel=runtime.bus, endpoints=self._endpoints,
+        )  # fmt: skip
+        if spec is None:
+            return self._route_on_bus(consumed, envelope)
+        assert isinstance(spec, Refusal), "a bound endpoint's due copy is handled in _consume"
+        return self._reject(consumed, spec.reason, None, spec.detail)
 
     # ---------------------------------------------------------------- reading
 
@@ -188,23 +227,61 @@ class Consumption:
 
     def _handle(
         self,
-        consumed: Consumed,
-        spec: HandlerSpec,
+        runtime: ChannelRuntime,
+        delivery: Delivery,
         envelope: Envelope,
+        bound: Bound,
         message: Message,
         now: datetime,
         stop_on_failure: bool,
     ) -> Outcome:
-        runtime = consumed.runtime
+        spec, policy = bound.spec, bound.policy
         if envelope.expires_at is not None and envelope.expires_at <= now:
             plan = expire(
                 envelope.expires_at,
                 dead_letter_expired=runtime.definition.dead_letter_expired,
                 attempt=message.headers.attempt,
             )
-            return self._execute(plan, consumed)
-        policy = self._policies[(spec.endpoint_id, runtime.name)]
+            return self._execute(
+                plan, Consumed(runtime, delivery, envelope, message, spec.endpoint_id)
+            )
         attempt = Attempt(self._parts, runtime.name, spec, message, None, policy)
+        if self._deduplication is not None:
+            refused = self._refused_duplicate(
+                Consumed(runtime, delivery, envelope, message, spec.endpoint_id),
+                attempt,
+                now,
+                stop_on_failure,
+            )
+            if refused is not None:
+                return refused
+        try:
+            bound.stack(attempt)
+        except NotAcknowledged:
+            plan = not_acknowledged(runtime.definition.lease, self._clock.now())
+            return self._execute(
+                plan, Consumed(runtime, delivery, envelope, message, spec.endpoint_id)
+            )
+        except Exception as error:
+            # raised outside the handler (a layer or an outer interceptor): record it once
+            self._recorder.failure(
+                attempt.state, message, endpoint_id=spec.endpoint_id, channel=runtime.name,
+                error=error,
+            )  # fmt: skip
+            consumed = Consumed(runtime, delivery, envelope, message, spec.endpoint_id)
+            return self._failed(consumed, policy, error, stop_on_failure)
+        runtime.transport.ack(delivery)
+        return Outcome.HANDLED
+
+    def _refused_duplicate(
+        self, consumed: Consumed, attempt: Attempt, now: datetime, stop_on_failure: bool
+    ) -> Outcome | None:
+        """With deduplication on: set the attempt's key, and refuse a copy already handled.
+
+        None lets the delivery through to the stack; an outcome is the duplicate's (acknowledged
+        as such), or that of a key function or a store that failed.
+        """
+        runtime, spec, message = consumed.runtime, attempt.spec, attempt.message
         try:
             dedup_key = deliveries.dedup_key(self._deduplication, spec, message)
         except Exception as key_error:  # the handler's key function: the message's failure
@@ -216,39 +293,27 @@ class Consumption:
                 error=key_error,
                 detail="@deduplicated key",
             )
-            return self._failed(consumed, policy, key_error, stop_on_failure)
+            return self._failed(consumed, attempt.policy, key_error, stop_on_failure)
         attempt.dedup_key = dedup_key
         deduplication = self._deduplication
-        if dedup_key is not None and deduplication is not None:
-            try:
-                seen = deduplication.store.contains(spec.dedup_scope, dedup_key, now=now)
-            except Exception as store_error:
-                return self._store_failed(consumed, store_error, "deduplication store")
-            if seen:
-                self._recorder.message(
-                    RecordKind.DUPLICATE,
-                    message,
-                    endpoint_id=spec.endpoint_id,
-                    channel=runtime.name,
-                    attempt=message.headers.attempt,
-                    detail=deliveries.tracking_detail(spec),
-                )
-                runtime.transport.ack(consumed.delivery)
-                return Outcome.DUPLICATE
+        if dedup_key is None or deduplication is None:
+            return None
         try:
-            self._stacks[spec.endpoint_id](attempt)
-        except NotAcknowledged:
-            plan = not_acknowledged(runtime.definition.lease, self._clock.now())
-            return self._execute(plan, consumed)
-        except Exception as error:
-            # raised outside the handler (a layer or an outer interceptor): record it once
-            self._recorder.failure(
-                attempt.state, message, endpoint_id=spec.endpoint_id, channel=runtime.name,
-                error=error,
-            )  # fmt: skip
-            return self._failed(consumed, policy, error, stop_on_failure)
+            seen = deduplication.store.contains(spec.dedup_scope, dedup_key, now=now)
+        except Exception as store_error:
+            return self._store_failed(consumed, store_error, "deduplication store")
+        if not seen:
+            return None
+        self._recorder.message(
+            RecordKind.DUPLICATE,
+            message,
+            endpoint_id=spec.endpoint_id,
+            channel=runtime.name,
+            attempt=message.headers.attempt,
+            detail=deliveries.tracking_detail(spec),
+        )
         runtime.transport.ack(consumed.delivery)
-        return Outcome.HANDLED
+        return Outcome.DUPLICATE
 
     def _failed(
         self,
@@ -377,3 +442,8 @@ class Consumption:
             self._dispatch.publish_to(
                 self._router.events(type(payload), envelope.routing_key), message, NO_OPTIONS
             )
+
+
+def _readable(runtime: ChannelRuntime, delivery: Delivery, envelope: Envelope) -> Consumed:
+    """A delivery whose envelope could be read, for a plan or a route other than its handler."""
+    return Consumed(runtime, delivery, envelope, endpoint_id=envelope.endpoint)

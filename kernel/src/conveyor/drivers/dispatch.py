@@ -302,7 +302,7 @@ class Dispatch:
                     if spec.channels:  # asynchronous (``is_async`` without the property call)
                         self._outgoing.queue_copy(spec, message, options)
                     else:
-                        result = self._invoke(scope, spec, message, None, outer=True)
+                        result = self.invoke(scope, spec, message, None, outer=True)
                 if scope.buffer:
                     self._outgoing.flush(scope)
             else:
@@ -339,7 +339,7 @@ class Dispatch:
             if spec.is_async:
                 self._outgoing.queue_copy(spec, message, options)
             else:
-                result = self._invoke(scope, spec, message, None, outer=True)
+                result = self.invoke(scope, spec, message, None, outer=True)
         return result
 
     def _retried_from_top(self, spec: HandlerSpec, message: Message) -> object:
@@ -351,7 +351,7 @@ class Dispatch:
             try:
                 return self._at_top(
                     Scope(message, spec.endpoint_id),
-                    lambda scope: self._invoke(scope, spec, message, None, outer=True),
+                    lambda scope: self.invoke(scope, spec, message, None, outer=True),
                 )
             except Exception as error:
                 if not retries_at_once(spec.retry, error, tried):
@@ -429,20 +429,24 @@ class Dispatch:
         scope = Scope(message, spec.endpoint_id, channel, collecting=False, parent=current.get())
         token = current.set(scope)
         try:
-            return self._invoke(scope, spec, message, channel, outer=outer)
+            return self.invoke(scope, spec, message, channel, outer=outer)
         finally:
             current.reset(token)
 
-    def _invoke(
+    def invoke(
         self,
         scope: Scope,
         spec: HandlerSpec,
         message: Message,
         channel: str | None,
         *,
-        outer: bool,
+        outer: bool = False,
     ) -> object:
-        """Call the handler inside ``scope`` (already entered) and journal the outcome."""
+        """Call the handler inside ``scope`` (already entered) and journal the outcome.
+
+        ``outer=False`` (the consumption stack's call, in the collector's own scope) leaves out
+        the interceptors that the stack already ran among its layers.
+        """
         endpoint_id = spec.endpoint_id
         try:
             invoke = (self._sync_invokers if outer else self._invokers)[endpoint_id]

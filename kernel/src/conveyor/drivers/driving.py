@@ -193,6 +193,7 @@ class Driver:
         "_error_handlers",
         "_journal",
         "_leases",
+        "_log_activity",
         "_max_steps",
         "_recorder",
         "_router",
@@ -230,11 +231,20 @@ class Driver:
         self._clock = clock
         self._stepper: SteppableClock | None = clock if _steppable(clock) else None
         self._leases = LeaseKeeper(clock) if self._stepper is None else None
+        self._log_activity = activity_logged()
         self._max_steps = max_steps
         now = clock.now()
         store = schedule_store if schedule_store is not None else InMemoryScheduleStore()
         self.scheduled = {s.endpoint_id: ScheduledEndpoint(s, now, store) for s in scheduled}
         self._stop_requested = False
+
+    def observe_logging(self) -> None:
+        """Decide whether consumed messages are logged (``activity_logged``), once per run.
+
+        A consumer run and a worker call it as they start: asked on every message, the logging
+        lookup cost as much as keeping the message's lease.
+        """
+        self._log_activity = activity_logged()
 
     def names(self) -> list[str]:
         """The consumers: channels this Messaging consumes (not the send-only ones), then
@@ -277,7 +287,7 @@ class Driver:
                     outcome = self._consume(runtime, delivery, stop_on_failure)
                 finally:
                     self._leases.release(held)
-                if activity_logged():
+                if self._log_activity:
                     log_consumed(name, delivery, outcome, started, self._clock.now())
             else:
                 self._consume(runtime, delivery, stop_on_failure)
@@ -545,6 +555,7 @@ class Driver:
         started = clock.now()
         processed = 0
         self._stop_requested = False
+        self.observe_logging()
         with self._signals():
             while True:
                 # Only a time limit needs the elapsed time: without one, reading the clock

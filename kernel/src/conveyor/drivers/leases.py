@@ -19,6 +19,7 @@ import threading
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import count
 
 from conveyor.core.clock import Clock
 from conveyor.core.errors import ConveyorError
@@ -29,98 +30,110 @@ __all__ = ["AsyncLeaseKeeper", "LeaseKeeper", "outlived_lease"]
 
 _LOG = logging.getLogger("conveyor")
 
-
-@dataclass(slots=True, eq=False)
-class _Held:
-    """One delivery being handled, and when its lease next needs attention."""
-
-    runtime: ChannelRuntime
-    delivery: Delivery
-    next_look: datetime
-    since: datetime
+_IDLE = timedelta(hours=1)
+"""The longest the keeper thread sleeps."""
 
 
 class LeaseKeeper:
-    """Renews the leases of deliveries being handled, from one daemon thread, started lazily."""
+    """Renews the leases of deliveries being handled, from one daemon thread, started lazily.
 
-    __slots__ = ("_changed", "_clock", "_held", "_mutex", "_sleeping_until", "_thread")
+    Holding and releasing run on every consumed message, so they take no lock: each is one
+    dictionary operation on ``_held`` (atomic under the interpreter lock), keyed by a number from
+    a counter. The keeper thread works from a copy of ``_held`` and keeps what only it changes
+    (when a renewed lease next needs a look) in a dictionary of its own. It wakes at least every
+    shortest first look seen so far, so a new lease never needs to wake it: its first look comes
+    no sooner than that. Only the first lease, or one looked at sooner than any before, takes the
+    lock, to start the thread or shorten its sleep.
+    """
+
+    __slots__ = ("_changed", "_clock", "_held", "_keys", "_looks", "_shortest_look", "_thread")
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._held: set[_Held] = set()
-        self._mutex = threading.Lock()
-        self._changed = threading.Condition(self._mutex)
+        # key -> (runtime, delivery, since): written by hold and release only.
+        self._held: dict[int, tuple[ChannelRuntime, Delivery, datetime]] = {}
+        self._keys = count()
+        # key -> when a lease the keeper renewed (or warned about) next needs a look: the keeper
+        # thread's own. A lease not in it is first looked at ``runtime.first_look`` after since.
+        self._looks: dict[int, datetime] = {}
+        self._changed = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
-        # When the keeper thread waits for a time, the instant it wakes; None while it works.
-        self._sleeping_until: datetime | None = None
+        # The shortest first look of any lease held so far: the keeper's longest sleep.
+        self._shortest_look = _IDLE
 
-    def hold(self, runtime: ChannelRuntime, delivery: Delivery, *, since: datetime) -> _Held | None:
+    def hold(self, runtime: ChannelRuntime, delivery: Delivery, *, since: datetime) -> int | None:
         """Keep ``delivery``'s lease alive (or watch it) until :meth:`release`; None if not timed.
 
         An explicit pair rather than a context manager, because it runs on every consumed
-        message and a generator costs more than the holding itself. The keeper thread is woken
-        only when this lease needs attention before the instant it already sleeps until, which
-        in a steady stream on one channel (every lease as long as the last) is never.
+        message and a generator costs more than the holding itself.
 
         Args:
             since: when handling started (now), read once by the caller.
+
+        Returns:
+            The key to :meth:`release` the lease with.
         """
-        if runtime.transport.capabilities.lease != "timed":
+        if not runtime.timed_lease:
             return None
-        lease = runtime.definition.lease
-        look = since + (lease / 3 if runtime.renewable is not None else lease)
-        held = _Held(runtime, delivery, look, since)
-        with self._mutex:
-            self._held.add(held)
+        if runtime.first_look < self._shortest_look or self._thread is None:
+            self._look_sooner(runtime.first_look)
+        key = next(self._keys)
+        self._held[key] = (runtime, delivery, since)
+        return key
+
+    def release(self, key: int | None) -> None:
+        """Stop keeping a lease :meth:`hold` took (the delivery was settled or given back)."""
+        if key is not None:
+            self._held.pop(key, None)
+
+    def _look_sooner(self, first_look: timedelta) -> None:
+        """Start the keeper thread, or make it look at least every ``first_look``."""
+        with self._changed:
+            if first_look < self._shortest_look:
+                self._shortest_look = first_look
+                self._changed.notify()
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._keep, name="conveyor-leases", daemon=True
                 )
                 self._thread.start()
-            elif self._sleeping_until is not None and look < self._sleeping_until:
-                self._changed.notify()
-        return held
-
-    def release(self, held: _Held | None) -> None:
-        """Stop keeping a lease :meth:`hold` took (the delivery was settled or given back)."""
-        if held is not None:
-            with self._mutex:
-                self._held.discard(held)
 
     def _keep(self) -> None:
+        looks = self._looks
         while True:
+            shortest = self._shortest_look
+            now = self._clock.now()
+            held = dict(self._held)  # a copy: hold and release change it meanwhile
+            for gone in [key for key in looks if key not in held]:
+                del looks[gone]
+            soonest = now + shortest
+            for key, (runtime, delivery, since) in held.items():
+                look = looks.get(key) or since + runtime.first_look
+                if look <= now:
+                    look = looks[key] = self._attend(key, runtime, delivery, since, now)
+                soonest = min(soonest, look)
             with self._changed:
-                now = self._clock.now()
-                due = [h for h in self._held if h.next_look <= now]
-                if not due:
-                    soonest = min((h.next_look for h in self._held), default=None)
-                    wait = 3600.0 if soonest is None else (soonest - now).total_seconds()
-                    wait = min(max(wait, 0.001), 3600.0)
-                    self._sleeping_until = now + timedelta(seconds=wait)
-                    self._changed.wait(wait)
-                    self._sleeping_until = None
-                    continue
-            for held in due:
-                self._attend(held, now)
+                if self._shortest_look == shortest:  # else a shorter lease came: look again
+                    wait = (soonest - self._clock.now()).total_seconds()
+                    self._changed.wait(min(max(wait, 0.001), _IDLE.total_seconds()))
 
-    def _attend(self, held: _Held, now: datetime) -> None:
-        runtime, delivery = held.runtime, held.delivery
+    def _attend(
+        self, key: int, runtime: ChannelRuntime, delivery: Delivery, since: datetime, now: datetime
+    ) -> datetime:
+        """Renew the lease (or warn that it cannot be); when it next needs a look."""
         lease = runtime.definition.lease
         renewable = runtime.renewable
+        never = datetime.max.replace(tzinfo=now.tzinfo)
         if renewable is None:
-            outlived_lease(runtime, delivery, now - held.since)
-            held.next_look = datetime.max.replace(tzinfo=now.tzinfo)  # warn once
-            return
+            outlived_lease(runtime, delivery, now - since)
+            return never  # warn once
         try:
             renewable.renew(delivery, lease=lease)
         except ConveyorError as error:  # settled meanwhile, or the lease was already lost
-            with self._changed:
-                if held not in self._held:
-                    return  # the handler finished between the look and the renewal
-            _could_not_renew(runtime, delivery, error)
-            held.next_look = datetime.max.replace(tzinfo=now.tzinfo)
-            return
-        held.next_look = self._clock.now() + lease / 3
+            if key in self._held:  # else the handler finished between the look and the renewal
+                _could_not_renew(runtime, delivery, error)
+            return never
+        return self._clock.now() + lease / 3
 
 
 class AsyncLeaseKeeper:
@@ -140,11 +153,10 @@ class AsyncLeaseKeeper:
 
     def hold(self, runtime: AsyncChannelRuntime, delivery: Delivery) -> int | None:
         """Start keeping ``delivery``'s lease; the key to :meth:`release`, None if not timed."""
-        if runtime.transport.capabilities.lease != "timed":
+        if not runtime.timed_lease:
             return None
         now = self._clock.now()
-        lease = runtime.definition.lease
-        look = now + (lease / 3 if runtime.renewable is not None else lease)
+        look = now + runtime.first_look
         held = _AsyncHeld(runtime, delivery, look, now)
         self._held[id(held)] = held
         if self._task is None or self._task.done() or self._woken is None:

@@ -244,6 +244,7 @@ class Messaging:
                 spec, message, channel, outer=False
             ),
             context=dispatch.context,
+            invoke=dispatch.invoke,
             purge=None if deduplication is None else KeyPurge(deduplication, self.clock),
         )
         self.dead_letters = DeadLetters(

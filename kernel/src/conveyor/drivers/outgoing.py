@@ -47,12 +47,15 @@ class Outgoing:
 
     def queue_copy(self, spec: HandlerSpec, message: Message, options: DeliveryOptions) -> None:
         """A copy of ``message`` for the asynchronous handler ``spec``, on its first channel."""
-        self.enqueue(
-            spec.channels[0],
-            spec.endpoint_id,
-            message,
-            spec.channels[1:],
-            options.for_handler(spec, self._clock, message.payload),
+        self.put(  # ``enqueue``, one call less: every asynchronous handler's copy comes here
+            pending_copy(
+                self._channels,
+                spec.channels[0],
+                spec.endpoint_id,
+                message,
+                spec.channels[1:],
+                options.for_handler(spec, self._clock, message.payload),
+            )
         )
 
     def enqueue(
@@ -112,10 +115,15 @@ class Outgoing:
         record_queued(self._recorder, pending, via=runtime.router is not None)
 
     def _send(self, runtime: ChannelRuntime, pending: PendingSend) -> None:
+        due = pending.available_at
         runtime.transport.send(
             pending.channel,
             pending.wire,
-            available_at=self.held_until(runtime, pending.available_at),
+            # ``held_until`` only where it can change ``due``: most sends have no delay, and
+            # most transports no maximum delay.
+            available_at=due
+            if due is None or runtime.max_delay is None
+            else self.held_until(runtime, due),
             priority=pending.priority,
             expires_at=pending.expires_at,
         )
@@ -126,12 +134,14 @@ class Outgoing:
         A broker with a maximum delay (SQS: 15 minutes) gets the message back early; its
         consumer sees ``cv-not-before`` in the future and sends it on for the rest of the delay.
         """
+        if due is None or runtime.max_delay is None:
+            return due  # no clock read where there is nothing to cap
         return held_until(runtime, due, self._clock.now())
 
 
 def held_until(runtime: AnyRuntime, due: datetime | None, now: datetime) -> datetime | None:
     """``due``, or ``now`` plus the broker's maximum delay when that comes first."""
-    maximum = runtime.transport.capabilities.max_delay
+    maximum = runtime.max_delay
     if due is None or maximum is None:
         return due
     return min(due, now + maximum)

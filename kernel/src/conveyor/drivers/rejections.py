@@ -19,6 +19,7 @@ __all__ = [
     "Refusal",
     "addressee",
     "refused_payload",
+    "wrong_payload",
     "handles",
     "wrong_type",
     "no_endpoint",
@@ -54,8 +55,11 @@ def addressee(
 
 def refused_payload(spec: HandlerSpec, payload: object) -> Refusal | None:
     """The refusal of a decoded payload its endpoint does not handle, or None."""
-    if handles(spec, payload):
-        return None
+    return None if handles(spec, payload) else wrong_payload(spec, payload)
+
+
+def wrong_payload(spec: HandlerSpec, payload: object) -> Refusal:
+    """The refusal of a decoded payload that the endpoint does not handle (:func:`handles`)."""
     return Refusal("wrong type for endpoint", wrong_type(spec, payload))
 
 

@@ -11,6 +11,7 @@ transaction). Acknowledgement and failure resolution wrap the whole stack in
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any, Generic
 from typing_extensions import TypeVar
 
 from conveyor.core.clock import Clock
-from conveyor.core.collector import AttemptState, ManualAck
+from conveyor.core.collector import AttemptState, ManualAck, Scope
 from conveyor.core.errors import NotAcknowledged
 from conveyor.core.interceptors import Interceptor
 from conveyor.core.journal import RecordKind
@@ -59,6 +60,9 @@ class StackParts:
     deduplication: Deduplication | None
     call_handler: Callable[[HandlerSpec, Message, str], object]
     context: Callable[[Message, str, str], object]
+    #: Calls a handler inside a scope already entered (``Dispatch.invoke``): the collector's own,
+    #: when nothing runs between the collector and the handler.
+    invoke: Callable[[Scope, HandlerSpec, Message, str], object]
     purge: KeyPurge | None = None
 
 
@@ -216,34 +220,45 @@ def transaction(proceed: Proceed, attempt: Attempt) -> object:
         return proceed()
 
 
-def collector(proceed: Proceed, attempt: Attempt) -> object:
+def collector(proceed: Proceed | None, attempt: Attempt) -> object:
     """Messages sent while handling leave only when the handler returns (inside the transaction).
 
     The scope is entered and left explicitly rather than with ``Scopes.opened``: this layer runs
-    for every consumed message, and the generator behind a context manager cost more than the
-    scope itself. A handler that sent nothing has nothing to flush.
+    for every consumed message, and the generator behind a context manager (or the calls of
+    ``Scopes.inner`` and ``leave``) cost more than the scope itself. A handler that sent nothing
+    has nothing to flush.
+
+    Without ``proceed`` the collector is the innermost layer (the common case: no user
+    interceptor among the layers) and calls the handler itself, inside its own scope: that scope
+    already names the message, the endpoint, the channel and the attempt, as the scope of
+    ``Dispatch.call_handler`` would, so the handler needs no second one (nor the calls between).
     """
     parts = attempt.parts
     if attempt.policy is not None and attempt.policy.manual_ack:
         attempt.state = ManualAck()  # ctx.ack() marks it; the handler's call checks it
-    scopes = parts.scopes
-    scope, token = scopes.inner(
+    current = parts.scopes.var  # the ``ContextVar`` itself, as ``Scopes.inner`` without its call
+    scope = Scope(
         attempt.message,
         attempt.spec.endpoint_id,
         attempt.channel,
-        attempt=attempt.state,
         collecting=attempt.policy is None or attempt.policy.collect,
+        parent=current.get(),
+        attempt=attempt.state,
     )
+    token = current.set(scope)
     try:
         try:
-            result = proceed()
+            if proceed is None:
+                result = parts.invoke(scope, attempt.spec, attempt.message, attempt.channel)
+            else:
+                result = proceed()
         except BaseException:
             parts.outgoing.discard(scope)
             raise
         if scope.buffer:
             parts.outgoing.flush(scope)
     finally:
-        scopes.leave(token)
+        current.reset(token)
     return result
 
 
@@ -267,7 +282,8 @@ def handling_stack(
     among the built-in layers (below ``StackOrder.HANDLER``); the others run inside
     ``Dispatch.call_handler`` (``conveyor.drivers.dispatch``). Layers in ``unused`` would do nothing
     for this handler (no instant retries, no deduplication, no transaction) and are left out: the
-    stack runs on every consumed message.
+    stack runs on every consumed message. For the same reason a collector that is the innermost
+    layer calls the handler itself (see :func:`collector`).
     """
     layers: list[tuple[int, int, Layer]] = [
         (order, position, layer)
@@ -282,6 +298,9 @@ def handling_stack(
         return attempt.parts.call_handler(attempt.spec, attempt.message, attempt.channel)
 
     call: Callable[[Attempt], object] = handle
+    if layers and layers[-1][2] is collector:
+        call = functools.partial(collector, None)
+        del layers[-1]
     for _, _, layer in reversed(layers):
         call = _bind(layer, call)
     return call

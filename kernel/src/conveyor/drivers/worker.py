@@ -123,6 +123,7 @@ class Worker:
         stop, settings = self._stop, self._settings
         name = ", ".join([*self._channels, *self._schedules])
         started = self._clock.now()
+        self._driver.observe_logging()
         threads = [
             threading.Thread(target=self._guarded, args=(self._serve_channels, index))
             for index in range(settings.concurrency if self._channels else 0)

@@ -172,7 +172,15 @@ class JsonCodec:
         if entry is None and type_name != JSON_TYPE_NAME:
             entry = self._decoder_named(type_name, body)
         try:
-            data = self._parse(body.decode())
+            # raw_decode skips decode's whitespace scans (a third of its time on small bodies); a
+            # body with anything unusual (whitespace around, trailing data, errors) takes decode.
+            text = body.decode()
+            try:
+                data, end = self._parser.raw_decode(text)
+            except ValueError:
+                end = -1
+            if end != len(text):
+                data = self._parser.decode(text)
         except UnicodeDecodeError as exc:
             raise _unreadable(type_name, body, f"byte {exc.start} is not UTF-8") from exc
         except RecursionError as exc:
@@ -204,15 +212,6 @@ class JsonCodec:
                 f"{type(exc).__qualname__} (kept on __cause__). Please report it to Conveyor.",
                 raw=body,
             ) from exc
-
-    def _parse(self, text: str) -> Any:
-        # raw_decode skips the whitespace scans of decode (a third of its time on small bodies);
-        # anything unusual (whitespace around, trailing data, errors) takes the full decode.
-        try:
-            data, end = self._parser.raw_decode(text)
-        except ValueError:
-            return self._parser.decode(text)
-        return data if end == len(text) else self._parser.decode(text)
 
     def _decoder_named(self, type_name: str, body: bytes) -> tuple[Decoder, type]:
         try:
