@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -109,6 +110,33 @@ def test_a_bounded_journal_keeps_the_latest_records_and_numbers_them_all() -> No
     for n in range(5):
         journal.append(START, RecordKind.SENT, f"m{n}", "T")
     assert [(r.seq, r.message_id) for r in journal] == [(4, "m3"), (5, "m4")]
+
+
+def test_records_appended_from_many_threads_are_each_numbered_once_and_read_in_order() -> None:
+    journal = Journal()
+    threads = 8
+    per_thread = 2_000
+    start = threading.Barrier(threads)
+
+    def write(thread: int) -> None:
+        start.wait()
+        for n in range(per_thread):
+            journal.append(START, RecordKind.SENT, f"t{thread}-{n}", "T")
+
+    workers = [threading.Thread(target=write, args=(t,)) for t in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+    records = journal.records
+    assert [r.seq for r in records] == list(range(1, threads * per_thread + 1))
+    assert sorted(r.message_id for r in records) == sorted(
+        f"t{t}-{n}" for t in range(threads) for n in range(per_thread)
+    )
+    for thread in range(threads):  # each thread's own records in the order it wrote them
+        own = [r.message_id for r in records if r.message_id.startswith(f"t{thread}-")]
+        assert own == [f"t{thread}-{n}" for n in range(per_thread)]
 
 
 def test_listeners_see_each_record_as_it_is_written() -> None:

@@ -76,7 +76,6 @@ class Scope:
         message: Message | None,
         endpoint_id: str | None = None,
         channel: str | None = None,
-        *,
         collecting: bool = True,
         parent: Scope | None = None,
         attempt: AttemptState | None = None,
@@ -87,6 +86,7 @@ class Scope:
         self.collecting = collecting
         self.parent = parent
         self._attempt = attempt
+        #: Held sends; None until the first (most calls send nothing through a collector).
         self.buffer: list[PendingSend] = []
 
     @property

@@ -34,14 +34,15 @@ class _BusFlag(Protocol):
 class Addressing:
     """Finds the handlers of a payload and builds its delivery options."""
 
-    __slots__ = ("_clock", "_commands", "_events", "_queries", "router")
+    __slots__ = ("_clock", "_events", "commands", "queries", "router")
 
     def __init__(self, router: Router, specs: tuple[HandlerSpec, ...], clock: Clock) -> None:
         self.router = router
         self._clock = clock
-        # The common verb names a handled type exactly and no routing key: one lookup each.
-        self._commands = {t: s for s in specs if s.kind == "command" for t in s.message_types}
-        self._queries = {t: s for s in specs if s.kind == "query" for t in s.message_types}
+        # The common verb names a handled type exactly and no routing key: one lookup each
+        # (the bus verbs look ``commands`` and ``queries`` up themselves, before any call).
+        self.commands = {t: s for s in specs if s.kind == "command" for t in s.message_types}
+        self.queries = {t: s for s in specs if s.kind == "query" for t in s.message_types}
         self._events = {
             t: router.events(t, None) for s in specs if s.kind == "event" for t in s.message_types
         }
@@ -49,7 +50,7 @@ class Addressing:
     def command(self, command: object, routing_key: str | None) -> HandlerSpec:
         """The one handler of a command."""
         if routing_key is None:
-            spec = self._commands.get(type(command))
+            spec = self.commands.get(type(command))
             if spec is not None:
                 return spec
         check_payload("send", command)
@@ -70,7 +71,7 @@ class Addressing:
     def query(self, query: object, routing_key: str | None) -> HandlerSpec:
         """The one handler of a query."""
         if routing_key is None:
-            spec = self._queries.get(type(query))
+            spec = self.queries.get(type(query))
             if spec is not None:
                 return spec
         check_payload("ask", query)

@@ -373,7 +373,10 @@ class Messaging:
         propagate_headers: bool = True,
     ) -> Any:
         """Send a command to its one handler; returns what a synchronous handler returns."""
-        spec = self._addressing.command(command, routing_key)
+        # A handled type without a routing key, as nearly every send: one lookup, no call.
+        spec = self._addressing.commands.get(type(command)) if routing_key is None else None
+        if spec is None:
+            spec = self._addressing.command(command, routing_key)
         message = self.dispatch.new_message(
             command, headers, routing_key, message_id, correlation_id, propagate_headers
         )
@@ -407,7 +410,11 @@ class Messaging:
             event, headers, routing_key, message_id, correlation_id, propagate_headers
         )
         self._recorder.verb(RecordKind.PUBLISHED, message)
-        self.dispatch.deliver(specs, message, self._addressing.options(delay, at, priority, ttl))
+        if delay is None and at is None and priority is None and ttl is None:
+            options = NO_OPTIONS
+        else:
+            options = self._addressing.options(delay, at, priority, ttl)
+        self.dispatch.deliver(specs, message, options)
 
     @overload
     def ask(
@@ -447,7 +454,9 @@ class Messaging:
 
         The answer is typed for a query class derived from ``Query[T]`` (a ``T``), else ``Any``.
         """
-        spec = self._addressing.query(query, routing_key)
+        spec = self._addressing.queries.get(type(query)) if routing_key is None else None
+        if spec is None:  # not a handled type named exactly (the checks, the router)
+            spec = self._addressing.query(query, routing_key)
         message = self.dispatch.new_message(
             query, headers, routing_key, message_id, correlation_id, propagate_headers
         )

@@ -7,7 +7,7 @@ about that channel then carries ``via`` without each step of consumption passing
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timedelta
@@ -24,11 +24,14 @@ __all__ = ["Recorder"]
 class Recorder:
     """Appends records about messages to one journal, reading time from one clock."""
 
-    __slots__ = ("_via", "clock", "journal")
+    __slots__ = ("_via", "clock", "journal", "verb")
 
     def __init__(self, journal: Journal, clock: Clock) -> None:
         self.journal = journal
         self.clock = clock
+        #: The send, publish or ask of a new message (``verb(kind, message)``): the journal's
+        #: own method, as every bus call records one and a layer here would cost each a call.
+        self.verb: Callable[[RecordKind, Message], None] = journal.add_new
         self._via: ContextVar[tuple[str, str] | None] = ContextVar("conveyor_via", default=None)
 
     @contextmanager
@@ -75,20 +78,6 @@ class Recorder:
                 self.clock.now() if at is None else at, kind, headers.id,
                 message.routing_key or type(payload).__qualname__, channel, endpoint_id, attempt,
                 exception, delay, detail, headers.causation_id, headers, via, wire, None,
-            ),
-        )  # fmt: skip
-
-    def verb(self, kind: RecordKind, message: Message) -> None:
-        """The send, publish or ask of a new message, at its timestamp: :meth:`message` without
-        the keywords, as every bus verb records one."""
-        headers = message.headers
-        payload = message.payload
-        self.journal.add(
-            payload,
-            (
-                headers.timestamp, kind, headers.id,
-                message.routing_key or type(payload).__qualname__, None, None, 1, None, None, "",
-                headers.causation_id, headers, None, None, None,
             ),
         )  # fmt: skip
 
