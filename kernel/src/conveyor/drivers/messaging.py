@@ -410,11 +410,7 @@ class Messaging:
             event, headers, routing_key, message_id, correlation_id, propagate_headers
         )
         self._recorder.verb(RecordKind.PUBLISHED, message)
-        if delay is None and at is None and priority is None and ttl is None:
-            options = NO_OPTIONS
-        else:
-            options = self._addressing.options(delay, at, priority, ttl)
-        self.dispatch.deliver(specs, message, options)
+        self.dispatch.deliver(specs, message, self._addressing.options(delay, at, priority, ttl))
 
     @overload
     def ask(
